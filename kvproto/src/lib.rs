@@ -1,0 +1,20 @@
+//! Shared vocabulary of the kvstore: everything that server, client and operator must agree on
+//! byte for byte lives here, so they can never disagree.
+//!
+//! # Layout
+//! - [`shard`]: the shard functions (`modulo`, as in the book, and `jump`).
+//! - [`key`]: what a valid key is, and how it travels in a URL path.
+//! - [`topology`]: the shard map a server serves under, including an in-flight migration.
+//! - [`wire`]: JSON bodies and HTTP header names of the `/v1` API.
+//! - [`bulk`]: the framed binary stream used by bulk export and import.
+#![forbid(unsafe_code)]
+
+pub mod bulk;
+pub mod key;
+pub mod shard;
+pub mod topology;
+pub mod wire;
+
+pub use key::{Key, KeyError};
+pub use shard::Sharding;
+pub use topology::{MigrationPhase, Topology, TopologyError};

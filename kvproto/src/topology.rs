@@ -1,0 +1,451 @@
+//! The shard map a server serves under, and the routing rule every server applies.
+//!
+//! A change from `N` to `M` shards goes through three phases, pushed by the operator to every
+//! server in turn; a phase is pushed only after every server has acknowledged the previous one.
+//!
+//! 1. **Handoff** (epoch `E`): clients still route over `N` shards. A server that *loses* a key
+//!    (owner under `N`, not under `M`) stops serving it and forwards it to its new owner, which
+//!    serves it locally, reading through to the old owner on a local miss. So from the moment the
+//!    old owner enters Handoff, exactly one server accepts writes for that key: the new owner.
+//! 2. **Copy** (epoch `E`): clients route over `M` shards; new owners read through on a miss while
+//!    the operator copies keys with if-absent imports (a newer write or a tombstone at the new
+//!    owner always wins over the copy).
+//! 3. **Stable** (epoch `E`): the copy is complete, read-through stops, old owners may drop the
+//!    keys they no longer own.
+//!
+//! A forwarded request carries the forwarder's epoch. A server whose own epoch is older trusts the
+//! forwarder (it knows a newer map) and serves the request locally, so a server that has not yet
+//! heard of the handoff can never bounce a key back to its old owner.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::shard::Sharding;
+
+/// Most forwards a request may take before it is refused as misdirected.
+pub const MAX_HOPS: u32 = 3;
+
+/// The phase of an in-flight migration.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum MigrationPhase {
+    /// Old owners forward the keys they lose; clients still route over the old shard count.
+    Handoff,
+    /// Clients route over the new shard count; new owners read through to old owners on a miss.
+    Copy,
+}
+
+/// A migration from `from_shards` to the topology's `shards`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Migration {
+    pub from_shards: u32,
+    pub phase: MigrationPhase,
+}
+
+/// The shard map: which server owns which key, at which epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Topology {
+    /// Grows by one with every change of the shard count.
+    pub epoch: u64,
+    pub sharding: Sharding,
+    /// The shard count this epoch moves to (or serves, when stable).
+    pub shards: u32,
+    /// Base URLs of the servers, indexed by ordinal; covers every shard of both maps.
+    pub peers: Vec<String>,
+    /// Present while keys move from an older shard count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
+}
+
+/// Why a topology was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TopologyError {
+    #[error("topology must have at least one shard")]
+    NoShards,
+    #[error("topology lists {peers} peers but needs one for each of {needed} shards")]
+    TooFewPeers { peers: usize, needed: u32 },
+    #[error("a migration must come from at least one shard")]
+    NoSourceShards,
+    #[error(
+        "topology epoch {offered} ({offered_phase}) is older than the current epoch {current} ({current_phase})"
+    )]
+    Stale {
+        offered: u64,
+        offered_phase: &'static str,
+        current: u64,
+        current_phase: &'static str,
+    },
+    #[error("a different topology was already accepted for epoch {0} in the same phase")]
+    Conflict(u64),
+    #[error("sharding cannot change from {from} to {to}")]
+    ShardingChanged { from: Sharding, to: Sharding },
+}
+
+/// Where a server should serve a request for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Serve from the local store; on a local miss (no tombstone), read through to this shard.
+    Local { read_through: Option<u32> },
+    /// Send the request on to this shard, passing on the read-through hint.
+    Forward { to: u32, read_through: Option<u32> },
+    /// Too many hops: the servers' maps disagree for now; the client should retry.
+    Misdirected,
+}
+
+/// What a forwarded request tells the server that receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedBy {
+    /// The forwarder's epoch.
+    pub epoch: u64,
+    /// How many forwards the request has taken so far.
+    pub hops: u32,
+    /// The old owner to read through to, as the forwarder knows it.
+    pub read_through: Option<u32>,
+}
+
+impl Topology {
+    /// A stable topology with one peer per shard.
+    pub fn stable(epoch: u64, sharding: Sharding, peers: Vec<String>) -> Self {
+        let shards = u32::try_from(peers.len()).unwrap_or(u32::MAX);
+        Topology {
+            epoch,
+            sharding,
+            shards,
+            peers,
+            migration: None,
+        }
+    }
+
+    /// Checks the map is usable on its own.
+    pub fn validate(&self) -> Result<(), TopologyError> {
+        if self.shards == 0 {
+            return Err(TopologyError::NoShards);
+        }
+        if self.migration.is_some_and(|m| m.from_shards == 0) {
+            return Err(TopologyError::NoSourceShards);
+        }
+        let needed = self.span();
+        if self.peers.len() < needed as usize {
+            return Err(TopologyError::TooFewPeers {
+                peers: self.peers.len(),
+                needed,
+            });
+        }
+        Ok(())
+    }
+
+    /// How many servers the map involves: the larger of the two shard counts.
+    pub fn span(&self) -> u32 {
+        self.migration
+            .map_or(self.shards, |m| m.from_shards.max(self.shards))
+    }
+
+    /// The shard count clients should route over now.
+    pub fn routing_shards(&self) -> u32 {
+        match self.migration {
+            Some(Migration {
+                from_shards,
+                phase: MigrationPhase::Handoff,
+            }) => from_shards,
+            _ => self.shards,
+        }
+    }
+
+    /// The owner of `key` once this epoch is committed.
+    pub fn owner(&self, key: &[u8]) -> u32 {
+        self.sharding.shard_of(key, self.shards)
+    }
+
+    /// The owner of `key` under the shard count being migrated from, if migrating.
+    pub fn previous_owner(&self, key: &[u8]) -> Option<u32> {
+        self.migration
+            .map(|m| self.sharding.shard_of(key, m.from_shards))
+    }
+
+    /// The shard a client should send `key` to now.
+    pub fn client_route(&self, key: &[u8]) -> u32 {
+        self.sharding.shard_of(key, self.routing_shards())
+    }
+
+    /// Phase as a name, for messages and metrics.
+    pub fn phase_name(&self) -> &'static str {
+        match self.migration {
+            None => "Stable",
+            Some(Migration {
+                phase: MigrationPhase::Handoff,
+                ..
+            }) => "Handoff",
+            Some(Migration {
+                phase: MigrationPhase::Copy,
+                ..
+            }) => "Copy",
+        }
+    }
+
+    fn rank(&self) -> (u64, u8) {
+        let phase = match self.migration {
+            Some(Migration {
+                phase: MigrationPhase::Handoff,
+                ..
+            }) => 0,
+            Some(Migration {
+                phase: MigrationPhase::Copy,
+                ..
+            }) => 1,
+            None => 2,
+        };
+        (self.epoch, phase)
+    }
+
+    /// Whether a server holding `self` may move to `next`. Topologies only move forward;
+    /// the same topology again is accepted (pushes are idempotent).
+    pub fn check_transition(&self, next: &Topology) -> Result<(), TopologyError> {
+        next.validate()?;
+        if next.sharding != self.sharding {
+            return Err(TopologyError::ShardingChanged {
+                from: self.sharding,
+                to: next.sharding,
+            });
+        }
+        match next.rank().cmp(&self.rank()) {
+            std::cmp::Ordering::Less => Err(TopologyError::Stale {
+                offered: next.epoch,
+                offered_phase: next.phase_name(),
+                current: self.epoch,
+                current_phase: self.phase_name(),
+            }),
+            std::cmp::Ordering::Equal if next != self => Err(TopologyError::Conflict(next.epoch)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The routing rule a server `me` applies to a request for `key` (see the module docs).
+    pub fn route(&self, me: u32, key: &[u8], forwarded: Option<ForwardedBy>) -> Route {
+        if let Some(f) = forwarded
+            && f.epoch > self.epoch
+        {
+            // The forwarder knows a newer map in which we own the key.
+            return Route::Local {
+                read_through: f.read_through.filter(|&s| s != me),
+            };
+        }
+        let new = self.owner(key);
+        let old = self.previous_owner(key);
+        let route = match (self.migration, old) {
+            (
+                Some(Migration {
+                    phase: MigrationPhase::Handoff,
+                    ..
+                }),
+                Some(old),
+            ) => {
+                let forwarded_now = forwarded.is_some_and(|f| f.epoch >= self.epoch);
+                match (old == me, new == me) {
+                    (true, true) => Route::Local { read_through: None },
+                    (true, false) => Route::Forward {
+                        to: new,
+                        read_through: Some(old),
+                    },
+                    (false, true) if forwarded_now => Route::Local {
+                        read_through: Some(old),
+                    },
+                    _ => Route::Forward {
+                        to: old,
+                        read_through: None,
+                    },
+                }
+            }
+            _ if new == me => Route::Local {
+                read_through: old.filter(|&s| s != me),
+            },
+            _ => Route::Forward {
+                to: new,
+                read_through: old.filter(|&s| s != new),
+            },
+        };
+        match route {
+            Route::Forward { .. } if forwarded.is_some_and(|f| f.hops >= MAX_HOPS) => {
+                Route::Misdirected
+            }
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peers(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("http://s-{i}.s:80")).collect()
+    }
+
+    fn migrating(from: u32, to: u32, phase: MigrationPhase) -> Topology {
+        Topology {
+            epoch: 2,
+            sharding: Sharding::Modulo,
+            shards: to,
+            peers: peers(from.max(to) as usize),
+            migration: Some(Migration {
+                from_shards: from,
+                phase,
+            }),
+        }
+    }
+
+    /// Follows forwards from the server a client picked until some server serves locally.
+    fn serve(maps: &[Topology], start: u32, key: &[u8]) -> (u32, Option<u32>) {
+        let mut at = start;
+        let mut fwd: Option<ForwardedBy> = None;
+        loop {
+            let map = &maps[at as usize];
+            match map.route(at, key, fwd) {
+                Route::Local { read_through } => return (at, read_through),
+                Route::Forward { to, read_through } => {
+                    fwd = Some(ForwardedBy {
+                        epoch: map.epoch,
+                        hops: fwd.map_or(1, |f| f.hops + 1),
+                        read_through,
+                    });
+                    at = to;
+                }
+                Route::Misdirected => panic!("misdirected at {at}"),
+            }
+        }
+    }
+
+    #[test]
+    fn stable_serves_owner_and_forwards_the_rest() {
+        let t = Topology::stable(1, Sharding::Modulo, peers(3));
+        assert_eq!(
+            t.route(u32::from(b'a') % 3, b"a", None),
+            Route::Local { read_through: None }
+        );
+        assert_eq!(
+            t.route(0, b"b", None),
+            Route::Forward {
+                to: 2,
+                read_through: None
+            }
+        );
+    }
+
+    #[test]
+    fn handoff_sends_every_key_to_its_new_owner_whatever_the_entry_server() {
+        let map = migrating(3, 5, MigrationPhase::Handoff);
+        let maps = vec![map; 5];
+        for c in b'a'..=b'z' {
+            for start in 0..3 {
+                let (served_by, _) = serve(&maps, start, &[c]);
+                assert_eq!(served_by, u32::from(c) % 5, "key {}", c as char);
+            }
+        }
+    }
+
+    #[test]
+    fn a_server_that_has_not_heard_of_the_handoff_trusts_the_forwarder() {
+        // Old owners are in Handoff; every other server still holds the stable epoch-1 map.
+        let old = Topology {
+            epoch: 1,
+            ..Topology::stable(1, Sharding::Modulo, peers(3))
+        };
+        let new = migrating(3, 5, MigrationPhase::Handoff);
+        let maps = vec![new.clone(), old.clone(), old.clone(), old.clone(), old];
+        // 'f' = 102: owner 0 under 3 shards, 2 under 5.
+        assert_eq!(serve(&maps, 0, b"f"), (2, Some(0)));
+    }
+
+    #[test]
+    fn copy_phase_reads_through_to_the_old_owner() {
+        let map = migrating(3, 2, MigrationPhase::Copy);
+        // 'c' = 99: old owner 0, new owner 1.
+        assert_eq!(
+            map.route(1, b"c", None),
+            Route::Local {
+                read_through: Some(0)
+            }
+        );
+        assert_eq!(
+            map.route(2, b"c", None),
+            Route::Forward {
+                to: 1,
+                read_through: Some(0)
+            }
+        );
+    }
+
+    #[test]
+    fn transitions_only_move_forward() {
+        let stable1 = Topology::stable(1, Sharding::Modulo, peers(3));
+        let handoff = migrating(3, 5, MigrationPhase::Handoff);
+        let copy = migrating(3, 5, MigrationPhase::Copy);
+        let stable2 = Topology {
+            migration: None,
+            ..copy.clone()
+        };
+        assert!(stable1.check_transition(&handoff).is_ok());
+        assert!(handoff.check_transition(&handoff).is_ok());
+        assert!(handoff.check_transition(&copy).is_ok());
+        assert!(copy.check_transition(&stable2).is_ok());
+        assert!(matches!(
+            copy.check_transition(&handoff),
+            Err(TopologyError::Stale { .. })
+        ));
+        assert!(matches!(
+            stable2.check_transition(&stable1),
+            Err(TopologyError::Stale { .. })
+        ));
+        let other = migrating(3, 4, MigrationPhase::Handoff);
+        assert_eq!(
+            handoff.check_transition(&other),
+            Err(TopologyError::Conflict(2))
+        );
+        let jump = Topology {
+            sharding: Sharding::Jump,
+            ..stable2.clone()
+        };
+        assert!(matches!(
+            stable1.check_transition(&jump),
+            Err(TopologyError::ShardingChanged { .. })
+        ));
+    }
+
+    #[test]
+    fn validation_names_the_problem() {
+        let mut t = Topology::stable(1, Sharding::Modulo, peers(2));
+        t.shards = 3;
+        assert_eq!(
+            t.validate(),
+            Err(TopologyError::TooFewPeers {
+                peers: 2,
+                needed: 3
+            })
+        );
+        t.shards = 0;
+        assert_eq!(t.validate(), Err(TopologyError::NoShards));
+    }
+
+    #[test]
+    fn hop_limit_stops_loops() {
+        let t = Topology::stable(1, Sharding::Modulo, peers(3));
+        let fwd = ForwardedBy {
+            epoch: 1,
+            hops: MAX_HOPS,
+            read_through: None,
+        };
+        assert_eq!(t.route(0, b"b", Some(fwd)), Route::Misdirected);
+    }
+}

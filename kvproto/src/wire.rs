@@ -1,0 +1,103 @@
+//! JSON bodies and header names of the `/v1` API, and the book's literal strings.
+
+use serde::{Deserialize, Serialize};
+
+use crate::topology::Topology;
+
+/// What `/load/<key>` answers, with status 200, when the key is absent (the book's contract).
+pub const BOOK_KEY_NOT_FOUND: &str = "_key_not_found_";
+/// What every data route answers, with status 503, while the server drains.
+pub const BOOK_SHUTTING_DOWN: &str = "_shutting_down_";
+
+/// Header names. Values of `ETag`/`If-Match` are the key's version in double quotes.
+pub mod header {
+    /// On every response: the server's topology epoch.
+    pub const EPOCH: &str = "x-kv-epoch";
+    /// On every response: the shard count clients should route over now.
+    pub const ROUTING_SHARDS: &str = "x-kv-routing-shards";
+    /// On a forwarded request: the forwarder's epoch.
+    pub const FORWARDED_EPOCH: &str = "x-kv-forwarded-epoch";
+    /// On a forwarded request: how many forwards it has taken.
+    pub const HOPS: &str = "x-kv-hops";
+    /// On a forwarded request: the old owner to read through to on a local miss.
+    pub const READ_THROUGH: &str = "x-kv-read-through";
+    /// On a response: the shard that served the key.
+    pub const SERVED_BY: &str = "x-kv-served-by";
+}
+
+/// Machine-readable error codes; every 4xx/5xx carries one in an [`ErrorBody`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidKey,
+    ValueTooLarge,
+    NotFound,
+    PreconditionFailed,
+    Unauthorized,
+    BadRequest,
+    BadBulkStream,
+    TopologyConflict,
+    Draining,
+    Misdirected,
+    PeerUnavailable,
+    StorageFull,
+    StorageError,
+    RouteNotFound,
+}
+
+/// The JSON body of every error on the `/v1` API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    pub message: String,
+}
+
+/// `GET /v1/info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    pub version: String,
+    pub shard: u32,
+    pub keys: u64,
+    pub bytes: u64,
+    pub draining: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<Topology>,
+}
+
+/// One page of `GET /v1/keys?prefix=&after=&limit=`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<String>,
+}
+
+/// How an import treats keys that already exist at the receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportMode {
+    /// Replace whatever is there.
+    #[default]
+    Overwrite,
+    /// Skip keys that exist or carry a tombstone: a newer write or delete always wins.
+    IfAbsent,
+}
+
+/// The answer to a bulk import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportReport {
+    pub applied: u64,
+    pub skipped: u64,
+}
+
+/// The answer to `POST /v1/admin/cleanup`: keys dropped because this shard no longer owns them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupReport {
+    pub removed_keys: u64,
+    pub removed_tombstones: u64,
+}

@@ -1,0 +1,3 @@
+module kvstore.local/cluster/pause
+
+go 1.25.0

@@ -1,0 +1,3 @@
+module kvstore.local/cluster/webtool
+
+go 1.25.0

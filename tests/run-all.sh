@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make test`: every check the project has, in order, failing on the first red step.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s ===\n' "$*"; }
+
+step "toolchain"
+cargo --version
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit and integration tests"
+cargo test --workspace --locked
