@@ -22,11 +22,11 @@ import (
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 
 	// Same side-effect imports as the upstream mains.
-	_ "time/tzdata"
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 	_ "k8s.io/component-base/logs/json/register"
 	_ "k8s.io/component-base/metrics/prometheus/clientgo"
 	_ "k8s.io/component-base/metrics/prometheus/version"
+	_ "time/tzdata"
 )
 
 var components = map[string]func() *cobra.Command{
@@ -41,6 +41,12 @@ var components = map[string]func() *cobra.Command{
 func main() {
 	name := filepath.Base(os.Args[0])
 	args := os.Args[1:]
+	if name == "cri-cleanup" || (len(args) > 0 && args[0] == "cri-cleanup") {
+		if name != "cri-cleanup" {
+			args = args[1:]
+		}
+		os.Exit(criCleanup(args))
+	}
 	if _, ok := components[name]; !ok {
 		if len(args) == 0 {
 			usage()
@@ -65,6 +71,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kube {kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl} [flags]")
+	fmt.Fprintln(os.Stderr, "usage: kube {kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|kubectl|cri-cleanup} [flags]")
 	os.Exit(2)
 }
