@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Print the environment for using the local cluster: eval "$(make cluster-env)".
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
+  echo "export KUBECONFIG=${KUBECONFIG:?KVSTORE_CLUSTER=existing needs KUBECONFIG}"
+  exit 0
+fi
+echo "export KUBECONFIG=$KUBECONFIG_ADMIN"
+echo "export PATH=$BIN_DIR:\$PATH  # kubectl $K8S_VERSION"
+echo "export KVSTORE_CONTAINERD_SOCK=$CONTAINERD_SOCK"
+echo "# logs: $LOG_DIR"
