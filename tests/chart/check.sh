@@ -118,7 +118,7 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 step "JSON schemas (offline)"
-SCHEMAS="$CACHE/schemas/k8s-$K8S_VERSION-$(cat "$HERE/schemas.py" | sha256sum | cut -c1-12)"
+SCHEMAS="$CACHE/schemas/k8s-$K8S_VERSION-$(sha256sum <"$HERE/schemas.py" | cut -c1-12)"
 if [[ ! -f $SCHEMAS/.done ]]; then
   rm -rf "$CACHE"/schemas/k8s-*  # older generations of schemas.py
   k8s_zip=$(mod_field k8s.io/kubernetes "$K8S_VERSION" Zip)
@@ -161,7 +161,8 @@ for name in "${!VALUESETS[@]}"; do
 done
 # Values the schema must refuse.
 for bad in "--set logFormat=xml" "--set replicaCount=-1" "--set image.pullPolicy=Sometimes" "--set typo=1" \
-           "--set replicaCount=2 --set leaderElection.enabled=false"; do
+           "--set replicaCount=2 --set leaderElection.enabled=false" \
+           "--set serviceMonitor.enabled=true --set metrics.service.enabled=false"; do
   # shellcheck disable=SC2086
   if "$HELM" template t "$CHART" "${HELM_K8S[@]}" $bad >/dev/null 2>&1; then
     fail "helm template accepted invalid values: $bad"
@@ -220,7 +221,7 @@ KUBE_SCORE_IGNORES=(--ignore-test container-image-pull-policy --ignore-test pod-
 # One run per value set (each is a separate install) and one for the examples.
 for f in "$RENDERED"/chart-*.yaml "$ROOT/examples"; do
   what=$(basename "$f")
-  [[ -d $f ]] && set -- "$f"/*.yaml || set -- "$f"
+  if [[ -d $f ]]; then set -- "$f"/*.yaml; else set -- "$f"; fi
   if "$KUBE_SCORE" score --output-format ci --exit-one-on-warning "${KUBE_SCORE_IGNORES[@]}" "$@" \
      >"$WORK/kube-score.log" 2>&1; then
     log "kube-score $what: $(grep -c '^\[OK\]' "$WORK/kube-score.log") OK, no warnings"
