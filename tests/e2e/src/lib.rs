@@ -1,0 +1,51 @@
+//! Harness for the end-to-end suites. They run against the cluster that `KUBECONFIG` names (the
+//! project's own local cluster under `make test`), with the operator installed by its Helm chart
+//! and the project's images; every data-plane check runs in real client pods.
+//!
+//! # Layout
+//! - [`cluster`]: connecting, and failing loudly when there is no cluster.
+//! - [`namespace`]: a throw-away namespace per test that dumps its state when the test fails.
+//! - [`wait`]: bounded polling that fails with what it was waiting for.
+//! - [`pods`]: running client pods and reading their logs.
+//! - [`stores`]: creating and observing `KVStore`s.
+//! - [`screen`]: parsing the book client's screen out of a pod log.
+#![forbid(unsafe_code)]
+
+pub mod cluster;
+pub mod namespace;
+pub mod pods;
+pub mod screen;
+pub mod stores;
+pub mod wait;
+
+/// Errors of the harness; a test fails with one of these, never silently.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no Kubernetes cluster: {0}. Run `make cluster-up` and `eval \"$(make -s cluster-env)\"`, or set KUBECONFIG"
+    )]
+    NoCluster(String),
+    #[error("timed out after {secs}s waiting for {what}; last seen: {last}")]
+    Timeout {
+        what: String,
+        secs: u64,
+        last: String,
+    },
+    #[error("kubernetes: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Check(String),
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("yaml: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Fails a check with a message.
+pub fn check(ok: bool, msg: impl FnOnce() -> String) -> Result<()> {
+    if ok { Ok(()) } else { Err(Error::Check(msg())) }
+}

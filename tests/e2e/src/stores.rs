@@ -1,0 +1,155 @@
+//! Creating, scaling and observing `KVStore`s.
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::ResourceExt;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use operator::KVStore;
+use operator::status::Phase;
+
+use crate::namespace::TestNamespace;
+use crate::{Result, wait};
+
+/// A KVStore like examples/kvstore.yaml, in the test namespace.
+pub fn kvstore(name: &str, replicas: i32, extra_spec: serde_json::Value) -> Result<KVStore> {
+    let mut spec = serde_json::json!({
+        "replicas": replicas,
+        "image": crate::cluster::image("kvserver"),
+        "imagePullPolicy": "IfNotPresent",
+        "storage": { "size": "64Mi" },
+        "terminationGracePeriodSeconds": 10,
+    });
+    if let (Some(base), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        for (k, v) in extra {
+            base.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(serde_json::from_value(serde_json::json!({
+        "apiVersion": "kvstore.dev/v1alpha1", "kind": "KVStore",
+        "metadata": { "name": name }, "spec": spec,
+    }))?)
+}
+
+pub async fn create(ns: &TestNamespace, kvs: &KVStore) -> Result<()> {
+    ns.api::<KVStore>()
+        .create(&PostParams::default(), kvs)
+        .await?;
+    Ok(())
+}
+
+/// `kubectl scale kvstore/NAME --replicas=N`, through the scale subresource.
+pub async fn scale(ns: &TestNamespace, name: &str, replicas: i32) -> Result<()> {
+    let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+    ns.api::<KVStore>()
+        .patch_scale(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+fn describe(kvs: &KVStore) -> String {
+    format!(
+        "spec.replicas={} status={}",
+        kvs.spec.replicas,
+        serde_json::to_string(&kvs.status).unwrap_or_default()
+    )
+}
+
+/// Waits for phase `want` with `serving` shards and as many ready pods, at the current generation.
+pub async fn wait_phase(
+    ns: &TestNamespace,
+    name: &str,
+    want: Phase,
+    serving: i32,
+    limit: Duration,
+) -> Result<KVStore> {
+    let api = ns.api::<KVStore>();
+    wait::until(
+        &format!("kvstore {name} to be {want:?} with {serving} shards"),
+        limit,
+        Duration::from_secs(1),
+        || {
+            let api = api.clone();
+            async move {
+                let kvs = api.get(name).await.map_err(|e| e.to_string())?;
+                let status = kvs.status.clone().unwrap_or_default();
+                let current = status.observed_generation == kvs.metadata.generation;
+                let ready = want != Phase::Available || status.ready_replicas == serving;
+                if current
+                    && status.phase == Some(want)
+                    && status.replicas == serving
+                    && ready
+                    && status.rebalance.is_none()
+                {
+                    Ok(Some(kvs))
+                } else {
+                    Err(describe(&kvs))
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Waits for a condition of the given type and status.
+pub async fn wait_condition(
+    ns: &TestNamespace,
+    name: &str,
+    kind: &str,
+    status: &str,
+    limit: Duration,
+) -> Result<KVStore> {
+    let api = ns.api::<KVStore>();
+    wait::until(
+        &format!("kvstore {name} condition {kind}={status}"),
+        limit,
+        Duration::from_secs(1),
+        || {
+            let api = api.clone();
+            async move {
+                let kvs = api.get(name).await.map_err(|e| e.to_string())?;
+                let found = kvs
+                    .status
+                    .as_ref()
+                    .map(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == kind && c.status == status)
+                    })
+                    .unwrap_or(false);
+                if found {
+                    Ok(Some(kvs))
+                } else {
+                    Err(describe(&kvs))
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// The shard pods, ordered by ordinal.
+pub async fn shard_pods(ns: &TestNamespace, name: &str) -> Result<Vec<Pod>> {
+    let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
+    let mut pods: Vec<Pod> = ns.api::<Pod>().list(&lp).await?.items;
+    pods.sort_by_key(|p| p.name_any());
+    Ok(pods)
+}
+
+/// The PVCs of a store's shards, by name.
+pub async fn pvcs(ns: &TestNamespace, name: &str) -> Result<Vec<PersistentVolumeClaim>> {
+    let all = ns
+        .api::<PersistentVolumeClaim>()
+        .list(&ListParams::default())
+        .await?
+        .items;
+    Ok(all
+        .into_iter()
+        .filter(|p| p.name_any().starts_with(&format!("data-{name}-")))
+        .collect())
+}
+
+pub async fn statefulset(ns: &TestNamespace, name: &str) -> Result<Option<StatefulSet>> {
+    Ok(ns.api::<StatefulSet>().get_opt(name).await?)
+}
