@@ -41,7 +41,9 @@ trap 'rm -rf "$WORK"' EXIT
 
 log() { printf '[chart] %s\n' "$*" >&2; }
 FAILED=()
+PASSED=0
 fail() { log "FAIL: $*"; FAILED+=("$*"); }
+ok() { log "ok: $*"; PASSED=$((PASSED + 1)); }
 step() { printf '\n--- %s ---\n' "$*" >&2; }
 
 # go_tool NAME VERSION PACKAGE [LDFLAGS]: build once into $TOOLS/NAME-VERSION/NAME, print its path.
@@ -113,7 +115,7 @@ elif ! cmp -s "$ROOT/crds/$CRD_NAME" "$CHART/crds/$CRD_NAME"; then
   diff -u "$ROOT/crds/$CRD_NAME" "$CHART/crds/$CRD_NAME" | head -n 40 >&2 || true
   fail "charts/kvstore-operator/crds/$CRD_NAME differs from crds/$CRD_NAME: run tests/chart/sync-crd.sh and commit"
 else
-  log "same bytes ($(wc -c <"$ROOT/crds/$CRD_NAME") bytes)"
+  ok "chart CRD is the generated one, byte for byte ($(wc -c <"$ROOT/crds/$CRD_NAME") bytes)"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -156,7 +158,7 @@ for name in "${!VALUESETS[@]}"; do
     cat "$WORK/lint-$name.log" >&2
     fail "helm lint --strict ($name values)"
   else
-    log "lint ($name): $(grep -E 'chart\(s\) linted' "$WORK/lint-$name.log")"
+    ok "helm lint ($name): $(grep -E 'chart\(s\) linted' "$WORK/lint-$name.log")"
   fi
 done
 # Values the schema must refuse.
@@ -166,6 +168,8 @@ for bad in "--set logFormat=xml" "--set replicaCount=-1" "--set image.pullPolicy
   # shellcheck disable=SC2086
   if "$HELM" template t "$CHART" "${HELM_K8S[@]}" $bad >/dev/null 2>&1; then
     fail "helm template accepted invalid values: $bad"
+  else
+    ok "refused: $bad"
   fi
 done
 
@@ -178,8 +182,11 @@ for name in "${!VALUESETS[@]}"; do
     fail "helm template ($name values)"
     continue
   fi
-  log "chart ($name values):"
-  kubeconform "$RENDERED/chart-$name.yaml" >&2 || fail "kubeconform: chart with $name values"
+  if kubeconform "$RENDERED/chart-$name.yaml" >&2; then
+    ok "kubeconform: chart with $name values"
+  else
+    fail "kubeconform: chart with $name values"
+  fi
 done
 
 # The schemas must refuse an unknown field, or a green run above proves nothing.
@@ -188,11 +195,13 @@ if ! grep -q restartPolicyTypo "$WORK/typo.yaml"; then
   fail "self-test: could not plant an unknown field in the rendered Deployment"
 elif kubeconform "$WORK/typo.yaml" >/dev/null 2>&1; then
   fail "self-test: kubeconform accepted an unknown Deployment field: the schemas are not strict"
+else
+  ok "self-test: kubeconform refuses an unknown Deployment field"
 fi
 
 step "examples | kubeconform -strict"
 if $HAVE_CRD; then
-  kubeconform "$ROOT"/examples/*.yaml >&2 || fail "kubeconform: examples"
+  if kubeconform "$ROOT"/examples/*.yaml >&2; then ok "kubeconform: examples"; else fail "kubeconform: examples"; fi
   # Our CRD schema must refuse an unknown spec field and a negative replica count.
   sed 's/^  replicas: 3$/  replicas: 3\n  replicaz: 3/' "$ROOT/examples/kvstore.yaml" >"$WORK/typo-kvstore.yaml"
   sed 's/^  replicas: 3$/  replicas: -1/' "$ROOT/examples/kvstore.yaml" >"$WORK/negative-kvstore.yaml"
@@ -201,6 +210,8 @@ if $HAVE_CRD; then
       fail "self-test: could not plant $f in examples/kvstore.yaml"
     elif kubeconform "$WORK/$f.yaml" >/dev/null 2>&1; then
       fail "self-test: kubeconform accepted $f: the KVStore schema is not strict"
+    else
+      ok "self-test: kubeconform refuses $f"
     fi
   done
 else
@@ -224,7 +235,7 @@ for f in "$RENDERED"/chart-*.yaml "$ROOT/examples"; do
   if [[ -d $f ]]; then set -- "$f"/*.yaml; else set -- "$f"; fi
   if "$KUBE_SCORE" score --output-format ci --exit-one-on-warning "${KUBE_SCORE_IGNORES[@]}" "$@" \
      >"$WORK/kube-score.log" 2>&1; then
-    log "kube-score $what: $(grep -c '^\[OK\]' "$WORK/kube-score.log") OK, no warnings"
+    ok "kube-score $what: $(grep -c '^\[OK\]' "$WORK/kube-score.log") OK, no warnings"
   else
     grep -vE '^\[(OK|SKIPPED)\]' "$WORK/kube-score.log" >&2 || true
     fail "kube-score: $what"
@@ -237,14 +248,14 @@ if [[ -n $KUBE_LINTER ]]; then
   # the files of a run, and each value set is a separate install.
   for f in "$RENDERED"/chart-*.yaml; do
     if "$KUBE_LINTER" lint --config "$HERE/kube-linter.yaml" "$f" >"$WORK/kube-linter.log" 2>&1; then
-      log "kube-linter $(basename "$f"): no findings"
+      ok "kube-linter $(basename "$f"): no findings"
     else
       cat "$WORK/kube-linter.log" >&2
       fail "kube-linter: $(basename "$f")"
     fi
   done
   if "$KUBE_LINTER" lint --config "$HERE/kube-linter.yaml" "$ROOT"/examples/*.yaml >"$WORK/kube-linter.log" 2>&1; then
-    log "kube-linter examples: no findings"
+    ok "kube-linter examples: no findings"
   else
     cat "$WORK/kube-linter.log" >&2
     fail "kube-linter: examples"
@@ -263,6 +274,6 @@ echo >&2
 if ((${#FAILED[@]})); then
   log "${#FAILED[@]} chart check(s) failed:"
   printf '[chart]   - %s\n' "${FAILED[@]}" >&2
-  exit 1
 fi
-log "all chart checks passed"
+echo "chart: $PASSED passed, ${#FAILED[@]} failed"
+((${#FAILED[@]} == 0))
