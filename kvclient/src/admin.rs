@@ -1,0 +1,138 @@
+//! The admin routes of [`ServerClient`] (bearer token from [`crate::ClientConfig::token`]):
+//! topology push, bulk export and import, cleanup, and the local-only read.
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
+use kvproto::bulk::{self, BulkCodec, BulkFrame, BulkRecord};
+use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
+use kvproto::{Key, Topology};
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use tokio_util::codec::FramedRead;
+use tokio_util::io::StreamReader;
+
+use crate::error::{Error, Result};
+use crate::retry::Idempotency;
+use crate::server::{ServerClient, Versioned};
+
+/// Which records `GET /v1/admin/export` streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportScope {
+    /// Every local record, tombstones included.
+    All,
+    /// Only keys whose owner under the current topology is another shard.
+    Moving,
+}
+
+impl ExportScope {
+    fn as_str(self) -> &'static str {
+        match self {
+            ExportScope::All => "all",
+            ExportScope::Moving => "moving",
+        }
+    }
+}
+
+/// What `GET /v1/internal/keys/{key}` found in the server's own store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalRead {
+    Value(Versioned),
+    Absent,
+    /// The key was deleted during a migration: read-through must stop here.
+    Tombstone,
+}
+
+impl ServerClient {
+    /// `PUT /v1/admin/topology`: the accepted topology, or [`Error::TopologyConflict`].
+    /// Pushing the same topology twice is a no-op on the server, so this is retried.
+    pub async fn put_topology(&self, topology: &Topology) -> Result<Topology> {
+        let url = self.url("/v1/admin/topology");
+        let resp = self
+            .send(Idempotency::Idempotent, || {
+                self.http.put(&url).json(topology)
+            })
+            .await?;
+        self.json(resp).await
+    }
+
+    /// `GET /v1/admin/export?scope=`: the records as they arrive, decoded with
+    /// [`BulkCodec`]. A stream cut short ends with [`Error::Bulk`] (`Truncated`), never silently.
+    pub async fn export(
+        &self,
+        scope: ExportScope,
+    ) -> Result<impl Stream<Item = Result<BulkRecord>> + Send + 'static> {
+        let url = self.url(&format!("/v1/admin/export?scope={}", scope.as_str()));
+        let resp = self
+            .send_timed(Idempotency::Idempotent, self.config.bulk_timeout, || {
+                self.http.get(&url)
+            })
+            .await?;
+        let server = self.base().to_string();
+        let body = StreamReader::new(resp.bytes_stream().map_err(std::io::Error::other));
+        let frames = FramedRead::new(body, BulkCodec::new(self.config.max_value_bytes));
+        Ok(frames.filter_map(move |frame| {
+            let item = match frame {
+                Ok(BulkFrame::Record(record)) => Some(Ok(record)),
+                Ok(BulkFrame::End { .. }) => None,
+                Err(source) => Some(Err(Error::Bulk {
+                    server: server.clone(),
+                    source,
+                })),
+            };
+            futures::future::ready(item)
+        }))
+    }
+
+    /// `POST /v1/admin/import?mode=`: sends `records` as one bulk stream. Records keep their
+    /// versions, so sending a batch again changes nothing; it is retried.
+    pub async fn import(&self, records: &[BulkRecord], mode: ImportMode) -> Result<ImportReport> {
+        let mode = match mode {
+            ImportMode::Overwrite => "overwrite",
+            ImportMode::IfAbsent => "if-absent",
+        };
+        let url = self.url(&format!("/v1/admin/import?mode={mode}"));
+        let body: Bytes = BulkCodec::encode_all(records);
+        let resp = self
+            .send_timed(Idempotency::Idempotent, self.config.bulk_timeout, || {
+                self.http
+                    .post(&url)
+                    .header(CONTENT_TYPE, bulk::CONTENT_TYPE)
+                    .body(body.clone())
+            })
+            .await?;
+        self.json(resp).await
+    }
+
+    /// `POST /v1/admin/cleanup`: drops keys this shard no longer owns, and tombstones.
+    pub async fn cleanup(&self) -> Result<CleanupReport> {
+        let url = self.url("/v1/admin/cleanup");
+        let resp = self
+            .send(Idempotency::Idempotent, || self.http.post(&url))
+            .await?;
+        self.json(resp).await
+    }
+
+    /// `GET /v1/internal/keys/{key}`: this server's own copy, without routing or read-through.
+    pub async fn get_local(&self, key: &Key) -> Result<LocalRead> {
+        let url = self.url(&format!("/v1/internal/keys/{}", key.to_path_segment()));
+        match self
+            .send(Idempotency::Idempotent, || self.http.get(&url))
+            .await
+        {
+            Ok(resp) => {
+                let version = resp
+                    .headers()
+                    .get(reqwest::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim_matches('"').parse().ok());
+                let value = self.body(resp).await?;
+                Ok(LocalRead::Value(Versioned { value, version }))
+            }
+            Err(Error::Status { status, .. }) if status == StatusCode::GONE.as_u16() => {
+                Ok(LocalRead::Tombstone)
+            }
+            Err(e) if crate::server::is_not_found(&e) => Ok(LocalRead::Absent),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Reads a KVStore (kvstore.dev/v1alpha1) as an untyped object, so the client does not depend
+//! on the operator crate, and derives the servers' addresses from it.
+
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::core::GroupVersionKind;
+use kvproto::Sharding;
+use serde_json::Value;
+
+use super::error::CliError;
+
+/// What the client needs from a KVStore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreView {
+    /// `http://NAME-i.NAME.NAMESPACE.svc:PORT` for every pod the store may have.
+    pub servers: Vec<String>,
+    /// `status.replicas`: shards that serve now (routing fallback before any topology).
+    pub serving: Option<u32>,
+    pub sharding: Sharding,
+}
+
+fn resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("kvstore.dev", "v1alpha1", "KVStore"),
+        "kvstores",
+    )
+}
+
+/// Fetches the KVStore `name` and derives its view.
+pub async fn discover(
+    client: &kube::Client,
+    name: &str,
+    namespace: Option<&str>,
+) -> Result<StoreView, CliError> {
+    let namespace = namespace.unwrap_or(client.default_namespace()).to_string();
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource());
+    let store = api.get(name).await?;
+    Ok(view(name, &namespace, &store.data))
+}
+
+/// The view of a KVStore's `spec`/`status` JSON (pure, for tests).
+pub fn view(name: &str, namespace: &str, data: &Value) -> StoreView {
+    let as_u32 = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
+    let spec_replicas = data.pointer("/spec/replicas").and_then(as_u32);
+    let serving = data.pointer("/status/replicas").and_then(as_u32);
+    let port = data
+        .pointer("/spec/port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .unwrap_or(kvclient::addr::DEFAULT_PORT);
+    let sharding = data
+        .pointer("/spec/sharding")
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_default();
+    let pods = spec_replicas.unwrap_or(0).max(serving.unwrap_or(0)).max(1);
+    let servers = (0..pods)
+        .map(|i| format!("http://{name}-{i}.{name}.{namespace}.svc:{port}"))
+        .collect();
+    StoreView {
+        servers,
+        serving,
+        sharding,
+    }
+}
+
+/// A client from the ambient kubeconfig or in-cluster service account.
+pub async fn kube_client() -> Result<kube::Client, CliError> {
+    kube::Client::try_default()
+        .await
+        .map_err(|e| CliError::KubeConfig(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn addresses_cover_every_pod_and_use_the_port() {
+        let data = json!({"spec": {"replicas": 5, "port": 8080, "sharding": "jump"},
+                          "status": {"replicas": 3}});
+        let v = view("kv", "dev", &data);
+        assert_eq!(v.servers.len(), 5);
+        assert_eq!(v.servers[4], "http://kv-4.kv.dev.svc:8080");
+        assert_eq!(v.serving, Some(3));
+        assert_eq!(v.sharding, Sharding::Jump);
+        let bare = view("kv", "dev", &json!({"spec": {}}));
+        assert_eq!(bare.servers, vec!["http://kv-0.kv.dev.svc:80".to_string()]);
+        assert_eq!(bare.sharding, Sharding::Modulo);
+    }
+}

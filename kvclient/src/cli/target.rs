@@ -1,0 +1,65 @@
+//! Turns the target flags into a [`ShardedClient`]: a fixed list, or a KVStore's servers.
+
+use std::time::Duration;
+
+use kvclient::{ClientConfig, RetryPolicy, ShardedClient};
+
+use super::args::{ConnArgs, Target};
+use super::error::CliError;
+use super::kvstore;
+
+/// The client configuration from the connection flags.
+pub fn config(conn: &ConnArgs, default_retries: u32) -> Result<ClientConfig, CliError> {
+    let token = match &conn.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::Usage(format!("--token-file {}: {e}", path.display())))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let retries = conn.retries.unwrap_or(default_retries);
+    Ok(ClientConfig {
+        timeout: conn.timeout,
+        connect_timeout: conn.timeout.min(Duration::from_secs(1)),
+        retry: if retries == 0 {
+            RetryPolicy::NONE
+        } else {
+            RetryPolicy {
+                max_retries: retries,
+                ..RetryPolicy::standard()
+            }
+        },
+        token,
+        ..ClientConfig::default()
+    })
+}
+
+/// A sharded client for one-shot commands and the load generator.
+pub async fn sharded(target: &Target) -> Result<ShardedClient, CliError> {
+    let config = config(&target.conn, RetryPolicy::standard().max_retries)?;
+    let client = if let Some(name) = &target.kvstore {
+        let kube = kvstore::kube_client().await?;
+        let view = kvstore::discover(&kube, name, target.namespace.as_deref()).await?;
+        let client = ShardedClient::new(&view.servers, config)?.with_sharding(view.sharding);
+        client.set_fallback_shards(view.serving);
+        client
+    } else {
+        let servers = match &target.servers {
+            Some(list) => list.0.clone(),
+            None => target.server.clone(),
+        };
+        if servers.is_empty() {
+            return Err(CliError::Usage(
+                "give --server URL (repeatable), --servers a,b,c or --kvstore NAME".into(),
+            ));
+        }
+        ShardedClient::new(&servers, config)?
+    };
+    // Route by the servers' topology from the first request; unreachable servers are fine here.
+    if let Err(e) = client.refresh_topology().await {
+        tracing::debug!(error = %e, "no server answered /v1/topology");
+    }
+    Ok(client)
+}

@@ -1,0 +1,133 @@
+//! When a request may be sent again, and how long to wait before it is.
+//!
+//! A request is retried only when doing so cannot apply it twice with a different effect:
+//! - every request, when the server said it applied nothing (connection refused, 503 `draining`,
+//!   503 `misdirected`, the book's plain 503 `_shutting_down_`);
+//! - idempotent requests (reads, overwrites, unconditional deletes, admin pushes) also after a
+//!   timeout, a broken connection or any other 502/503/504.
+//!
+//! A conditional write that timed out is never resent: it may have been applied, and sending it
+//! again would report a precondition failure for the client's own write.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::error::Error;
+
+/// Whether sending a request twice has the same effect as sending it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    Idempotent,
+    /// Conditional writes (`If-None-Match`, `If-Match`).
+    Conditional,
+}
+
+/// How many times to retry, with exponential backoff and full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt; 0 disables retries.
+    pub max_retries: u32,
+    /// Backoff ceiling before the first retry; doubles each retry.
+    pub base_delay: Duration,
+    /// Backoff ceiling for any retry.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// No retries: what the book's client does, so every failure shows on the screen.
+    pub const NONE: RetryPolicy = RetryPolicy {
+        max_retries: 0,
+        base_delay: Duration::ZERO,
+        max_delay: Duration::ZERO,
+    };
+
+    /// A few quick retries: enough to ride over a pod restart or a topology phase change.
+    pub fn standard() -> Self {
+        RetryPolicy {
+            max_retries: 4,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(1),
+        }
+    }
+
+    /// The delay before retry number `retry` (0-based): uniform in `0..=min(max, base * 2^retry)`.
+    pub fn delay(&self, retry: u32) -> Duration {
+        let ceiling = self
+            .base_delay
+            .saturating_mul(1u32.checked_shl(retry).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::rng().random_range(0..=ceiling_ms))
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::standard()
+    }
+}
+
+/// Whether `err` may be retried for a request of the given kind.
+pub fn should_retry(err: &Error, idempotency: Idempotency) -> bool {
+    if err.refused_unapplied() {
+        return true;
+    }
+    idempotency == Idempotency::Idempotent
+        && match err {
+            Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Status { status, .. } => matches!(status, 502..=504),
+            _ => false,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvproto::wire::ErrorCode;
+
+    fn status(status: u16, code: Option<ErrorCode>) -> Error {
+        Error::Status {
+            server: "s".into(),
+            status,
+            code,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn conditional_writes_retry_only_what_the_server_refused() {
+        let draining = status(503, Some(ErrorCode::Draining));
+        let peer = status(503, Some(ErrorCode::PeerUnavailable));
+        let timeout = Error::Timeout { server: "s".into() };
+        assert!(should_retry(&draining, Idempotency::Conditional));
+        assert!(should_retry(
+            &status(503, Some(ErrorCode::Misdirected)),
+            Idempotency::Conditional
+        ));
+        assert!(!should_retry(&peer, Idempotency::Conditional));
+        assert!(!should_retry(&timeout, Idempotency::Conditional));
+        assert!(should_retry(&peer, Idempotency::Idempotent));
+        assert!(should_retry(&timeout, Idempotency::Idempotent));
+    }
+
+    #[test]
+    fn client_errors_are_never_retried() {
+        for s in [400, 404, 409, 412, 413, 500, 507] {
+            assert!(
+                !should_retry(&status(s, None), Idempotency::Idempotent),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_stays_under_its_ceiling() {
+        let p = RetryPolicy::standard();
+        for retry in 0..40 {
+            assert!(p.delay(retry) <= p.max_delay);
+        }
+        assert!(p.delay(0) <= p.base_delay);
+        assert_eq!(RetryPolicy::NONE.delay(3), Duration::ZERO);
+    }
+}
