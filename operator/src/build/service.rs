@@ -1,0 +1,31 @@
+//! The headless Service: gives every shard pod the DNS name `NAME-i.NAME`, as `server-0.server`
+//! in the book.
+
+use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta;
+use crate::labels;
+use crate::validate::Instance;
+
+/// The headless Service named after the store.
+pub fn service(inst: &Instance) -> Service {
+    Service {
+        metadata: meta(inst, inst.name.clone()),
+        spec: Some(ServiceSpec {
+            cluster_ip: Some("None".to_owned()),
+            selector: Some(labels::selector(&inst.name)),
+            // Only ready shards get DNS records, so a draining pod drops out.
+            publish_not_ready_addresses: Some(false),
+            ports: Some(vec![ServicePort {
+                name: Some("http".to_owned()),
+                port: inst.spec.port,
+                target_port: Some(IntOrString::String("http".to_owned())),
+                protocol: Some("TCP".to_owned()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}

@@ -1,0 +1,257 @@
+//! The StatefulSet of kvserver shards: stable names, one volume per shard, probes on the ops
+//! port, a drain hook, and a restricted security context.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::meta;
+use super::secret::TOKEN_KEY;
+use crate::labels;
+use crate::validate::{Instance, OPS_PORT};
+
+/// Where the kvserver keeps its data (the PVC's mount point).
+pub const DATA_DIR: &str = "/data";
+/// Where the admin token Secret is mounted.
+pub const ADMIN_TOKEN_DIR: &str = "/var/run/kvstore";
+/// The distroless "nonroot" user and group.
+const NONROOT: i64 = 65532;
+const TOKEN_VOLUME: &str = "admin-token";
+
+/// The StatefulSet running `replicas` shards. The replica count is the reconcile's decision, not
+/// necessarily `spec.replicas` (e.g. while a rebalance is pending).
+pub fn statefulset(inst: &Instance, replicas: i32) -> StatefulSet {
+    let spec = &inst.spec;
+    let mut pod_labels = spec.pod_overrides.labels.clone();
+    // Selector labels win over overrides (validation also refuses such overrides).
+    pod_labels.extend(labels::common(&inst.name));
+    let annotations = (!spec.pod_overrides.annotations.is_empty())
+        .then(|| spec.pod_overrides.annotations.clone());
+    StatefulSet {
+        metadata: meta(inst, inst.name.clone()),
+        spec: Some(StatefulSetSpec {
+            replicas: Some(replicas),
+            service_name: Some(inst.name.clone()),
+            selector: LabelSelector {
+                match_labels: Some(labels::selector(&inst.name)),
+                ..LabelSelector::default()
+            },
+            pod_management_policy: Some(spec.pod_management_policy.as_str().to_owned()),
+            // The operator deletes PVCs itself, only once a shard is proven drained.
+            persistent_volume_claim_retention_policy: Some(
+                StatefulSetPersistentVolumeClaimRetentionPolicy {
+                    when_deleted: Some("Retain".to_owned()),
+                    when_scaled: Some("Retain".to_owned()),
+                },
+            ),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations,
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec(inst)),
+            },
+            volume_claim_templates: Some(vec![volume_claim(inst)]),
+            ..StatefulSetSpec::default()
+        }),
+        ..StatefulSet::default()
+    }
+}
+
+fn pod_spec(inst: &Instance) -> PodSpec {
+    let spec = &inst.spec;
+    let overrides = &spec.pod_overrides;
+    PodSpec {
+        containers: vec![container(inst)],
+        termination_grace_period_seconds: Some(spec.termination_grace_period_seconds),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(NONROOT),
+            run_as_group: Some(NONROOT),
+            fs_group: Some(NONROOT),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                ..SeccompProfile::default()
+            }),
+            ..PodSecurityContext::default()
+        }),
+        // The kvserver needs no Kubernetes API access and no service env variables.
+        automount_service_account_token: Some(false),
+        enable_service_links: Some(false),
+        affinity: Some(affinity(inst)),
+        node_selector: (!overrides.node_selector.is_empty())
+            .then(|| overrides.node_selector.clone()),
+        tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
+        volumes: Some(vec![Volume {
+            name: TOKEN_VOLUME.to_owned(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(labels::token_secret(&inst.name)),
+                items: Some(vec![KeyToPath {
+                    key: TOKEN_KEY.to_owned(),
+                    path: TOKEN_KEY.to_owned(),
+                    ..KeyToPath::default()
+                }]),
+                default_mode: Some(0o440),
+                ..SecretVolumeSource::default()
+            }),
+            ..Volume::default()
+        }]),
+        ..PodSpec::default()
+    }
+}
+
+fn container(inst: &Instance) -> Container {
+    let spec = &inst.spec;
+    let ops_get = |path: &str| HTTPGetAction {
+        path: Some(path.to_owned()),
+        port: IntOrString::String("ops".to_owned()),
+        ..HTTPGetAction::default()
+    };
+    Container {
+        name: "kvserver".to_owned(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: Some(spec.image_pull_policy.as_str().to_owned()),
+        args: Some(vec![
+            "--data-dir".to_owned(),
+            DATA_DIR.to_owned(),
+            "--port".to_owned(),
+            spec.port.to_string(),
+            "--ops-port".to_owned(),
+            OPS_PORT.to_string(),
+            "--admin-token-file".to_owned(),
+            format!("{ADMIN_TOKEN_DIR}/{TOKEN_KEY}"),
+        ]),
+        env: Some(vec![EnvVar {
+            // The server takes its shard ordinal from its pod name.
+            name: "POD_NAME".to_owned(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".to_owned(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".to_owned()),
+                container_port: spec.port,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some("ops".to_owned()),
+                container_port: OPS_PORT,
+                protocol: Some("TCP".to_owned()),
+                ..ContainerPort::default()
+            },
+        ]),
+        readiness_probe: Some(Probe {
+            http_get: Some(ops_get("/readyz")),
+            period_seconds: Some(2),
+            failure_threshold: Some(2),
+            ..Probe::default()
+        }),
+        liveness_probe: Some(Probe {
+            http_get: Some(ops_get("/healthz")),
+            period_seconds: Some(10),
+            failure_threshold: Some(3),
+            ..Probe::default()
+        }),
+        // The image has no shell: the drain hook is an HTTP call.
+        lifecycle: Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                http_get: Some(ops_get("/drain")),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        resources: spec.resources.clone(),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".to_owned()]),
+                ..Capabilities::default()
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: labels::DATA_VOLUME.to_owned(),
+                mount_path: DATA_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: TOKEN_VOLUME.to_owned(),
+                mount_path: ADMIN_TOKEN_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
+        ..Container::default()
+    }
+}
+
+/// The user's affinity, plus a preferred spread of shards over nodes unless they set their own
+/// podAntiAffinity.
+fn affinity(inst: &Instance) -> Affinity {
+    let mut affinity = inst.spec.pod_overrides.affinity.clone().unwrap_or_default();
+    if affinity.pod_anti_affinity.is_none() {
+        affinity.pod_anti_affinity = Some(PodAntiAffinity {
+            preferred_during_scheduling_ignored_during_execution: Some(vec![
+                WeightedPodAffinityTerm {
+                    weight: 100,
+                    pod_affinity_term: PodAffinityTerm {
+                        topology_key: "kubernetes.io/hostname".to_owned(),
+                        label_selector: Some(LabelSelector {
+                            match_labels: Some(labels::selector(&inst.name)),
+                            ..LabelSelector::default()
+                        }),
+                        ..PodAffinityTerm::default()
+                    },
+                },
+            ]),
+            ..PodAntiAffinity::default()
+        });
+    }
+    affinity
+}
+
+fn volume_claim(inst: &Instance) -> PersistentVolumeClaim {
+    let storage = &inst.spec.storage;
+    PersistentVolumeClaim {
+        metadata: ObjectMeta {
+            name: Some(labels::DATA_VOLUME.to_owned()),
+            labels: Some(labels::common(&inst.name)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+            storage_class_name: storage.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([(
+                    "storage".to_owned(),
+                    storage.size.clone(),
+                )])),
+                ..VolumeResourceRequirements::default()
+            }),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    }
+}

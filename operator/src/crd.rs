@@ -1,0 +1,257 @@
+//! The `KVStore` custom resource: its spec, generated into the CRD with schemars.
+//!
+//! Every field carries a doc comment (it becomes the schema description that `kubectl explain`
+//! prints), a default where the book has one, and validation the API server enforces.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, ResourceRequirements, Toleration};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::CustomResource;
+use kvproto::Sharding;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::status::KVStoreStatus;
+
+/// API group of the CRD.
+pub const GROUP: &str = "kvstore.dev";
+/// The only version so far.
+pub const VERSION: &str = "v1alpha1";
+
+/// A sharded key/value store: one kvserver pod per shard, each with its own volume.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "kvstore.dev",
+    version = "v1alpha1",
+    kind = "KVStore",
+    plural = "kvstores",
+    singular = "kvstore",
+    shortname = "kvs",
+    namespaced,
+    status = "KVStoreStatus",
+    derive = "PartialEq",
+    doc = "A sharded key/value store run by the kvstore operator: a headless Service, a StatefulSet of kvserver shards with one volume each, and the shard map the servers route by.",
+    scale(
+        spec_replicas_path = ".spec.replicas",
+        status_replicas_path = ".status.replicas",
+        label_selector_path = ".status.selector"
+    ),
+    printcolumn = r#"{"name":"Desired","type":"integer","description":"Shards asked for in spec.replicas","jsonPath":".spec.replicas"}"#,
+    printcolumn = r#"{"name":"Ready","type":"integer","description":"Shard pods that are ready","jsonPath":".status.readyReplicas"}"#,
+    printcolumn = r#"{"name":"Serving","type":"integer","description":"Shards clients route over now","jsonPath":".status.replicas"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","description":"Summary of the store's state","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct KVStoreSpec {
+    /// Number of shards (kvserver pods). 0 stops the store and keeps every volume and the shard
+    /// map; scaling back to the same count brings every key back. Changing between two non-zero
+    /// counts moves keys between shards (rebalancing).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+
+    /// Container image of the kvserver.
+    #[serde(default = "default_image")]
+    #[schemars(length(min = 1))]
+    pub image: String,
+
+    /// When the kubelet pulls the image.
+    #[serde(default)]
+    pub image_pull_policy: ImagePullPolicy,
+
+    /// Data port of every kvserver and of the headless Service (the book's servers listen on 80).
+    /// The ops port 8081 (probes, metrics, drain) is reserved.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self != 8081", "message": "port 8081 is the kvserver ops port"}
+    ]))]
+    pub port: i32,
+
+    /// The volume of every shard.
+    #[serde(default)]
+    pub storage: StorageSpec,
+
+    /// CPU and memory of the kvserver container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Seconds a shard pod gets to drain and stop (the book uses 10).
+    #[serde(default = "default_grace")]
+    #[schemars(range(min = 0))]
+    pub termination_grace_period_seconds: i64,
+
+    /// How the StatefulSet starts and stops pods: OrderedReady (one at a time, as in the book) or
+    /// Parallel.
+    #[serde(default)]
+    pub pod_management_policy: PodManagementPolicy,
+
+    /// How keys map to shards: `modulo` (the book's scheme) or `jump` (jump consistent hashing,
+    /// far fewer keys move on a scale). Fixed at creation.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == oldSelf", "message": "sharding cannot be changed after creation"}
+    ]))]
+    pub sharding: Sharding,
+
+    /// Additions to the shard pods: labels, annotations and scheduling.
+    #[serde(default, skip_serializing_if = "PodOverrides::is_empty")]
+    pub pod_overrides: PodOverrides,
+
+    /// Stops reconciling: the operator leaves the children as they are and says so in the
+    /// ReconciliationPaused condition.
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// When the kubelet pulls the image.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ImagePullPolicy {
+    /// Pull on every pod start.
+    Always,
+    /// Pull only when the image is not on the node.
+    #[default]
+    IfNotPresent,
+    /// Never pull; the image must be on the node.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The name Kubernetes uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImagePullPolicy::Always => "Always",
+            ImagePullPolicy::IfNotPresent => "IfNotPresent",
+            ImagePullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// How the StatefulSet starts and stops pods.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PodManagementPolicy {
+    /// One pod at a time, each waiting for the previous one to be Ready.
+    #[default]
+    OrderedReady,
+    /// All pods at once.
+    Parallel,
+}
+
+impl PodManagementPolicy {
+    /// The name Kubernetes uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodManagementPolicy::OrderedReady => "OrderedReady",
+            PodManagementPolicy::Parallel => "Parallel",
+        }
+    }
+}
+
+/// The persistent volume of every shard (`data-NAME-i`).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageSpec {
+    /// Size of each shard's volume, as a Kubernetes quantity (e.g. 1Gi).
+    #[serde(default = "default_size")]
+    #[schemars(schema_with = "quantity_schema")]
+    pub size: Quantity,
+
+    /// StorageClass of the volumes; the cluster's default class when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+
+    /// What happens to the volumes when the KVStore is deleted: Retain keeps them (and the data),
+    /// Delete removes them. Volumes of shards removed by a scale-down are deleted only once the
+    /// shard is proven empty.
+    #[serde(default)]
+    pub retention_policy: RetentionPolicy,
+}
+
+impl Default for StorageSpec {
+    fn default() -> Self {
+        StorageSpec {
+            size: default_size(),
+            storage_class_name: None,
+            retention_policy: RetentionPolicy::default(),
+        }
+    }
+}
+
+/// What happens to the volumes when the KVStore is deleted.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RetentionPolicy {
+    /// Keep the volumes and their data.
+    #[default]
+    Retain,
+    /// Delete the volumes with the store.
+    Delete,
+}
+
+/// Additions to the shard pods. Labels may not override the operator's selector labels.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    /// Extra labels of the shard pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+
+    /// Extra annotations of the shard pods.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+
+    /// Node labels a shard pod's node must have.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Taints the shard pods tolerate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+
+    /// Scheduling constraints. Without a podAntiAffinity here, the operator prefers spreading the
+    /// shards over nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+}
+
+impl PodOverrides {
+    /// True when nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        self == &PodOverrides::default()
+    }
+}
+
+fn default_replicas() -> i32 {
+    3
+}
+
+fn default_image() -> String {
+    "kvstore/kvserver:dev".to_owned()
+}
+
+fn default_port() -> i32 {
+    80
+}
+
+fn default_grace() -> i64 {
+    10
+}
+
+fn default_size() -> Quantity {
+    Quantity("1Gi".to_owned())
+}
+
+/// A quantity as a string the API server checks with the CEL quantity library.
+fn quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "maxLength": 64,
+        "description": "Size of each shard's volume, as a Kubernetes quantity (e.g. 1Gi).",
+        "default": "1Gi",
+        "x-kubernetes-validations": [{
+            "rule": "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+            "message": "size must be a positive quantity such as 1Gi"
+        }]
+    })
+}

@@ -1,0 +1,85 @@
+//! The crate's one error type, and the category that names it in Events, metrics and logs.
+
+use kube::runtime::finalizer;
+use thiserror::Error;
+
+/// Everything a reconcile can fail with.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The spec cannot be built into children; only the user can fix it.
+    #[error("invalid spec: {0}")]
+    InvalidSpec(String),
+
+    /// A call to the Kubernetes API failed.
+    #[error("kubernetes API call failed: {0}")]
+    Kube(#[from] kube::Error),
+
+    /// A child could not be turned into JSON.
+    #[error("could not serialize: {0}")]
+    Serialize(#[from] serde_json::Error),
+
+    /// A shard server refused or did not answer an admin call.
+    #[error("shard {shard}: {message}")]
+    Shard { shard: u32, message: String },
+
+    /// The object lacks a field the API server always sets.
+    #[error("object has no {0}")]
+    MissingField(&'static str),
+
+    /// Adding or removing the finalizer, or the cleanup behind it, failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Coarse kind of an error: the Event reason and the metrics label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Category {
+    /// The user must change the spec.
+    InvalidSpec,
+    /// The API server refused the change as invalid (e.g. an immutable field).
+    Rejected,
+    /// A transient API failure; retried with backoff.
+    Api,
+    /// A shard server is unreachable or refused an admin call; retried with backoff.
+    Shard,
+    /// A bug or an impossible object.
+    Internal,
+}
+
+impl Category {
+    /// PascalCase name, used as the Event reason and the metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::InvalidSpec => "InvalidSpec",
+            Category::Rejected => "Rejected",
+            Category::Api => "ApiError",
+            Category::Shard => "ShardError",
+            Category::Internal => "InternalError",
+        }
+    }
+}
+
+impl Error {
+    /// Which category the error falls in.
+    pub fn category(&self) -> Category {
+        match self {
+            Error::InvalidSpec(_) => Category::InvalidSpec,
+            Error::Kube(kube::Error::Api(status)) if status.code == 422 => Category::Rejected,
+            Error::Kube(_) => Category::Api,
+            Error::Shard { .. } => Category::Shard,
+            Error::Serialize(_) | Error::MissingField(_) => Category::Internal,
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+                    e.category()
+                }
+                finalizer::Error::AddFinalizer(_) | finalizer::Error::RemoveFinalizer(_) => {
+                    Category::Api
+                }
+                _ => Category::Internal,
+            },
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Names and labels of the children, derived from the KVStore's name only, so they never change.
+
+use std::collections::BTreeMap;
+
+/// The one field manager of every server-side apply, and the `managed-by` label.
+pub const MANAGER: &str = "kvstore-operator";
+/// `app.kubernetes.io/name` of everything the operator creates.
+pub const APP_NAME: &str = "kvstore";
+/// `app.kubernetes.io/component` of the shard pods and their Service.
+pub const COMPONENT: &str = "server";
+
+pub const NAME: &str = "app.kubernetes.io/name";
+pub const INSTANCE: &str = "app.kubernetes.io/instance";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+
+/// Labels that select the shard pods of one store. Users may not override them.
+pub fn selector(instance: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME.to_owned(), APP_NAME.to_owned()),
+        (INSTANCE.to_owned(), instance.to_owned()),
+        (COMPONENT_LABEL.to_owned(), COMPONENT.to_owned()),
+    ])
+}
+
+/// Every label of every child: the selector plus the informational ones.
+pub fn common(instance: &str) -> BTreeMap<String, String> {
+    let mut labels = selector(instance);
+    labels.insert(MANAGED_BY.to_owned(), MANAGER.to_owned());
+    labels.insert(PART_OF.to_owned(), APP_NAME.to_owned());
+    labels
+}
+
+/// The selector as a string, for `status.selector` and list calls.
+pub fn selector_string(instance: &str) -> String {
+    selector(instance)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Name of the Secret holding the admin token.
+pub fn token_secret(instance: &str) -> String {
+    format!("{instance}-admin-token")
+}
+
+/// Name of the volume claim template; PVCs are `data-NAME-i`.
+pub const DATA_VOLUME: &str = "data";
+
+/// Name of shard `ordinal`'s PVC.
+pub fn pvc(instance: &str, ordinal: i32) -> String {
+    format!("{DATA_VOLUME}-{instance}-{ordinal}")
+}
+
+/// Base URL of shard `ordinal`, through the headless Service.
+pub fn peer_url(instance: &str, namespace: &str, ordinal: u32, port: i32) -> String {
+    format!("http://{instance}-{ordinal}.{instance}.{namespace}.svc:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selector_string_is_sorted_and_stable() {
+        assert_eq!(
+            selector_string("demo"),
+            "app.kubernetes.io/component=server,app.kubernetes.io/instance=demo,app.kubernetes.io/name=kvstore"
+        );
+    }
+
+    #[test]
+    fn names_follow_the_statefulset_conventions() {
+        assert_eq!(pvc("demo", 2), "data-demo-2");
+        assert_eq!(token_secret("demo"), "demo-admin-token");
+        assert_eq!(
+            peer_url("demo", "ns", 1, 80),
+            "http://demo-1.demo.ns.svc:80"
+        );
+    }
+}

@@ -1,0 +1,259 @@
+//! The pure decision of a reconcile: given the spec, the shard map the servers acknowledged and
+//! the StatefulSet as observed, how many pods to run, which shard map to push, and what to report.
+//!
+//! A change between two non-zero shard counts is a rebalance; [`rebalance`](crate::rebalance)
+//! decides that case, so the key-moving state machine plugs in there without touching the rest.
+
+use kvproto::{Sharding, Topology};
+
+use crate::labels;
+use crate::rebalance;
+use crate::status::TopologyStatus;
+use crate::validate::Instance;
+
+/// The StatefulSet as the reconcile saw it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObservedStatefulSet {
+    /// `spec.replicas`.
+    pub desired: i32,
+    /// `status.replicas`: pods that exist.
+    pub current: i32,
+    /// `status.readyReplicas`.
+    pub ready: i32,
+}
+
+impl ObservedStatefulSet {
+    /// True when exactly `n` pods exist, all ready, and the StatefulSet asks for `n`.
+    pub fn all_ready(&self, n: i32) -> bool {
+        self.desired == n && self.current == n && self.ready == n
+    }
+}
+
+/// Everything the decision depends on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    /// The StatefulSet, if it exists.
+    pub statefulset: Option<ObservedStatefulSet>,
+    /// The shard map every server acknowledged (`status.topology`).
+    pub topology: Option<TopologyStatus>,
+}
+
+/// What the reconcile must do and report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Replica count of the StatefulSet to apply.
+    pub statefulset_replicas: i32,
+    /// Shard map to push to every server now (idempotent on the servers).
+    pub push: Option<Topology>,
+    /// What the status should say once the plan has run.
+    pub report: Report,
+}
+
+/// The state to report, turned into phase and conditions by [`crate::report`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// Pods are starting; `ready` of `want` are ready.
+    Starting { ready: i32, want: i32 },
+    /// Every shard is ready and serves the map.
+    Available { shards: i32 },
+    /// The store served before and some shards are not ready now.
+    ShardsNotReady { ready: i32, want: i32 },
+    /// spec.replicas is 0 and pods are still stopping.
+    Stopping { remaining: i32 },
+    /// spec.replicas is 0 and no pod runs.
+    Stopped,
+    /// spec.replicas differs from the served shard count and no rebalance can run yet.
+    RebalanceNotImplemented { serving: i32, wanted: i32 },
+}
+
+/// Decides the plan (see the module docs).
+pub fn plan(inst: &Instance, observed: &Observed) -> Plan {
+    let wanted = inst.spec.replicas;
+    let sts = observed.statefulset.unwrap_or_default();
+    match observed.topology {
+        _ if wanted == 0 => Plan {
+            statefulset_replicas: 0,
+            push: None,
+            report: if sts.current == 0 && sts.desired == 0 {
+                Report::Stopped
+            } else {
+                Report::Stopping {
+                    remaining: sts.current,
+                }
+            },
+        },
+        None => Plan {
+            statefulset_replicas: wanted,
+            // The first map, once every pod is up to acknowledge it.
+            push: sts
+                .all_ready(wanted)
+                .then(|| stable(inst, 1, inst.spec.sharding, wanted)),
+            report: if sts.all_ready(wanted) {
+                Report::Available { shards: wanted }
+            } else {
+                Report::Starting {
+                    ready: sts.ready,
+                    want: wanted,
+                }
+            },
+        },
+        Some(map) if map.shards == wanted => Plan {
+            statefulset_replicas: wanted,
+            // Re-pushing the acknowledged map heals a shard whose volume was replaced.
+            push: sts
+                .all_ready(wanted)
+                .then(|| stable(inst, map.epoch, map.sharding, wanted)),
+            report: if sts.all_ready(wanted) {
+                Report::Available { shards: wanted }
+            } else if sts.desired < wanted {
+                Report::Starting {
+                    ready: sts.ready,
+                    want: wanted,
+                }
+            } else {
+                Report::ShardsNotReady {
+                    ready: sts.ready,
+                    want: wanted,
+                }
+            },
+        },
+        Some(map) => rebalance::plan(inst, map, sts),
+    }
+}
+
+/// The stable map over `shards` servers, addressed through the headless Service.
+pub fn stable(inst: &Instance, epoch: i64, sharding: Sharding, shards: i32) -> Topology {
+    let peers = (0..u32::try_from(shards).unwrap_or(0))
+        .map(|i| labels::peer_url(&inst.name, &inst.namespace, i, inst.spec.port))
+        .collect();
+    Topology::stable(u64::try_from(epoch).unwrap_or(0), sharding, peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::instance;
+
+    fn sts(desired: i32, current: i32, ready: i32) -> Option<ObservedStatefulSet> {
+        Some(ObservedStatefulSet {
+            desired,
+            current,
+            ready,
+        })
+    }
+
+    fn map(shards: i32) -> Option<TopologyStatus> {
+        Some(TopologyStatus {
+            epoch: 1,
+            shards,
+            sharding: Sharding::Modulo,
+        })
+    }
+
+    #[test]
+    fn a_new_store_starts_its_pods_then_pushes_the_first_map() {
+        let inst = instance("demo", 3);
+        let p = plan(
+            &inst,
+            &Observed {
+                statefulset: None,
+                topology: None,
+            },
+        );
+        assert_eq!(p.statefulset_replicas, 3);
+        assert_eq!(p.push, None);
+        assert_eq!(p.report, Report::Starting { ready: 0, want: 3 });
+
+        let p = plan(
+            &inst,
+            &Observed {
+                statefulset: sts(3, 3, 3),
+                topology: None,
+            },
+        );
+        let pushed = p.push.unwrap();
+        assert_eq!(pushed.epoch, 1);
+        assert_eq!(pushed.shards, 3);
+        assert_eq!(pushed.peers[2], "http://demo-2.demo.default.svc:80");
+        assert_eq!(p.report, Report::Available { shards: 3 });
+    }
+
+    #[test]
+    fn scale_to_zero_stops_and_keeps_the_map() {
+        let inst = instance("demo", 0);
+        let p = plan(
+            &inst,
+            &Observed {
+                statefulset: sts(3, 3, 3),
+                topology: map(3),
+            },
+        );
+        assert_eq!(p.statefulset_replicas, 0);
+        assert_eq!(p.push, None);
+        assert_eq!(p.report, Report::Stopping { remaining: 3 });
+        let p = plan(
+            &inst,
+            &Observed {
+                statefulset: sts(0, 0, 0),
+                topology: map(3),
+            },
+        );
+        assert_eq!(p.report, Report::Stopped);
+    }
+
+    #[test]
+    fn back_to_the_same_count_serves_the_same_map() {
+        let inst = instance("demo", 3);
+        let p = plan(
+            &inst,
+            &Observed {
+                statefulset: sts(0, 0, 0),
+                topology: map(3),
+            },
+        );
+        assert_eq!(p.statefulset_replicas, 3);
+        assert_eq!(p.report, Report::Starting { ready: 0, want: 3 });
+        let p = plan(
+            &inst,
+            &Observed {
+                statefulset: sts(3, 3, 3),
+                topology: map(3),
+            },
+        );
+        assert_eq!(p.push.unwrap().epoch, 1);
+    }
+
+    #[test]
+    fn a_lost_pod_is_reported_and_nothing_is_pushed() {
+        let inst = instance("demo", 3);
+        let p = plan(
+            &inst,
+            &Observed {
+                statefulset: sts(3, 3, 2),
+                topology: map(3),
+            },
+        );
+        assert_eq!(p.push, None);
+        assert_eq!(p.report, Report::ShardsNotReady { ready: 2, want: 3 });
+    }
+
+    #[test]
+    fn a_count_change_keeps_the_serving_count() {
+        let inst = instance("demo", 5);
+        let p = plan(
+            &inst,
+            &Observed {
+                statefulset: sts(3, 3, 3),
+                topology: map(3),
+            },
+        );
+        assert_eq!(p.statefulset_replicas, 3);
+        assert_eq!(
+            p.report,
+            Report::RebalanceNotImplemented {
+                serving: 3,
+                wanted: 5
+            }
+        );
+    }
+}

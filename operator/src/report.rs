@@ -1,0 +1,330 @@
+//! Turns the outcome of a reconcile into the status: phase, conditions (with stable transition
+//! times) and the served shard map. Pure, so every reported state is unit-tested.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::labels;
+use crate::plan::Report;
+use crate::status::{KVStoreStatus, Phase, TopologyStatus};
+
+pub const AVAILABLE: &str = "Available";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+pub const PAUSED: &str = "ReconciliationPaused";
+
+/// How a reconcile ended, as far as the status is concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The plan ran; `topology` is the map every server acknowledged.
+    Planned {
+        report: Report,
+        topology: Option<TopologyStatus>,
+        serving: i32,
+    },
+    /// Every pod is ready but a server did not take the shard map.
+    ShardUnreachable { message: String },
+    /// The spec cannot be built; the children are left as they are.
+    InvalidSpec { message: String },
+    /// spec.paused: the children are left as they are.
+    Paused,
+}
+
+/// One condition; `status` is a bool.
+struct Cond {
+    type_: &'static str,
+    status: bool,
+    reason: &'static str,
+    message: String,
+}
+
+/// The new status. Fields the outcome says nothing about keep their previous values.
+pub fn status(
+    previous: Option<&KVStoreStatus>,
+    name: &str,
+    generation: Option<i64>,
+    ready_replicas: i32,
+    outcome: &Outcome,
+    now: &Time,
+) -> KVStoreStatus {
+    let mut next = previous.cloned().unwrap_or_default();
+    next.selector = Some(labels::selector_string(name));
+    next.ready_replicas = ready_replicas;
+    next.observed_generation = generation;
+    let (phase, conds) = match outcome {
+        Outcome::Planned {
+            report,
+            topology,
+            serving,
+        } => {
+            next.topology = *topology;
+            next.replicas = *serving;
+            let (phase, mut conds) = planned(report, *topology);
+            conds.push(not_paused());
+            (phase, conds)
+        }
+        Outcome::ShardUnreachable { message } => (
+            Phase::Degraded,
+            vec![
+                cond(AVAILABLE, false, "ShardUnreachable", message),
+                cond(
+                    PROGRESSING,
+                    true,
+                    "PushingShardMap",
+                    "retrying the shard map push",
+                ),
+                cond(DEGRADED, true, "ShardUnreachable", message),
+                not_paused(),
+            ],
+        ),
+        Outcome::InvalidSpec { message } => (
+            Phase::Degraded,
+            vec![
+                cond(
+                    PROGRESSING,
+                    false,
+                    "InvalidSpec",
+                    "fix the spec to continue",
+                ),
+                cond(DEGRADED, true, "InvalidSpec", message),
+                not_paused(),
+            ],
+        ),
+        Outcome::Paused => (
+            Phase::Paused,
+            vec![cond(
+                PAUSED,
+                true,
+                "Paused",
+                "spec.paused is set: the operator leaves the children alone",
+            )],
+        ),
+    };
+    next.phase = Some(phase);
+    for c in conds {
+        set_condition(&mut next.conditions, c, generation, now);
+    }
+    next
+}
+
+fn planned(report: &Report, topology: Option<TopologyStatus>) -> (Phase, Vec<Cond>) {
+    let ok = |t, r, m: &str| cond(t, false, r, m);
+    match report {
+        Report::Available { shards } => {
+            let epoch = topology.map_or(0, |t| t.epoch);
+            let msg = format!("{shards}/{shards} shards ready, serving epoch {epoch}");
+            (
+                Phase::Available,
+                vec![
+                    cond(AVAILABLE, true, "AllShardsReady", &msg),
+                    ok(PROGRESSING, "Reconciled", "the store matches its spec"),
+                    ok(DEGRADED, "AsExpected", "all shards ready"),
+                ],
+            )
+        }
+        Report::Starting { ready, want } => {
+            let msg = format!("{ready}/{want} shards ready");
+            (
+                Phase::Pending,
+                vec![
+                    cond(AVAILABLE, false, "ShardsStarting", &msg),
+                    cond(PROGRESSING, true, "ShardsStarting", &msg),
+                    ok(DEGRADED, "AsExpected", "shards are starting"),
+                ],
+            )
+        }
+        Report::ShardsNotReady { ready, want } => {
+            let msg = format!("{ready}/{want} shards ready");
+            (
+                Phase::Degraded,
+                vec![
+                    cond(AVAILABLE, false, "ShardsNotReady", &msg),
+                    cond(PROGRESSING, true, "ShardsStarting", &msg),
+                    cond(DEGRADED, true, "ShardsNotReady", &msg),
+                ],
+            )
+        }
+        Report::Stopping { remaining } => {
+            let msg = format!("spec.replicas is 0: {remaining} pods still stopping");
+            (
+                Phase::Stopped,
+                vec![
+                    cond(AVAILABLE, false, "Stopped", &msg),
+                    cond(PROGRESSING, true, "Stopping", &msg),
+                    ok(DEGRADED, "AsExpected", "stopping as asked"),
+                ],
+            )
+        }
+        Report::Stopped => {
+            let msg = "spec.replicas is 0: no pod runs; volumes and shard map are kept";
+            (
+                Phase::Stopped,
+                vec![
+                    cond(AVAILABLE, false, "Stopped", msg),
+                    ok(PROGRESSING, "Stopped", msg),
+                    ok(DEGRADED, "AsExpected", "stopped as asked"),
+                ],
+            )
+        }
+        Report::RebalanceNotImplemented { serving, wanted } => {
+            let msg = format!(
+                "spec.replicas is {wanted} but the store serves {serving} shards: moving keys \
+                 between shard counts is not implemented yet, so the StatefulSet stays at \
+                 {serving} and no key is lost; set replicas back to {serving} (or 0 to stop)"
+            );
+            (
+                Phase::Degraded,
+                vec![
+                    cond(AVAILABLE, true, "ServingPreviousShardCount", &msg),
+                    cond(PROGRESSING, false, "RebalanceNotImplemented", &msg),
+                    cond(DEGRADED, true, "RebalanceNotImplemented", &msg),
+                ],
+            )
+        }
+    }
+}
+
+fn cond(type_: &'static str, status: bool, reason: &'static str, message: &str) -> Cond {
+    Cond {
+        type_,
+        status,
+        reason,
+        message: message.to_owned(),
+    }
+}
+
+fn not_paused() -> Cond {
+    cond(PAUSED, false, "Reconciling", "spec.paused is not set")
+}
+
+/// Sets one condition; its transition time moves only when its status changes.
+fn set_condition(list: &mut Vec<Condition>, c: Cond, generation: Option<i64>, now: &Time) {
+    let status = if c.status { "True" } else { "False" }.to_owned();
+    let existing = list.iter_mut().find(|x| x.type_ == c.type_);
+    let last_transition_time = match &existing {
+        Some(old) if old.status == status => old.last_transition_time.clone(),
+        _ => now.clone(),
+    };
+    let new = Condition {
+        type_: c.type_.to_owned(),
+        status,
+        reason: c.reason.to_owned(),
+        message: c.message,
+        observed_generation: generation,
+        last_transition_time,
+    };
+    match existing {
+        Some(old) => *old = new,
+        None => list.push(new),
+    }
+}
+
+/// The condition of that type, if present.
+pub fn find<'a>(status: &'a KVStoreStatus, type_: &str) -> Option<&'a Condition> {
+    status.conditions.iter().find(|c| c.type_ == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+    use kvproto::Sharding;
+
+    fn at(secs: i64) -> Time {
+        Time(Timestamp::from_second(secs).unwrap())
+    }
+
+    fn map() -> Option<TopologyStatus> {
+        Some(TopologyStatus {
+            epoch: 1,
+            shards: 3,
+            sharding: Sharding::Modulo,
+        })
+    }
+
+    #[test]
+    fn available_sets_all_three_conditions_and_the_selector() {
+        let outcome = Outcome::Planned {
+            report: Report::Available { shards: 3 },
+            topology: map(),
+            serving: 3,
+        };
+        let s = status(None, "demo", Some(2), 3, &outcome, &at(10));
+        assert_eq!(s.phase, Some(Phase::Available));
+        assert_eq!(s.replicas, 3);
+        assert_eq!(s.observed_generation, Some(2));
+        assert_eq!(s.topology, map());
+        assert_eq!(find(&s, AVAILABLE).unwrap().status, "True");
+        assert_eq!(find(&s, DEGRADED).unwrap().status, "False");
+        assert_eq!(find(&s, PAUSED).unwrap().status, "False");
+        assert_eq!(
+            s.selector.as_deref(),
+            Some(
+                "app.kubernetes.io/component=server,app.kubernetes.io/instance=demo,app.kubernetes.io/name=kvstore"
+            )
+        );
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_flips() {
+        let avail = Outcome::Planned {
+            report: Report::Available { shards: 3 },
+            topology: map(),
+            serving: 3,
+        };
+        let s1 = status(None, "demo", Some(1), 3, &avail, &at(10));
+        let s2 = status(Some(&s1), "demo", Some(1), 3, &avail, &at(20));
+        assert_eq!(find(&s2, AVAILABLE).unwrap().last_transition_time, at(10));
+        let lost = Outcome::Planned {
+            report: Report::ShardsNotReady { ready: 2, want: 3 },
+            topology: map(),
+            serving: 3,
+        };
+        let s3 = status(Some(&s2), "demo", Some(1), 2, &lost, &at(30));
+        assert_eq!(find(&s3, AVAILABLE).unwrap().last_transition_time, at(30));
+        assert_eq!(s3.phase, Some(Phase::Degraded));
+    }
+
+    #[test]
+    fn invalid_spec_and_pause_keep_what_the_store_serves() {
+        let avail = Outcome::Planned {
+            report: Report::Available { shards: 3 },
+            topology: map(),
+            serving: 3,
+        };
+        let s1 = status(None, "demo", Some(1), 3, &avail, &at(10));
+        let bad = Outcome::InvalidSpec {
+            message: "port 8081 is the kvserver ops port".into(),
+        };
+        let s2 = status(Some(&s1), "demo", Some(2), 3, &bad, &at(20));
+        assert_eq!(s2.phase, Some(Phase::Degraded));
+        assert_eq!(s2.replicas, 3);
+        assert_eq!(s2.topology, map());
+        let degraded = find(&s2, DEGRADED).unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "InvalidSpec")
+        );
+        let s3 = status(Some(&s2), "demo", Some(3), 3, &Outcome::Paused, &at(30));
+        assert_eq!(s3.phase, Some(Phase::Paused));
+        assert_eq!(find(&s3, PAUSED).unwrap().status, "True");
+    }
+
+    #[test]
+    fn rebalance_not_implemented_is_degraded_not_progressing() {
+        let outcome = Outcome::Planned {
+            report: Report::RebalanceNotImplemented {
+                serving: 3,
+                wanted: 5,
+            },
+            topology: map(),
+            serving: 3,
+        };
+        let s = status(None, "demo", Some(2), 3, &outcome, &at(10));
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        assert_eq!(find(&s, PROGRESSING).unwrap().status, "False");
+        assert_eq!(
+            find(&s, DEGRADED).unwrap().reason,
+            "RebalanceNotImplemented"
+        );
+    }
+}

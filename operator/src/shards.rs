@@ -1,0 +1,52 @@
+//! Admin calls from the operator to the shard servers, behind a trait so that the reconcile's
+//! decisions are tested without servers. The real implementation is the kvclient crate's
+//! `ServerClient` (wired in [`KvClientAdmin`] once it lands); no second HTTP client lives here.
+
+use futures::future::{BoxFuture, join_all};
+use kvproto::Topology;
+
+use crate::error::{Error, Result};
+
+/// The admin API of one kvserver, as the operator uses it.
+pub trait ShardAdmin: Send + Sync {
+    /// `PUT /v1/admin/topology` on the server at `base_url`, with the admin `token`.
+    fn put_topology<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        topology: &'a Topology,
+    ) -> BoxFuture<'a, std::result::Result<(), String>>;
+}
+
+/// Pushes `topology` to every server it lists, concurrently; fails with the first shard that
+/// refused it. Servers accept the same map twice, so a partial push is simply repeated.
+pub async fn push_all(admin: &dyn ShardAdmin, token: &str, topology: &Topology) -> Result<()> {
+    let calls = topology
+        .peers
+        .iter()
+        .map(|peer| admin.put_topology(peer, token, topology));
+    for (shard, result) in (0u32..).zip(join_all(calls).await) {
+        result.map_err(|message| Error::Shard { shard, message })?;
+    }
+    Ok(())
+}
+
+/// Stands in until kvclient's `ServerClient` lands: every push fails with a clear message, so
+/// the store reports Degraded instead of pretending the servers took the map.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KvClientAdmin;
+
+impl ShardAdmin for KvClientAdmin {
+    fn put_topology<'a>(
+        &'a self,
+        base_url: &'a str,
+        _token: &'a str,
+        _topology: &'a Topology,
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        Box::pin(async move {
+            Err(format!(
+                "cannot push the shard map to {base_url}: the kvclient ServerClient is not wired yet"
+            ))
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! The `KVStore` status: what the store serves now, its conditions, and the rebalance in flight.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kvproto::Sharding;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a KVStore, written by the operator only.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KVStoreStatus {
+    /// Number of shards clients must route over now (0 while stopped or before the first shard
+    /// map). The scale subresource reports it as the current replica count.
+    #[serde(default)]
+    pub replicas: i32,
+
+    /// Shard pods that are ready.
+    #[serde(default)]
+    pub ready_replicas: i32,
+
+    /// Label selector of the shard pods, for the scale subresource and autoscalers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<String>,
+
+    /// One-word summary of the store's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+
+    /// Available, Progressing, Degraded and ReconciliationPaused, with reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+
+    /// The metadata.generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// The shard map last acknowledged by every server; absent before the first one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<TopologyStatus>,
+
+    /// The key move in flight, when the shard count changes; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
+}
+
+/// One-word summary of the store's state.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Pods are starting; no shard map yet.
+    Pending,
+    /// Every shard is ready and serves the shard map.
+    Available,
+    /// Keys are moving to a new shard count.
+    Rebalancing,
+    /// Something needs attention; see the Degraded condition.
+    Degraded,
+    /// spec.paused is set; the operator leaves the children alone.
+    Paused,
+    /// spec.replicas is 0: no pods run, the volumes and the shard map are kept.
+    Stopped,
+}
+
+impl Phase {
+    /// The name shown by `kubectl get kvs`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Available => "Available",
+            Phase::Rebalancing => "Rebalancing",
+            Phase::Degraded => "Degraded",
+            Phase::Paused => "Paused",
+            Phase::Stopped => "Stopped",
+        }
+    }
+}
+
+/// The shard map every server acknowledged.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopologyStatus {
+    /// Grows by one with every change of the shard count; 1 for the first map.
+    pub epoch: i64,
+    /// Number of shards keys are spread over.
+    pub shards: i32,
+    /// The shard function.
+    pub sharding: Sharding,
+}
+
+/// Progress of a key move between shard counts (written by the rebalance state machine).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RebalanceStatus {
+    /// Shard count keys move from.
+    pub from: i32,
+    /// Shard count keys move to.
+    pub to: i32,
+    /// Step of the move, persisted before the step runs so that a restarted operator resumes it.
+    pub phase: RebalancePhase,
+    /// Epoch of the shard map being moved to.
+    pub epoch: i64,
+    /// Keys copied so far.
+    #[serde(default)]
+    pub keys_moved: i64,
+    /// Keys to copy, once known.
+    #[serde(default)]
+    pub keys_total: i64,
+    /// When the move started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// Human-readable detail of the current step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Steps of a key move (see docs/rebalance.md).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RebalancePhase {
+    /// The StatefulSet grows to the larger count; new pods get the current map.
+    ScalingUp,
+    /// Old owners forward the keys they lose to the new owners.
+    Handoff,
+    /// Clients route over the new count while keys are copied.
+    Copy,
+    /// The new map is pushed as stable.
+    Commit,
+    /// Servers drop the keys they no longer own.
+    Cleanup,
+    /// The StatefulSet shrinks once the removed shards hold no key.
+    ScalingDown,
+    /// Volumes of the drained shards are deleted.
+    DeletingPVCs,
+}

@@ -1,0 +1,151 @@
+//! The pure first step of a reconcile: turn a `KVStore` into an [`Instance`] the builders can
+//! trust, or say precisely what is wrong with its spec.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::{Resource, ResourceExt};
+
+use crate::crd::{KVStore, KVStoreSpec};
+use crate::error::{Error, Result};
+use crate::labels;
+
+/// The kvserver's ops port (probes, metrics, drain); the data port may not take it.
+pub const OPS_PORT: i32 = 8081;
+
+/// A KVStore whose spec passed validation, with what every child needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub name: String,
+    pub namespace: String,
+    pub owner: OwnerReference,
+    pub spec: KVStoreSpec,
+}
+
+/// Checks what the schema cannot (or what a schema-less apply may have skipped).
+pub fn validate(kvs: &KVStore) -> Result<Instance> {
+    let name = kvs
+        .metadata
+        .name
+        .clone()
+        .ok_or(Error::MissingField("metadata.name"))?;
+    let namespace = kvs
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let owner = kvs
+        .controller_owner_ref(&())
+        .ok_or(Error::MissingField("metadata.uid"))?;
+    let spec = &kvs.spec;
+    let mut problems = Vec::new();
+    if spec.replicas < 0 {
+        problems.push(format!("replicas must be >= 0, got {}", spec.replicas));
+    }
+    if !(1..=65535).contains(&spec.port) {
+        problems.push(format!("port must be in 1..65535, got {}", spec.port));
+    }
+    if spec.port == OPS_PORT {
+        problems.push(format!("port {OPS_PORT} is the kvserver ops port"));
+    }
+    if spec.image.trim().is_empty() {
+        problems.push("image must not be empty".to_owned());
+    }
+    if spec.termination_grace_period_seconds < 0 {
+        problems.push("terminationGracePeriodSeconds must be >= 0".to_owned());
+    }
+    if let Err(why) = check_quantity(&spec.storage.size.0) {
+        problems.push(format!("storage.size {:?}: {why}", spec.storage.size.0));
+    }
+    for key in spec.pod_overrides.labels.keys() {
+        if labels::selector(&name).contains_key(key) {
+            problems.push(format!(
+                "podOverrides.labels may not set {key}: the operator selects its pods by it"
+            ));
+        }
+    }
+    if let Some(topology) = kvs.status.as_ref().and_then(|s| s.topology)
+        && topology.sharding != spec.sharding
+    {
+        problems.push(format!(
+            "sharding cannot change from {} to {} after creation",
+            topology.sharding, spec.sharding
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(Error::InvalidSpec(problems.join("; ")));
+    }
+    Ok(Instance {
+        name,
+        namespace,
+        owner,
+        spec: spec.clone(),
+    })
+}
+
+/// Accepts a positive Kubernetes quantity: digits with an optional fraction, then an optional
+/// binary-SI, decimal-SI or exponent suffix.
+pub fn check_quantity(s: &str) -> std::result::Result<(), &'static str> {
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits_end);
+    if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        return Err("not a quantity: expected a number such as 1Gi");
+    }
+    if number.chars().all(|c| c == '0' || c == '.') {
+        return Err("must be greater than zero");
+    }
+    const SUFFIXES: [&str; 13] = [
+        "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "k", "M", "G", "T", "P", "E",
+    ];
+    let exponent = suffix.strip_prefix(['e', 'E']).is_some_and(|e| {
+        !e.is_empty()
+            && e.trim_start_matches(['+', '-'])
+                .chars()
+                .all(|c| c.is_ascii_digit())
+    });
+    if SUFFIXES.contains(&suffix) || exponent {
+        Ok(())
+    } else {
+        Err("unknown suffix: expected one of Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P, E")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::kvstore;
+
+    #[test]
+    fn accepts_the_defaults() {
+        let inst = validate(&kvstore("demo", 3)).unwrap();
+        assert_eq!(inst.name, "demo");
+        assert_eq!(inst.namespace, "default");
+        assert_eq!(inst.owner.kind, "KVStore");
+        assert_eq!(inst.owner.controller, Some(true));
+    }
+
+    #[test]
+    fn names_every_problem() {
+        let mut kvs = kvstore("demo", 3);
+        kvs.spec.port = 8081;
+        kvs.spec.storage.size.0 = "lots".into();
+        kvs.spec
+            .pod_overrides
+            .labels
+            .insert(labels::INSTANCE.into(), "other".into());
+        let Err(Error::InvalidSpec(msg)) = validate(&kvs) else {
+            panic!("expected InvalidSpec");
+        };
+        assert!(msg.contains("8081"), "{msg}");
+        assert!(msg.contains("storage.size"), "{msg}");
+        assert!(msg.contains("app.kubernetes.io/instance"), "{msg}");
+    }
+
+    #[test]
+    fn quantities() {
+        for ok in ["1Gi", "500Mi", "1", "1.5G", "2e3", "10k"] {
+            assert_eq!(check_quantity(ok), Ok(()), "{ok}");
+        }
+        for bad in ["", "Gi", "0", "0Gi", "1GB", "1.2.3Gi", "-1Gi", "1e"] {
+            assert!(check_quantity(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Fails when the committed CRD differs from what the code generates. To refresh it, run
+//! `cargo run -p operator -- crd > crds/kvstore.dev_kvstores.yaml` (or set `UPDATE_CRD=1`).
+
+use std::path::PathBuf;
+
+use operator::crdgen::{CRD_FILE, crd_yaml};
+
+#[test]
+fn committed_crd_matches_the_code() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(CRD_FILE);
+    let generated = crd_yaml().unwrap();
+    if std::env::var_os("UPDATE_CRD").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "{CRD_FILE} is stale: run `cargo run -p operator -- crd > {CRD_FILE}` and commit it"
+    );
+}
+
+#[test]
+fn crd_has_the_scale_subresource_and_printer_columns() {
+    let crd: serde_yaml::Value = serde_yaml::from_str(&crd_yaml().unwrap()).unwrap();
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(crd["metadata"]["name"], "kvstores.kvstore.dev");
+    assert_eq!(crd["spec"]["names"]["shortNames"][0], "kvs");
+    let scale = &version["subresources"]["scale"];
+    assert_eq!(scale["specReplicasPath"], ".spec.replicas");
+    assert_eq!(scale["statusReplicasPath"], ".status.replicas");
+    assert_eq!(scale["labelSelectorPath"], ".status.selector");
+    let columns: Vec<&str> = version["additionalPrinterColumns"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(columns, ["Desired", "Ready", "Serving", "Phase", "Age"]);
+}
+
+/// Every property of the spec has a description, so `kubectl explain kvstore.spec` helps.
+#[test]
+fn every_spec_field_is_documented() {
+    let crd: serde_yaml::Value = serde_yaml::from_str(&crd_yaml().unwrap()).unwrap();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    fn walk(path: &str, schema: &serde_yaml::Value, missing: &mut Vec<String>) {
+        if let Some(props) = schema["properties"].as_mapping() {
+            for (name, sub) in props {
+                let p = format!("{path}.{}", name.as_str().unwrap_or("?"));
+                if sub["description"].as_str().is_none_or(str::is_empty) {
+                    missing.push(p.clone());
+                }
+                walk(&p, sub, missing);
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    walk("spec", spec, &mut missing);
+    assert!(missing.is_empty(), "undocumented: {missing:?}");
+}
