@@ -284,7 +284,7 @@ elif [[ ${KVSTORE_REQUIRE_KUBE_LINTER:-} == 1 ]]; then
   fail "kube-linter $KUBE_LINTER_VERSION could not be built (KVSTORE_REQUIRE_KUBE_LINTER=1)"
 else
   log "SKIPPED kube-linter: golang.stackrox.io/kube-linter $KUBE_LINTER_VERSION is not served by the module proxy here:"
-  tail -n 2 "$WORK/kube-linter-build.log" | sed 's/^/[chart]   /' >&2
+  grep -m 1 '^go: ' "$WORK/kube-linter-build.log" | sed 's/^/[chart]   /' >&2 || true
   log "put a kube-linter binary at $TOOLS/kube-linter-$KUBE_LINTER_VERSION/kube-linter to run it"
 fi
 
