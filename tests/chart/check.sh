@@ -5,7 +5,7 @@
 #   2. helm lint --strict, for several value sets
 #   3. helm template | kubeconform -strict, against JSON schemas made here (schemas.py) from
 #      Kubernetes' own OpenAPI document and from our CRD: nothing is downloaded but Go modules
-#   4. the same for examples/*.yaml
+#   4. the same for examples/*.yaml; render_test.py checks what each value set renders
 #   5. kube-score and kube-linter on the rendered chart and examples; every finding is fixed
 #      or justified by an annotation in the manifest that has it
 #   6. hadolint on images/*.Dockerfile (they cannot be built here: there is no Docker engine)
@@ -208,6 +208,15 @@ for name in "${!VALUESETS[@]}"; do
   fi
 done
 
+step "rendered objects do what the values promise"
+while IFS= read -r line; do
+  case $line in
+    ok:*) ok "${line#ok: }" ;;
+    *) fail "${line#FAIL: }" ;;
+  esac
+done < <("$PY" "$HERE/render_test.py" "$RENDERED" 2>&1 || true)
+
+step "kubeconform self-test"
 # The schemas must refuse an unknown field, or a green run above proves nothing.
 sed 's/^\( *\)restartPolicy: Always$/&\n\1restartPolicyTypo: Always/' "$RENDERED/chart-default.yaml" >"$WORK/typo.yaml"
 if ! grep -q restartPolicyTypo "$WORK/typo.yaml"; then
