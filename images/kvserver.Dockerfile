@@ -2,11 +2,12 @@
 # kvserver: The book's key/value server, made durable: one per shard pod of a KVStore.
 # Build from the repository root:
 #   docker build -f images/kvserver.Dockerfile -t kvstore/kvserver:dev .
-# tests/images/build.sh makes the same image without a daemon (same binary, path, user and labels).
+# tests/images/build.sh makes the equivalent image without a daemon (same binary path, user
+# and entrypoint; its base is assembled from the same Debian 12 libc6/libgcc-s1/ca-certificates).
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS builder
-# Symbols are half the binary; the kvserver image must stay under 25 MB.
+# Strip symbols: the kvserver image has a 25 MB budget.
 ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 WORKDIR /src
 COPY . .
