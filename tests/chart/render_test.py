@@ -50,6 +50,10 @@ def check_default(docs):
     probes = container(docs)
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    rules = one(docs, "ClusterRole")["rules"]
+    pvc = [r for r in rules if "persistentvolumeclaims" in r["resources"]]
+    assert pvc and "deletecollection" in pvc[0]["verbs"], "PVCs are deleted by label selector"
+    assert not any("create" in r["verbs"] and "pods" in r["resources"] for r in rules), "never creates Pods"
     svc = one(docs, "Service")
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
     assert all(pod_labels.get(k) == v for k, v in svc["spec"]["selector"].items()), "Service selects the pods"
