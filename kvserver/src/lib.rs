@@ -1,1 +1,45 @@
-//! placeholder until this crate lands
+//! kvserver: the book's key/value server (one per shard pod), made durable, safe and fast.
+//!
+//! # Layout
+//! - [`config`]: clap flags with env fallbacks.
+//! - [`server`]: `run(config, listener, ops_listener, shutdown)`: listeners, batch fsync, drain.
+//! - [`app`]: the data and ops routers and their middleware.
+//! - [`book`]: the chapter's `/save`, `/load`, `/allKeys`, byte for byte.
+//! - [`v1`]: the `/v1` key API, listing, info, topology.
+//! - [`admin`]: topology pushes, bulk export/import, cleanup, the internal local read.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, the `/drain` preStop hook.
+//! - [`keys`]: serving one key: raw-path key parsing, lookup with read-through, forwarding.
+//! - [`routing`]: `Topology::route` applied to a request, forwarded headers.
+//! - [`peer`]: the HTTP client to other shards.
+//! - [`storage`]: versioned records and tombstones on fjall, group commit, disk-full recovery.
+//! - [`topology_file`]: the topology persisted atomically on the data dir.
+//! - [`auth`]: the admin bearer token.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`state`]: what handlers share.
+//! - [`error`]: the one error type and its HTTP rendering.
+//!
+//! The HTTP contract is `docs/api.md` at the repository root.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod app;
+pub mod auth;
+pub mod book;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod ops;
+pub mod peer;
+pub mod routing;
+pub mod server;
+pub mod state;
+pub mod storage;
+pub mod topology_file;
+pub mod v1;
+
+pub use app::{app, ops_app};
+pub use config::{Config, SyncMode};
+pub use error::Error;
+pub use server::{run, serve};
+pub use state::AppState;

@@ -1,0 +1,197 @@
+//! Admin routes, all behind the bearer token: topology pushes (persisted before the answer),
+//! bulk export and import for migrations, cleanup after one, and the local-only read that
+//! read-through uses.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use kvproto::Topology;
+use kvproto::bulk::{BulkCodec, CONTENT_TYPE as BULK_CONTENT_TYPE};
+use kvproto::wire::{CleanupReport, ErrorBody, ErrorCode, ImportMode, ImportReport};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::peer::etag;
+use crate::state::AppState;
+use crate::storage::StorageError;
+use crate::topology_file;
+use crate::v1::read_limited;
+
+pub const INTERNAL_KEY_PREFIX: &str = "/v1/internal/keys/";
+
+pub async fn put_topology(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Topology>> {
+    state.token.require(&headers)?;
+    let next: Topology = serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("body is not a Topology: {e}")))?;
+    let _one_at_a_time = state.topology_push.lock().await;
+    match state.topology() {
+        Some(current) => current
+            .check_transition(&next)
+            .map_err(|e| Error::TopologyConflict(e.to_string()))?,
+        None => next
+            .validate()
+            .map_err(|e| Error::BadRequest(e.to_string()))?,
+    }
+    if state.topology().is_some_and(|t| *t == next) {
+        return Ok(Json(next));
+    }
+    let path = state.topology_path.clone();
+    let to_save = next.clone();
+    tokio::task::spawn_blocking(move || topology_file::save(&path, &to_save))
+        .await
+        .map_err(|e| StorageError::Engine(e.to_string()))??;
+    tracing::info!(
+        epoch = next.epoch,
+        phase = next.phase_name(),
+        shards = next.shards,
+        "topology accepted"
+    );
+    state.set_topology(next.clone());
+    Ok(Json(next))
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    All,
+    /// Only keys another shard owns under the current topology.
+    Moving,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    #[serde(default)]
+    scope: Scope,
+}
+
+pub async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    state.token.require(&headers)?;
+    let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let topology = state.topology();
+    let me = state.shard;
+    let store = state.store.clone();
+    let (tx, rx) = mpsc::channel::<std::result::Result<Bytes, StorageError>>(8);
+    tokio::task::spawn_blocking(move || {
+        let keep = |key: &kvproto::Key| match (q.scope, &topology) {
+            (Scope::All, _) => true,
+            (Scope::Moving, Some(t)) => t.owner(key.as_bytes()) != me,
+            (Scope::Moving, None) => false,
+        };
+        if let Err(e) = store.export(keep, &tx) {
+            tracing::warn!(error = %e, "export failed; the stream ends without a trailer");
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, BULK_CONTENT_TYPE)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImportQuery {
+    #[serde(default)]
+    mode: ImportMode,
+}
+
+pub async fn import(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
+) -> Result<Json<ImportReport>> {
+    state.token.require(&headers)?;
+    let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let bytes = read_limited(body, &headers, state.max_import_bytes).await?;
+    // Decoded and validated whole before anything is applied.
+    let records = BulkCodec::decode_all(&bytes, state.max_value_bytes)?;
+    let report = state.store.import(records, q.mode).await?;
+    tracing::info!(applied = report.applied, skipped = report.skipped, mode = ?q.mode, "import applied");
+    Ok(Json(report))
+}
+
+pub async fn cleanup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<CleanupReport>> {
+    state.token.require(&headers)?;
+    let topology = state.topology();
+    if let Some(t) = &topology
+        && t.migration.is_some()
+    {
+        return Err(Error::TopologyConflict(format!(
+            "cleanup refused while migrating (epoch {} is in {})",
+            t.epoch,
+            t.phase_name()
+        )));
+    }
+    let me = state.shard;
+    let report = state
+        .store
+        .cleanup(|key| {
+            topology
+                .as_ref()
+                .is_none_or(|t| t.owner(key.as_bytes()) == me)
+        })
+        .await?;
+    tracing::info!(
+        removed_keys = report.removed_keys,
+        removed_tombstones = report.removed_tombstones,
+        "cleanup done"
+    );
+    Ok(Json(report))
+}
+
+/// Local-only read: no routing, no read-through. 410 marks a tombstone.
+pub async fn internal_get(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
+    state.token.require(&headers)?;
+    let key = keys::key_after(&uri, INTERNAL_KEY_PREFIX)?;
+    match state.store.get(&key)? {
+        Some(record) => match record.value {
+            Some(value) => Ok((
+                StatusCode::OK,
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/octet-stream"),
+                    ),
+                    (header::ETAG, etag(record.version)),
+                ],
+                value,
+            )
+                .into_response()),
+            None => Ok((
+                StatusCode::GONE,
+                [(header::ETAG, etag(record.version))],
+                Json(ErrorBody {
+                    error: ErrorCode::NotFound,
+                    message: format!("key {key:?} was deleted (tombstone)"),
+                }),
+            )
+                .into_response()),
+        },
+        None => Err(Error::NotFound(format!("key {key:?} not found"))),
+    }
+}

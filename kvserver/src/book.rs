@@ -1,0 +1,93 @@
+//! The chapter's three routes, byte for byte: `GET /save/<key>/<value>`, `GET /load/<key>`
+//! (200 `_key_not_found_` on a miss) and `GET /allKeys`. Errors are plain text.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use kvproto::Key;
+use kvproto::wire::BOOK_KEY_NOT_FOUND;
+use percent_encoding::percent_decode_str;
+
+use crate::error::{BookError, Error};
+use crate::keys;
+use crate::routing::{Decision, decide};
+use crate::state::AppState;
+use crate::storage::Precondition;
+
+/// Flask's default content type, which the book's server answered with.
+const FLASK_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
+fn ok(body: Bytes) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, FLASK_CONTENT_TYPE)],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn save(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, BookError> {
+    let rest = uri.path().strip_prefix("/save/").unwrap_or_default();
+    let (key_seg, value_seg) = rest
+        .split_once('/')
+        .ok_or_else(|| Error::BadRequest("expected /save/<key>/<value>".into()))?;
+    if value_seg.contains('/') {
+        return Err(Error::BadRequest(
+            "the value must be one path segment (send '/' as %2F)".into(),
+        )
+        .into());
+    }
+    let key = Key::from_path_segment(key_seg)?;
+    let value: Vec<u8> = percent_decode_str(value_seg).collect();
+    if value.len() > state.max_value_bytes {
+        return Err(Error::ValueTooLarge {
+            len: value.len(),
+            limit: state.max_value_bytes,
+        }
+        .into());
+    }
+    if value.is_empty() {
+        return Err(Error::BadRequest("the value is empty".into()).into());
+    }
+    match decide(&state, &key, &headers)? {
+        Decision::Forward { to, by } => {
+            Ok(keys::forward(&state, Method::GET, &uri, &headers, Bytes::new(), to, by).await?)
+        }
+        Decision::Local { .. } => {
+            let value = Bytes::from(value);
+            state
+                .store
+                .put(&key, value.clone(), Precondition::None, None)
+                .await?;
+            Ok(ok(value))
+        }
+    }
+}
+
+pub async fn load(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, BookError> {
+    let key = keys::key_after(&uri, "/load/")?;
+    match decide(&state, &key, &headers)? {
+        Decision::Forward { to, by } => {
+            Ok(keys::forward(&state, Method::GET, &uri, &headers, Bytes::new(), to, by).await?)
+        }
+        Decision::Local { read_through } => match keys::lookup(&state, &key, read_through).await? {
+            Some(record) => Ok(ok(record.value.unwrap_or_default())),
+            None => Ok(ok(Bytes::from_static(BOOK_KEY_NOT_FOUND.as_bytes()))),
+        },
+    }
+}
+
+pub async fn all_keys(State(state): State<AppState>) -> Result<Response, BookError> {
+    let keys = state.store.all_keys()?;
+    let joined = keys.iter().map(Key::as_str).collect::<Vec<_>>().join(",");
+    Ok(ok(Bytes::from(joined)))
+}

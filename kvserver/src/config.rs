@@ -1,0 +1,142 @@
+//! Command-line flags, each with an environment fallback (the StatefulSet sets env, humans set flags).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+/// When an acknowledged write is forced to stable storage. Every mode writes the record to the
+/// OS (the engine's journal) before the answer, so a process crash never loses an acknowledged
+/// write; the mode only decides what survives a power loss or kernel crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SyncMode {
+    /// fsync before every answer; concurrent writers share one fsync (group commit).
+    Always,
+    /// fsync in the background every `--sync-interval`; a power loss may lose that window.
+    #[default]
+    Batch,
+    /// Never fsync explicitly; the OS writes back when it likes (typically within 30 s).
+    Never,
+}
+
+/// The server's configuration.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "kvserver",
+    version,
+    about = "The book's key/value server, made durable"
+)]
+pub struct Config {
+    /// Data port: book routes, /v1 API, admin routes.
+    #[arg(long, env = "KV_PORT", default_value_t = 80)]
+    pub port: u16,
+
+    /// Ops port: /healthz, /readyz, /metrics and the preStop hook GET /drain.
+    #[arg(long, env = "KV_OPS_PORT", default_value_t = 8081)]
+    pub ops_port: u16,
+
+    /// Address both listeners bind to.
+    #[arg(long, env = "KV_BIND", default_value = "0.0.0.0")]
+    pub bind: String,
+
+    /// Directory holding the storage engine and the persisted topology (the pod's PVC).
+    #[arg(long, env = "KV_DATA_DIR", default_value = "/data")]
+    pub data_dir: PathBuf,
+
+    /// File holding the admin bearer token. Without it, admin routes refuse every request.
+    #[arg(long, env = "KV_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Largest value accepted, in bytes.
+    #[arg(long, env = "KV_MAX_VALUE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_value_bytes: usize,
+
+    /// Largest bulk import body, in bytes (imports are validated whole before anything is applied).
+    #[arg(long, env = "KV_MAX_IMPORT_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_import_bytes: usize,
+
+    /// What an acknowledged write survives: always | batch | never (see README.md).
+    #[arg(long, env = "KV_SYNC", value_enum, default_value_t = SyncMode::Batch)]
+    pub sync: SyncMode,
+
+    /// fsync period of `--sync batch`.
+    #[arg(long, env = "KV_SYNC_INTERVAL", default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub sync_interval: Duration,
+
+    /// This server's shard ordinal. Defaults to the ordinal at the end of POD_NAME (`server-2` → 2), else 0.
+    #[arg(long, env = "KV_SHARD")]
+    pub shard: Option<u32>,
+
+    /// The pod's name, as set by the downward API; its trailing `-N` is the shard ordinal.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+
+    /// Put the data routes (book and /v1 keys) behind the admin token too.
+    #[arg(long, env = "KV_REQUIRE_TOKEN_FOR_DATA", default_value_t = false)]
+    pub require_token_for_data: bool,
+
+    /// How long draining answers 503 before the listeners close (lets Services drop the pod).
+    #[arg(long, env = "KV_DRAIN_DELAY", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
+
+    /// After the drain delay, how long in-flight requests get to finish before the process exits.
+    #[arg(long, env = "KV_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Longest time a data request may take before it is answered 503 `timeout`.
+    #[arg(long, env = "KV_REQUEST_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Requests served at once; more are shed with 503 `overloaded`.
+    #[arg(long, env = "KV_MAX_CONCURRENCY", default_value_t = 1024)]
+    pub max_concurrency: usize,
+}
+
+impl Config {
+    /// The shard ordinal: the flag, else POD_NAME's trailing number, else 0.
+    pub fn shard_ordinal(&self) -> u32 {
+        self.shard
+            .or_else(|| self.pod_name.as_deref().and_then(ordinal_of))
+            .unwrap_or(0)
+    }
+
+    /// A configuration for tests: the data dir given, everything else at its default.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        let mut config = Config::parse_from(["kvserver"]);
+        config.data_dir = data_dir.into();
+        config.drain_delay = Duration::ZERO;
+        config
+    }
+}
+
+/// `server-2` → 2; `web-db-10` → 10; `server` → None.
+pub fn ordinal_of(pod_name: &str) -> Option<u32> {
+    pod_name.rsplit_once('-')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinal_comes_from_the_pod_name_unless_a_flag_says_otherwise() {
+        assert_eq!(ordinal_of("server-2"), Some(2));
+        assert_eq!(ordinal_of("kv-store-server-10"), Some(10));
+        assert_eq!(ordinal_of("server"), None);
+        assert_eq!(ordinal_of("server-x"), None);
+        let mut c = Config::parse_from(["kvserver", "--pod-name", "server-3"]);
+        assert_eq!(c.shard_ordinal(), 3);
+        c.shard = Some(1);
+        assert_eq!(c.shard_ordinal(), 1);
+    }
+
+    #[test]
+    fn defaults_follow_the_book() {
+        let c = Config::parse_from(["kvserver"]);
+        assert_eq!(c.port, 80);
+        assert_eq!(c.ops_port, 8081);
+        assert_eq!(c.max_value_bytes, 1 << 20);
+        assert_eq!(c.sync, SyncMode::Batch);
+        assert!(!c.require_token_for_data);
+    }
+}

@@ -1,0 +1,152 @@
+//! The one error type of the server, and how it becomes an HTTP answer.
+//!
+//! `/v1` routes answer a JSON [`ErrorBody`]; book routes answer plain text, as the chapter's
+//! Flask server did. Internal details (engine errors, peer addresses) are logged, not sent.
+
+use axum::Json;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kvproto::KeyError;
+use kvproto::bulk::BulkError;
+use kvproto::wire::{BOOK_SHUTTING_DOWN, ErrorBody, ErrorCode};
+use thiserror::Error;
+
+use crate::storage::StorageError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidKey(#[from] KeyError),
+    #[error("value of {len} bytes exceeds the limit of {limit} bytes")]
+    ValueTooLarge { len: usize, limit: usize },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    BadBulkStream(#[from] BulkError),
+    #[error("{0}")]
+    TopologyConflict(String),
+    #[error("the server is draining; retry on another server")]
+    Draining,
+    #[error("the servers' shard maps disagree for now; retry")]
+    Misdirected,
+    #[error("peer shard {shard} is unavailable")]
+    PeerUnavailable { shard: u32 },
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("no route for {0}")]
+    RouteNotFound(String),
+    #[error("request timed out")]
+    Timeout,
+    #[error("server overloaded; retry")]
+    Overloaded,
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidKey(_) | Error::BadRequest(_) | Error::BadBulkStream(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::ValueTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::NotFound(_) | Error::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::TopologyConflict(_) => StatusCode::CONFLICT,
+            Error::Draining
+            | Error::Misdirected
+            | Error::PeerUnavailable { .. }
+            | Error::Timeout
+            | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Storage(StorageError::Full) => StatusCode::INSUFFICIENT_STORAGE,
+            Error::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidKey(_) => ErrorCode::InvalidKey,
+            Error::ValueTooLarge { .. } => ErrorCode::ValueTooLarge,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            // kvproto has no code of its own for these: both mean "this server cannot answer
+            // now, retry", which is what clients do on `peer_unavailable`.
+            Error::Timeout | Error::Overloaded => ErrorCode::PeerUnavailable,
+            Error::BadBulkStream(_) => ErrorCode::BadBulkStream,
+            Error::TopologyConflict(_) => ErrorCode::TopologyConflict,
+            Error::Draining => ErrorCode::Draining,
+            Error::Misdirected => ErrorCode::Misdirected,
+            Error::PeerUnavailable { .. } => ErrorCode::PeerUnavailable,
+            Error::Storage(StorageError::Full) => ErrorCode::StorageFull,
+            Error::Storage(_) => ErrorCode::StorageError,
+            Error::RouteNotFound(_) => ErrorCode::RouteNotFound,
+        }
+    }
+
+    /// The message sent to the client: internal errors are summarised, not leaked.
+    fn public_message(&self) -> String {
+        match self {
+            Error::Storage(StorageError::Full) => self.to_string(),
+            Error::Storage(_) => "storage error; see the server log".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    fn log(&self) {
+        if self.status().is_server_error() {
+            tracing::warn!(error = %self, "request failed");
+        }
+    }
+
+    /// The book routes' rendering: plain text, and the book's literal body while draining.
+    pub fn into_book_response(self) -> Response {
+        self.log();
+        let body = match &self {
+            Error::Draining => BOOK_SHUTTING_DOWN.to_owned(),
+            other => other.public_message(),
+        };
+        (
+            self.status(),
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        self.log();
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.public_message(),
+        };
+        (self.status(), Json(body)).into_response()
+    }
+}
+
+/// A book route's error: the same [`Error`], rendered as plain text.
+#[derive(Debug)]
+pub struct BookError(pub Error);
+
+impl<E: Into<Error>> From<E> for BookError {
+    fn from(e: E) -> Self {
+        BookError(e.into())
+    }
+}
+
+impl IntoResponse for BookError {
+    fn into_response(self) -> Response {
+        self.0.into_book_response()
+    }
+}

@@ -1,0 +1,45 @@
+//! Probes, metrics and the drain hook.
+//!
+//! `/healthz` is liveness (the process answers). `/readyz` fails while draining or while the
+//! storage engine is not open (a full disk
+//! does not fail it: reads still work there). `GET /drain` is the StatefulSet's HTTP preStop hook:
+//! it switches to draining and answers after `--drain-delay`, so Services drop the pod before
+//! the kubelet sends SIGTERM.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use crate::state::AppState;
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
+    if state.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if !state.store.is_open() {
+        (StatusCode::SERVICE_UNAVAILABLE, "storage not open")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.refresh_gauges();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+pub async fn drain(State(state): State<AppState>) -> &'static str {
+    if !state.start_draining() {
+        tokio::time::sleep(state.drain_delay).await;
+    }
+    "draining"
+}

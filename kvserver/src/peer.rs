@@ -1,0 +1,152 @@
+//! The HTTP client to other shards: forwarding a request to the key's owner, and reading a key
+//! through from its previous owner during a migration.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
+use axum::response::Response;
+use bytes::Bytes;
+use kvproto::Key;
+use kvproto::topology::ForwardedBy;
+use kvproto::wire::header;
+
+use crate::error::Error;
+use crate::storage::Record;
+
+/// Request headers passed on when forwarding.
+const PASSED_ON: [h::HeaderName; 3] = [h::CONTENT_TYPE, h::IF_MATCH, h::IF_NONE_MATCH];
+/// Response headers passed back from the owner.
+const PASSED_BACK: [&str; 3] = ["content-type", "etag", header::SERVED_BY];
+
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// What the previous owner holds for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    Value(Record),
+    /// Nothing, or a tombstone: either way there is nothing to read through to.
+    Absent,
+}
+
+impl PeerClient {
+    pub fn new(token: Option<String>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(64)
+            .build()?;
+        Ok(PeerClient { http, token })
+    }
+
+    /// Sends the request on to `peer` (its base URL and shard) and relays the owner's answer.
+    pub async fn forward(
+        &self,
+        (base_url, shard): (&str, u32),
+        method: Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+        by: ForwardedBy,
+    ) -> Result<Response, Error> {
+        let url = format!("{}{}", base_url.trim_end_matches('/'), path_and_query);
+        let mut req = self.http.request(method, url).body(body);
+        for name in PASSED_ON {
+            if let Some(v) = headers.get(&name) {
+                req = req.header(name, v);
+            }
+        }
+        req = req
+            .header(header::FORWARDED_EPOCH, by.epoch)
+            .header(header::HOPS, by.hops);
+        if let Some(rt) = by.read_through {
+            req = req.header(header::READ_THROUGH, rt);
+        }
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| {
+            tracing::warn!(shard, error = %e, "forward failed");
+            Error::PeerUnavailable { shard }
+        })?;
+        let status = resp.status();
+        let mut out = Response::builder().status(status.as_u16());
+        for name in PASSED_BACK {
+            if let Some(v) = resp.headers().get(name) {
+                out = out.header(name, v.as_bytes());
+            }
+        }
+        let body = resp.bytes().await.map_err(|e| {
+            tracing::warn!(shard, error = %e, "forward: reading the answer failed");
+            Error::PeerUnavailable { shard }
+        })?;
+        out.body(Body::from(body))
+            .map_err(|_| Error::PeerUnavailable { shard })
+    }
+
+    /// The previous owner's record for `key`, read with the local-only internal route.
+    pub async fn read_through(
+        &self,
+        base_url: &str,
+        shard: u32,
+        key: &Key,
+    ) -> Result<Remote, Error> {
+        let Some(token) = &self.token else {
+            tracing::warn!("read-through needs the admin token; treating as a miss");
+            return Ok(Remote::Absent);
+        };
+        let url = format!(
+            "{}/v1/internal/keys/{}",
+            base_url.trim_end_matches('/'),
+            key.to_path_segment()
+        );
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| {
+                tracing::warn!(shard, error = %e, "read-through failed");
+                Error::PeerUnavailable { shard }
+            })?;
+        match resp.status() {
+            StatusCode::OK => {
+                let version = resp
+                    .headers()
+                    .get(h::ETAG)
+                    .and_then(parse_etag)
+                    .unwrap_or(0);
+                let value = resp
+                    .bytes()
+                    .await
+                    .map_err(|_| Error::PeerUnavailable { shard })?;
+                Ok(Remote::Value(Record {
+                    version,
+                    value: Some(value),
+                }))
+            }
+            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Remote::Absent),
+            other => {
+                tracing::warn!(shard, status = %other, "read-through: unexpected answer");
+                Err(Error::PeerUnavailable { shard })
+            }
+        }
+    }
+}
+
+/// `"123"` (or `W/"123"`) → 123.
+pub fn parse_etag(value: &HeaderValue) -> Option<u64> {
+    let s = value.to_str().ok()?.trim();
+    let s = s.strip_prefix("W/").unwrap_or(s);
+    s.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
+}
+
+pub fn etag(version: u64) -> HeaderValue {
+    // Digits and quotes are always a valid header value.
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}

@@ -1,0 +1,103 @@
+//! Running the server: both listeners, the background fsync of `--sync batch`, and the
+//! shutdown sequence (drain, finish in-flight requests, flush storage, exit).
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{app, ops_app};
+use crate::config::{Config, SyncMode};
+use crate::state::AppState;
+
+/// Serves until `shutdown` resolves, then drains: data routes answer 503 for `--drain-delay`,
+/// the listeners close, in-flight requests get `--shutdown-timeout` to finish, and storage is
+/// flushed before returning.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    ops_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let open_config = config.clone();
+    let state = tokio::task::spawn_blocking(move || AppState::open(&open_config)).await??;
+    tracing::info!(
+        shard = state.shard,
+        sync = ?config.sync,
+        keys = state.store.key_count(),
+        epoch = state.epoch(),
+        data = %listener.local_addr()?,
+        ops = %ops_listener.local_addr()?,
+        "kvserver serving"
+    );
+    serve(state, &config, listener, ops_listener, shutdown).await
+}
+
+/// Like [`run`], with an already opened state (tests reach into it).
+pub async fn serve(
+    state: AppState,
+    config: &Config,
+    listener: TcpListener,
+    ops_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    if config.sync == SyncMode::Batch {
+        tokio::spawn(batch_fsync(
+            state.clone(),
+            config.sync_interval,
+            stop.clone(),
+        ));
+    }
+    {
+        let (state, stop, delay) = (state.clone(), stop.clone(), config.drain_delay);
+        tokio::spawn(async move {
+            shutdown.await;
+            if !state.start_draining() {
+                // Give Services time to stop sending traffic here.
+                tokio::time::sleep(delay).await;
+            }
+            stop.cancel();
+        });
+    }
+    let data = axum::serve(
+        listener,
+        app(
+            state.clone(),
+            config.request_timeout,
+            config.max_concurrency,
+        ),
+    )
+    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let ops = axum::serve(ops_listener, ops_app(state.clone()))
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let both = async { tokio::try_join!(data.into_future(), ops.into_future()) };
+    let deadline = async {
+        stop.cancelled().await;
+        tokio::time::sleep(config.shutdown_timeout).await;
+    };
+    tokio::select! {
+        result = both => { result?; }
+        () = deadline => tracing::warn!("in-flight requests did not finish in time; exiting anyway"),
+    }
+    stop.cancel();
+    state.store.flush().await?;
+    tracing::info!("storage flushed; bye");
+    Ok(())
+}
+
+/// `--sync batch`: fsync what was written since the last tick.
+async fn batch_fsync(state: AppState, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        if let Err(e) = state.store.flush().await {
+            tracing::warn!(error = %e, "background fsync failed");
+        }
+    }
+}

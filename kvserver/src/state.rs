@@ -1,0 +1,110 @@
+//! What every handler shares: the store, the topology, the drain flag, the peers and metrics.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kvproto::Topology;
+use parking_lot::RwLock;
+
+use crate::auth::AdminToken;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::peer::PeerClient;
+use crate::storage::Store;
+use crate::topology_file;
+
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+#[derive(Debug)]
+pub struct Shared {
+    pub store: Arc<Store>,
+    pub shard: u32,
+    pub token: AdminToken,
+    pub peers: PeerClient,
+    pub metrics: Metrics,
+    pub max_value_bytes: usize,
+    pub max_import_bytes: usize,
+    pub require_token_for_data: bool,
+    pub drain_delay: std::time::Duration,
+    topology: RwLock<Option<Arc<Topology>>>,
+    /// Serialises topology pushes so the file and the map in memory move together.
+    pub topology_push: tokio::sync::Mutex<()>,
+    pub topology_path: PathBuf,
+    draining: AtomicBool,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Opens the store and loads the persisted topology. Blocking (scans the store once).
+    pub fn open(config: &Config) -> anyhow::Result<AppState> {
+        let store = Store::open(&config.data_dir.join("store"), config.sync)
+            .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
+        let token = AdminToken::from_file(config.admin_token_file.as_deref())?;
+        let topology_path = topology_file::path_in(&config.data_dir);
+        let topology = topology_file::load(&topology_path)?.map(Arc::new);
+        let state = AppState(Arc::new(Shared {
+            store: Arc::new(store),
+            shard: config.shard_ordinal(),
+            peers: PeerClient::new(token.value().map(str::to_owned))?,
+            token,
+            metrics: Metrics::default(),
+            max_value_bytes: config.max_value_bytes,
+            max_import_bytes: config.max_import_bytes,
+            require_token_for_data: config.require_token_for_data,
+            drain_delay: config.drain_delay,
+            topology: RwLock::new(topology),
+            topology_push: tokio::sync::Mutex::new(()),
+            topology_path,
+            draining: AtomicBool::new(false),
+        }));
+        state.refresh_gauges();
+        Ok(state)
+    }
+
+    pub fn topology(&self) -> Option<Arc<Topology>> {
+        self.0.topology.read().clone()
+    }
+
+    /// Replaces the map served (after it was persisted).
+    pub fn set_topology(&self, topology: Topology) {
+        *self.0.topology.write() = Some(Arc::new(topology));
+        self.refresh_gauges();
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.0.topology.read().as_ref().map_or(0, |t| t.epoch)
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Switches to draining; returns whether it already was.
+    pub fn start_draining(&self) -> bool {
+        let was = self.draining.swap(true, Ordering::AcqRel);
+        if !was {
+            tracing::info!("draining: data routes now answer 503");
+        }
+        self.refresh_gauges();
+        was
+    }
+
+    /// Brings the gauges up to date (called before each scrape).
+    pub fn refresh_gauges(&self) {
+        let m = &self.metrics;
+        m.keys
+            .set(i64::try_from(self.store.key_count()).unwrap_or(i64::MAX));
+        m.bytes
+            .set(i64::try_from(self.store.value_bytes()).unwrap_or(i64::MAX));
+        m.epoch.set(i64::try_from(self.epoch()).unwrap_or(i64::MAX));
+        m.draining.set(i64::from(self.is_draining()));
+    }
+}
