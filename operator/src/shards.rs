@@ -1,8 +1,9 @@
 //! Admin calls from the operator to the shard servers, behind a trait so that the reconcile's
-//! decisions are tested without servers. The real implementation is the kvclient crate's
-//! `ServerClient` (wired in [`KvClientAdmin`] once it lands); no second HTTP client lives here.
+//! decisions are tested without servers. The real implementation, [`KvClientAdmin`], is the
+//! kvclient crate's `ServerClient`; no second HTTP client lives here.
 
 use futures::future::{BoxFuture, join_all};
+use kvclient::{ClientConfig, ServerClient};
 use kvproto::Topology;
 
 use crate::error::{Error, Result};
@@ -31,22 +32,31 @@ pub async fn push_all(admin: &dyn ShardAdmin, token: &str, topology: &Topology) 
     Ok(())
 }
 
-/// Stands in until kvclient's `ServerClient` lands: every push fails with a clear message, so
-/// the store reports Degraded instead of pretending the servers took the map.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct KvClientAdmin;
+/// The real admin client: kvclient's `ServerClient`, one per call, with the store's token.
+#[derive(Debug, Clone, Default)]
+pub struct KvClientAdmin {
+    /// Timeouts and retries of the admin calls (the token is set per store).
+    pub config: ClientConfig,
+}
 
 impl ShardAdmin for KvClientAdmin {
     fn put_topology<'a>(
         &'a self,
         base_url: &'a str,
-        _token: &'a str,
-        _topology: &'a Topology,
+        token: &'a str,
+        topology: &'a Topology,
     ) -> BoxFuture<'a, std::result::Result<(), String>> {
         Box::pin(async move {
-            Err(format!(
-                "cannot push the shard map to {base_url}: the kvclient ServerClient is not wired yet"
-            ))
+            let config = ClientConfig {
+                token: Some(token.to_owned()),
+                ..self.config.clone()
+            };
+            let client = ServerClient::new(base_url, config).map_err(|e| e.to_string())?;
+            client
+                .put_topology(topology)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Fails when the committed CRD differs from what the code generates. To refresh it, run
 //! `cargo run -p operator -- crd > crds/kvstore.dev_kvstores.yaml` (or set `UPDATE_CRD=1`).
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed setup should panic
+
 use std::path::PathBuf;
 
 use operator::crdgen::{CRD_FILE, crd_yaml};

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Volume,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Sysctl, Volume,
     VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -85,6 +85,7 @@ fn pod_spec(inst: &Instance) -> PodSpec {
                 type_: "RuntimeDefault".to_owned(),
                 ..SeccompProfile::default()
             }),
+            sysctls: unprivileged_port(spec.port),
             ..PodSecurityContext::default()
         }),
         // The kvserver needs no Kubernetes API access and no service env variables.
@@ -110,6 +111,17 @@ fn pod_spec(inst: &Instance) -> PodSpec {
         }]),
         ..PodSpec::default()
     }
+}
+
+/// A non-root process with no capabilities may bind a port below 1024 (the book's 80) only
+/// if the pod lowers this namespaced, "safe" sysctl (allowed by the restricted policy).
+fn unprivileged_port(port: i32) -> Option<Vec<Sysctl>> {
+    (port < 1024).then(|| {
+        vec![Sysctl {
+            name: "net.ipv4.ip_unprivileged_port_start".to_owned(),
+            value: port.to_string(),
+        }]
+    })
 }
 
 fn container(inst: &Instance) -> Container {

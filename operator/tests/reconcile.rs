@@ -1,0 +1,409 @@
+//! The reconcile's decisions against a scripted API server (tower-test) and a fake shard admin.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed setup should panic
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use http::Method;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kvproto::Sharding;
+use operator::context::{Config, Context};
+use operator::controller::{FINALIZER, error_policy, reconcile};
+use operator::crd::RetentionPolicy;
+use operator::error::Category;
+use operator::metrics::Metrics;
+use operator::status::{KVStoreStatus, Phase, TopologyStatus};
+use operator::{KVStore, KVStoreSpec};
+use support::{Call, FakeShards, World};
+
+struct Harness {
+    world: Arc<Mutex<World>>,
+    shards: Arc<FakeShards>,
+    ctx: Arc<Context>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    fn new(world: World, shards: FakeShards) -> Self {
+        let world = Arc::new(Mutex::new(world));
+        let (client, server) = support::client(world.clone());
+        let shards = Arc::new(shards);
+        let ctx = Arc::new(Context::new(
+            client,
+            Some("test".into()),
+            Arc::new(Metrics::default()),
+            Config::default(),
+            shards.clone(),
+        ));
+        Harness {
+            world,
+            shards,
+            ctx,
+            server,
+        }
+    }
+
+    async fn reconcile(&self, kvs: KVStore) -> operator::Result<Action> {
+        self.world.lock().unwrap().kvstore = serde_json::to_value(&kvs).unwrap();
+        reconcile(Arc::new(kvs), self.ctx.clone()).await
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.world.lock().unwrap().calls.clone()
+    }
+
+    /// Server-side applies to a child collection, e.g. "statefulsets".
+    fn applies_to(&self, kind: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.is_operator_apply() && c.path.contains(&format!("/{kind}/")))
+            .collect()
+    }
+
+    /// The last status written.
+    fn status(&self) -> KVStoreStatus {
+        let call = self
+            .calls()
+            .into_iter()
+            .rfind(|c| c.path.ends_with("/kvstores/demo/status"))
+            .expect("no status written");
+        assert!(call.is_operator_apply(), "status not applied: {call:?}");
+        serde_json::from_value(call.body["status"].clone()).unwrap()
+    }
+
+    fn events(&self) -> Vec<serde_json::Value> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == Method::POST && c.path.ends_with("/events"))
+            .map(|c| c.body)
+            .collect()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn kvstore(replicas: i32) -> KVStore {
+    let mut spec: KVStoreSpec = serde_json::from_value(serde_json::json!({})).unwrap();
+    spec.replicas = replicas;
+    KVStore {
+        metadata: ObjectMeta {
+            name: Some("demo".into()),
+            namespace: Some("default".into()),
+            uid: Some("7a5d1b52-0000-4000-8000-000000000001".into()),
+            generation: Some(1),
+            finalizers: Some(vec![FINALIZER.into()]),
+            ..ObjectMeta::default()
+        },
+        spec,
+        status: None,
+    }
+}
+
+fn serving(kvs: &mut KVStore, shards: i32) {
+    kvs.status = Some(KVStoreStatus {
+        replicas: shards,
+        phase: Some(Phase::Available),
+        topology: Some(TopologyStatus {
+            epoch: 1,
+            shards,
+            sharding: Sharding::Modulo,
+        }),
+        ..KVStoreStatus::default()
+    });
+}
+
+fn condition(status: &KVStoreStatus, type_: &str) -> (String, String) {
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .unwrap_or_else(|| panic!("no {type_} condition"));
+    (c.status.clone(), c.reason.clone())
+}
+
+#[tokio::test]
+async fn a_new_store_gets_its_children_by_server_side_apply_and_a_token_once() {
+    let h = Harness::new(World::default(), FakeShards::default());
+    let action = h.reconcile(kvstore(3)).await.unwrap();
+    assert_eq!(action, Action::requeue(Config::default().requeue));
+
+    for kind in ["services", "poddisruptionbudgets", "statefulsets"] {
+        let applies = h.applies_to(kind);
+        assert_eq!(applies.len(), 1, "{kind}: {applies:?}");
+        let owner = &applies[0].body["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["kind"], "KVStore");
+        assert_eq!(owner["controller"], true);
+        assert_eq!(
+            applies[0].body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "kvstore-operator"
+        );
+    }
+    assert_eq!(h.applies_to("statefulsets")[0].body["spec"]["replicas"], 3);
+
+    let created: Vec<Call> = h
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == Method::POST && c.path.ends_with("/secrets"))
+        .collect();
+    assert_eq!(created.len(), 1);
+    let token = created[0].body["stringData"]["token"].as_str().unwrap();
+    assert_eq!(token.len(), 48);
+
+    let status = h.status();
+    assert_eq!(status.phase, Some(Phase::Pending));
+    assert_eq!(status.replicas, 0, "no shard map yet");
+    assert_eq!(status.topology, None);
+    assert_eq!(condition(&status, "Progressing").0, "True");
+    assert!(h.shards.pushes.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn once_every_pod_is_ready_the_first_map_goes_to_every_server_with_the_kept_token() {
+    let world = World {
+        statefulset: Some(support::statefulset(3, 3, 3)),
+        secret: Some(support::secret("s3cret")),
+        ..World::default()
+    };
+    let h = Harness::new(world, FakeShards::default());
+    h.reconcile(kvstore(3)).await.unwrap();
+
+    let pushes = h.shards.pushes.lock().unwrap().clone();
+    let urls: Vec<&str> = pushes.iter().map(|(u, _, _)| u.as_str()).collect();
+    assert_eq!(
+        urls,
+        [
+            "http://demo-0.demo.default.svc:80",
+            "http://demo-1.demo.default.svc:80",
+            "http://demo-2.demo.default.svc:80"
+        ]
+    );
+    for (_, token, map) in &pushes {
+        assert_eq!(token, "s3cret");
+        assert_eq!((map.epoch, map.shards, map.migration), (1, 3, None));
+    }
+    // The existing Secret is neither recreated nor applied: the token never rotates.
+    assert!(
+        h.calls()
+            .iter()
+            .all(|c| !(c.path.contains("/secrets") && c.method != Method::GET))
+    );
+    let status = h.status();
+    assert_eq!(status.phase, Some(Phase::Available));
+    assert_eq!(status.replicas, 3);
+    assert_eq!(status.ready_replicas, 3);
+    assert_eq!(
+        status.topology,
+        Some(TopologyStatus {
+            epoch: 1,
+            shards: 3,
+            sharding: Sharding::Modulo
+        })
+    );
+    assert_eq!(
+        condition(&status, "Available"),
+        ("True".into(), "AllShardsReady".into())
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_degraded_with_a_warning_event_and_no_child_is_touched() {
+    let h = Harness::new(World::default(), FakeShards::default());
+    let mut kvs = kvstore(3);
+    kvs.spec.port = 8081;
+    let err = h.reconcile(kvs.clone()).await.unwrap_err();
+    assert_eq!(err.category(), Category::InvalidSpec);
+    // No crash loop: the retry waits for the normal requeue (a spec change triggers one anyway).
+    assert_eq!(
+        error_policy(Arc::new(kvs), &err, h.ctx.clone()),
+        Action::requeue(Config::default().requeue)
+    );
+
+    let status = h.status();
+    assert_eq!(status.phase, Some(Phase::Degraded));
+    assert_eq!(
+        condition(&status, "Degraded"),
+        ("True".into(), "InvalidSpec".into())
+    );
+    let touched: Vec<Call> = h
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            c.method != Method::GET
+                && !c.path.contains("/kvstores/")
+                && !c.path.ends_with("/events")
+        })
+        .collect();
+    assert!(touched.is_empty(), "touched children: {touched:?}");
+    let warnings: Vec<_> = h
+        .events()
+        .into_iter()
+        .filter(|e| e["type"] == "Warning" && e["reason"] == "InvalidSpec")
+        .collect();
+    assert!(!warnings.is_empty(), "events: {:?}", h.events());
+    assert!(warnings[0]["note"].as_str().unwrap().contains("8081"));
+}
+
+#[tokio::test]
+async fn a_paused_store_leaves_its_children_alone() {
+    let world = World {
+        statefulset: Some(support::statefulset(3, 3, 3)),
+        ..World::default()
+    };
+    let h = Harness::new(world, FakeShards::default());
+    let mut kvs = kvstore(5);
+    serving(&mut kvs, 3);
+    kvs.spec.paused = true;
+    h.reconcile(kvs).await.unwrap();
+
+    let writes: Vec<Call> = h
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            c.method != Method::GET
+                && !c.path.ends_with("/kvstores/demo/status")
+                && !c.path.ends_with("/events")
+        })
+        .collect();
+    assert!(writes.is_empty(), "wrote while paused: {writes:?}");
+    let status = h.status();
+    assert_eq!(status.phase, Some(Phase::Paused));
+    assert_eq!(condition(&status, "ReconciliationPaused").0, "True");
+    assert_eq!(status.replicas, 3, "what the store serves is kept");
+    assert!(h.shards.pushes.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_change_between_non_zero_counts_keeps_the_serving_count_and_says_why() {
+    let world = World {
+        statefulset: Some(support::statefulset(3, 3, 3)),
+        secret: Some(support::secret("s3cret")),
+        ..World::default()
+    };
+    let h = Harness::new(world, FakeShards::default());
+    let mut kvs = kvstore(5);
+    serving(&mut kvs, 3);
+    h.reconcile(kvs).await.unwrap();
+
+    assert_eq!(h.applies_to("statefulsets")[0].body["spec"]["replicas"], 3);
+    let status = h.status();
+    assert_eq!(status.phase, Some(Phase::Degraded));
+    assert_eq!(status.replicas, 3);
+    assert_eq!(
+        condition(&status, "Degraded"),
+        ("True".into(), "RebalanceNotImplemented".into())
+    );
+    assert_eq!(
+        condition(&status, "Progressing"),
+        ("False".into(), "RebalanceNotImplemented".into())
+    );
+}
+
+#[tokio::test]
+async fn scale_to_zero_stops_the_pods_and_keeps_the_map() {
+    let world = World {
+        statefulset: Some(support::statefulset(0, 0, 0)),
+        secret: Some(support::secret("s3cret")),
+        ..World::default()
+    };
+    let h = Harness::new(world, FakeShards::default());
+    let mut kvs = kvstore(0);
+    serving(&mut kvs, 3);
+    h.reconcile(kvs).await.unwrap();
+
+    assert_eq!(h.applies_to("statefulsets")[0].body["spec"]["replicas"], 0);
+    let status = h.status();
+    assert_eq!(status.phase, Some(Phase::Stopped));
+    assert_eq!(status.replicas, 0);
+    assert_eq!(status.topology.map(|t| (t.epoch, t.shards)), Some((1, 3)));
+    // No PVC is deleted by a stop.
+    assert!(
+        h.calls()
+            .iter()
+            .all(|c| !c.path.contains("persistentvolumeclaims"))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_push_is_reported_and_retried_with_growing_backoff() {
+    let world = World {
+        statefulset: Some(support::statefulset(3, 3, 3)),
+        secret: Some(support::secret("s3cret")),
+        ..World::default()
+    };
+    let shards = FakeShards {
+        refuse: vec!["http://demo-1.demo.default.svc:80".into()],
+        ..FakeShards::default()
+    };
+    let h = Harness::new(world, shards);
+    let kvs = kvstore(3);
+    let err = h.reconcile(kvs.clone()).await.unwrap_err();
+    assert_eq!(err.category(), Category::Shard);
+    assert!(err.to_string().contains("shard 1"), "{err}");
+    let status = h.status();
+    assert_eq!(
+        condition(&status, "Degraded"),
+        ("True".into(), "ShardUnreachable".into())
+    );
+    assert_eq!(
+        status.topology, None,
+        "a map not every server took is not recorded"
+    );
+
+    let first = error_policy(Arc::new(kvs.clone()), &err, h.ctx.clone());
+    let second = error_policy(Arc::new(kvs), &err, h.ctx.clone());
+    assert_eq!(first, Action::requeue(std::time::Duration::from_secs(2)));
+    assert_eq!(second, Action::requeue(std::time::Duration::from_secs(4)));
+}
+
+fn deleting(policy: RetentionPolicy) -> KVStore {
+    let mut kvs = kvstore(3);
+    kvs.spec.storage.retention_policy = policy;
+    kvs.metadata.deletion_timestamp = Some(Time(Timestamp::from_second(1_800_000_000).unwrap()));
+    kvs
+}
+
+#[tokio::test]
+async fn deletion_removes_the_volumes_only_under_the_delete_policy() {
+    let h = Harness::new(World::default(), FakeShards::default());
+    h.reconcile(deleting(RetentionPolicy::Delete))
+        .await
+        .unwrap();
+    let deletes: Vec<Call> = h
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == Method::DELETE)
+        .collect();
+    assert_eq!(deletes.len(), 1, "{deletes:?}");
+    assert!(
+        deletes[0]
+            .path
+            .ends_with("/namespaces/default/persistentvolumeclaims")
+    );
+    assert!(
+        deletes[0]
+            .query
+            .contains("app.kubernetes.io%2Finstance%3Ddemo"),
+        "{}",
+        deletes[0].query
+    );
+    // The finalizer is removed afterwards.
+    assert!(
+        h.calls()
+            .iter()
+            .any(|c| c.method == Method::PATCH && c.path.ends_with("/kvstores/demo"))
+    );
+
+    let h = Harness::new(World::default(), FakeShards::default());
+    h.reconcile(deleting(RetentionPolicy::Retain))
+        .await
+        .unwrap();
+    assert!(h.calls().iter().all(|c| c.method != Method::DELETE));
+}
