@@ -14,5 +14,11 @@ cargo fmt --all -- --check
 step "clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "unit and integration tests"
-cargo test --workspace --locked
+step "build (binaries used by the integration tests)"
+cargo build --workspace --locked --bins
+
+step "unit and integration tests (CRD drift included)"
+cargo test --workspace --locked --exclude e2e
+
+step "chart: CRD copy, helm lint, kubeconform, linters"
+tests/chart/check.sh
