@@ -254,14 +254,21 @@ impl ShardedClient {
             return;
         };
         let key = (hint.epoch, hint.routing_shards);
-        {
-            let mut state = self.write();
+        let wanted = |state: &State| {
             let routing = state.routing();
             let newer = hint.epoch > routing.epoch
                 || (hint.epoch == routing.epoch
                     && hint.epoch > 0
                     && hint.routing_shards.is_some_and(|s| s != routing.shards));
-            if !state.follow || !newer || state.last_refresh == Some(key) {
+            state.follow && newer && state.last_refresh != Some(key)
+        };
+        // The common case (nothing new) only takes the read lock.
+        if !wanted(&self.read()) {
+            return;
+        }
+        {
+            let mut state = self.write();
+            if !wanted(&state) {
                 return;
             }
             state.last_refresh = Some(key);
