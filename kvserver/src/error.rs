@@ -103,7 +103,12 @@ impl Error {
     }
 
     fn log(&self) {
-        if self.status().is_server_error() {
+        // Draining and shedding are expected states, not failures worth a warning each.
+        let expected = matches!(
+            self,
+            Error::Draining | Error::Overloaded | Error::Misdirected
+        );
+        if self.status().is_server_error() && !expected {
             tracing::warn!(error = %self, "request failed");
         }
     }
