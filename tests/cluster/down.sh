@@ -114,6 +114,9 @@ clean_iptables() {
 }
 [[ -x $IPT ]] && clean_iptables "$IPT" /usr/sbin/iptables-legacy-save
 [[ -x $IP6T ]] && clean_iptables "$IP6T" /usr/sbin/ip6tables-legacy-save
+# Also the nf_tables backend, in case a component ever ran with the system's default iptables.
+[[ -x /usr/sbin/iptables-nft ]] && clean_iptables /usr/sbin/iptables-nft /usr/sbin/iptables-nft-save
+[[ -x /usr/sbin/ip6tables-nft ]] && clean_iptables /usr/sbin/ip6tables-nft /usr/sbin/ip6tables-nft-save
 if command -v conntrack >/dev/null; then
   for r in "$POD_CIDR" "$SERVICE_CIDR" "$NODE_RANGE"; do
     conntrack -D -s "$r" >/dev/null 2>&1

@@ -25,7 +25,7 @@ WEBTOOL_IMAGE=docker.io/kvstore/webtool:dev
 
 # Network plan: nothing here overlaps the machine network (192.0.2.0/24, 10.0.0.0/8).
 NODE_NAME=kvstore-node
-NODE_IF=kvs0                       # dummy interface holding the node IP
+NODE_IF=kvs0                       # port-less bridge ("dummy") holding the node IP
 NODE_IP=172.30.0.1                 # apiserver advertise address, kubelet node IP, CoreDNS
 NODE_RANGE=172.30.0.0/16           # blackholed around the node IP
 POD_CIDR=172.28.0.0/16             # cluster pod range (blackholed)
@@ -36,8 +36,8 @@ DNS_SVC_IP=172.29.0.10             # kube-dns Service whose EndpointSlice points
 CLUSTER_DOMAIN=cluster.local
 CNI_BRIDGE=kvsbr0
 APISERVER_PORT=6443
-ETCD_CLIENT_PORT=23790             # loopback only
-ETCD_PEER_PORT=23800               # loopback only
+ETCD_CLIENT_PORT=2379              # loopback only (pods can reach the node IP)
+ETCD_PEER_PORT=2380                # loopback only
 
 # Paths inside $STATE.
 LOG_DIR="$STATE/logs"

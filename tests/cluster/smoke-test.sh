@@ -7,7 +7,7 @@
 #
 # KVSTORE_CLUSTER=existing: use the cluster KUBECONFIG points at, image from
 # $KVSTORE_IMAGE_REGISTRY/kvstore/webtool:dev (pulled IfNotPresent).
-set -euo pipefail
+set -Eeuo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PASSED=0
@@ -112,7 +112,7 @@ ok
 
 step "kubectl port-forward"
 port=$((20000 + RANDOM % 10000))
-k port-forward pod/web-0 "127.0.0.1:$port:8080" >"${TMPDIR:-/tmp}/kvs-smoke-pf.log" 2>&1 &
+k port-forward --address 127.0.0.1 pod/web-0 "$port:8080" >"${TMPDIR:-/tmp}/kvs-smoke-pf.log" 2>&1 &
 pf=$!
 deadline=$((SECONDS + 30))
 until got=$(curl -fsS "http://127.0.0.1:$port/hostname" 2>/dev/null); do

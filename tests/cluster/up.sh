@@ -36,12 +36,15 @@ ensure_apt containerd runc containernetworking-plugins iptables conntrack socat 
   curl iproute2 util-linux ca-certificates
 "$CLUSTER_DIR/build.sh" all
 mkdir -p "$STATE" "$LOG_DIR" "$RUN_DIR" "$PKI_DIR" "$CONF_DIR"
-chmod 0700 "$STATE"
+chmod 0711 "$STATE" # kube-controller-manager (uid 65532) must traverse to pki/cm
 "$CLUSTER_DIR/build.sh" link
 # Our processes (kubelet, kube-proxy, containerd's CNI plugins) use legacy iptables:
 # the kernel has the legacy nat/filter tables; keep all rules in one backend.
-for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
-  ln -sfn "/usr/sbin/$t-legacy" "$BIN_DIR/$t"
+for t in iptables ip6tables; do
+  for s in "" -save -restore; do
+    [[ -x /usr/sbin/$t-legacy$s ]] || die "/usr/sbin/$t-legacy$s missing (package iptables)"
+    ln -sfn "/usr/sbin/$t-legacy$s" "$BIN_DIR/$t$s"
+  done
 done
 IPT="$BIN_DIR/iptables"
 
@@ -62,7 +65,9 @@ save_sysctls
 
 # ---------------------------------------------------------------- network
 log "network: $NODE_IF=$NODE_IP, pods $POD_CIDR, services $SERVICE_CIDR (all blackholed; pods have no default route)"
-ip link add "$NODE_IF" type dummy 2>/dev/null || true
+# The kernel has no dummy driver: a bridge without ports is our "dummy" holding the node IP.
+ip link show "$NODE_IF" >/dev/null 2>&1 || ip link add "$NODE_IF" type bridge
+sysctl -qw "net.ipv6.conf.$NODE_IF.disable_ipv6=1" 2>/dev/null || true
 ip addr replace "$NODE_IP/32" dev "$NODE_IF"
 ip link set "$NODE_IF" up
 for r in "$POD_CIDR" "$SERVICE_CIDR" "$NODE_RANGE"; do ip route replace blackhole "$r"; done
@@ -74,6 +79,7 @@ sysctl -qw net.ipv4.ip_forward=1 # pod -> ClusterIP -> pod is routed back out of
 "$IPT" -C FORWARD -j KVS-FORWARD 2>/dev/null || "$IPT" -I FORWARD 1 -j KVS-FORWARD
 
 # ---------------------------------------------------------------- PKI
+chmod 0711 "$PKI_DIR"
 cd "$PKI_DIR"
 sign() { # sign NAME SUBJECT EXTENSIONS
   local name=$1 subj=$2 ext=$3
@@ -181,7 +187,7 @@ start_daemon kube-controller-manager setpriv --reuid 65532 --regid 65532 --clear
   "$BIN_DIR/kube-controller-manager" \
   --kubeconfig "$PKI_DIR/cm/kubeconfig" \
   --authentication-kubeconfig "$PKI_DIR/cm/kubeconfig" --authorization-kubeconfig "$PKI_DIR/cm/kubeconfig" \
-  --bind-address 127.0.0.1 --secure-port 10257 --leader-elect=false \
+  --bind-address "$NODE_IP" --secure-port 10257 --leader-elect=false \
   --cert-dir "$PKI_DIR/cm" \
   --service-account-private-key-file "$PKI_DIR/cm/sa.key" --root-ca-file "$PKI_DIR/cm/ca.crt" \
   --cluster-signing-cert-file "$PKI_DIR/cm/ca.crt" --cluster-signing-key-file "$PKI_DIR/cm/ca.key" \
@@ -193,7 +199,7 @@ start_daemon kube-controller-manager setpriv --reuid 65532 --regid 65532 --clear
 start_daemon kube-scheduler "$BIN_DIR/kube-scheduler" \
   --kubeconfig "$CONF_DIR/scheduler.kubeconfig" \
   --authentication-kubeconfig "$CONF_DIR/scheduler.kubeconfig" --authorization-kubeconfig "$CONF_DIR/scheduler.kubeconfig" \
-  --bind-address 127.0.0.1 --secure-port 10259 --leader-elect=false --profiling=false --v=1
+  --bind-address "$NODE_IP" --secure-port 10259 --leader-elect=false --profiling=false --v=1
 
 # ---------------------------------------------------------------- containerd
 mkdir -p "$CONF_DIR/cni" "$STATE/cni/networks" "$STATE/containerd" "$STATE/pod-logs"
@@ -233,7 +239,7 @@ start_daemon coredns "$BIN_DIR/coredns" -conf "$CONF_DIR/Corefile"
 
 # ---------------------------------------------------------------- wait for a usable cluster
 wait_for 180 "node $NODE_NAME Ready" kubelet kubectl_admin wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
-wait_for 60 "CoreDNS ready (kubernetes plugin synced)" coredns curl -fsS "http://127.0.0.1:18181/ready"
+wait_for 60 "CoreDNS ready (kubernetes plugin synced)" coredns curl -fsS "http://$NODE_IP:8181/ready"
 wait_for 60 "default ServiceAccount" kube-controller-manager kubectl_admin get serviceaccount default -n default
 for d in "${ALL_DAEMONS[@]}"; do daemon_running "$d" || { dump_logs; die "$d is not running"; }; done
 log "cluster up in $((SECONDS - START))s: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, containerd $(containerd --version | awk '{print $3}'), CoreDNS $COREDNS_VERSION"
