@@ -144,11 +144,8 @@ async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
             sharding: map.sharding,
         });
     }
-    let serving = if plan.statefulset_replicas > 0 {
-        topology.map_or(0, |t| t.shards)
-    } else {
-        0
-    };
+    // Clients route over the acknowledged map, also while stopped: it is what comes back.
+    let serving = topology.map_or(0, |t| t.shards);
     let outcome = Outcome::Planned {
         report: plan.report,
         topology,

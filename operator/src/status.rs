@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KVStoreStatus {
-    /// Number of shards clients must route over now (0 while stopped or before the first shard
-    /// map). The scale subresource reports it as the current replica count.
+    /// Number of shards clients must route over now: the shard count of the map every server
+    /// acknowledged (kept while stopped, 0 before the first map). The scale subresource reports
+    /// it as the current replica count.
     #[serde(default)]
     pub replicas: i32,
 
