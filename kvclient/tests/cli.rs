@@ -248,6 +248,30 @@ fn load_generator_reports_and_verifies() {
     }
     assert!(report["p99_ms"].as_f64().unwrap() >= report["p50_ms"].as_f64().unwrap());
 
+    // Read-only load after a prefill: every key was written once and reads back.
+    let out = kvclient(&[
+        "load",
+        "--keys",
+        "30",
+        "--concurrency",
+        "3",
+        "--duration",
+        "0.5",
+        "--write-ratio",
+        "0",
+        "--prefill",
+        "--prefix",
+        "pre-",
+        "--json",
+        "--servers",
+        &list,
+    ]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON report");
+    assert_eq!(report["puts"], 0, "{report}");
+    assert_eq!(report["verify"]["keys_checked"], 30, "{report}");
+    assert_eq!(report["verify"]["stale_reads"], 0, "{report}");
+
     let text = kvclient(&[
         "load",
         "--keys",

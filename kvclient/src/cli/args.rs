@@ -195,6 +195,9 @@ pub struct LoadArgs {
     /// Key prefix, so runs do not collide with other data.
     #[arg(long, default_value = "load-")]
     pub prefix: String,
+    /// Write every key once before the timed phase (so reads find values).
+    #[arg(long)]
+    pub prefill: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -106,21 +106,43 @@ pub async fn run(args: &LoadArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::Usage(format!("--prefix {:?}: {e}", args.prefix)))?;
     let client = Arc::new(sharded(&args.target).await?);
     let requests = Arc::new(AtomicU64::new(0));
-    let start = Instant::now();
-    let plan = Arc::new(Plan {
+    let plan = Plan {
         client: client.clone(),
         keys: Arc::new(keys),
-        deadline: start + args.duration,
+        deadline: Instant::now() + args.duration,
         write_ratio: args.write_ratio,
         workers: args.concurrency as usize,
         run_id: rand::random(),
         requests: requests.clone(),
-    });
+    };
+
+    let mut initial: Vec<HashMap<usize, KeyLog>> = vec![HashMap::new(); plan.workers];
+    let mut prefill_errors = BTreeMap::new();
+    if args.prefill {
+        for (idx, log, error) in prefill(&plan).await {
+            if let Some(letter) = error {
+                *prefill_errors.entry(letter.to_string()).or_insert(0u64) += 1;
+            }
+            if let Some(logs) = initial.get_mut(idx % plan.workers) {
+                logs.insert(idx, log);
+            }
+        }
+        if !prefill_errors.is_empty() {
+            return Err(CliError::Failed(format!(
+                "prefill failed for some keys: {prefill_errors:?}"
+            )));
+        }
+    }
 
     let bar = progress_bar(args.duration);
+    let start = Instant::now();
+    let plan = Arc::new(Plan {
+        deadline: start + args.duration,
+        ..plan
+    });
     let mut workers = tokio::task::JoinSet::new();
-    for w in 0..plan.workers {
-        workers.spawn(worker(w, plan.clone()));
+    for (w, logs) in initial.into_iter().enumerate() {
+        workers.spawn(worker(w, plan.clone(), logs));
     }
     let mut results = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -179,7 +201,40 @@ fn new_histogram() -> Result<Histogram<u64>, CliError> {
         .map_err(|e| CliError::Failed(format!("histogram: {e}")))
 }
 
-async fn worker(w: usize, plan: Arc<Plan>) -> Result<WorkerResult, CliError> {
+/// Writes every key once, before the timed phase, so reads find values.
+async fn prefill(plan: &Plan) -> Vec<(usize, KeyLog, Option<char>)> {
+    futures::stream::iter(0..plan.keys.len())
+        .map(|idx| async move {
+            let value = format!("{}:prefill", plan.run_id);
+            match plan.client.put(&plan.keys[idx], value.clone()).await {
+                Ok(_) => (
+                    idx,
+                    KeyLog {
+                        acked: Some(value),
+                        maybe: Vec::new(),
+                    },
+                    None,
+                ),
+                Err(e) => (
+                    idx,
+                    KeyLog {
+                        acked: None,
+                        maybe: vec![value],
+                    },
+                    Some(Outcome::from_error(&e).letter()),
+                ),
+            }
+        })
+        .buffer_unordered(plan.workers.max(1))
+        .collect()
+        .await
+}
+
+async fn worker(
+    w: usize,
+    plan: Arc<Plan>,
+    logs: HashMap<usize, KeyLog>,
+) -> Result<WorkerResult, CliError> {
     let mut rng = StdRng::from_os_rng();
     let n = plan.keys.len();
     let owned: Vec<usize> = (w..n).step_by(plan.workers).collect();
@@ -188,7 +243,7 @@ async fn worker(w: usize, plan: Arc<Plan>) -> Result<WorkerResult, CliError> {
         gets: 0,
         puts: 0,
         errors: BTreeMap::new(),
-        logs: HashMap::new(),
+        logs,
         stale_reads: 0,
     };
     let mut seq: u64 = 0;
