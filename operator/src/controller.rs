@@ -114,20 +114,31 @@ async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
     };
 
     let token = ensure_token(ctx, &inst).await?;
-    apply_child(ctx, &ns, &build::service(&inst)).await?;
-    apply_child(ctx, &ns, &build::pod_disruption_budget(&inst)).await?;
-
     let observed = Observed {
         statefulset: observed_sts,
         topology: kvs.status.as_ref().and_then(|s| s.topology),
     };
     let plan = plan::plan(&inst, &observed);
-    apply_child(
-        ctx,
-        &ns,
-        &build::statefulset(&inst, plan.statefulset_replicas),
-    )
-    .await?;
+    let applied = async {
+        apply_child(ctx, &ns, &build::service(&inst)).await?;
+        apply_child(ctx, &ns, &build::pod_disruption_budget(&inst)).await?;
+        apply_child(
+            ctx,
+            &ns,
+            &build::statefulset(&inst, plan.statefulset_replicas),
+        )
+        .await
+    };
+    if let Err(err) = applied.await {
+        // Only the user can fix a refused change: say so in the status, not just in the logs.
+        if err.category() == Category::Rejected {
+            let outcome = Outcome::Rejected {
+                message: err.to_string(),
+            };
+            write_status(ctx, kvs, ready, &outcome).await?;
+        }
+        return Err(err);
+    }
 
     let mut topology = observed.topology;
     if let Some(map) = &plan.push {

@@ -62,11 +62,12 @@ pub struct KVStoreSpec {
     pub image_pull_policy: ImagePullPolicy,
 
     /// Data port of every kvserver and of the headless Service (the book's servers listen on 80).
-    /// The ops port 8081 (probes, metrics, drain) is reserved.
+    /// The ops port 8081 (probes, metrics, drain) is reserved. Fixed at creation.
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     #[schemars(extend("x-kubernetes-validations" = [
-        {"rule": "self != 8081", "message": "port 8081 is the kvserver ops port"}
+        {"rule": "self != 8081", "message": "port 8081 is the kvserver ops port"},
+        {"rule": "self == oldSelf", "message": "port cannot be changed after creation: the servers' shard map names it"}
     ]))]
     pub port: i32,
 
@@ -84,8 +85,11 @@ pub struct KVStoreSpec {
     pub termination_grace_period_seconds: i64,
 
     /// How the StatefulSet starts and stops pods: OrderedReady (one at a time, as in the book) or
-    /// Parallel.
+    /// Parallel. Fixed at creation (a StatefulSet cannot change it).
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == oldSelf", "message": "podManagementPolicy cannot be changed after creation"}
+    ]))]
     pub pod_management_policy: PodManagementPolicy,
 
     /// How keys map to shards: `modulo` (the book's scheme) or `jump` (jump consistent hashing,
@@ -153,13 +157,16 @@ impl PodManagementPolicy {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StorageSpec {
-    /// Size of each shard's volume, as a Kubernetes quantity (e.g. 1Gi).
+    /// Size of each shard's volume, as a Kubernetes quantity (e.g. 1Gi). Fixed at creation.
     #[serde(default = "default_size")]
     #[schemars(schema_with = "quantity_schema")]
     pub size: Quantity,
 
-    /// StorageClass of the volumes; the cluster's default class when unset.
+    /// StorageClass of the volumes; the cluster's default class when unset. Fixed at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-kubernetes-validations" = [
+        {"rule": "self == oldSelf", "message": "storageClassName cannot be changed after creation"}
+    ]))]
     pub storage_class_name: Option<String>,
 
     /// What happens to the volumes when the KVStore is deleted: Retain keeps them (and the data),
@@ -247,11 +254,14 @@ fn quantity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "string",
         "maxLength": 64,
-        "description": "Size of each shard's volume, as a Kubernetes quantity (e.g. 1Gi).",
+        "description": "Size of each shard's volume, as a Kubernetes quantity (e.g. 1Gi). Fixed at creation (a StatefulSet's volume claim template cannot change).",
         "default": "1Gi",
         "x-kubernetes-validations": [{
             "rule": "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
             "message": "size must be a positive quantity such as 1Gi"
+        }, {
+            "rule": "self == oldSelf",
+            "message": "storage.size cannot be changed after creation"
         }]
     })
 }

@@ -25,6 +25,8 @@ pub enum Outcome {
     ShardUnreachable { message: String },
     /// The spec cannot be built; the children are left as they are.
     InvalidSpec { message: String },
+    /// The API server refused a child (e.g. an immutable StatefulSet field changed).
+    Rejected { message: String },
     /// spec.paused: the children are left as they are.
     Paused,
 }
@@ -86,6 +88,19 @@ pub fn status(
                     "fix the spec to continue",
                 ),
                 cond(DEGRADED, true, "InvalidSpec", message),
+                not_paused(),
+            ],
+        ),
+        Outcome::Rejected { message } => (
+            Phase::Degraded,
+            vec![
+                cond(
+                    PROGRESSING,
+                    false,
+                    "ChangeRejected",
+                    "fix the spec to continue",
+                ),
+                cond(DEGRADED, true, "ChangeRejected", message),
                 not_paused(),
             ],
         ),

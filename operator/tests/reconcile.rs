@@ -407,3 +407,36 @@ async fn deletion_removes_the_volumes_only_under_the_delete_policy() {
         .unwrap();
     assert!(h.calls().iter().all(|c| c.method != Method::DELETE));
 }
+
+#[tokio::test]
+async fn a_statefulset_change_the_api_refuses_is_reported_as_degraded() {
+    let world = World {
+        statefulset: Some(support::statefulset(3, 3, 3)),
+        secret: Some(support::secret("s3cret")),
+        reject_statefulset: true,
+        ..World::default()
+    };
+    let h = Harness::new(world, FakeShards::default());
+    let mut kvs = kvstore(3);
+    serving(&mut kvs, 3);
+    let err = h.reconcile(kvs.clone()).await.unwrap_err();
+    assert_eq!(err.category(), Category::Rejected);
+    assert_eq!(
+        error_policy(Arc::new(kvs), &err, h.ctx.clone()),
+        Action::requeue(Config::default().requeue)
+    );
+    let status = h.status();
+    assert_eq!(status.phase, Some(Phase::Degraded));
+    let (state, reason) = condition(&status, "Degraded");
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("True", "ChangeRejected")
+    );
+    assert_eq!(
+        status.topology.map(|t| t.shards),
+        Some(3),
+        "the served map is kept"
+    );
+    assert!(h.shards.pushes.lock().unwrap().is_empty());
+    assert!(h.events().iter().any(|e| e["reason"] == "Rejected"));
+}

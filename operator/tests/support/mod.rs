@@ -40,6 +40,8 @@ pub struct World {
     pub kvstore: Value,
     pub statefulset: Option<Value>,
     pub secret: Option<Value>,
+    /// Refuse StatefulSet applies as invalid (an immutable field changed).
+    pub reject_statefulset: bool,
     pub calls: Vec<Call>,
 }
 
@@ -101,6 +103,12 @@ fn answer(world: &mut World, call: &Call) -> (StatusCode, Value) {
             world.secret = Some(call.body.clone());
             (StatusCode::CREATED, call.body.clone())
         }
+        (&Method::PATCH, "statefulsets", _) if world.reject_statefulset => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422,
+                   "reason": "Invalid",
+                   "message": "StatefulSet.apps \"demo\" is invalid: spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden"}),
+        ),
         (&Method::PATCH, "statefulsets", _) => {
             let mut sts = call.body.clone();
             if let Some(status) = world.statefulset.as_ref().map(|s| s["status"].clone()) {
