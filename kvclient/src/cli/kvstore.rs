@@ -33,7 +33,12 @@ pub async fn discover(
 ) -> Result<StoreView, CliError> {
     let namespace = namespace.unwrap_or(client.default_namespace()).to_string();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &resource());
-    let store = api.get(name).await?;
+    let store = api.get(name).await.map_err(|e| match e {
+        kube::Error::Api(status) => {
+            CliError::Failed(format!("KVStore {namespace}/{name}: {}", status.message))
+        }
+        other => CliError::Kube(other),
+    })?;
     Ok(view(name, &namespace, &store.data))
 }
 

@@ -18,6 +18,8 @@ enum Source {
         kube: kube::Client,
         name: String,
         namespace: Option<String>,
+        /// `--servers`: addresses to use instead of the in-cluster DNS names.
+        fixed_servers: bool,
     },
 }
 
@@ -44,6 +46,7 @@ pub async fn run(args: WatchArgs) -> Result<(), CliError> {
             kube,
             name: name.clone(),
             namespace: args.namespace.clone(),
+            fixed_servers: args.servers.is_some(),
         };
         (client, source)
     } else {
@@ -102,11 +105,12 @@ async fn follow(client: &ShardedClient, source: &Source) {
         kube,
         name,
         namespace,
+        fixed_servers,
     } = source
     {
         match kvstore::discover(kube, name, namespace.as_deref()).await {
             Ok(view) => {
-                if let Err(e) = client.set_servers(&view.servers) {
+                if !fixed_servers && let Err(e) = client.set_servers(&view.servers) {
                     tracing::warn!(error = %e, "KVStore gave unusable addresses");
                 }
                 client.set_fallback_shards(view.serving);
