@@ -191,3 +191,28 @@ async fn follows_the_topology_announced_in_headers() {
         letters(&all)
     );
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_shows_a_dot_after_the_timeout() {
+    // Accepts connections and holds them open without ever answering.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let live = KvServer::start(0);
+    let config = ClientConfig {
+        timeout: std::time::Duration::from_millis(300),
+        ..book_config()
+    };
+    let client = ShardedClient::new(&[live.addr(), silent_addr], config).unwrap();
+    let outcomes = check_keys(&client, &keys(), false, KeyApi::Book, 32).await;
+    let expected: String = ('a'..='z')
+        .map(|c| if (c as usize) % 2 == 0 { 'w' } else { '.' })
+        .collect();
+    assert_eq!(letters(&outcomes), expected);
+    holder.abort();
+}
