@@ -211,7 +211,13 @@ async fn a_server_that_never_answers_shows_a_dot_after_the_timeout() {
     let client = ShardedClient::new(&[live.addr(), silent_addr], config).unwrap();
     let outcomes = check_keys(&client, &keys(), false, KeyApi::Book, 32).await;
     let expected: String = ('a'..='z')
-        .map(|c| if (c as usize) % 2 == 0 { 'w' } else { '.' })
+        .map(|c| {
+            if (c as usize).is_multiple_of(2) {
+                'w'
+            } else {
+                '.'
+            }
+        })
         .collect();
     assert_eq!(letters(&outcomes), expected);
     holder.abort();
