@@ -44,9 +44,6 @@ impl ClientConfig {
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| Error::BadResponse {
-                server: String::new(),
-                reason: format!("cannot build the HTTP client: {e}"),
-            })
+            .map_err(Error::HttpClient)
     }
 }

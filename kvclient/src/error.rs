@@ -11,6 +11,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong talking to kvservers.
 #[derive(Debug, Error)]
 pub enum Error {
+    /// The HTTP client could not be set up.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
     /// A server address could not be understood.
     #[error("invalid server address {addr:?}: {reason}")]
     InvalidAddress { addr: String, reason: String },
