@@ -146,7 +146,7 @@ pub async fn cleanup(
     let me = state.shard;
     let report = state
         .store
-        .cleanup(|key| {
+        .cleanup(move |key| {
             topology
                 .as_ref()
                 .is_none_or(|t| t.owner(key.as_bytes()) == me)

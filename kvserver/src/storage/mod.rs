@@ -365,22 +365,42 @@ impl Store {
     /// Applies every record at once (one atomic engine batch), keeping each record's version.
     /// `IfAbsent` skips keys that hold a value or a tombstone here.
     pub async fn import(
-        &self,
+        self: &Arc<Self>,
         records: Vec<BulkRecord>,
         mode: ImportMode,
     ) -> Result<ImportReport, StorageError> {
         let engine = self.writable().await?;
         let gate = self.gate.clone().write_owned().await;
+        let (this, on) = (self.clone(), engine.clone());
+        // Off the async workers: a large import reads and writes for a while.
+        let report = tokio::task::spawn_blocking(move || this.import_blocking(&on, records, mode))
+            .await
+            .map_err(|e| StorageError::Engine(e.to_string()))??;
+        drop(gate);
+        self.durable(engine).await?;
+        Ok(report)
+    }
+
+    fn import_blocking(
+        &self,
+        engine: &Engine,
+        records: Vec<BulkRecord>,
+        mode: ImportMode,
+    ) -> Result<ImportReport, StorageError> {
         let mut report = ImportReport::default();
         let mut batch = engine.db.batch();
-        // Later records for the same key win, as if applied one by one.
-        let mut staged: std::collections::BTreeMap<Key, Record> = Default::default();
+        // The state before the batch, per key, and the record each key ends with; later
+        // records for the same key win, as if applied one by one.
+        let mut before: std::collections::BTreeMap<Key, Option<Record>> = Default::default();
+        let mut after: std::collections::BTreeMap<Key, Record> = Default::default();
         for rec in records {
-            let current = match staged.get(&rec.key) {
-                Some(r) => Some(r.clone()),
-                None => decode_stored(&rec.key, engine.kv.get(rec.key.as_bytes())?)?,
-            };
-            if mode == ImportMode::IfAbsent && current.is_some() {
+            if !before.contains_key(&rec.key) {
+                let stored = decode_stored(&rec.key, engine.kv.get(rec.key.as_bytes())?)?;
+                before.insert(rec.key.clone(), stored);
+            }
+            let exists =
+                after.contains_key(&rec.key) || before.get(&rec.key).is_some_and(Option::is_some);
+            if mode == ImportMode::IfAbsent && exists {
                 report.skipped += 1;
                 continue;
             }
@@ -389,31 +409,38 @@ impl Store {
                 value: rec.value,
             };
             batch.insert(&engine.kv, rec.key.as_bytes(), record.encode());
-            staged.insert(rec.key, record);
+            after.insert(rec.key, record);
             report.applied += 1;
         }
-        // Accounting needs the state before the batch; read it before committing.
-        let mut before = Vec::with_capacity(staged.len());
-        for key in staged.keys() {
-            before.push(decode_stored(key, engine.kv.get(key.as_bytes())?)?);
-        }
         self.guard_write(batch.commit())?;
-        for ((_, after), prev) in staged.iter().zip(before) {
-            self.clock.observe(after.version);
-            self.account(prev.as_ref(), Some(after));
+        for (key, record) in &after {
+            self.clock.observe(record.version);
+            self.account(before.get(key).and_then(Option::as_ref), Some(record));
         }
-        drop(gate);
-        self.durable(engine).await?;
         Ok(report)
     }
 
     /// Removes every tombstone and every live key for which `owned` is false, atomically.
     pub async fn cleanup(
-        &self,
-        owned: impl Fn(&Key) -> bool,
+        self: &Arc<Self>,
+        owned: impl Fn(&Key) -> bool + Send + 'static,
     ) -> Result<CleanupReport, StorageError> {
         let engine = self.writable().await?;
         let gate = self.gate.clone().write_owned().await;
+        let (this, on) = (self.clone(), engine.clone());
+        let report = tokio::task::spawn_blocking(move || this.cleanup_blocking(&on, owned))
+            .await
+            .map_err(|e| StorageError::Engine(e.to_string()))??;
+        drop(gate);
+        self.durable(engine).await?;
+        Ok(report)
+    }
+
+    fn cleanup_blocking(
+        &self,
+        engine: &Engine,
+        owned: impl Fn(&Key) -> bool,
+    ) -> Result<CleanupReport, StorageError> {
         let mut report = CleanupReport::default();
         let mut batch = engine.db.batch();
         let mut dropped = Vec::new();
@@ -443,8 +470,6 @@ impl Store {
         for record in &dropped {
             self.account(Some(record), None);
         }
-        drop(gate);
-        self.durable(engine).await?;
         Ok(report)
     }
 
