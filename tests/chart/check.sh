@@ -14,7 +14,7 @@
 # $KVSTORE_CACHE/tools/<name>-<version>/.
 # Every step runs even after a failure; the summary at the end lists what failed.
 #
-# usage: tests/chart/check.sh    (env: KVSTORE_CACHE, KVSTORE_PYTHON, KVSTORE_REQUIRE_KUBE_LINTER=1)
+# usage: tests/chart/check.sh [--helm-path]   (env: KVSTORE_CACHE, KVSTORE_PYTHON, KVSTORE_REQUIRE_KUBE_LINTER=1)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -100,6 +100,8 @@ for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
   helm_ld+=" -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=$k8s_minor"
 done
 HELM=$(go_tool helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm "$helm_ld")
+# `check.sh --helm-path`: only build helm and print its path (make demo and the e2e suite install with it).
+if [[ ${1:-} == --helm-path ]]; then echo "$HELM"; exit 0; fi
 # Helm keeps no state between runs here, and touches nothing in $HOME.
 export HELM_CACHE_HOME="$WORK/helm/cache" HELM_CONFIG_HOME="$WORK/helm/config" HELM_DATA_HOME="$WORK/helm/data"
 HELM_K8S=(--kube-version "${K8S_VERSION#v}")
