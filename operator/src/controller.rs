@@ -117,6 +117,7 @@ async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
     let observed = Observed {
         statefulset: observed_sts,
         topology: kvs.status.as_ref().and_then(|s| s.topology),
+        phase: kvs.status.as_ref().and_then(|s| s.phase),
     };
     let plan = plan::plan(&inst, &observed);
     let applied = async {

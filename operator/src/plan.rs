@@ -8,7 +8,7 @@ use kvproto::{Sharding, Topology};
 
 use crate::labels;
 use crate::rebalance;
-use crate::status::TopologyStatus;
+use crate::status::{Phase, TopologyStatus};
 use crate::validate::Instance;
 
 /// The StatefulSet as the reconcile saw it.
@@ -36,6 +36,9 @@ pub struct Observed {
     pub statefulset: Option<ObservedStatefulSet>,
     /// The shard map every server acknowledged (`status.topology`).
     pub topology: Option<TopologyStatus>,
+    /// The phase last reported: pods that are not ready yet are "starting" until the store
+    /// has been Available once, and "not ready" afterwards.
+    pub phase: Option<Phase>,
 }
 
 /// What the reconcile must do and report.
@@ -105,7 +108,9 @@ pub fn plan(inst: &Instance, observed: &Observed) -> Plan {
                 .then(|| stable(inst, map.epoch, map.sharding, wanted)),
             report: if sts.all_ready(wanted) {
                 Report::Available { shards: wanted }
-            } else if sts.desired < wanted {
+            } else if sts.desired < wanted
+                || matches!(observed.phase, None | Some(Phase::Pending | Phase::Stopped))
+            {
                 Report::Starting {
                     ready: sts.ready,
                     want: wanted,
@@ -134,46 +139,42 @@ mod tests {
     use super::*;
     use crate::fixtures::instance;
 
-    fn sts(desired: i32, current: i32, ready: i32) -> Option<ObservedStatefulSet> {
-        Some(ObservedStatefulSet {
-            desired,
-            current,
-            ready,
-        })
+    fn observed(
+        sts: Option<(i32, i32, i32)>,
+        shards: Option<i32>,
+        phase: Option<Phase>,
+    ) -> Observed {
+        Observed {
+            statefulset: sts.map(|(desired, current, ready)| ObservedStatefulSet {
+                desired,
+                current,
+                ready,
+            }),
+            topology: shards.map(|shards| TopologyStatus {
+                epoch: 1,
+                shards,
+                sharding: Sharding::Modulo,
+            }),
+            phase,
+        }
     }
 
-    fn map(shards: i32) -> Option<TopologyStatus> {
-        Some(TopologyStatus {
-            epoch: 1,
-            shards,
-            sharding: Sharding::Modulo,
-        })
-    }
+    const AVAILABLE: Option<Phase> = Some(Phase::Available);
 
     #[test]
     fn a_new_store_starts_its_pods_then_pushes_the_first_map() {
         let inst = instance("demo", 3);
-        let p = plan(
-            &inst,
-            &Observed {
-                statefulset: None,
-                topology: None,
-            },
-        );
+        let p = plan(&inst, &observed(None, None, None));
         assert_eq!(p.statefulset_replicas, 3);
         assert_eq!(p.push, None);
         assert_eq!(p.report, Report::Starting { ready: 0, want: 3 });
 
         let p = plan(
             &inst,
-            &Observed {
-                statefulset: sts(3, 3, 3),
-                topology: None,
-            },
+            &observed(Some((3, 3, 3)), None, Some(Phase::Pending)),
         );
         let pushed = p.push.unwrap();
-        assert_eq!(pushed.epoch, 1);
-        assert_eq!(pushed.shards, 3);
+        assert_eq!((pushed.epoch, pushed.shards), (1, 3));
         assert_eq!(pushed.peers[2], "http://demo-2.demo.default.svc:80");
         assert_eq!(p.report, Report::Available { shards: 3 });
     }
@@ -181,58 +182,43 @@ mod tests {
     #[test]
     fn scale_to_zero_stops_and_keeps_the_map() {
         let inst = instance("demo", 0);
-        let p = plan(
-            &inst,
-            &Observed {
-                statefulset: sts(3, 3, 3),
-                topology: map(3),
-            },
-        );
+        let p = plan(&inst, &observed(Some((3, 3, 3)), Some(3), AVAILABLE));
         assert_eq!(p.statefulset_replicas, 0);
         assert_eq!(p.push, None);
         assert_eq!(p.report, Report::Stopping { remaining: 3 });
         let p = plan(
             &inst,
-            &Observed {
-                statefulset: sts(0, 0, 0),
-                topology: map(3),
-            },
+            &observed(Some((0, 0, 0)), Some(3), Some(Phase::Stopped)),
         );
         assert_eq!(p.report, Report::Stopped);
     }
 
     #[test]
-    fn back_to_the_same_count_serves_the_same_map() {
+    fn back_to_the_same_count_starts_and_serves_the_same_map() {
         let inst = instance("demo", 3);
         let p = plan(
             &inst,
-            &Observed {
-                statefulset: sts(0, 0, 0),
-                topology: map(3),
-            },
+            &observed(Some((0, 0, 0)), Some(3), Some(Phase::Stopped)),
         );
         assert_eq!(p.statefulset_replicas, 3);
         assert_eq!(p.report, Report::Starting { ready: 0, want: 3 });
+        // OrderedReady brings the pods one at a time: still starting, not degraded.
         let p = plan(
             &inst,
-            &Observed {
-                statefulset: sts(3, 3, 3),
-                topology: map(3),
-            },
+            &observed(Some((3, 1, 0)), Some(3), Some(Phase::Pending)),
+        );
+        assert_eq!(p.report, Report::Starting { ready: 0, want: 3 });
+        let p = plan(
+            &inst,
+            &observed(Some((3, 3, 3)), Some(3), Some(Phase::Pending)),
         );
         assert_eq!(p.push.unwrap().epoch, 1);
     }
 
     #[test]
-    fn a_lost_pod_is_reported_and_nothing_is_pushed() {
+    fn a_lost_pod_of_an_available_store_is_reported_and_nothing_is_pushed() {
         let inst = instance("demo", 3);
-        let p = plan(
-            &inst,
-            &Observed {
-                statefulset: sts(3, 3, 2),
-                topology: map(3),
-            },
-        );
+        let p = plan(&inst, &observed(Some((3, 3, 2)), Some(3), AVAILABLE));
         assert_eq!(p.push, None);
         assert_eq!(p.report, Report::ShardsNotReady { ready: 2, want: 3 });
     }
@@ -240,20 +226,12 @@ mod tests {
     #[test]
     fn a_count_change_keeps_the_serving_count() {
         let inst = instance("demo", 5);
-        let p = plan(
-            &inst,
-            &Observed {
-                statefulset: sts(3, 3, 3),
-                topology: map(3),
-            },
-        );
+        let p = plan(&inst, &observed(Some((3, 3, 3)), Some(3), AVAILABLE));
         assert_eq!(p.statefulset_replicas, 3);
-        assert_eq!(
-            p.report,
-            Report::RebalanceNotImplemented {
-                serving: 3,
-                wanted: 5
-            }
-        );
+        let expected = Report::RebalanceNotImplemented {
+            serving: 3,
+            wanted: 5,
+        };
+        assert_eq!(p.report, expected);
     }
 }
