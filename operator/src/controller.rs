@@ -60,7 +60,7 @@ pub async fn reconcile(kvs: Arc<KVStore>, ctx: Arc<Context>) -> Result<Action> {
     match &result {
         Ok(_) => ctx.reset_backoff(&key),
         Err(err) => {
-            let note = err.to_string();
+            let note = err.detail();
             publish(
                 &ctx,
                 &kvs,

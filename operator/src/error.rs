@@ -63,6 +63,17 @@ impl Category {
 }
 
 impl Error {
+    /// The message for an Event: the reconcile's own error, without the finalizer's wrapping.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.detail(),
+                other => other.to_string(),
+            },
+            other => other.to_string(),
+        }
+    }
+
     /// Which category the error falls in.
     pub fn category(&self) -> Category {
         match self {

@@ -248,7 +248,8 @@ async fn an_invalid_spec_is_degraded_with_a_warning_event_and_no_child_is_touche
         .filter(|e| e["type"] == "Warning" && e["reason"] == "InvalidSpec")
         .collect();
     assert!(!warnings.is_empty(), "events: {:?}", h.events());
-    assert!(warnings[0]["note"].as_str().unwrap().contains("8081"));
+    let note = warnings[0]["note"].as_str().unwrap();
+    assert!(note.starts_with("invalid spec: port 8081"), "{note}");
 }
 
 #[tokio::test]
