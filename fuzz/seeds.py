@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Writes the committed seed corpora under corpus/<target>/ (small, meaningful inputs).
+
+Rerun after changing it: python3 fuzz/seeds.py. Files the fuzzer found are not kept here;
+tests/fuzz/run.sh keeps its growing corpus under $HOME/.cache.
+"""
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOKEN = "fuzz-token"  # src/http/server.rs
+
+
+def write(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# --- key_decode: raw keys and path segments, accepted and refused -------------------------
+KEYS = {
+    "book-a": "a", "book-z": "z", "user42": "user:42", "cafe": "caf\u00e9", "dots3": "...",
+    "a-dot-b": "a.b", "space-enc": "k%20x", "emoji-enc": "%F0%9F%98%80", "max-len": "k" * 250,
+    "too-long": "k" * 251, "dotdot": "..", "dot": ".", "dotdot-enc": "%2E%2E",
+    "traversal": "..%2F..%2Fetc%2Fpasswd", "traversal-lower": "..%2f..%2fetc%2fpasswd",
+    "traversal-raw": "../../etc/passwd", "slash-enc": "a%2Fb", "comma-enc": "a%2Cb",
+    "nul-enc": "a%00b", "newline-enc": "%0A", "del-enc": "%7F", "nel-enc": "%C2%85",
+    "bad-percent": "%zz%2", "overlong-enc": "%C0%AF",
+}
+for name, text in KEYS.items():
+    write("key_decode", name, text)
+write("key_decode", "not-utf8", b"\xff\xfe")
+
+
+# --- bulk_decode: the KVB1 stream (kvproto/src/bulk.rs) ------------------------------------
+def rec(key, version, value=None):
+    k = key.encode() if isinstance(key, str) else key
+    if value is None:
+        return struct.pack(">BH", 2, len(k)) + k + struct.pack(">Q", version)
+    return struct.pack(">BH", 1, len(k)) + k + struct.pack(">QI", version, len(value)) + value
+
+
+def stream(records, count=None):
+    body = b"".join(records)
+    return b"KVB1" + body + struct.pack(">BQ", 0, len(records) if count is None else count)
+
+
+three = [rec("a", 1, b"A"), rec("b", 7), rec("c", 9, b"")]
+BULK = {
+    "empty": stream([]),
+    "one": stream([rec("user:42", 3, b"hello")]),
+    "value-tombstone-empty": stream(three),
+    "binary-value": stream([rec("k", 2**64 - 1, bytes(range(256)))]),
+    "max-key": stream([rec("k" * 250, 1, b"v")]),
+    "max-value": stream([rec("big", 1, b"x" * 1024)]),
+    "too-large-value": stream([rec("big", 1, b"x" * 1025)]),
+    "truncated-no-trailer": stream(three)[:-9],
+    "truncated-mid-record": stream(three)[:12],
+    "truncated-magic": b"KV",
+    "bad-magic": b"nope" + stream([])[4:],
+    "lying-trailer": stream(three, count=5),
+    "trailing-data": stream([]) + b"\x01",
+    "dotdot-key": stream([rec("..", 1, b"v")]),
+    "slash-key": stream([rec("a/b", 1, b"v")]),
+    "not-utf8-key": stream([rec(b"\xff", 1, b"v")]),
+    "empty-key": stream([rec("", 1, b"v")]),
+    "unknown-kind": b"KVB1\x09",
+}
+for name, data in BULK.items():
+    write("bulk_decode", name, data)
+
+
+# --- http_router: requests as they arrive on the socket -----------------------------------
+def req(line, headers=(), body=b""):
+    head = line + "\r\n" + "".join(f"{h}\r\n" for h in headers) + "\r\n"
+    return head.encode() + body
+
+
+AUTH = f"Authorization: Bearer {TOKEN}"
+HTTP = {
+    "book-save": req("GET /save/a/hello HTTP/1.1"),
+    "book-save-encoded": req("GET /save/k%20x/x%20y HTTP/1.1"),
+    "book-load": req("GET /load/a HTTP/1.1"),
+    "book-all-keys": req("GET /allKeys HTTP/1.1"),
+    "book-traversal": req("GET /load/..%2F..%2Fetc%2Fpasswd HTTP/1.1"),
+    "book-traversal-raw": req("GET /load/../etc/passwd HTTP/1.1"),
+    "book-save-three-segments": req("GET /save/a/b/c HTTP/1.1"),
+    "v1-put": req("PUT /v1/keys/user:42 HTTP/1.1", ["Content-Type: application/octet-stream"], b"\x00\xffraw"),
+    "v1-put-if-absent": req("PUT /v1/keys/k HTTP/1.1", ["If-None-Match: *"], b"v"),
+    "v1-put-if-match": req("PUT /v1/keys/k HTTP/1.1", ['If-Match: "1"'], b"v2"),
+    "v1-put-bad-if-match": req("PUT /v1/keys/k HTTP/1.1", ["If-Match: 1"], b"v"),
+    "v1-put-too-large": req("PUT /v1/keys/big HTTP/1.1", [], b"x" * 1025),
+    "v1-get": req("GET /v1/keys/user:42 HTTP/1.1"),
+    "v1-get-traversal": req("GET /v1/keys/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd HTTP/1.1"),
+    "v1-get-nul": req("GET /v1/keys/a%00b HTTP/1.1"),
+    "v1-head": req("HEAD /v1/keys/nope HTTP/1.1"),
+    "v1-delete": req("DELETE /v1/keys/user:42 HTTP/1.1"),
+    "v1-list": req("GET /v1/keys?prefix=user&after=user:1&limit=2 HTTP/1.1"),
+    "v1-list-bad-limit": req("GET /v1/keys?limit=-1 HTTP/1.1"),
+    "v1-info": req("GET /v1/info HTTP/1.1"),
+    "v1-topology": req("GET /v1/topology HTTP/1.1"),
+    "v1-unknown-route": req("GET /v1/nope HTTP/1.1"),
+    "v1-method-not-allowed": req("POST /v1/keys/k HTTP/1.1", [], b"v"),
+    "admin-export": req("GET /v1/admin/export?scope=all HTTP/1.1", [AUTH]),
+    "admin-export-no-token": req("GET /v1/admin/export HTTP/1.1"),
+    "admin-import": req("POST /v1/admin/import?mode=overwrite HTTP/1.1",
+                        [AUTH, "Content-Type: application/x-kvstore-bulk"], BULK["value-tombstone-empty"]),
+    "admin-import-if-absent": req("POST /v1/admin/import?mode=if-absent HTTP/1.1", [AUTH], BULK["one"]),
+    "admin-import-truncated": req("POST /v1/admin/import HTTP/1.1", [AUTH], BULK["truncated-no-trailer"]),
+    "admin-cleanup": req("POST /v1/admin/cleanup HTTP/1.1", [AUTH]),
+    "admin-internal-get": req("GET /v1/internal/keys/a HTTP/1.1", [AUTH]),
+    "admin-topology-push": req("PUT /v1/admin/topology HTTP/1.1", [AUTH, "Content-Type: application/json"],
+                               b'{"epoch":1,"sharding":"modulo","shards":1,"peers":["http://127.0.0.1:1"]}'),
+    "forwarded-headers": req("GET /v1/keys/a HTTP/1.1", [AUTH, "x-kv-forwarded-epoch: 1", "x-kv-hops: 2",
+                                                         "x-kv-read-through: 0"]),
+    "healthz": req("GET /healthz HTTP/1.1"),
+    "metrics": req("GET /metrics HTTP/1.1"),
+    "unknown-route": req("GET /nope HTTP/1.1"),
+}
+for name, data in HTTP.items():
+    write("http_router", name, data)
+
+total = sum(
+    os.path.getsize(os.path.join(dp, f))
+    for dp, _, fs in os.walk(os.path.join(HERE, "corpus")) for f in fs
+)
+print(f"seeds written: {len(KEYS) + 1} key, {len(BULK)} bulk, {len(HTTP)} http; {total} bytes")

@@ -1,0 +1,143 @@
+//! Raw HTTP requests through the real kvserver router (`tower::ServiceExt::oneshot`).
+//!
+//! Invariants: no panic; no 500 unless it is a storage error; every 4xx/5xx under `/v1` has a
+//! JSON `{error, message}` body with a known code; and what a successful write stored reads back.
+
+pub mod request;
+pub mod server;
+
+use axum::Router;
+use axum::body::Body;
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use kvproto::wire::{ErrorBody, ErrorCode};
+use tower::ServiceExt;
+
+/// Largest answer read back: well above any value the server is configured to hold.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub etag: Option<Vec<u8>>,
+    pub body: Bytes,
+}
+
+pub fn check(data: &[u8]) {
+    let Some(request) = request::parse(data) else {
+        return;
+    };
+    let server = server::get();
+    server.runtime.block_on(exchange(&server.router, request));
+}
+
+async fn exchange(router: &Router, request: Request<Bytes>) {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let path = uri.path();
+    let sent = request.body().clone();
+    let answer = send(router, request.map(Body::from)).await;
+    let what = format!("{method} {uri} -> {}", answer.status);
+    let error = error_body(&answer);
+
+    if answer.status == StatusCode::INTERNAL_SERVER_ERROR {
+        assert!(
+            error
+                .as_ref()
+                .is_some_and(|e| e.error == ErrorCode::StorageError),
+            "{what}: a 500 that is not a storage error: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+    // HEAD answers carry no body by definition.
+    let under_v1 = path == "/v1" || path.starts_with("/v1/");
+    if under_v1 && method != Method::HEAD && is_error(answer.status) {
+        assert!(
+            error.is_some(),
+            "{what}: error without a JSON {{error, message}} body: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+
+    if answer.status == StatusCode::NO_CONTENT
+        && method == Method::PUT
+        && let Some(key_part) = path.strip_prefix("/v1/keys/")
+    {
+        read_back_v1(router, key_part, &sent, &answer, &what).await;
+    }
+    if answer.status == StatusCode::OK
+        && method == Method::GET
+        && let Some(rest) = path.strip_prefix("/save/")
+    {
+        read_back_book(router, rest, &answer, &what).await;
+    }
+}
+
+/// A 204 PUT stored the body: GET of the same key answers it, with the same version.
+async fn read_back_v1(router: &Router, key_part: &str, sent: &Bytes, put: &Answer, what: &str) {
+    let back = send(router, get(&format!("/v1/keys/{key_part}"))).await;
+    assert_eq!(
+        back.status,
+        StatusCode::OK,
+        "{what}: then GET answered {}",
+        back.status
+    );
+    assert_eq!(
+        &back.body, sent,
+        "{what}: GET answered other bytes than were put"
+    );
+    assert_eq!(back.etag, put.etag, "{what}: the ETag changed on read");
+}
+
+/// A 200 save answered the value it stored: load of the same key answers the same bytes.
+async fn read_back_book(router: &Router, rest: &str, saved: &Answer, what: &str) {
+    let Some((key_part, _)) = rest.split_once('/') else {
+        panic!("{what}: a save without a value segment succeeded");
+    };
+    let back = send(router, get(&format!("/load/{key_part}"))).await;
+    assert_eq!(
+        back.status,
+        StatusCode::OK,
+        "{what}: then load answered {}",
+        back.status
+    );
+    assert_eq!(
+        back.body, saved.body,
+        "{what}: load answered other bytes than save"
+    );
+}
+
+pub async fn send(router: &Router, request: Request<Body>) -> Answer {
+    let response = match router.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get(header::ETAG)
+        .map(|v| v.as_bytes().to_vec());
+    let body = match http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => panic!("{status} answer body failed: {e}"),
+    };
+    Answer { status, etag, body }
+}
+
+fn get(uri: &str) -> Request<Body> {
+    match Request::get(uri).body(Body::empty()) {
+        Ok(request) => request,
+        Err(e) => panic!("a path the router just served is no longer a valid URI: {uri}: {e}"),
+    }
+}
+
+fn is_error(status: StatusCode) -> bool {
+    status.is_client_error() || status.is_server_error()
+}
+
+fn error_body(answer: &Answer) -> Option<ErrorBody> {
+    serde_json::from_slice(&answer.body).ok()
+}

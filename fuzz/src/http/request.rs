@@ -1,0 +1,59 @@
+//! Fuzz input to request: the input is an HTTP/1.1 request as it would arrive on the socket
+//! (request line, headers, blank line, body), so seeds are readable and mutations stay close to
+//! what a client can send. Input that is not a request a server would accept is skipped.
+
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::{HeaderName, HeaderValue, Method, Request};
+use percent_encoding::percent_decode_str;
+
+/// The most headers read from one input (hyper's default limit is 100).
+const MAX_HEADERS: usize = 64;
+
+/// Parses `data`; `None` when it is not a complete request head or not a valid `http::Request`.
+pub fn parse(data: &[u8]) -> Option<Request<Bytes>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(body_at) = head.parse(data).ok()? else {
+        return None;
+    };
+    let method = Method::from_bytes(head.method?.as_bytes()).ok()?;
+    // Only origin-form targets reach a router; hyper turns absolute-form ones into a full Uri.
+    let target = head.path?;
+    if !target.starts_with('/') {
+        return None;
+    }
+    let mut builder = Request::builder().method(method).uri(target);
+    for h in head.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        // Framing is the server's business: the body below is exactly what follows the head.
+        if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
+            continue;
+        }
+        builder = builder.header(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    let body = &data[body_at..];
+    if !body.is_empty() {
+        builder = builder.header(CONTENT_LENGTH, body.len());
+    }
+    let mut request = builder.body(Bytes::copy_from_slice(body)).ok()?;
+    disarm_topology_pushes(&mut request);
+    Some(request)
+}
+
+/// A topology the fuzzer could push would name peers, and the server would then forward to
+/// them: off the loopback, and for every later input. So writes to any path that mentions a
+/// topology go without the admin token (and are answered 401).
+fn disarm_topology_pushes<B>(request: &mut Request<B>) {
+    if request.method() == Method::GET || request.method() == Method::HEAD {
+        return;
+    }
+    let path: Vec<u8> = percent_decode_str(request.uri().path()).collect();
+    if path
+        .to_ascii_lowercase()
+        .windows(8)
+        .any(|w| w == b"topology")
+    {
+        request.headers_mut().remove(AUTHORIZATION);
+    }
+}

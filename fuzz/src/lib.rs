@@ -1,0 +1,14 @@
+//! The checks behind the cargo-fuzz targets; each target in `fuzz_targets/` is one call into here.
+//!
+//! # Layout
+//! - [`key`]: `kvproto::Key` decoding against the key rules written out independently.
+//! - [`bulk`]: the bulk decoder, whole and streamed at arbitrary split points, and re-encoding.
+//! - [`http`]: raw HTTP requests through the real kvserver router with `oneshot`.
+//!
+//! A check returns normally for input it accepts or refuses correctly, and panics (which
+//! libFuzzer records as a crash, with the input saved) when an invariant breaks.
+#![forbid(unsafe_code)]
+
+pub mod bulk;
+pub mod http;
+pub mod key;
