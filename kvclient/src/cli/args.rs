@@ -18,12 +18,19 @@ fn one_server(text: &str) -> Result<String, String> {
     kvclient::addr::parse_server(text).map_err(|e| e.to_string())
 }
 
-/// Seconds (`2`, `0.5`) or a duration with a unit (`500ms`, `1m`).
+/// Longest duration any flag accepts: far beyond any real use, far from overflowing a deadline.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Seconds (`2`, `0.5`) or a duration with a unit (`500ms`, `1m`), at most a year.
 pub fn duration(text: &str) -> Result<Duration, String> {
-    if let Ok(secs) = text.trim().parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"));
+    let parsed = match text.trim().parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).map_err(|e| format!("{text:?}: {e}"))?,
+        Err(_) => humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?}: {e}"))?,
+    };
+    if parsed > MAX_DURATION {
+        return Err(format!("{text:?} is longer than a year"));
     }
-    humantime::parse_duration(text.trim()).map_err(|e| format!("{text:?}: {e}"))
+    Ok(parsed)
 }
 
 fn positive_duration(text: &str) -> Result<Duration, String> {
@@ -81,10 +88,10 @@ pub struct WatchArgs {
     #[arg(long, value_name = "LIST", value_parser = server_list, env = "KVCLIENT_SERVERS")]
     pub servers: Option<ServerList>,
     /// Seconds between rounds.
-    #[arg(long, env = "KVCLIENT_INTERVAL", default_value = "2", value_parser = duration)]
+    #[arg(long, env = "KVCLIENT_INTERVAL", default_value = "2", value_parser = positive_duration)]
     pub interval: Duration,
     /// Stop after this many rounds (default: run forever).
-    #[arg(long, env = "KVCLIENT_ITERATIONS")]
+    #[arg(long, env = "KVCLIENT_ITERATIONS", value_parser = clap::value_parser!(u64).range(1..))]
     pub iterations: Option<u64>,
     /// Use N generated keys (`key-0` ...) and a one-line summary per round instead of a-z.
     #[arg(long, env = "KVCLIENT_KEYS", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -230,6 +237,9 @@ mod tests {
         assert!(duration("-1").is_err());
         assert!(duration("soon").is_err());
         assert!(positive_duration("0").is_err());
+        assert!(duration("1e15").is_err());
+        assert!(duration("1000000000000000s").is_err());
+        assert!(duration("inf").is_err());
     }
 
     #[test]
