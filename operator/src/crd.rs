@@ -1,7 +1,9 @@
 //! The `KVStore` custom resource: its spec, generated into the CRD with schemars.
 //!
 //! Every field carries a doc comment (it becomes the schema description that `kubectl explain`
-//! prints), a default where the book has one, and validation the API server enforces.
+//! prints), a default where the book has one, and validation the API server enforces. Field
+//! docs are one line per paragraph: schemars keeps line breaks, and `kubectl explain` would
+//! print them mid-sentence.
 
 use std::collections::BTreeMap;
 
@@ -48,9 +50,7 @@ pub const VERSION: &str = "v1alpha1";
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KVStoreSpec {
-    /// Number of shards (kvserver pods). 0 stops the store and keeps every volume and the shard
-    /// map; scaling back to the same count brings every key back. Changing between two non-zero
-    /// counts moves keys between shards (rebalancing).
+    /// Number of shards (kvserver pods). 0 stops the store and keeps every volume and the shard map; scaling back to the same count brings every key back. Changing between two non-zero counts moves keys between shards (rebalancing).
     #[serde(default = "default_replicas")]
     #[schemars(range(min = 0))]
     pub replicas: i32,
@@ -64,8 +64,7 @@ pub struct KVStoreSpec {
     #[serde(default)]
     pub image_pull_policy: ImagePullPolicy,
 
-    /// Data port of every kvserver and of the headless Service (the book's servers listen on 80).
-    /// The ops port 8081 (probes, metrics, drain) is reserved. Fixed at creation.
+    /// Data port of every kvserver and of the headless Service (the book's servers listen on 80). The ops port 8081 (probes, metrics, drain) is reserved. Fixed at creation.
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     #[schemars(extend("x-kubernetes-validations" = [
@@ -87,16 +86,14 @@ pub struct KVStoreSpec {
     #[schemars(range(min = 0))]
     pub termination_grace_period_seconds: i64,
 
-    /// How the StatefulSet starts and stops pods: OrderedReady (one at a time, as in the book) or
-    /// Parallel. Fixed at creation (a StatefulSet cannot change it).
+    /// How the StatefulSet starts and stops pods: OrderedReady (one at a time, as in the book) or Parallel. Fixed at creation (a StatefulSet cannot change it).
     #[serde(default)]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "self == oldSelf", "message": "podManagementPolicy cannot be changed after creation"}
     ]))]
     pub pod_management_policy: PodManagementPolicy,
 
-    /// How keys map to shards: `modulo` (the book's scheme) or `jump` (jump consistent hashing,
-    /// far fewer keys move on a scale). Fixed at creation.
+    /// How keys map to shards: `modulo` (the book's scheme) or `jump` (jump consistent hashing, far fewer keys move on a scale). Fixed at creation.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-validations" = [
         {"rule": "self == oldSelf", "message": "sharding cannot be changed after creation"}
@@ -107,8 +104,7 @@ pub struct KVStoreSpec {
     #[serde(default, skip_serializing_if = "PodOverrides::is_empty")]
     pub pod_overrides: PodOverrides,
 
-    /// Stops reconciling: the operator leaves the children as they are and says so in the
-    /// ReconciliationPaused condition.
+    /// Stops reconciling: the operator leaves the children as they are and says so in the ReconciliationPaused condition.
     #[serde(default)]
     pub paused: bool,
 }
@@ -172,9 +168,7 @@ pub struct StorageSpec {
     ]))]
     pub storage_class_name: Option<String>,
 
-    /// What happens to the volumes when the KVStore is deleted: Retain keeps them (and the data),
-    /// Delete removes them. Volumes of shards removed by a scale-down are deleted only once the
-    /// shard is proven empty.
+    /// What happens to the volumes when the KVStore is deleted: Retain keeps them (and the data), Delete removes them. Volumes of shards removed by a scale-down are deleted only once the shard is proven empty.
     #[serde(default)]
     pub retention_policy: RetentionPolicy,
 }
@@ -219,8 +213,7 @@ pub struct PodOverrides {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
 
-    /// Scheduling constraints. Without a podAntiAffinity here, the operator prefers spreading the
-    /// shards over nodes.
+    /// Scheduling constraints. Without a podAntiAffinity here, the operator prefers spreading the shards over nodes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
 }

@@ -1,4 +1,5 @@
 //! The `KVStore` status: what the store serves now, its conditions, and the rebalance in flight.
+//! Field docs are one line per paragraph, as in [`crate::crd`].
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kvproto::Sharding;
@@ -9,9 +10,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KVStoreStatus {
-    /// Number of shards clients must route over now: the shard count of the map every server
-    /// acknowledged (kept while stopped, 0 before the first map). The scale subresource reports
-    /// it as the current replica count.
+    /// Number of shards clients must route over now: the shard count of the map every server acknowledged (kept while stopped, 0 before the first map). The scale subresource reports it as the current replica count.
     #[serde(default)]
     pub replicas: i32,
 
