@@ -94,3 +94,36 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> Error {
+        Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            message: "refused".into(),
+            ..kube::core::Status::default()
+        })))
+    }
+
+    #[test]
+    fn categories_separate_what_the_user_must_fix_from_what_is_retried() {
+        assert_eq!(api_error(422).category(), Category::Rejected);
+        assert_eq!(api_error(409).category(), Category::Api);
+        assert_eq!(api_error(500).category(), Category::Api);
+        let wrapped = Error::Finalizer(Box::new(finalizer::Error::ApplyFailed(
+            Error::InvalidSpec("port 8081 is the kvserver ops port".into()),
+        )));
+        assert_eq!(wrapped.category(), Category::InvalidSpec);
+        assert_eq!(
+            wrapped.detail(),
+            "invalid spec: port 8081 is the kvserver ops port"
+        );
+        let shard = Error::Shard {
+            shard: 2,
+            message: "connection refused".into(),
+        };
+        assert_eq!(shard.category().as_str(), "ShardError");
+    }
+}
