@@ -294,3 +294,48 @@ fn load_generator_reports_and_verifies() {
         "{text}"
     );
 }
+
+#[test]
+fn load_generator_stops_on_sigterm_and_still_verifies() {
+    let servers: Vec<KvServer> = (0..2).map(KvServer::start).collect();
+    let list = servers
+        .iter()
+        .map(KvServer::addr)
+        .collect::<Vec<_>>()
+        .join(",");
+    let child = Command::new(kvclient_bin())
+        .args([
+            "load",
+            "--keys",
+            "20",
+            "--concurrency",
+            "2",
+            "--duration",
+            "10m",
+            "--json",
+            "--servers",
+            &list,
+        ])
+        .env_remove("KVCLIENT_SERVERS")
+        .env_remove("KVCLIENT_KVSTORE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kvclient load");
+    // Let it send some load, then ask it to stop the way a pod deletion does.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("kvclient load exits");
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON report");
+    assert!(report["requests"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["duration_s"].as_f64().unwrap() < 600.0, "{report}");
+    for field in ["lost", "wrong", "unreadable", "stale_reads"] {
+        assert_eq!(report["verify"][field], 0, "{field}: {report}");
+    }
+}

@@ -193,7 +193,8 @@ pub struct LoadArgs {
     /// Concurrent requests in flight.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
-    /// How long to send load (seconds or e.g. `30s`).
+    /// How long to send load (seconds or e.g. `30s`); SIGTERM or Ctrl-C ends it early, and the
+    /// read-back check still runs.
     #[arg(long, default_value = "10", value_parser = positive_duration)]
     pub duration: Duration,
     /// Fraction of requests that are writes, 0 to 1.

@@ -93,6 +93,9 @@ struct Plan {
     client: Arc<ShardedClient>,
     keys: Arc<Vec<Key>>,
     deadline: Instant,
+    /// Set by SIGTERM/SIGINT: workers stop as at the deadline, and the read-back check still runs,
+    /// so a load pod that is deleted reports its verdict in its log.
+    stop: Arc<std::sync::atomic::AtomicBool>,
     write_ratio: f64,
     workers: usize,
     run_id: u32,
@@ -110,6 +113,7 @@ pub async fn run(args: &LoadArgs) -> Result<(), CliError> {
         client: client.clone(),
         keys: Arc::new(keys),
         deadline: Instant::now() + args.duration,
+        stop: stop_on_signal(),
         write_ratio: args.write_ratio,
         workers: args.concurrency as usize,
         run_id: rand::random(),
@@ -184,6 +188,38 @@ pub async fn run(args: &LoadArgs) -> Result<(), CliError> {
     }
 }
 
+/// A flag raised by the first SIGTERM or SIGINT.
+fn stop_on_signal() -> Arc<std::sync::atomic::AtomicBool> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let raised = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        raised.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 fn progress_bar(duration: Duration) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
@@ -247,7 +283,7 @@ async fn worker(
         stale_reads: 0,
     };
     let mut seq: u64 = 0;
-    while Instant::now() < plan.deadline {
+    while Instant::now() < plan.deadline && !plan.stop.load(Ordering::Relaxed) {
         let write = !owned.is_empty() && rng.random_bool(plan.write_ratio);
         let began = Instant::now();
         if write {
