@@ -11,6 +11,7 @@ if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
   log "KVSTORE_CLUSTER=existing: nothing local to stop"
   exit 0
 fi
+cluster_lock
 
 IPT=/usr/sbin/iptables-legacy
 IP6T=/usr/sbin/ip6tables-legacy
@@ -18,8 +19,7 @@ IP6T=/usr/sbin/ip6tables-legacy
 stop_daemon() { # stop_daemon NAME [GRACE_SECONDS]
   local name=$1 grace=${2:-15} pidf="$RUN_DIR/$1.pid" pid i
   [[ -f $pidf ]] || return 0
-  pid=$(cat "$pidf")
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+  if pid=$(daemon_pid "$name"); then
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null
     for ((i = 0; i < grace * 5; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
@@ -101,13 +101,14 @@ clean_iptables() {
   local ipt=$1 save=$2 t line chain
   for t in filter nat mangle raw; do
     "$save" -t "$t" >/dev/null 2>&1 || continue
+    # (the nft tools warn on stderr that legacy tables exist: expected here)
     while IFS= read -r line; do
       eval "\"$ipt\" -t $t -D ${line#-A }" 2>/dev/null
-    done < <("$save" -t "$t" | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j (KUBE-|CNI-|KVS-)')
-    for chain in $("$save" -t "$t" | awk '/^:(KUBE-|CNI-|KVS-)/ {print substr($1, 2)}'); do
+    done < <("$save" -t "$t" 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j (KUBE-|CNI-|KVS-)')
+    for chain in $("$save" -t "$t" 2>/dev/null | awk '/^:(KUBE-|CNI-|KVS-)/ {print substr($1, 2)}'); do
       "$ipt" -t "$t" -F "$chain" 2>/dev/null
     done
-    for chain in $("$save" -t "$t" | awk '/^:(KUBE-|CNI-|KVS-)/ {print substr($1, 2)}'); do
+    for chain in $("$save" -t "$t" 2>/dev/null | awk '/^:(KUBE-|CNI-|KVS-)/ {print substr($1, 2)}'); do
       "$ipt" -t "$t" -X "$chain" 2>/dev/null || log "could not delete $t/$chain"
     done
   done

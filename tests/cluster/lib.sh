@@ -90,15 +90,33 @@ start_daemon() {
   if daemon_running "$name"; then log "$name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return 0; fi
   log "starting $name"
   # setsid: own session, so a terminal's signals don't reach it; stdin from /dev/null.
-  setsid "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 &
+  # 9>&-: daemons must not inherit the cluster lock (see cluster_lock).
+  setsid "$@" </dev/null >>"$LOG_DIR/$name.log" 2>&1 9>&- &
   echo $! >"$RUN_DIR/$name.pid"
 }
 
-daemon_running() {
+# The pid in NAME's pid file, if that process is alive and still is NAME (a stale pid file
+# whose pid was reused by an unrelated process must never lead to killing that process).
+daemon_pid() {
   local pidf="$RUN_DIR/$1.pid" pid
   [[ -f $pidf ]] || return 1
   pid=$(cat "$pidf")
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1" || return 1
+  echo "$pid"
+}
+daemon_running() { daemon_pid "$1" >/dev/null; }
+
+# Serialize up.sh/down.sh (and the builds they run) between concurrent callers.
+cluster_lock() {
+  [[ -n ${KVSTORE_CLUSTER_LOCKED:-} ]] && return 0
+  mkdir -p "$CACHE"
+  exec 9>"$CACHE/cluster.lock"
+  if ! flock -n 9; then
+    log "waiting for another cluster-up/cluster-down to finish ($CACHE/cluster.lock)"
+    flock -w 1800 9 || die "could not get $CACHE/cluster.lock"
+  fi
+  export KVSTORE_CLUSTER_LOCKED=1
 }
 
 # Wait until CMD succeeds, up to SECONDS; on timeout print the daemon's log tail and fail.

@@ -11,6 +11,7 @@ if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
   exit 0
 fi
 
+cluster_lock
 ALL_DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns)
 
 cluster_healthy() {
