@@ -138,3 +138,76 @@ pub async fn delete(ns: &TestNamespace, name: &str) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// Creates a ServiceAccount `kvclient` allowed to read KVStores, for topology-following clients.
+pub async fn follower_account(ns: &TestNamespace) -> Result<&'static str> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    let name = "kvclient";
+    let sa: ServiceAccount = serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "ServiceAccount", "metadata": { "name": name }
+    }))?;
+    let role: Role = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": { "name": name },
+        "rules": [{ "apiGroups": ["kvstore.dev"], "resources": ["kvstores"], "verbs": ["get", "list", "watch"] }]
+    }))?;
+    let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": { "name": name },
+        "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name },
+        "subjects": [{ "kind": "ServiceAccount", "name": name, "namespace": ns.name }]
+    }))?;
+    let pp = PostParams::default();
+    ns.api::<ServiceAccount>().create(&pp, &sa).await?;
+    ns.api::<Role>().create(&pp, &role).await?;
+    ns.api::<RoleBinding>().create(&pp, &binding).await?;
+    Ok(name)
+}
+
+/// Follows a pod's log from the start, so nothing is lost when the pod goes away.
+pub struct LogCapture {
+    task: tokio::task::JoinHandle<String>,
+}
+
+impl LogCapture {
+    pub async fn start(ns: &TestNamespace, name: &str) -> Result<Self> {
+        use futures::{AsyncBufReadExt, TryStreamExt};
+        let params = LogParams {
+            follow: true,
+            ..LogParams::default()
+        };
+        let stream = ns.api::<Pod>().log_stream(name, &params).await?;
+        let task = tokio::spawn(async move {
+            let mut text = String::new();
+            let mut lines = stream.lines();
+            while let Ok(Some(line)) = lines.try_next().await {
+                text.push_str(&line);
+                text.push('\n');
+            }
+            text
+        });
+        Ok(LogCapture { task })
+    }
+
+    /// Waits for the log to end (the container exited), for at most `limit`.
+    pub async fn finish(self, limit: Duration) -> Result<String> {
+        match tokio::time::timeout(limit, self.task).await {
+            Ok(Ok(text)) => Ok(text),
+            Ok(Err(e)) => Err(crate::Error::Check(format!("log capture failed: {e}"))),
+            Err(_) => Err(crate::Error::Timeout {
+                what: "the pod's log to end".into(),
+                secs: limit.as_secs(),
+                last: String::new(),
+            }),
+        }
+    }
+}
+
+/// Asks a pod to stop (SIGTERM, with `grace` seconds before SIGKILL).
+pub async fn stop(ns: &TestNamespace, name: &str, grace: u32) -> Result<()> {
+    let dp = DeleteParams {
+        grace_period_seconds: Some(grace),
+        ..DeleteParams::default()
+    };
+    ns.api::<Pod>().delete(name, &dp).await?;
+    Ok(())
+}

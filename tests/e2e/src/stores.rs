@@ -153,3 +153,49 @@ pub async fn pvcs(ns: &TestNamespace, name: &str) -> Result<Vec<PersistentVolume
 pub async fn statefulset(ns: &TestNamespace, name: &str) -> Result<Option<StatefulSet>> {
     Ok(ns.api::<StatefulSet>().get_opt(name).await?)
 }
+
+/// Waits until `status.rebalance.phase` is `phase` (by its name, e.g. "Copy").
+pub async fn wait_rebalance_phase(
+    ns: &TestNamespace,
+    name: &str,
+    phase: &str,
+    limit: Duration,
+) -> Result<KVStore> {
+    let api = ns.api::<KVStore>();
+    wait::until(
+        &format!("kvstore {name} to reach rebalance phase {phase}"),
+        limit,
+        Duration::from_millis(200),
+        || {
+            let api = api.clone();
+            async move {
+                let kvs = api.get(name).await.map_err(|e| e.to_string())?;
+                let now = kvs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.rebalance.as_ref())
+                    .map(|r| format!("{:?}", r.phase));
+                if now.as_deref() == Some(phase) {
+                    Ok(Some(kvs))
+                } else {
+                    Err(describe(&kvs))
+                }
+            }
+        },
+    )
+    .await
+}
+
+/// Sets an annotation on the KVStore (the operator's test hooks are annotations).
+pub async fn annotate(
+    ns: &TestNamespace,
+    name: &str,
+    key: &str,
+    value: Option<&str>,
+) -> Result<()> {
+    let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
+    ns.api::<KVStore>()
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
