@@ -14,7 +14,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 GO=/usr/local/go/bin/go
-[[ -x $GO ]] || GO=go
+[[ -x $GO ]] || GO=$(command -v go) || die "Go (>= 1.26) is needed to build the cluster: not found at /usr/local/go/bin/go or on PATH"
 mkdir -p "$CACHE/bin" "$CACHE/images"
 
 timed() { # timed LABEL CMD... : run, record wall time

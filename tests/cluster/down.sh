@@ -145,6 +145,12 @@ fi
 [[ -f $STATE/created-var-run-netns ]] && rmdir /var/run/netns 2>/dev/null
 [[ -f $STATE/created-var-log-containers ]] && rmdir /var/log/containers 2>/dev/null
 rm -rf "$HOSTPATH_PV_DIR"
+# Keep the last cluster's component logs for post-mortems (CI failures, flaky tests).
+if [[ -d $LOG_DIR ]]; then
+  rm -rf "$CACHE/cluster-logs/last"
+  mkdir -p "$CACHE/cluster-logs"
+  cp -a "$LOG_DIR" "$CACHE/cluster-logs/last" && log "component logs of this cluster kept in $CACHE/cluster-logs/last"
+fi
 if [[ -d $STATE ]]; then
   if awk -v r="$STATE" 'index($5, r) == 1 {found=1} END {exit !found}' /proc/self/mountinfo; then
     log "mounts remain below $STATE; not deleting it"

@@ -33,6 +33,11 @@ on_fail() {
   echo >&2
   echo "SMOKE TEST FAILED in step: $CURRENT (line $1, exit $rc)" >&2
   echo "----- diagnostics -----" >&2
+  if ! command -v "${KUBECTL[0]}" >/dev/null; then
+    echo "kubectl not found (${KUBECTL[0]}): is the cluster up?" >&2
+    echo "smoke: $PASSED passed, $((FAILED + 1)) failed" >&2
+    exit 1
+  fi
   k get nodes -o wide >&2 2>&1 || true
   k get pods,pvc,pv,svc,endpointslices -o wide >&2 2>&1 || true
   k describe pods -l app.kubernetes.io/part-of=kvstore-smoke >&2 2>&1 | tail -n 80 || true

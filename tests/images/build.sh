@@ -83,6 +83,8 @@ build_image() {
   mkdir -p "$work/rootfs$(dirname "$entry")"
   cp "$bin" "$work/rootfs$entry"
   chmod 0755 "$work/rootfs$entry"
+  # The size limit applies to the unpacked image (stricter than the compressed archive).
+  local unpacked; unpacked=$(du -sb "$work/rootfs" | cut -f1)
   local full=$ref
   [[ ${ref%%/*} == *.* || ${ref%%/*} == localhost* ]] || full="docker.io/$ref"
   mkdir -p "$(dirname "$out")"
@@ -91,9 +93,9 @@ build_image() {
     --title "$(basename "${ref%%:*}")" --version "${ref##*:}" --output "$out"
   rm -rf "$work"
   local size; size=$(stat -c %s "$out")
-  log "built $full: $((size / 1024)) KiB -> $out"
-  if ((size > max_mb * 1024 * 1024)); then
-    die "$full is $((size / 1024 / 1024)) MB, over its limit of $max_mb MB"
+  log "built $full: $((unpacked / 1024)) KiB unpacked, $((size / 1024)) KiB archive -> $out"
+  if ((unpacked > max_mb * 1024 * 1024)); then
+    die "$full is $((unpacked / 1024 / 1024)) MB unpacked, over its limit of $max_mb MB"
   fi
 }
 
