@@ -1,7 +1,7 @@
 //! The pure decision of a reconcile: given the spec, the shard map the servers acknowledged and
 //! the StatefulSet as observed, how many pods to run, which shard map to push, and what to report.
 //!
-//! A change between two non-zero shard counts is a rebalance; [`rebalance`](crate::rebalance)
+//! A change between two non-zero shard counts is a rebalance; [`crate::rebalance`]
 //! decides that case, so the key-moving state machine plugs in there without touching the rest.
 
 use kvproto::{Sharding, Topology};
