@@ -45,6 +45,18 @@ fi
 for d in kube-proxy coredns containerd kube-apiserver etcd; do stop_daemon "$d"; done
 
 # 4. Leftover container processes and shims, by the ids/pids containerd and runc recorded.
+# containerd 1.6 writes no shim pid file: each task dir records the shim's socket address,
+# and the process listening on that socket (and serving our containerd) is the shim.
+shim_pids=()
+if [[ -d $CONTAINERD_STATE ]]; then
+  while IFS= read -r f; do
+    sock=$(cat "$f" 2>/dev/null); sock=${sock#unix://}
+    [[ -n $sock ]] || continue
+    for pid in $(ss -xlpn 2>/dev/null | awk -v s="$sock" '$5 == s' | grep -o 'pid=[0-9]*' | cut -d= -f2); do
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK" && shim_pids+=("$pid")
+    done
+  done < <(find "$CONTAINERD_STATE" -path '*io.containerd.runtime.v2.task*' -name address 2>/dev/null)
+fi
 RUNC_ROOT="$STATE/containerd/runc"
 if [[ -d $RUNC_ROOT ]]; then
   for ns in "$RUNC_ROOT"/*/; do
@@ -58,12 +70,9 @@ if [[ -d $RUNC_ROOT ]]; then
     done
   done
 fi
-if [[ -d $CONTAINERD_STATE ]]; then
-  while IFS= read -r f; do
-    pid=$(cat "$f" 2>/dev/null)
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && { log "killing leftover shim pid $pid ($f)"; kill -KILL "$pid"; }
-  done < <(find "$CONTAINERD_STATE" -name shim.pid 2>/dev/null)
-fi
+for pid in $(printf '%s\n' "${shim_pids[@]}" | sort -u); do
+  kill -0 "$pid" 2>/dev/null && { log "killing leftover containerd shim pid $pid"; kill -KILL "$pid"; }
+done
 
 # 5. Mounts: everything below the state dir (overlay snapshots, sandbox shm, pod volumes,
 # service-account tokens), deepest first; then network namespaces containerd left behind.
