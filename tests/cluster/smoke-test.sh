@@ -112,7 +112,8 @@ fi
 ok
 
 step "kubectl logs"
-k logs web-0 | grep -q "webtool serving on :8080" || { k logs web-0 >&2; false; }
+logs=$(k logs web-0)
+grep -q "webtool serving on :8080" <<<"$logs" || { echo "$logs" >&2; false; }
 ok
 
 step "kubectl port-forward"
