@@ -1,0 +1,126 @@
+//! The Apply branch of the finalizer: the steps of a reconcile for a live store.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::status_write::write_status;
+use super::token::ensure_token;
+use crate::build;
+use crate::context::Context;
+use crate::crd::KVStore;
+use crate::error::{Category, Error, Result};
+use crate::labels::MANAGER;
+use crate::plan::{self, Observed, ObservedStatefulSet};
+use crate::report::Outcome;
+use crate::shards;
+use crate::status::TopologyStatus;
+use crate::validate::validate;
+
+/// Makes the children match the spec and reports the result.
+pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
+    let ns = kvs
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let name = kvs.name_any();
+    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let observed_sts = sts_api.get_opt(&name).await?.map(|s| observe(&s));
+    let ready = observed_sts.map_or(0, |s| s.ready);
+
+    if kvs.spec.paused {
+        write_status(ctx, kvs, ready, &Outcome::Paused).await?;
+        return Ok(Action::requeue(ctx.config.requeue));
+    }
+    let inst = match validate(kvs) {
+        Ok(inst) => inst,
+        Err(Error::InvalidSpec(message)) => {
+            let outcome = Outcome::InvalidSpec {
+                message: message.clone(),
+            };
+            write_status(ctx, kvs, ready, &outcome).await?;
+            return Err(Error::InvalidSpec(message));
+        }
+        Err(other) => return Err(other),
+    };
+
+    let token = ensure_token(ctx, &inst).await?;
+    let observed = Observed {
+        statefulset: observed_sts,
+        topology: kvs.status.as_ref().and_then(|s| s.topology),
+        phase: kvs.status.as_ref().and_then(|s| s.phase),
+    };
+    let plan = plan::plan(&inst, &observed);
+    let applied = async {
+        apply_child(ctx, &ns, &build::service(&inst)).await?;
+        apply_child(ctx, &ns, &build::pod_disruption_budget(&inst)).await?;
+        apply_child(
+            ctx,
+            &ns,
+            &build::statefulset(&inst, plan.statefulset_replicas),
+        )
+        .await
+    };
+    if let Err(err) = applied.await {
+        // Only the user can fix a refused change: say so in the status, not just in the logs.
+        if err.category() == Category::Rejected {
+            let outcome = Outcome::Rejected {
+                message: err.to_string(),
+            };
+            write_status(ctx, kvs, ready, &outcome).await?;
+        }
+        return Err(err);
+    }
+
+    let mut topology = observed.topology;
+    if let Some(map) = &plan.push {
+        if let Err(err) = shards::push_all(ctx.shards.as_ref(), &token, map).await {
+            let outcome = Outcome::ShardUnreachable {
+                message: err.to_string(),
+            };
+            write_status(ctx, kvs, ready, &outcome).await?;
+            return Err(err);
+        }
+        topology = Some(TopologyStatus {
+            epoch: i64::try_from(map.epoch).unwrap_or(i64::MAX),
+            shards: i32::try_from(map.shards).unwrap_or(i32::MAX),
+            sharding: map.sharding,
+        });
+    }
+    // Clients route over the acknowledged map, also while stopped: it is what comes back.
+    let serving = topology.map_or(0, |t| t.shards);
+    let outcome = Outcome::Planned {
+        report: plan.report,
+        topology,
+        serving,
+    };
+    write_status(ctx, kvs, ready, &outcome).await?;
+    Ok(Action::requeue(ctx.config.requeue))
+}
+
+fn observe(sts: &StatefulSet) -> ObservedStatefulSet {
+    let status = sts.status.as_ref();
+    ObservedStatefulSet {
+        desired: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+        current: status.map_or(0, |s| s.replicas),
+        ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
+    }
+}
+
+/// Server-side applies one child under the operator's field manager.
+async fn apply_child<K>(ctx: &Context, ns: &str, obj: &K) -> Result<K>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let params = PatchParams::apply(MANAGER).force();
+    Ok(api
+        .patch(&obj.name_any(), &params, &Patch::Apply(obj))
+        .await?)
+}

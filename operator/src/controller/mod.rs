@@ -1,0 +1,128 @@
+//! The reconcile: dereference → validate (pure) → build (pure) → apply (server-side apply) →
+//! status (server-side apply on the status subresource), behind the finalizer that cleans up
+//! the volumes when the policy says so.
+//!
+//! - this file: the entry point, the error policy and the Controller wiring;
+//! - `apply`: the Apply branch (the steps above);
+//! - `token`: the admin token Secret, created once;
+//! - `status_write`: the status patch and the Event of a phase change;
+//! - `events`: publishing Events;
+//! - `cleanup`: the Cleanup branch (volumes per the retention policy).
+
+mod apply;
+mod cleanup;
+mod events;
+mod status_write;
+mod token;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event, finalizer};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::context::Context;
+use crate::crd::KVStore;
+use crate::error::{Category, Error, Result};
+use crate::labels::{self, MANAGER};
+
+/// Finalizer that lets the operator delete volumes (per the retention policy) before the store
+/// disappears.
+pub const FINALIZER: &str = "kvstore.dev/cleanup";
+
+/// The reconcile entry point given to the Controller.
+pub async fn reconcile(kvs: Arc<KVStore>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let key = object_key(&kvs);
+    let ns = kvs
+        .namespace()
+        .ok_or(Error::MissingField("metadata.namespace"))?;
+    let api: Api<KVStore> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, FINALIZER, kvs.clone(), |event| async {
+        match event {
+            Event::Apply(kvs) => apply::apply(&kvs, &ctx).await,
+            Event::Cleanup(kvs) => cleanup::cleanup(&kvs, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.observe(
+        started.elapsed(),
+        result.as_ref().err().map(Error::category),
+    );
+    match &result {
+        Ok(_) => ctx.reset_backoff(&key),
+        Err(err) => {
+            let note = err.detail();
+            events::publish(
+                &ctx,
+                &kvs,
+                EventType::Warning,
+                err.category().as_str(),
+                note,
+            )
+            .await;
+        }
+    }
+    result
+}
+
+/// Retry policy: spec problems wait for the user (a spec change triggers a reconcile anyway),
+/// transient ones back off exponentially per object.
+pub fn error_policy(kvs: Arc<KVStore>, err: &Error, ctx: Arc<Context>) -> Action {
+    match err.category() {
+        Category::InvalidSpec | Category::Rejected => Action::requeue(ctx.config.requeue),
+        _ => Action::requeue(ctx.next_backoff(&object_key(&kvs))),
+    }
+}
+
+/// `namespace/name`, for logs and the backoff table.
+fn object_key(kvs: &KVStore) -> String {
+    format!("{}/{}", kvs.namespace().unwrap_or_default(), kvs.name_any())
+}
+
+/// Runs the controller until `shutdown` resolves, logging every reconcile result.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<&str>,
+    shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let stores: Api<KVStore> = scoped(&client, namespace);
+    let owned = watcher::Config::default().labels(&format!("{}={MANAGER}", labels::MANAGED_BY));
+    Controller::new(stores, watcher::Config::default().any_semantic())
+        .owns(scoped::<StatefulSet>(&client, namespace), owned.clone())
+        .owns(scoped::<Service>(&client, namespace), owned.clone())
+        .owns(scoped::<Secret>(&client, namespace), owned.clone())
+        .owns(scoped::<PodDisruptionBudget>(&client, namespace), owned)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, action)) => info!(store = %obj, ?action, "reconciled"),
+                Err(err) => warn!(error = %err, "reconcile failed"),
+            }
+        })
+        .await;
+}
+
+fn scoped<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
