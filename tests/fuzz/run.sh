@@ -97,7 +97,7 @@ for t in "${targets[@]}"; do
     failed=$((failed + 1))
     echo "fuzz: $t FAILED (exit $status) after $units executions; log: $log"
     # The panic or sanitizer report, and where the crashing input was written.
-    grep -E -A 12 "panicked at|ERROR: (libFuzzer|AddressSanitizer)" "$log" | head -n 40 || true
+    { grep -E -A 1 "panicked at" "$log" | head -n 6; grep -E "ERROR: |^SUMMARY: " "$log"; } || true
     grep -E "Test unit written to|Base64:" "$log" || true
     echo "fuzz: reproduce with: ${RUSTC_BOOTSTRAP:+RUSTC_BOOTSTRAP=1 }${cargo[*]} fuzz run ${fuzz_flags[*]} $t <artifact>"
   fi

@@ -1,7 +1,8 @@
 //! Raw HTTP requests through the real kvserver router (`tower::ServiceExt::oneshot`).
 //!
 //! Invariants: no panic; no 500 unless it is a storage error; every 4xx/5xx under `/v1` has a
-//! JSON `{error, message}` body with a known code; and what a successful write stored reads back.
+//! JSON `{error, message}` body with a known code; every answer carries the topology epoch (0:
+//! the fuzzer cannot push a topology); and what a successful write or delete did reads back.
 
 pub mod request;
 pub mod server;
@@ -11,7 +12,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use kvproto::wire::{ErrorBody, ErrorCode};
+use kvproto::wire::{ErrorBody, ErrorCode, header as kvh};
 use tower::ServiceExt;
 
 /// Largest answer read back: well above any value the server is configured to hold.
@@ -20,6 +21,7 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 pub struct Answer {
     pub status: StatusCode,
     pub etag: Option<Vec<u8>>,
+    pub epoch: Option<Vec<u8>>,
     pub body: Bytes,
 }
 
@@ -40,6 +42,11 @@ async fn exchange(router: &Router, request: Request<Bytes>) {
     let what = format!("{method} {uri} -> {}", answer.status);
     let error = error_body(&answer);
 
+    assert_eq!(
+        answer.epoch.as_deref(),
+        Some(&b"0"[..]),
+        "{what}: no x-kv-epoch: 0 header"
+    );
     if answer.status == StatusCode::INTERNAL_SERVER_ERROR {
         assert!(
             error
@@ -64,6 +71,18 @@ async fn exchange(router: &Router, request: Request<Bytes>) {
         && let Some(key_part) = path.strip_prefix("/v1/keys/")
     {
         read_back_v1(router, key_part, &sent, &answer, &what).await;
+    }
+    if answer.status == StatusCode::NO_CONTENT
+        && method == Method::DELETE
+        && let Some(key_part) = path.strip_prefix("/v1/keys/")
+    {
+        let back = send(router, get(&format!("/v1/keys/{key_part}"))).await;
+        assert_eq!(
+            back.status,
+            StatusCode::NOT_FOUND,
+            "{what}: then GET answered {}",
+            back.status
+        );
     }
     if answer.status == StatusCode::OK
         && method == Method::GET
@@ -117,6 +136,10 @@ pub async fn send(router: &Router, request: Request<Body>) -> Answer {
         .headers()
         .get(header::ETAG)
         .map(|v| v.as_bytes().to_vec());
+    let epoch = response
+        .headers()
+        .get(kvh::EPOCH)
+        .map(|v| v.as_bytes().to_vec());
     let body = match http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
         .collect()
         .await
@@ -124,7 +147,12 @@ pub async fn send(router: &Router, request: Request<Body>) -> Answer {
         Ok(collected) => collected.to_bytes(),
         Err(e) => panic!("{status} answer body failed: {e}"),
     };
-    Answer { status, etag, body }
+    Answer {
+        status,
+        etag,
+        epoch,
+        body,
+    }
 }
 
 fn get(uri: &str) -> Request<Body> {
