@@ -17,6 +17,18 @@ GO=/usr/local/go/bin/go
 [[ -x $GO ]] || GO=$(command -v go) || die "Go (>= 1.26) is needed to build the cluster: not found at /usr/local/go/bin/go or on PATH"
 mkdir -p "$CACHE/bin" "$CACHE/images"
 
+# prune CURRENT: remove other cached versions next to CURRENT (same name prefix before the
+# version/hash), so the cache holds one build of each component.
+prune() {
+  local cur=$1 base prefix f
+  base=$(basename "$cur"); prefix=${base%%-*}
+  for f in "$(dirname "$cur")/$prefix"-*; do
+    [[ $f == "$cur" || ! -e $f ]] && continue
+    log "pruning old build $f"
+    rm -rf "$f"
+  done
+}
+
 timed() { # timed LABEL CMD... : run, record wall time
   local label=$1 start=$SECONDS; shift
   "$@"
@@ -51,6 +63,7 @@ build_k8s() {
     ln -sf kube "$out.tmp/$p"
   done
   rm -rf "$out"; mv "$out.tmp" "$out"
+  prune "$out"
 }
 
 build_etcd() {
@@ -60,6 +73,7 @@ build_etcd() {
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
   (cd "$CLUSTER_DIR/go/etcd" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3)
   rm -rf "$out"; mv "$out.tmp" "$out"
+  prune "$out"
 }
 
 build_coredns() {
@@ -69,6 +83,7 @@ build_coredns() {
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
   (cd "$CLUSTER_DIR/go/coredns" && CGO_ENABLED=0 "$GO" build -trimpath -ldflags "-s -w" -o "$out.tmp/coredns" github.com/coredns/coredns)
   rm -rf "$out"; mv "$out.tmp" "$out"
+  prune "$out"
 }
 
 # build_static_image SRC_DIR BIN_NAME IMAGE_REF TAR ENTRYPOINT USER
@@ -82,6 +97,7 @@ build_static_image() {
     --entrypoint "$entry" --user "$user" --title "$bin" --version dev --output "$tar.tmp"
   mv "$tar.tmp" "$tar"
   rm -rf "$work"
+  prune "$tar"
 }
 
 build_pause() {

@@ -55,7 +55,7 @@ BIN_DIR="$STATE/bin"               # symlinks to the cached binaries in use
 export GOMODCACHE="${GOMODCACHE:-$CACHE/go/mod}"
 export GOCACHE="${GOCACHE:-$CACHE/go/build}"
 export GOTOOLCHAIN=local
-export GOFLAGS="${GOFLAGS:--mod=mod}"
+export GOFLAGS="${GOFLAGS:--mod=readonly}" # never rewrite our go.mod/go.sum during a build
 export PATH="$BIN_DIR:/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
 
 # The system python (pyenv shims may not be set up for root in CI).

@@ -104,6 +104,11 @@ got=$(k exec dns-client -- webtool get "http://web-svc.default.svc.$CLUSTER_DOMA
 expect_eq "web-svc /healthz" "$got" "ok"
 ok
 
+step "in-cluster API access (service account, kubernetes.default ClusterIP) as the operator will use it"
+got=$(k exec dns-client -- webtool apiget /version)
+grep -q '"gitVersion"' <<<"$got" || { echo "unexpected /version answer: $got" >&2; false; }
+ok
+
 step "names outside the cluster do not resolve (no forwarding)"
 if k exec dns-client -- webtool lookup example.com >/dev/null 2>&1; then
   echo "example.com resolved from inside a pod: CoreDNS must not forward" >&2

@@ -7,12 +7,15 @@
 //	webtool cat FILE                            print FILE
 //	webtool lookup NAME                         resolve NAME with the pod's resolv.conf (search path applies)
 //	webtool get URL                             HTTP GET, print the body, fail on non-2xx
+//	webtool apiget PATH                         GET PATH from the API server with the pod's service account
 //	webtool hostname                            print the hostname
 //	webtool sleep                               block forever (a client pod)
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log"
@@ -61,6 +64,9 @@ func main() {
 		if resp.StatusCode/100 != 2 {
 			fail("GET %s: %s", args[0], resp.Status)
 		}
+	case "apiget":
+		need(args, 1)
+		apiGet(args[0])
 	case "hostname":
 		h, err := os.Hostname()
 		check(err)
@@ -133,6 +139,36 @@ func serve(args []string) {
 	log.Printf("webtool serving on %s (hostname %s, data %s)", addr, host, data)
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		fail("serve: %v", err)
+	}
+}
+
+// apiGet does what an in-cluster client (like the operator) does: service-account token and
+// CA from the projected volume, API server at $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
+func apiGet(path string) {
+	const sa = "/var/run/secrets/kubernetes.io/serviceaccount/"
+	token, err := os.ReadFile(sa + "token")
+	check(err)
+	ca, err := os.ReadFile(sa + "ca.crt")
+	check(err)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		fail("apiget: no certificates in %sca.crt", sa)
+	}
+	host, port := os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")
+	if host == "" || port == "" {
+		fail("apiget: KUBERNETES_SERVICE_HOST/PORT not set")
+	}
+	c := http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, err := http.NewRequest(http.MethodGet, "https://"+net.JoinHostPort(host, port)+path, nil)
+	check(err)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := c.Do(req)
+	check(err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	os.Stdout.Write(b)
+	if resp.StatusCode/100 != 2 {
+		fail("apiget %s: %s", path, resp.Status)
 	}
 }
 
