@@ -11,6 +11,7 @@
 #
 # usage: build.sh [all|k8s|etcd|coredns|pause|webtool]...
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 GO=/usr/local/go/bin/go

@@ -4,6 +4,7 @@
 # interfaces, iptables chains, blackhole routes, cgroups, host sysctls and $KVSTORE_STATE.
 # Safe to run any number of times; a no-op when nothing is there.
 set -uo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 [[ $(id -u) == 0 ]] || die "needs root"

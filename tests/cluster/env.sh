@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Print the environment for using the local cluster: eval "$(make cluster-env)".
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
   echo "export KUBECONFIG=${KUBECONFIG:?KVSTORE_CLUSTER=existing needs KUBECONFIG}"

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # settings used by the scripts that source this file
 # Shared settings and helpers for the local single-node Kubernetes test cluster.
 # Sourced by up.sh, down.sh, env.sh, build.sh, smoke-test.sh and tests/images/build.sh.
 #

@@ -8,6 +8,7 @@
 # KVSTORE_CLUSTER=existing: use the cluster KUBECONFIG points at, image from
 # $KVSTORE_IMAGE_REGISTRY/kvstore/webtool:dev (pulled IfNotPresent).
 set -Eeuo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 PASSED=0

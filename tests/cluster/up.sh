@@ -2,6 +2,7 @@
 # Start the local single-node Kubernetes (see README.md). Idempotent: a healthy running
 # cluster is left alone; a half-started or broken one is torn down and started again.
 set -euo pipefail
+# shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 START=$SECONDS
@@ -242,7 +243,7 @@ start_daemon coredns "$BIN_DIR/coredns" -conf "$CONF_DIR/Corefile"
 wait_for 180 "node $NODE_NAME Ready" kubelet kubectl_admin wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
 wait_for 60 "CoreDNS ready (kubernetes plugin synced)" coredns curl -fsS "http://$NODE_IP:8181/ready"
 wait_for 60 "default ServiceAccount" kube-controller-manager kubectl_admin get serviceaccount default -n default
-for d in "${ALL_DAEMONS[@]}"; do daemon_running "$d" || { dump_logs; die "$d is not running"; }; done
+for d in "${ALL_DAEMONS[@]}"; do daemon_running "$d" || { dump_logs 40; die "$d is not running"; }; done
 log "cluster up in $((SECONDS - START))s: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, containerd $(containerd --version | awk '{print $3}'), CoreDNS $COREDNS_VERSION"
 log "logs: $LOG_DIR   state: $STATE   containerd socket: $CONTAINERD_SOCK"
 "$CLUSTER_DIR/env.sh"

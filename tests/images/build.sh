@@ -19,6 +19,7 @@
 #
 # Outputs: $KVSTORE_CACHE/images/out/<name>-<tag>.tar (OCI archives).
 set -euo pipefail
+# shellcheck source=../cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../cluster/lib.sh"
 
 IMAGES_DIR="$REPO_ROOT/tests/images"
@@ -45,7 +46,7 @@ base_rootfs() {
     (cd "$DEB_DIR" && apt-get download "${BASE_PKGS[@]}" >/dev/null 2>&1) ||
       { apt-get update >/dev/null && (cd "$DEB_DIR" && apt-get download "${BASE_PKGS[@]}" >/dev/null); }
   fi
-  local key; key=$(ls "$DEB_DIR"/*.deb | xargs -n1 basename | sort | sha256sum | cut -c1-12)
+  local key; key=$(cd "$DEB_DIR" && printf '%s\n' *.deb | sort | sha256sum | cut -c1-12)
   local base="$CACHE/images/base-$key"
   if [[ ! -d $base ]]; then
     local x; x=$(mktemp -d)
