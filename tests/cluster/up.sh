@@ -218,6 +218,14 @@ log "importing the locally built pause and webtool images"
 while IFS='=' read -r what tar; do
   case $what in pause|webtool) ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$tar" >>"$LOG_DIR/image-import.log" 2>&1 ;; esac
 done < <("$CLUSTER_DIR/build.sh" paths)
+# Project images built earlier by `make images` (tests/images/build.sh) come back too: the
+# containerd root is part of the state that cluster-down removes.
+for tar in "$CACHE"/images/out/*.tar; do
+  [[ -f $tar ]] || continue
+  log "importing $(basename "$tar")"
+  ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$tar" >>"$LOG_DIR/image-import.log" 2>&1 ||
+    log "WARNING: could not import $tar (see $LOG_DIR/image-import.log)"
+done
 
 # ---------------------------------------------------------------- kubelet
 printf 'nameserver %s\noptions ndots:5\n' "$NODE_IP" >"$CONF_DIR/resolv.conf"
