@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# `make demo`: the chapter's experiment, automated. Brings up the local cluster (or uses the current
+# kube context with KVSTORE_CLUSTER=existing), builds and imports the images, installs the operator
+# with its Helm chart, applies examples/kvstore.yaml, starts the topology-following client and a
+# verifying load generator, scales the store 3→5→2 while streaming the client's screen, and ends
+# with a summary: hits, lost keys, and how long each scale took. Ctrl-C stops it cleanly.
+# The cluster and the store are left running; `make cluster-down` removes everything.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
+NS=default
+STORE=server
+SCALES=(${DEMO_SCALES:-5 2})
+STEPS=6
+say() { printf '\n\033[1m[%s/%s] %s\033[0m\n' "$1" "$STEPS" "$2"; }
+info() { printf '  %s\n' "$*"; }
+
+streamer=""
+cleanup_pods() {
+  [[ -n $streamer ]] && kill "$streamer" 2>/dev/null || true
+  kubectl -n "$NS" delete pod demo-load --ignore-not-found --wait=false >/dev/null 2>&1 || true
+}
+on_interrupt() {
+  printf '\n\nInterrupted: stopping the demo clients. The cluster and the store keep running;\n'
+  printf '`make cluster-down` removes everything.\n'
+  cleanup_pods
+  exit 130
+}
+trap on_interrupt INT TERM
+
+say 1 "local Kubernetes v1.35 (first run builds it from Go modules: expect a long build with progress below)"
+if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
+  info "KVSTORE_CLUSTER=existing: using the current context ($(kubectl config current-context))"
+else
+  tests/cluster/up.sh
+fi
+eval "$(tests/cluster/env.sh)"
+
+say 2 "images (cargo build --release, then daemonless OCI images)"
+tests/images/build.sh
+if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
+  tests/images/build.sh push "${KVSTORE_IMAGE_REGISTRY:?KVSTORE_CLUSTER=existing needs KVSTORE_IMAGE_REGISTRY}"
+fi
+registry="${KVSTORE_IMAGE_REGISTRY:-kvstore}"
+
+say 3 "operator (Helm chart charts/kvstore-operator)"
+helm=$(tests/chart/check.sh --helm-path 2>/dev/null)
+export HELM_CACHE_HOME="$KVSTORE_CACHE/helm/cache" HELM_CONFIG_HOME="$KVSTORE_CACHE/helm/config" HELM_DATA_HOME="$KVSTORE_CACHE/helm/data"
+"$helm" upgrade --install kvstore-operator charts/kvstore-operator --namespace kvstore-system --create-namespace \
+  --set image.repository="$registry/operator" --wait --timeout 5m >/dev/null
+kubectl -n kvstore-system rollout restart deployment/kvstore-operator >/dev/null
+kubectl -n kvstore-system rollout status deployment/kvstore-operator --timeout=180s
+
+# status_of: generation observed, phase, serving shards, rebalance phase (empty when none).
+status_of() {
+  kubectl -n "$NS" get kvs "$STORE" -o jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.phase} {.status.replicas} {.status.rebalance.phase}'
+}
+wait_available() { # wait_available N: until the store serves N shards, Available, no move in flight
+  local want=$1 gen obs phase replicas rb
+  for _ in $(seq 1 900); do
+    read -r gen obs phase replicas rb < <(status_of; echo) || true
+    if [[ $gen == "$obs" && $phase == Available && $replicas == "$want" && -z ${rb:-} ]]; then return 0; fi
+    sleep 1
+  done
+  echo "the store did not become Available with $want shards; kubectl describe kvs $STORE:" >&2
+  kubectl -n "$NS" describe kvs "$STORE" >&2
+  return 1
+}
+
+say 4 "the store: kubectl apply -f examples/kvstore.yaml (3 shards, as in the book)"
+kubectl apply -f examples/kvstore.yaml
+wait_available 3
+kubectl -n "$NS" get kvs,pods,pvc
+
+say 5 "clients: the topology-following screen, and a load generator that verifies every write"
+kubectl apply -f examples/client-follow.yaml
+kubectl -n "$NS" delete pod demo-load --ignore-not-found >/dev/null
+kubectl -n "$NS" run demo-load --image="$registry/kvclient:${KVSTORE_IMAGE_TAG:-dev}" --image-pull-policy=IfNotPresent \
+  --restart=Never --overrides='{"spec":{"serviceAccountName":"kvclient","terminationGracePeriodSeconds":120}}' -- \
+  load --kvstore "$STORE" --keys 10000 --concurrency 8 --duration 2h --write-ratio 0.3 --prefill --json >/dev/null
+kubectl -n "$NS" wait pod/client-follow pod/demo-load --for=condition=Ready --timeout=180s >/dev/null
+kubectl -n "$NS" logs -f client-follow &
+streamer=$!
+load_log=$(mktemp)
+kubectl -n "$NS" logs -f demo-load >"$load_log" 2>&1 &
+sleep 8
+
+say 6 "kubectl scale kvstore/$STORE: 3 → ${SCALES[*]// / → }"
+declare -a took=()
+for n in "${SCALES[@]}"; do
+  printf '\n>>> kubectl scale kvstore/%s --replicas=%s\n' "$STORE" "$n"
+  start=$SECONDS
+  kubectl -n "$NS" scale kvstore/"$STORE" --replicas="$n" >/dev/null
+  sleep 2
+  wait_available "$n"
+  took+=("$((SECONDS - start)) s")
+  sleep 6
+done
+
+kubectl -n "$NS" delete pod demo-load --wait=false >/dev/null
+for _ in $(seq 1 120); do grep -q '^{' "$load_log" && break; sleep 1; done
+kill "$streamer" 2>/dev/null || true
+streamer=""
+last_round=$(kubectl -n "$NS" logs client-follow --tail=1 2>/dev/null || true)
+report=$(grep '^{' "$load_log" | tail -n 1 || true)
+
+printf '\n\033[1mSummary\033[0m\n'
+printf '  follower, last round : %s\n' "$last_round"
+if [[ -n $report ]]; then
+  python3 - "$report" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+v = r["verify"]
+print(f"  load generator       : {r['requests']} requests, {r['requests_per_s']:.0f}/s, p99 {r['p99_ms']:.1f} ms, {r['errors']} errors")
+print(f"  lost keys            : {v['lost']} lost, {v['wrong']} wrong, {v['unreadable']} unreadable of {v['keys_checked']} checked")
+PY
+else
+  printf '  load generator       : no report (see %s)\n' "$load_log"
+fi
+prev=3
+for i in "${!SCALES[@]}"; do
+  printf '  scale %s → %s         : %s\n' "$prev" "${SCALES[$i]}" "${took[$i]}"
+  prev=${SCALES[$i]}
+done
+printf '\nThe store keeps running: kubectl get kvs; kubectl logs -f client-follow. `make cluster-down` removes everything.\n'
