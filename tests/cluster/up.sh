@@ -13,6 +13,15 @@ if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
 fi
 
 cluster_lock
+on_up_fail() {
+  local rc=$?
+  trap - ERR
+  log "cluster-up FAILED (exit $rc). Component logs: $LOG_DIR (tails below). Clean up with: make cluster-down"
+  dump_logs 25
+  exit "$rc"
+}
+trap on_up_fail ERR
+set -E
 ALL_DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns)
 
 cluster_healthy() {
