@@ -5,7 +5,7 @@
 #   (b) a bare in-memory axum server (examples/inmem_baseline.rs),
 #   (c) kvserver with durable storage, --sync batch and --sync always.
 # Prints a markdown table with ratios. Not a test: numbers depend on the machine.
-# Usage: kvserver/bench/run.sh [duration, default 10s]
+# Usage: kvserver/bench/run.sh [duration, default 10s]   (ROUNDS=3 by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BENCH_DIR=kvserver/bench
@@ -28,9 +28,7 @@ cargo build --release -q -p kvserver --bin kvserver --example inmem_baseline
 BIN=$CARGO_TARGET_DIR/release
 
 WORK=$(mktemp -d)
-PID=
-cleanup() { if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi; rm -rf "$WORK"; }
-trap cleanup EXIT
+trap 'cleanup' EXIT
 
 wait_up() { # port
   for _ in $(seq 1 200); do
@@ -39,8 +37,6 @@ wait_up() { # port
   done
   echo "server on port $1 did not come up" >&2; return 1
 }
-
-stop() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; PID=; }
 
 # wrk's summary -> "<req/s> <p99 in ms>"
 measure() { # port script
@@ -51,33 +47,54 @@ measure() { # port script
     END { printf "%.0f %.2f\n", rps, ms }'
 }
 
-declare -A GET SET GETP SETP
-run() { # name port
-  read -r SET[$1] SETP[$1] < <(measure "$2" set.lua)
-  read -r GET[$1] GETP[$1] < <(measure "$2" get.lua)
-  echo "$1: GET ${GET[$1]}/s p99 ${GETP[$1]} ms, SET ${SET[$1]}/s p99 ${SETP[$1]} ms" >&2
-  stop
+# Every server runs at once; rounds alternate between them and each figure is the median of
+# ROUNDS runs, so background load on the machine hits every server alike.
+ROUNDS=${ROUNDS:-3}
+declare -A PORT PIDS
+start() { # name port command...
+  local name=$1 port=$2; shift 2
+  "$@" >/dev/null 2>&1 & PIDS[$name]=$!
+  PORT[$name]=$port
+  wait_up "$port"
 }
+stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
+cleanup() { stop_all; rm -rf "$WORK"; }
 
+NAMES=(flask inmem kvserver-batch kvserver-always)
 mkdir -p "$WORK/flask"
-DATA_DIR=$WORK/flask "$VENV/bin/python" "$BENCH_DIR/flask_server.py" 18601 >/dev/null 2>&1 & PID=$!
-wait_up 18601; run flask 18601
+start flask 18601 env DATA_DIR="$WORK/flask" "$VENV/bin/python" "$BENCH_DIR/flask_server.py" 18601
+start inmem 18602 "$BIN/examples/inmem_baseline" 18602
+start kvserver-batch 18603 env RUST_LOG=warn "$BIN/kvserver" --bind 127.0.0.1 --port 18603 --ops-port 18604 \
+  --data-dir "$WORK/kv-batch" --sync batch --drain-delay 0s
+start kvserver-always 18605 env RUST_LOG=warn "$BIN/kvserver" --bind 127.0.0.1 --port 18605 --ops-port 18606 \
+  --data-dir "$WORK/kv-always" --sync always --drain-delay 0s
 
-"$BIN/examples/inmem_baseline" 18602 & PID=$!
-wait_up 18602; run inmem 18602
+declare -A RESULTS # "name op" -> lines of "<req/s> <p99 ms>"
+for round in $(seq 1 "$ROUNDS"); do
+  for op in set get; do
+    for name in "${NAMES[@]}"; do
+      r=$(measure "${PORT[$name]}" "$op.lua")
+      RESULTS["$name $op"]+="$r"$'\n'
+      echo "round $round: $name $op: $r (req/s, p99 ms)" >&2
+    done
+  done
+done
+stop_all
 
-for sync in batch always; do
-  RUST_LOG=warn "$BIN/kvserver" --bind 127.0.0.1 --port 18603 --ops-port 18604 \
-    --data-dir "$WORK/kv-$sync" --sync "$sync" --drain-delay 0s >/dev/null & PID=$!
-  wait_up 18603; run "kvserver-$sync" 18603
+# median of the req/s column, and the p99 of that same run
+median() { printf '%s' "${RESULTS[$1 $2]}" | sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
+declare -A GET SET GETP SETP
+for name in "${NAMES[@]}"; do
+  read -r GET[$name] GETP[$name] < <(median "$name" get)
+  read -r SET[$name] SETP[$name] < <(median "$name" set)
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f×", (b > 0) ? a / b : 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f×", (b > 0) ? a / b : 0 }'; }
 echo
-echo "wrk ${WRK_ARGS[*]}, book routes, 1000 keys, 32-byte values, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "wrk ${WRK_ARGS[*]}, book routes, 1000 keys, 32-byte values, median of $ROUNDS interleaved rounds, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
 echo
 echo "| server | GET req/s | GET p99 ms | SET req/s | SET p99 ms | GET vs Flask | SET vs Flask | GET vs in-memory |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-for name in flask inmem kvserver-batch kvserver-always; do
+for name in "${NAMES[@]}"; do
   echo "| $name | ${GET[$name]} | ${GETP[$name]} | ${SET[$name]} | ${SETP[$name]} | $(ratio "${GET[$name]}" "${GET[flask]}") | $(ratio "${SET[$name]}" "${SET[flask]}") | $(ratio "${GET[$name]}" "${GET[inmem]}") |"
 done

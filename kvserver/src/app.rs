@@ -41,8 +41,7 @@ pub fn app(
             "/v1/keys/{*rest}",
             get(v1::get_key).put(v1::put_key).delete(v1::delete_key),
         )
-        .layer(limits)
-        .layer(middleware::from_fn_with_state(state.clone(), guard_data));
+        .layer(limits);
     let rest = Router::new()
         .route("/v1/info", get(v1::info))
         .route("/v1/topology", get(v1::topology))
@@ -57,14 +56,7 @@ pub fn app(
     data.merge(rest)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            topology_headers,
-        ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), around))
         .with_state(state)
 }
 
@@ -96,21 +88,67 @@ fn render(path: &str, error: Error) -> Response {
     }
 }
 
-/// Data routes: 503 while draining, and the token when `--require-token-for-data` is set.
-async fn guard_data(State(state): State<AppState>, req: Request, next: Next) -> Response {
+fn is_data_path(path: &str) -> bool {
+    is_book_path(path) || path == "/v1/keys" || path.starts_with("/v1/keys/")
+}
+
+/// Around every data-port request (one middleware, as it runs on the hot path): data routes
+/// answer 503 while draining and want the token under `--require-token-for-data`; every answer
+/// carries the topology headers; every request is counted and timed.
+async fn around(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = route_label(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str),
+    );
+    let method = method_label(req.method());
+    let start = Instant::now();
     let path = req.uri().path();
-    if state.is_draining() {
-        return render(path, Error::Draining);
-    }
-    if state.require_token_for_data && !state.token.authorizes(req.headers()) {
-        return render(
+    let mut resp = if !is_data_path(path) {
+        next.run(req).await
+    } else if state.is_draining() {
+        render(path, Error::Draining)
+    } else if state.require_token_for_data && !state.token.authorizes(req.headers()) {
+        render(
             path,
             Error::Unauthorized(
                 "this server requires `Authorization: Bearer <token>` on data routes",
             ),
-        );
+        )
+    } else {
+        next.run(req).await
+    };
+    let topology = state.topology();
+    let headers = resp.headers_mut();
+    headers.insert(
+        kvh::EPOCH,
+        HeaderValue::from(topology.as_ref().map_or(0, |t| t.epoch)),
+    );
+    if let Some(t) = topology {
+        headers.insert(kvh::ROUTING_SHARDS, HeaderValue::from(t.routing_shards()));
     }
-    next.run(req).await
+    observe(&state, route, method, start, resp.status());
+    resp
+}
+
+fn observe(
+    state: &AppState,
+    route: &'static str,
+    method: &'static str,
+    start: Instant,
+    status: StatusCode,
+) {
+    let m = &state.metrics;
+    m.latency
+        .get_or_create(&RouteLabels { route })
+        .observe(start.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status: status.as_u16(),
+        })
+        .inc();
 }
 
 async fn limit_error(uri: Uri, err: BoxError) -> Response {
@@ -124,21 +162,6 @@ async fn limit_error(uri: Uri, err: BoxError) -> Response {
     render(uri.path(), error)
 }
 
-/// Every answer tells the client which map the server serves under.
-async fn topology_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let topology = state.topology();
-    let headers = resp.headers_mut();
-    headers.insert(
-        kvh::EPOCH,
-        HeaderValue::from(topology.as_ref().map_or(0, |t| t.epoch)),
-    );
-    if let Some(t) = topology {
-        headers.insert(kvh::ROUTING_SHARDS, HeaderValue::from(t.routing_shards()));
-    }
-    resp
-}
-
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = route_label(
         req.extensions()
@@ -148,17 +171,7 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     let method = method_label(req.method());
     let start = Instant::now();
     let resp = next.run(req).await;
-    let m = &state.metrics;
-    m.latency
-        .get_or_create(&RouteLabels { route })
-        .observe(start.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&RequestLabels {
-            route,
-            method,
-            status: resp.status().as_u16(),
-        })
-        .inc();
+    observe(&state, route, method, start, resp.status());
     resp
 }
 

@@ -1,8 +1,9 @@
 //! The chapter's three routes, byte for byte: `GET /save/<key>/<value>`, `GET /load/<key>`
 //! (200 `_key_not_found_` on a miss) and `GET /allKeys`. Errors are plain text.
 
+use axum::extract::Request;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kvproto::Key;
@@ -27,11 +28,9 @@ fn ok(body: Bytes) -> Response {
         .into_response()
 }
 
-pub async fn save(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, BookError> {
+pub async fn save(State(state): State<AppState>, req: Request) -> Result<Response, BookError> {
+    // The request by value: extracting `HeaderMap` would clone every header.
+    let (uri, headers) = (req.uri(), req.headers());
     let rest = uri.path().strip_prefix("/save/").unwrap_or_default();
     let (key_seg, value_seg) = rest
         .split_once('/')
@@ -54,9 +53,9 @@ pub async fn save(
     if value.is_empty() {
         return Err(Error::BadRequest("the value is empty".into()).into());
     }
-    match decide(&state, &key, &headers)? {
+    match decide(&state, &key, headers)? {
         Decision::Forward { to, by } => {
-            Ok(keys::forward(&state, Method::GET, &uri, &headers, Bytes::new(), to, by).await?)
+            Ok(keys::forward(&state, Method::GET, uri, headers, Bytes::new(), to, by).await?)
         }
         Decision::Local { .. } => {
             let value = Bytes::from(value);
@@ -69,15 +68,13 @@ pub async fn save(
     }
 }
 
-pub async fn load(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, BookError> {
-    let key = keys::key_after(&uri, "/load/")?;
-    match decide(&state, &key, &headers)? {
+pub async fn load(State(state): State<AppState>, req: Request) -> Result<Response, BookError> {
+    // The request by value: extracting `HeaderMap` would clone every header.
+    let (uri, headers) = (req.uri(), req.headers());
+    let key = keys::key_after(uri, "/load/")?;
+    match decide(&state, &key, headers)? {
         Decision::Forward { to, by } => {
-            Ok(keys::forward(&state, Method::GET, &uri, &headers, Bytes::new(), to, by).await?)
+            Ok(keys::forward(&state, Method::GET, uri, headers, Bytes::new(), to, by).await?)
         }
         Decision::Local { read_through } => match keys::lookup(&state, &key, read_through).await? {
             Some(record) => Ok(ok(record.value.unwrap_or_default())),

@@ -63,6 +63,10 @@ pub struct Config {
     #[arg(long, env = "KV_SYNC_INTERVAL", default_value = "50ms", value_parser = humantime::parse_duration)]
     pub sync_interval: Duration,
 
+    /// Size of the read cache in front of the storage engine, in bytes (0 disables it).
+    #[arg(long, env = "KV_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub cache_bytes: u64,
+
     /// This server's shard ordinal. Defaults to the ordinal at the end of POD_NAME (`server-2` → 2), else 0.
     #[arg(long, env = "KV_SHARD")]
     pub shard: Option<u32>,

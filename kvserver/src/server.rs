@@ -96,11 +96,7 @@ async fn batch_fsync(state: AppState, every: Duration, stop: CancellationToken) 
             _ = tick.tick() => {}
             () = stop.cancelled() => return,
         }
-        // While writes fail (a full disk) there is nothing new to sync, and the engine says so.
-        if state.store.writes_failing() {
-            continue;
-        }
-        if let Err(e) = state.store.flush().await {
+        if let Err(e) = state.store.sync_if_dirty().await {
             tracing::warn!(error = %e, "background fsync failed");
         }
     }

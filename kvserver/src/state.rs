@@ -45,8 +45,12 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Opens the store and loads the persisted topology. Blocking (scans the store once).
     pub fn open(config: &Config) -> anyhow::Result<AppState> {
-        let store = Store::open(&config.data_dir.join("store"), config.sync)
-            .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
+        let store = Store::open(
+            &config.data_dir.join("store"),
+            config.sync,
+            config.cache_bytes,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
         let token = AdminToken::from_file(config.admin_token_file.as_deref())?;
         let topology_path = topology_file::path_in(&config.data_dir);
         let topology = topology_file::load(&topology_path)?.map(Arc::new);

@@ -3,8 +3,8 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -22,15 +22,12 @@ pub const KEY_PREFIX: &str = "/v1/keys/";
 const DEFAULT_LIMIT: usize = 1000;
 const MAX_LIMIT: usize = 10_000;
 
-pub async fn get_key(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let key = keys::key_after(&uri, KEY_PREFIX)?;
-    match decide(&state, &key, &headers)? {
+pub async fn get_key(State(state): State<AppState>, req: Request) -> Result<Response> {
+    let (uri, headers) = (req.uri(), req.headers());
+    let key = keys::key_after(uri, KEY_PREFIX)?;
+    match decide(&state, &key, headers)? {
         Decision::Forward { to, by } => {
-            keys::forward(&state, Method::GET, &uri, &headers, Bytes::new(), to, by).await
+            keys::forward(&state, Method::GET, uri, headers, Bytes::new(), to, by).await
         }
         Decision::Local { read_through } => match keys::lookup(&state, &key, read_through).await? {
             Some(record) => Ok((
@@ -51,18 +48,15 @@ pub async fn get_key(
     }
 }
 
-pub async fn put_key(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response> {
-    let key = keys::key_after(&uri, KEY_PREFIX)?;
-    let pre = precondition(&headers)?;
-    let value = read_limited(body, &headers, state.max_value_bytes).await?;
-    match decide(&state, &key, &headers)? {
+pub async fn put_key(State(state): State<AppState>, req: Request) -> Result<Response> {
+    let (parts, body) = req.into_parts();
+    let (uri, headers) = (&parts.uri, &parts.headers);
+    let key = keys::key_after(uri, KEY_PREFIX)?;
+    let pre = precondition(headers)?;
+    let value = read_limited(body, headers, state.max_value_bytes).await?;
+    match decide(&state, &key, headers)? {
         Decision::Forward { to, by } => {
-            keys::forward(&state, Method::PUT, &uri, &headers, value, to, by).await
+            keys::forward(&state, Method::PUT, uri, headers, value, to, by).await
         }
         Decision::Local { read_through } => {
             let remote = if pre == Precondition::None {
@@ -76,17 +70,14 @@ pub async fn put_key(
     }
 }
 
-pub async fn delete_key(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response> {
-    let key = keys::key_after(&uri, KEY_PREFIX)?;
-    let pre = precondition(&headers)?;
-    let decision = decide(&state, &key, &headers)?;
+pub async fn delete_key(State(state): State<AppState>, req: Request) -> Result<Response> {
+    let (uri, headers) = (req.uri(), req.headers());
+    let key = keys::key_after(uri, KEY_PREFIX)?;
+    let pre = precondition(headers)?;
+    let decision = decide(&state, &key, headers)?;
     match decision {
         Decision::Forward { to, by } => {
-            keys::forward(&state, Method::DELETE, &uri, &headers, Bytes::new(), to, by).await
+            keys::forward(&state, Method::DELETE, uri, headers, Bytes::new(), to, by).await
         }
         Decision::Local { read_through } => {
             let mode = if needs_tombstones(&state, &decision) {

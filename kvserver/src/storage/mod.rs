@@ -14,6 +14,7 @@
 //! counters) and appends the new one, so versions of one key are written in order. Imports and
 //! cleanups take the gate exclusively, so they apply atomically with respect to single writes.
 
+mod cache;
 mod clock;
 mod commit;
 mod engine;
@@ -28,14 +29,15 @@ use fjall::PersistMode;
 use kvproto::Key;
 use kvproto::bulk::{BulkCodec, BulkRecord};
 use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use thiserror::Error;
-use tokio::sync::{RwLock, mpsc};
+use tokio::sync::mpsc;
 
 pub use clock::Clock;
 pub use record::Record;
 
 use crate::config::SyncMode;
+use cache::ReadCache;
 use commit::GroupCommit;
 use engine::{Engine, Slot};
 
@@ -125,11 +127,14 @@ pub struct Store {
     recover: tokio::sync::Mutex<()>,
     clock: Clock,
     stripes: Box<[Mutex<()>]>,
-    gate: Arc<RwLock<()>>,
+    gate: RwLock<()>,
     keys: AtomicU64,
     bytes: AtomicU64,
     sync: SyncMode,
     group: GroupCommit,
+    cache: ReadCache,
+    /// Set by every write, cleared by `sync_if_dirty`: an idle server does not fsync.
+    dirty: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -151,7 +156,8 @@ struct Totals {
 
 impl Store {
     /// Opens (or creates) the store under `dir`. Blocking: scans the store once to count keys.
-    pub fn open(dir: &Path, sync: SyncMode) -> Result<Store, StorageError> {
+    /// `cache_bytes` sizes the read cache (0 disables it).
+    pub fn open(dir: &Path, sync: SyncMode, cache_bytes: u64) -> Result<Store, StorageError> {
         std::fs::create_dir_all(dir)?;
         let slot = Slot::open(dir.to_path_buf())?;
         let engine = slot.get()?;
@@ -165,11 +171,13 @@ impl Store {
             recover: tokio::sync::Mutex::new(()),
             clock: Clock::starting_after(totals.max_version.max(floor)),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            gate: Arc::new(RwLock::new(())),
+            gate: RwLock::new(()),
             keys: AtomicU64::new(totals.keys),
             bytes: AtomicU64::new(totals.bytes),
             sync,
             group: GroupCommit::default(),
+            cache: ReadCache::new(cache_bytes),
+            dirty: AtomicBool::new(false),
         })
     }
 
@@ -199,8 +207,17 @@ impl Store {
 
     /// The key's record, tombstones included.
     pub fn get(&self, key: &Key) -> Result<Option<Record>, StorageError> {
+        if let Some(hit) = self.cache.get(key) {
+            return Ok(Some(hit));
+        }
         let engine = self.slot.get()?;
-        decode_stored(key, engine.kv.get(key.as_bytes())?)
+        // Under the stripe lock, so a concurrent write cannot be overtaken by this older read.
+        let _stripe = self.stripe(key).lock();
+        let record = decode_stored(key, engine.kv.get(key.as_bytes())?)?;
+        if let Some(r) = &record {
+            self.cache.put(key, r);
+        }
+        Ok(record)
     }
 
     /// Writes `value` under `key` if `pre` holds. `remote` is the version of the live value the
@@ -237,10 +254,10 @@ impl Store {
         remote: Option<u64>,
     ) -> Result<WriteOutcome, StorageError> {
         let engine = self.writable().await?;
-        let gate = self.gate.read().await;
         let outcome = {
+            let _gate = self.shared_gate().await;
             let _stripe = self.stripe(key).lock();
-            let current = decode_stored(key, engine.kv.get(key.as_bytes())?)?;
+            let current = self.current_locked(&engine, key)?;
             let live = live_version(current.as_ref(), remote);
             if let Some(fail) = check(pre, live) {
                 return Ok(fail);
@@ -253,20 +270,20 @@ impl Store {
                 value,
             };
             self.guard_write(engine.kv.insert(key.as_bytes(), record.encode()))?;
+            self.cache.put(key, &record);
             self.account(current.as_ref(), Some(&record));
             WriteOutcome::Written(record.version)
         };
-        drop(gate);
         self.durable(engine).await?;
         Ok(outcome)
     }
 
     async fn remove(&self, key: &Key, pre: Precondition) -> Result<WriteOutcome, StorageError> {
         let engine = self.writable().await?;
-        let gate = self.gate.read().await;
         let outcome = {
+            let _gate = self.shared_gate().await;
             let _stripe = self.stripe(key).lock();
-            let current = decode_stored(key, engine.kv.get(key.as_bytes())?)?;
+            let current = self.current_locked(&engine, key)?;
             let live = live_version(current.as_ref(), None);
             if let Some(fail) = check(pre, live) {
                 return Ok(fail);
@@ -275,10 +292,10 @@ impl Store {
                 return Ok(WriteOutcome::NotFound);
             };
             self.guard_write(engine.kv.remove(key.as_bytes()))?;
+            self.cache.forget(key);
             self.account(current.as_ref(), None);
             WriteOutcome::Written(version)
         };
-        drop(gate);
         self.durable(engine).await?;
         Ok(outcome)
     }
@@ -370,13 +387,14 @@ impl Store {
         mode: ImportMode,
     ) -> Result<ImportReport, StorageError> {
         let engine = self.writable().await?;
-        let gate = self.gate.clone().write_owned().await;
         let (this, on) = (self.clone(), engine.clone());
         // Off the async workers: a large import reads and writes for a while.
-        let report = tokio::task::spawn_blocking(move || this.import_blocking(&on, records, mode))
-            .await
-            .map_err(|e| StorageError::Engine(e.to_string()))??;
-        drop(gate);
+        let report = tokio::task::spawn_blocking(move || {
+            let _exclusive = this.gate.write();
+            this.import_blocking(&on, records, mode)
+        })
+        .await
+        .map_err(|e| StorageError::Engine(e.to_string()))??;
         self.durable(engine).await?;
         Ok(report)
     }
@@ -414,6 +432,7 @@ impl Store {
         }
         self.guard_write(batch.commit())?;
         for (key, record) in &after {
+            self.cache.put(key, record);
             self.clock.observe(record.version);
             self.account(before.get(key).and_then(Option::as_ref), Some(record));
         }
@@ -426,12 +445,13 @@ impl Store {
         owned: impl Fn(&Key) -> bool + Send + 'static,
     ) -> Result<CleanupReport, StorageError> {
         let engine = self.writable().await?;
-        let gate = self.gate.clone().write_owned().await;
         let (this, on) = (self.clone(), engine.clone());
-        let report = tokio::task::spawn_blocking(move || this.cleanup_blocking(&on, owned))
-            .await
-            .map_err(|e| StorageError::Engine(e.to_string()))??;
-        drop(gate);
+        let report = tokio::task::spawn_blocking(move || {
+            let _exclusive = this.gate.write();
+            this.cleanup_blocking(&on, owned)
+        })
+        .await
+        .map_err(|e| StorageError::Engine(e.to_string()))??;
         self.durable(engine).await?;
         Ok(report)
     }
@@ -458,7 +478,7 @@ impl Store {
                 continue;
             }
             batch.remove(&engine.kv, k);
-            dropped.push(record);
+            dropped.push((key, record));
         }
         // Purged records take their versions with them; keep the clock's floor.
         batch.insert(
@@ -467,16 +487,46 @@ impl Store {
             self.clock.last().to_be_bytes().to_vec(),
         );
         self.guard_write(batch.commit())?;
-        for record in &dropped {
+        for (key, record) in &dropped {
+            self.cache.forget(key);
             self.account(Some(record), None);
         }
         Ok(report)
+    }
+
+    /// `--sync batch`'s tick: fsync if anything was written since the last one.
+    pub async fn sync_if_dirty(&self) -> Result<(), StorageError> {
+        if self.poisoned.load(Ordering::Acquire) || !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.flush()
+            .await
+            .inspect_err(|_| self.dirty.store(true, Ordering::Release))
     }
 
     /// Forces everything written so far to stable storage.
     pub async fn flush(&self) -> Result<(), StorageError> {
         let engine = self.slot.get()?;
         fsync(engine, PersistMode::SyncAll).await
+    }
+
+    /// The key's record; the caller holds its stripe lock.
+    fn current_locked(&self, engine: &Engine, key: &Key) -> Result<Option<Record>, StorageError> {
+        match self.cache.get(key) {
+            Some(hit) => Ok(Some(hit)),
+            None => decode_stored(key, engine.kv.get(key.as_bytes())?),
+        }
+    }
+
+    /// The gate, shared. Imports and cleanups hold it exclusively on a blocking thread; a writer
+    /// that finds it taken waits asynchronously rather than parking a runtime worker.
+    async fn shared_gate(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        loop {
+            if let Some(guard) = self.gate.try_read() {
+                return guard;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
 
     fn stripe(&self, key: &Key) -> &Mutex<()> {
@@ -504,6 +554,7 @@ impl Store {
 
     /// Maps a write error, remembering that the engine now needs reopening.
     fn guard_write<T>(&self, result: fjall::Result<T>) -> Result<T, StorageError> {
+        self.dirty.store(true, Ordering::Release);
         result.map_err(|e| {
             self.poisoned.store(true, Ordering::Release);
             let err = StorageError::from(e);
@@ -532,9 +583,11 @@ impl Store {
 
     async fn reopen(&self) -> Result<(), StorageError> {
         // Exclude every writer while the engine is swapped.
-        let _gate = self.gate.write().await;
+        let _gate = self.gate.write();
         // Blocking, but rare (once per disk-full episode) and every writer is parked anyway.
         self.slot.reopen()?;
+        // A write that failed may or may not be in the recovered journal: start cold.
+        self.cache.clear();
         let engine = self.slot.get()?;
         let totals = scan(&engine)?;
         self.keys.store(totals.keys, Ordering::Relaxed);
@@ -545,15 +598,36 @@ impl Store {
         Ok(())
     }
 
-    /// Makes a write durable as `--sync` asks; it already reached the OS.
+    /// writers share one fsync (group commit).
+    /// every mode (a process crash cannot lose it), and fsynced with `always`. Concurrent
+    /// writers share one journal flush (and one fsync): group commit.
     async fn durable(&self, engine: Arc<Engine>) -> Result<(), StorageError> {
-        if self.sync != SyncMode::Always {
-            return Ok(());
-        }
-        let ticket = self.group.ticket();
-        self.group
-            .wait(ticket, || fsync(engine, PersistMode::SyncData))
-            .await
+        let result = if self.sync == SyncMode::Always {
+            let ticket = self.group.ticket();
+            self.group
+                .wait(ticket, || fsync(engine, PersistMode::SyncData))
+                .await
+        } else {
+            // A write(2) of the journal's buffered tail, done inline. When several writers have
+            // appended before one flushes, that flush covers them all and the later ones find
+            // the buffer empty (no syscall). A failed flush poisons the engine, so no writer is
+            // acknowledged for a record that did not reach the OS.
+            engine
+                .db
+                .persist(PersistMode::Buffer)
+                .map_err(StorageError::from)
+        };
+        result.map_err(|e| {
+            self.poisoned.store(true, Ordering::Release);
+            // The write is in the engine's memory but not in the journal: start the cache cold.
+            self.cache.clear();
+            tracing::warn!(error = %e, "journal flush failed; the engine will be reopened once the disk has room");
+            if matches!(e, StorageError::Engine(_)) && disk_low(&self.dir) {
+                StorageError::Full
+            } else {
+                e
+            }
+        })
     }
 }
 
