@@ -2,9 +2,15 @@
 //! decisions are tested without servers. The real implementation, [`KvClientAdmin`], is the
 //! kvclient crate's `ServerClient`; no second HTTP client lives here.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use futures::future::{BoxFuture, join_all};
-use kvclient::{ClientConfig, ServerClient};
+use futures::stream::{BoxStream, StreamExt};
+use kvclient::{ClientConfig, ExportScope, ServerClient};
 use kvproto::Topology;
+use kvproto::bulk::BulkRecord;
+use kvproto::wire::ImportMode;
 
 use crate::error::{Error, Result};
 
@@ -17,7 +23,39 @@ pub trait ShardAdmin: Send + Sync {
         token: &'a str,
         topology: &'a Topology,
     ) -> BoxFuture<'a, std::result::Result<(), String>>;
+
+    /// `GET /v1/admin/export?scope=moving`: the local records whose owner is another shard.
+    fn export_moving<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<RecordStream, String>>;
+
+    /// `POST /v1/admin/import?mode=if-absent`: the number of records applied.
+    fn import_if_absent<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        records: &'a [BulkRecord],
+    ) -> BoxFuture<'a, std::result::Result<u64, String>>;
+
+    /// `POST /v1/admin/cleanup`: drop keys the shard no longer owns, and tombstones.
+    fn cleanup<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<(), String>>;
+
+    /// `GET /v1/info`: how many keys the shard holds.
+    fn key_count<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<u64, String>>;
 }
+
+/// Records as an export streams them; an error ends the stream.
+pub type RecordStream = BoxStream<'static, std::result::Result<BulkRecord, String>>;
 
 /// Pushes `topology` to every server it lists, concurrently; fails with the first shard that
 /// refused it. Servers accept the same map twice, so a partial push is simply repeated.
@@ -32,11 +70,38 @@ pub async fn push_all(admin: &dyn ShardAdmin, token: &str, topology: &Topology) 
     Ok(())
 }
 
-/// The real admin client: kvclient's `ServerClient`, one per call, with the store's token.
+/// The real admin client: kvclient's `ServerClient` with the store's token, one per server and
+/// token, kept so that the copy's many batches reuse their connections.
 #[derive(Debug, Clone, Default)]
 pub struct KvClientAdmin {
     /// Timeouts and retries of the admin calls (the token is set per store).
     pub config: ClientConfig,
+    clients: Arc<Mutex<HashMap<(String, String), ServerClient>>>,
+}
+
+impl KvClientAdmin {
+    /// An admin client with these timeouts and retries.
+    pub fn new(config: ClientConfig) -> Self {
+        KvClientAdmin {
+            config,
+            clients: Arc::default(),
+        }
+    }
+
+    fn client(&self, base_url: &str, token: &str) -> std::result::Result<ServerClient, String> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (base_url.to_owned(), token.to_owned());
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let config = ClientConfig {
+            token: Some(token.to_owned()),
+            ..self.config.clone()
+        };
+        let client = ServerClient::new(base_url, config).map_err(|e| e.to_string())?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
 }
 
 impl ShardAdmin for KvClientAdmin {
@@ -47,15 +112,68 @@ impl ShardAdmin for KvClientAdmin {
         topology: &'a Topology,
     ) -> BoxFuture<'a, std::result::Result<(), String>> {
         Box::pin(async move {
-            let config = ClientConfig {
-                token: Some(token.to_owned()),
-                ..self.config.clone()
-            };
-            let client = ServerClient::new(base_url, config).map_err(|e| e.to_string())?;
-            client
+            self.client(base_url, token)?
                 .put_topology(topology)
                 .await
                 .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn export_moving<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<RecordStream, String>> {
+        Box::pin(async move {
+            let stream = self
+                .client(base_url, token)?
+                .export(ExportScope::Moving)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(stream.map(|r| r.map_err(|e| e.to_string())).boxed())
+        })
+    }
+
+    fn import_if_absent<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        records: &'a [BulkRecord],
+    ) -> BoxFuture<'a, std::result::Result<u64, String>> {
+        Box::pin(async move {
+            self.client(base_url, token)?
+                .import(records, ImportMode::IfAbsent)
+                .await
+                .map(|report| report.applied)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn cleanup<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        Box::pin(async move {
+            self.client(base_url, token)?
+                .cleanup()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn key_count<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<u64, String>> {
+        Box::pin(async move {
+            self.client(base_url, token)?
+                .info()
+                .await
+                .map(|info| info.keys)
                 .map_err(|e| e.to_string())
         })
     }

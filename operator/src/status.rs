@@ -131,3 +131,18 @@ pub enum RebalancePhase {
     /// Volumes of the drained shards are deleted.
     DeletingPVCs,
 }
+
+impl RebalancePhase {
+    /// The name written to the status, used as Event reason and condition reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RebalancePhase::ScalingUp => "ScalingUp",
+            RebalancePhase::Handoff => "Handoff",
+            RebalancePhase::Copy => "Copy",
+            RebalancePhase::Commit => "Commit",
+            RebalancePhase::Cleanup => "Cleanup",
+            RebalancePhase::ScalingDown => "ScalingDown",
+            RebalancePhase::DeletingPVCs => "DeletingPVCs",
+        }
+    }
+}

@@ -42,7 +42,10 @@ fn check<T: Serialize>(obj: &T, expected: &str) {
 fn default_store_children() {
     let inst = validate(&load("kvstore-demo.yaml")).unwrap();
     check(&build::service(&inst), "demo-service.yaml");
-    check(&build::statefulset(&inst, 3), "demo-statefulset.yaml");
+    check(
+        &build::statefulset(&inst, 3, Some("5e0c7e7a-0000-4000-8000-00000000000a")),
+        "demo-statefulset.yaml",
+    );
     check(&build::pod_disruption_budget(&inst), "demo-pdb.yaml");
     check(
         &build::token_secret(&inst, "test-token"),
@@ -53,7 +56,7 @@ fn default_store_children() {
 #[test]
 fn customised_store_statefulset_merges_the_overrides() {
     let inst = validate(&load("kvstore-custom.yaml")).unwrap();
-    check(&build::statefulset(&inst, 5), "big-statefulset.yaml");
+    check(&build::statefulset(&inst, 5, None), "big-statefulset.yaml");
     check(&build::service(&inst), "big-service.yaml");
 }
 

@@ -189,6 +189,12 @@ async fn once_every_pod_is_ready_the_first_map_goes_to_every_server_with_the_kep
         assert_eq!(token, "s3cret");
         assert_eq!((map.epoch, map.shards, map.migration), (1, 3, None));
     }
+    // The pods restart only if the Secret is ever recreated (servers read the token once).
+    let sts = &h.applies_to("statefulsets")[0].body;
+    assert_eq!(
+        sts["spec"]["template"]["metadata"]["annotations"]["kvstore.dev/admin-token-secret-uid"],
+        "secret-uid-1"
+    );
     // The existing Secret is neither recreated nor applied: the token never rotates.
     assert!(
         h.calls()

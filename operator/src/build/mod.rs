@@ -9,7 +9,7 @@ mod statefulset;
 pub use pdb::pod_disruption_budget;
 pub use secret::{TOKEN_KEY, random_token, token_secret};
 pub use service::service;
-pub use statefulset::{ADMIN_TOKEN_DIR, DATA_DIR, statefulset};
+pub use statefulset::{ADMIN_TOKEN_DIR, DATA_DIR, TOKEN_SECRET_UID_ANNOTATION, statefulset};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 

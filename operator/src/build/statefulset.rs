@@ -29,15 +29,23 @@ pub const ADMIN_TOKEN_DIR: &str = "/var/run/kvstore";
 const NONROOT: i64 = 65532;
 const TOKEN_VOLUME: &str = "admin-token";
 
+/// Pod annotation naming the admin token Secret's uid: servers read the token once at start, so
+/// a recreated Secret (new token) must restart them.
+pub const TOKEN_SECRET_UID_ANNOTATION: &str = "kvstore.dev/admin-token-secret-uid";
+
 /// The StatefulSet running `replicas` shards. The replica count is the reconcile's decision, not
-/// necessarily `spec.replicas` (e.g. while a rebalance is pending).
-pub fn statefulset(inst: &Instance, replicas: i32) -> StatefulSet {
+/// necessarily `spec.replicas` (e.g. while a rebalance is pending). `token_secret_uid` is the uid
+/// of the Secret the pods read their admin token from.
+pub fn statefulset(inst: &Instance, replicas: i32, token_secret_uid: Option<&str>) -> StatefulSet {
     let spec = &inst.spec;
     let mut pod_labels = spec.pod_overrides.labels.clone();
     // Selector labels win over overrides (validation also refuses such overrides).
     pod_labels.extend(labels::common(&inst.name));
-    let annotations = (!spec.pod_overrides.annotations.is_empty())
-        .then(|| spec.pod_overrides.annotations.clone());
+    let mut pod_annotations = spec.pod_overrides.annotations.clone();
+    if let Some(uid) = token_secret_uid {
+        pod_annotations.insert(TOKEN_SECRET_UID_ANNOTATION.to_owned(), uid.to_owned());
+    }
+    let annotations = (!pod_annotations.is_empty()).then_some(pod_annotations);
     StatefulSet {
         metadata: meta(inst, inst.name.clone()),
         spec: Some(StatefulSetSpec {

@@ -59,7 +59,11 @@ pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
         apply_child(
             ctx,
             &ns,
-            &build::statefulset(&inst, plan.statefulset_replicas),
+            &build::statefulset(
+                &inst,
+                plan.statefulset_replicas,
+                token.secret_uid.as_deref(),
+            ),
         )
         .await
     };
@@ -76,7 +80,7 @@ pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
 
     let mut topology = observed.topology;
     if let Some(map) = &plan.push {
-        if let Err(err) = shards::push_all(ctx.shards.as_ref(), &token, map).await {
+        if let Err(err) = shards::push_all(ctx.shards.as_ref(), &token.token, map).await {
             let outcome = Outcome::ShardUnreachable {
                 message: err.to_string(),
             };

@@ -176,7 +176,7 @@ pub fn secret(token: &str) -> Value {
     use base64::Engine;
     json!({
         "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "demo-admin-token", "namespace": "default"},
+        "metadata": {"name": "demo-admin-token", "namespace": "default", "uid": "secret-uid-1"},
         "data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}
     })
 }
