@@ -598,9 +598,9 @@ impl Store {
         Ok(())
     }
 
+    /// Makes a write as durable as `--sync` asks before it is acknowledged: handed to the OS in
+    /// every mode (a process crash cannot lose it), and fsynced with `always`, where concurrent
     /// writers share one fsync (group commit).
-    /// every mode (a process crash cannot lose it), and fsynced with `always`. Concurrent
-    /// writers share one journal flush (and one fsync): group commit.
     async fn durable(&self, engine: Arc<Engine>) -> Result<(), StorageError> {
         let result = if self.sync == SyncMode::Always {
             let ticket = self.group.ticket();
