@@ -120,6 +120,22 @@ HTTP = {
     "metrics": req("GET /metrics HTTP/1.1"),
     "unknown-route": req("GET /nope HTTP/1.1"),
 }
+# Sequences: one input, several requests (src/http/request.rs, SEPARATOR).
+SEP = b"\n--next--\n"
+HTTP.update({
+    "seq-put-get-delete": SEP.join([HTTP["v1-put"], HTTP["v1-get"], HTTP["v1-delete"], HTTP["v1-get"]]),
+    "seq-put-if-match": SEP.join([req("PUT /v1/keys/cas HTTP/1.1", [], b"1"),
+                                  req("PUT /v1/keys/cas HTTP/1.1", ['If-Match: "1"'], b"2")]),
+    "seq-import-max-version-then-put": SEP.join([
+        req("POST /v1/admin/import?mode=overwrite HTTP/1.1", [AUTH],
+            stream([rec("edge", 2**64 - 2, b"old")])),
+        req("PUT /v1/keys/edge HTTP/1.1", [], b"new"),
+        req("PUT /v1/keys/edge HTTP/1.1", [], b"newer")]),
+    "seq-tombstone-import-then-load": SEP.join([
+        req("POST /v1/admin/import HTTP/1.1", [AUTH], stream([rec("gone", 5)])),
+        req("GET /load/gone HTTP/1.1"), req("GET /v1/internal/keys/gone HTTP/1.1", [AUTH])]),
+    "seq-save-load-list": SEP.join([HTTP["book-save"], HTTP["book-load"], HTTP["book-all-keys"], HTTP["v1-list"]]),
+})
 for name, data in HTTP.items():
     write("http_router", name, data)
 

@@ -2,7 +2,8 @@
 //!
 //! Invariants: no panic; no 500 unless it is a storage error; every 4xx/5xx under `/v1` has a
 //! JSON `{error, message}` body with a known code; every answer carries the topology epoch (0:
-//! the fuzzer cannot push a topology); and what a successful write or delete did reads back.
+//! the fuzzer cannot push a topology); what a successful write or delete did reads back; and a
+//! write gives its key a version above the one it had.
 
 pub mod request;
 pub mod server;
@@ -26,11 +27,16 @@ pub struct Answer {
 }
 
 pub fn check(data: &[u8]) {
-    let Some(request) = request::parse(data) else {
+    let requests = request::parse_all(data);
+    if requests.is_empty() {
         return;
-    };
+    }
     let server = server::get();
-    server.runtime.block_on(exchange(&server.router, request));
+    server.runtime.block_on(async {
+        for request in requests {
+            exchange(&server.router, request).await;
+        }
+    });
 }
 
 async fn exchange(router: &Router, request: Request<Bytes>) {
@@ -38,6 +44,13 @@ async fn exchange(router: &Router, request: Request<Bytes>) {
     let uri = request.uri().clone();
     let path = uri.path();
     let sent = request.body().clone();
+    let key_write = (method == Method::PUT || method == Method::DELETE)
+        .then(|| path.strip_prefix("/v1/keys/"))
+        .flatten();
+    let before = match key_write {
+        Some(key_part) => version_of(router, key_part).await,
+        None => None,
+    };
     let answer = send(router, request.map(Body::from)).await;
     let what = format!("{method} {uri} -> {}", answer.status);
     let error = error_body(&answer);
@@ -66,6 +79,20 @@ async fn exchange(router: &Router, request: Request<Bytes>) {
         );
     }
 
+    // Known kvserver bug, waived until fixed: an import may carry version u64::MAX, and the
+    // clock saturates there, so every later write answers that same version (and an If-Match
+    // on it passes after someone else's write). See fuzz/README.md, "Findings".
+    if answer.status == StatusCode::NO_CONTENT
+        && let Some(before) = before
+        && before != u64::MAX
+    {
+        let after = answer.etag.as_deref().and_then(parse_etag);
+        assert!(
+            after.is_some_and(|v| v > before),
+            "{what}: the key was at version {before} and the write answered ETag {:?}",
+            answer.etag.as_deref().map(String::from_utf8_lossy)
+        );
+    }
     if answer.status == StatusCode::NO_CONTENT
         && method == Method::PUT
         && let Some(key_part) = path.strip_prefix("/v1/keys/")
@@ -124,6 +151,22 @@ async fn read_back_book(router: &Router, rest: &str, saved: &Answer, what: &str)
         back.body, saved.body,
         "{what}: load answered other bytes than save"
     );
+}
+
+/// The key's current version, when it has a value.
+async fn version_of(router: &Router, key_part: &str) -> Option<u64> {
+    let now = send(router, get(&format!("/v1/keys/{key_part}"))).await;
+    (now.status == StatusCode::OK)
+        .then(|| now.etag.as_deref().and_then(parse_etag))
+        .flatten()
+}
+
+/// `"42"` → 42.
+fn parse_etag(etag: &[u8]) -> Option<u64> {
+    std::str::from_utf8(etag.strip_prefix(b"\"")?.strip_suffix(b"\"")?)
+        .ok()?
+        .parse()
+        .ok()
 }
 
 pub async fn send(router: &Router, request: Request<Body>) -> Answer {

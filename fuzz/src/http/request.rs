@@ -1,14 +1,43 @@
-//! Fuzz input to request: the input is an HTTP/1.1 request as it would arrive on the socket
-//! (request line, headers, blank line, body), so seeds are readable and mutations stay close to
-//! what a client can send. Input that is not a request a server would accept is skipped.
+//! Fuzz input to requests: the input is one or more HTTP/1.1 requests as they would arrive on
+//! the socket (request line, headers, blank line, body), separated by [`SEPARATOR`] lines, so
+//! seeds are readable, mutations stay close to what a client can send, and one input can hold a
+//! sequence (an import, then a write to the same key). Parts that are not a request a server
+//! would accept are skipped.
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderName, HeaderValue, Method, Request};
 use percent_encoding::percent_decode_str;
 
-/// The most headers read from one input (hyper's default limit is 100).
+/// The most headers read from one request (hyper's default limit is 100).
 const MAX_HEADERS: usize = 64;
+/// Ends one request (and its body) and starts the next.
+pub const SEPARATOR: &[u8] = b"\n--next--\n";
+/// The most requests taken from one input.
+const MAX_REQUESTS: usize = 8;
+
+/// The requests in `data`, in order.
+pub fn parse_all(data: &[u8]) -> Vec<Request<Bytes>> {
+    let mut parts = Vec::new();
+    let mut rest = data;
+    while parts.len() < MAX_REQUESTS {
+        match find(rest, SEPARATOR) {
+            Some(at) => {
+                parts.push(&rest[..at]);
+                rest = &rest[at + SEPARATOR.len()..];
+            }
+            None => {
+                parts.push(rest);
+                break;
+            }
+        }
+    }
+    parts.into_iter().filter_map(parse).collect()
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
 
 /// Parses `data`; `None` when it is not a complete request head or not a valid `http::Request`.
 pub fn parse(data: &[u8]) -> Option<Request<Bytes>> {
