@@ -65,8 +65,8 @@ pub enum Report {
     Stopping { remaining: i32 },
     /// spec.replicas is 0 and no pod runs.
     Stopped,
-    /// spec.replicas differs from the served shard count and no rebalance can run yet.
-    RebalanceNotImplemented { serving: i32, wanted: i32 },
+    /// spec.replicas differs from the served shard count; the rebalance has not started yet.
+    RebalancePending { serving: i32, wanted: i32 },
 }
 
 /// Decides the plan (see the module docs).
@@ -228,7 +228,7 @@ mod tests {
         let inst = instance("demo", 5);
         let p = plan(&inst, &observed(Some((3, 3, 3)), Some(3), AVAILABLE));
         assert_eq!(p.statefulset_replicas, 3);
-        let expected = Report::RebalanceNotImplemented {
+        let expected = Report::RebalancePending {
             serving: 3,
             wanted: 5,
         };

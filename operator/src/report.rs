@@ -5,7 +5,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::labels;
 use crate::plan::Report;
-use crate::status::{KVStoreStatus, Phase, TopologyStatus};
+use crate::status::{KVStoreStatus, Phase, RebalanceStatus, TopologyStatus};
 
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
@@ -20,6 +20,14 @@ pub enum Outcome {
         report: Report,
         topology: Option<TopologyStatus>,
         serving: i32,
+    },
+    /// A key move is in flight (`serving`: the count clients route over now); `problem` is
+    /// the reason and message of what blocks its current phase, retried with backoff.
+    Rebalancing {
+        rebalance: RebalanceStatus,
+        topology: Option<TopologyStatus>,
+        serving: i32,
+        problem: Option<(&'static str, String)>,
     },
     /// Every pod is ready but a server did not take the shard map.
     ShardUnreachable { message: String },
@@ -61,6 +69,19 @@ pub fn status(
             next.topology = *topology;
             next.replicas = *serving;
             let (phase, mut conds) = planned(report, *topology);
+            conds.push(not_paused());
+            (phase, conds)
+        }
+        Outcome::Rebalancing {
+            rebalance,
+            topology,
+            serving,
+            problem,
+        } => {
+            next.topology = *topology;
+            next.replicas = *serving;
+            next.rebalance = Some(rebalance.clone());
+            let (phase, mut conds) = rebalancing(rebalance, problem.as_ref());
             conds.push(not_paused());
             (phase, conds)
         }
@@ -180,21 +201,51 @@ fn planned(report: &Report, topology: Option<TopologyStatus>) -> (Phase, Vec<Con
                 ],
             )
         }
-        Report::RebalanceNotImplemented { serving, wanted } => {
-            let msg = format!(
-                "spec.replicas is {wanted} but the store serves {serving} shards: moving keys \
-                 between shard counts is not implemented yet, so the StatefulSet stays at \
-                 {serving} and no key is lost; set replicas back to {serving} (or 0 to stop)"
-            );
+        Report::RebalancePending { serving, wanted } => {
+            let msg = format!("moving keys from {serving} to {wanted} shards is about to start");
             (
-                Phase::Degraded,
+                Phase::Rebalancing,
                 vec![
                     cond(AVAILABLE, true, "ServingPreviousShardCount", &msg),
-                    cond(PROGRESSING, false, "RebalanceNotImplemented", &msg),
-                    cond(DEGRADED, true, "RebalanceNotImplemented", &msg),
+                    cond(PROGRESSING, true, "RebalancePending", &msg),
+                    ok(DEGRADED, "AsExpected", "all shards ready"),
                 ],
             )
         }
+    }
+}
+
+fn rebalancing(
+    r: &RebalanceStatus,
+    problem: Option<&(&'static str, String)>,
+) -> (Phase, Vec<Cond>) {
+    let step = r.phase.as_str();
+    let mut msg = format!(
+        "moving keys from {} to {} shards (epoch {}): {step}, {} keys copied",
+        r.from, r.to, r.epoch, r.keys_moved
+    );
+    if let Some(detail) = &r.message {
+        msg = format!("{msg}; {detail}");
+    }
+    let available = cond(AVAILABLE, true, "Rebalancing", &msg);
+    let progressing = cond(PROGRESSING, true, step, &msg);
+    match problem {
+        None => (
+            Phase::Rebalancing,
+            vec![
+                available,
+                progressing,
+                cond(DEGRADED, false, "AsExpected", "the move is progressing"),
+            ],
+        ),
+        Some((reason, message)) => (
+            Phase::Degraded,
+            vec![
+                available,
+                progressing,
+                cond(DEGRADED, true, reason, message),
+            ],
+        ),
     }
 }
 
@@ -241,6 +292,7 @@ pub fn find<'a>(status: &'a KVStoreStatus, type_: &str) -> Option<&'a Condition>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::RebalancePhase;
     use k8s_openapi::jiff::Timestamp;
     use kvproto::Sharding;
 
@@ -324,22 +376,57 @@ mod tests {
         assert_eq!(find(&s3, PAUSED).unwrap().status, "True");
     }
 
+    fn moving(phase: RebalancePhase) -> RebalanceStatus {
+        RebalanceStatus {
+            from: 3,
+            to: 5,
+            phase,
+            epoch: 2,
+            keys_moved: 10,
+            keys_total: 0,
+            started_at: Some(at(5)),
+            message: None,
+        }
+    }
+
     #[test]
-    fn rebalance_not_implemented_is_degraded_not_progressing() {
-        let outcome = Outcome::Planned {
-            report: Report::RebalanceNotImplemented {
-                serving: 3,
-                wanted: 5,
-            },
+    fn a_move_in_flight_is_progressing_with_its_phase_and_routing_count() {
+        let outcome = Outcome::Rebalancing {
+            rebalance: moving(RebalancePhase::Copy),
+            topology: map(),
+            serving: 5,
+            problem: None,
+        };
+        let s = status(None, "demo", Some(2), 5, &outcome, &at(10));
+        assert_eq!(s.phase, Some(Phase::Rebalancing));
+        assert_eq!(s.replicas, 5);
+        assert_eq!(s.topology, map(), "committed only at Commit");
+        assert_eq!(s.rebalance, Some(moving(RebalancePhase::Copy)));
+        let progressing = find(&s, PROGRESSING).unwrap();
+        assert_eq!(
+            (progressing.status.as_str(), progressing.reason.as_str()),
+            ("True", "Copy")
+        );
+        assert_eq!(find(&s, DEGRADED).unwrap().status, "False");
+    }
+
+    #[test]
+    fn an_unreachable_shard_mid_move_is_degraded_and_keeps_the_move() {
+        let outcome = Outcome::Rebalancing {
+            rebalance: moving(RebalancePhase::Handoff),
             topology: map(),
             serving: 3,
+            problem: Some((
+                "ShardUnreachable",
+                "shard demo-3 unreachable: refused".into(),
+            )),
         };
-        let s = status(None, "demo", Some(2), 3, &outcome, &at(10));
+        let s = status(None, "demo", Some(2), 4, &outcome, &at(10));
         assert_eq!(s.phase, Some(Phase::Degraded));
-        assert_eq!(find(&s, PROGRESSING).unwrap().status, "False");
-        assert_eq!(
-            find(&s, DEGRADED).unwrap().reason,
-            "RebalanceNotImplemented"
-        );
+        assert_eq!(s.rebalance.as_ref().unwrap().phase, RebalancePhase::Handoff);
+        let degraded = find(&s, DEGRADED).unwrap();
+        assert_eq!(degraded.reason, "ShardUnreachable");
+        assert!(degraded.message.contains("demo-3"));
+        assert_eq!(find(&s, PROGRESSING).unwrap().reason, "Handoff");
     }
 }

@@ -180,29 +180,27 @@ async fn the_api_server_refuses_changes_to_fixed_fields_and_bad_values() {
 
 #[tokio::test]
 #[ignore = "needs a cluster with the operator and the kvserver image"]
-async fn a_change_between_non_zero_counts_keeps_the_served_count_and_says_why() {
+async fn a_change_between_non_zero_counts_moves_the_store_to_the_new_count() {
     let ns = TestNs::create("kvs-grow").await;
     ns.store("grow", json!({"replicas": 1})).await;
     phase(&ns, "grow", Phase::Available).await;
 
-    ns.patch("grow", json!({"replicas": 2})).await.unwrap();
-    let kvs = phase(&ns, "grow", Phase::Degraded).await;
-    assert_eq!(
-        condition(&kvs, "Degraded"),
-        ("True".into(), "RebalanceNotImplemented".into())
-    );
-    assert_eq!(kvs.status.as_ref().map(|s| s.replicas), Some(1));
-    assert_eq!(statefulset_replicas(&ns, "grow").await, Some(1));
-    // `kubectl scale` back to the served count: Available again.
+    // `kubectl scale`: the rebalance grows the StatefulSet, moves keys and commits epoch 2.
     ns.api::<KVStore>()
         .patch_scale(
             "grow",
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"replicas": 1}})),
+            &Patch::Merge(json!({"spec": {"replicas": 2}})),
         )
         .await
         .unwrap();
-    phase(&ns, "grow", Phase::Available).await;
+    // Available at the new generation only once the move is done.
+    let kvs = phase(&ns, "grow", Phase::Available).await;
+    let status = kvs.status.unwrap();
+    assert_eq!(status.replicas, 2);
+    assert_eq!(status.topology.map(|t| (t.epoch, t.shards)), Some((2, 2)));
+    assert_eq!(status.rebalance, None);
+    assert_eq!(statefulset_replicas(&ns, "grow").await, Some(2));
     ns.delete().await;
 }
 

@@ -288,32 +288,6 @@ async fn a_paused_store_leaves_its_children_alone() {
 }
 
 #[tokio::test]
-async fn a_change_between_non_zero_counts_keeps_the_serving_count_and_says_why() {
-    let world = World {
-        statefulset: Some(support::statefulset(3, 3, 3)),
-        secret: Some(support::secret("s3cret")),
-        ..World::default()
-    };
-    let h = Harness::new(world, FakeShards::default());
-    let mut kvs = kvstore(5);
-    serving(&mut kvs, 3);
-    h.reconcile(kvs).await.unwrap();
-
-    assert_eq!(h.applies_to("statefulsets")[0].body["spec"]["replicas"], 3);
-    let status = h.status();
-    assert_eq!(status.phase, Some(Phase::Degraded));
-    assert_eq!(status.replicas, 3);
-    assert_eq!(
-        condition(&status, "Degraded"),
-        ("True".into(), "RebalanceNotImplemented".into())
-    );
-    assert_eq!(
-        condition(&status, "Progressing"),
-        ("False".into(), "RebalanceNotImplemented".into())
-    );
-}
-
-#[tokio::test]
 async fn scale_to_zero_stops_the_pods_and_keeps_the_map() {
     let world = World {
         statefulset: Some(support::statefulset(0, 0, 0)),

@@ -7,18 +7,20 @@ use kube::runtime::controller::Action;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::rebalance;
 use super::status_write::write_status;
-use super::token::ensure_token;
+use super::token::{AdminToken, ensure_token};
 use crate::build;
 use crate::context::Context;
 use crate::crd::KVStore;
 use crate::error::{Category, Error, Result};
 use crate::labels::MANAGER;
 use crate::plan::{self, Observed, ObservedStatefulSet};
+use crate::rebalance::machine::{self, Decision};
 use crate::report::Outcome;
 use crate::shards;
 use crate::status::TopologyStatus;
-use crate::validate::validate;
+use crate::validate::{Instance, validate};
 
 /// Makes the children match the spec and reports the result.
 pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
@@ -52,22 +54,19 @@ pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
         topology: kvs.status.as_ref().and_then(|s| s.topology),
         phase: kvs.status.as_ref().and_then(|s| s.phase),
     };
-    let plan = plan::plan(&inst, &observed);
-    let applied = async {
-        apply_child(ctx, &ns, &build::service(&inst)).await?;
-        apply_child(ctx, &ns, &build::pod_disruption_budget(&inst)).await?;
-        apply_child(
-            ctx,
-            &ns,
-            &build::statefulset(
-                &inst,
-                plan.statefulset_replicas,
-                token.secret_uid.as_deref(),
-            ),
-        )
-        .await
+    // A move between shard counts runs its own state machine (crate::rebalance).
+    let rebalance = kvs.status.as_ref().and_then(|s| s.rebalance.as_ref());
+    let cancelled;
+    let kvs = match machine::decide(inst.spec.replicas, observed.topology, rebalance) {
+        Decision::Run(r) => return rebalance::run(ctx, kvs, &inst, &token, r, observed_sts).await,
+        Decision::Cancel => {
+            cancelled = without_rebalance(kvs);
+            &cancelled
+        }
+        Decision::Idle => kvs,
     };
-    if let Err(err) = applied.await {
+    let plan = plan::plan(&inst, &observed);
+    if let Err(err) = apply_children(ctx, &inst, plan.statefulset_replicas, &token).await {
         // Only the user can fix a refused change: say so in the status, not just in the logs.
         if err.category() == Category::Rejected {
             let outcome = Outcome::Rejected {
@@ -104,7 +103,31 @@ pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
     Ok(Action::requeue(ctx.config.requeue))
 }
 
-fn observe(sts: &StatefulSet) -> ObservedStatefulSet {
+/// Server-side applies the Service, the PodDisruptionBudget and the StatefulSet with
+/// `replicas`; answers the StatefulSet as the API server stored it.
+pub(super) async fn apply_children(
+    ctx: &Context,
+    inst: &Instance,
+    replicas: i32,
+    token: &AdminToken,
+) -> Result<StatefulSet> {
+    let ns = &inst.namespace;
+    apply_child(ctx, ns, &build::service(inst)).await?;
+    apply_child(ctx, ns, &build::pod_disruption_budget(inst)).await?;
+    let sts = build::statefulset(inst, replicas, token.secret_uid.as_deref());
+    apply_child(ctx, ns, &sts).await
+}
+
+/// The store without its move in flight (a move cancelled before anything was pushed).
+fn without_rebalance(kvs: &KVStore) -> KVStore {
+    let mut kvs = kvs.clone();
+    if let Some(status) = kvs.status.as_mut() {
+        status.rebalance = None;
+    }
+    kvs
+}
+
+pub(super) fn observe(sts: &StatefulSet) -> ObservedStatefulSet {
     let status = sts.status.as_ref();
     ObservedStatefulSet {
         desired: sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),

@@ -7,11 +7,13 @@
 //! - `token`: the admin token Secret, created once;
 //! - `status_write`: the status patch and the Event of a phase change;
 //! - `events`: publishing Events;
+//! - `rebalance`: the branch of a move between shard counts (persist a phase, then run it);
 //! - `cleanup`: the Cleanup branch (volumes per the retention policy).
 
 mod apply;
 mod cleanup;
 mod events;
+mod rebalance;
 mod status_write;
 mod token;
 

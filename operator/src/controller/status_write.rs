@@ -15,13 +15,14 @@ use crate::labels::MANAGER;
 use crate::report::{self, Outcome};
 use crate::status::{KVStoreStatus, Phase};
 
-/// Writes the status with server-side apply, and an Event when the phase changes.
+/// Writes the status with server-side apply, and an Event when the phase changes; answers the
+/// status written.
 pub(super) async fn write_status(
     ctx: &Context,
     kvs: &KVStore,
     ready: i32,
     outcome: &Outcome,
-) -> Result<()> {
+) -> Result<KVStoreStatus> {
     let previous = kvs.status.as_ref();
     let now = Time(Timestamp::now());
     let name = kvs.name_any();
@@ -51,7 +52,7 @@ pub(super) async fn write_status(
         let note = phase_note(&status);
         publish(ctx, kvs, kind, phase.as_str(), note).await;
     }
-    Ok(())
+    Ok(status)
 }
 
 /// The apply body for the status subresource.

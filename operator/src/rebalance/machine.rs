@@ -107,8 +107,8 @@ pub fn committed(r: &RebalanceStatus, before: TopologyStatus) -> TopologyStatus 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kvproto::Sharding;
     use RebalancePhase::*;
+    use kvproto::Sharding;
 
     fn map(epoch: i64, shards: i32) -> Option<TopologyStatus> {
         Some(TopologyStatus {
@@ -185,14 +185,7 @@ mod tests {
 
     #[test]
     fn a_change_after_handoff_finishes_the_current_move_first() {
-        for phase in [
-            Handoff,
-            Copy,
-            Commit,
-            Cleanup,
-            ScalingDown,
-            DeletingPVCs,
-        ] {
+        for phase in [Handoff, Copy, Commit, Cleanup, ScalingDown, DeletingPVCs] {
             let r = moving(5, 3, phase);
             assert_eq!(run(decide(2, map(1, 5), Some(&r))), r, "{phase:?}");
             assert_eq!(run(decide(5, map(1, 5), Some(&r))), r, "{phase:?}");

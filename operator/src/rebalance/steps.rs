@@ -45,7 +45,11 @@ pub struct Shards<'a> {
 
 impl Shards<'_> {
     /// Pushes `topology` to servers `range`, concurrently; all must acknowledge.
-    async fn push(&self, range: std::ops::Range<u32>, topology: &Topology) -> Result<(), StepError> {
+    async fn push(
+        &self,
+        range: std::ops::Range<u32>,
+        topology: &Topology,
+    ) -> Result<(), StepError> {
         let calls = range.clone().map(|shard| async move {
             let url = self.url(shard)?;
             self.admin
