@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export KVSTORE_CACHE ?= $(HOME)/.cache/kvstore-operator
 export CARGO_TARGET_DIR ?= $(KVSTORE_CACHE)/cargo-target
 
-.PHONY: help test demo cluster-up cluster-down cluster-env images build crds
+.PHONY: help test demo cluster-up cluster-down cluster-env images build
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -31,3 +31,13 @@ cluster-env: ## Print `export KUBECONFIG=...` for the local cluster
 
 images: ## Build OCI images of the project's binaries without a daemon and import them
 	tests/images/build.sh
+
+.PHONY: fuzz bench-kvserver bench-migration
+fuzz: ## Run every fuzz target for 5 minutes (make test runs them for 20 s)
+	tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
+
+bench-kvserver: ## kvserver GET/SET vs the Flask book server and a bare in-memory axum server (wrk)
+	kvserver/bench/run.sh
+
+bench-migration: ## Migration keys/s of the operator's copy engine vs one HTTP request per key
+	tests/bench/migration.sh

@@ -22,3 +22,6 @@ cargo test --workspace --locked --exclude e2e
 
 step "chart: CRD copy, helm lint, kubeconform, linters"
 tests/chart/check.sh
+
+step "fuzz (short budget; make fuzz runs longer)"
+tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
