@@ -131,3 +131,148 @@ fn peer(target: &Topology, shard: u32) -> Result<&str, StepError> {
         .map(String::as_str)
         .ok_or_else(|| StepError::unreachable(shard, "no address in the shard map".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+    use futures::stream;
+    use kvproto::topology::Migration;
+    use kvproto::{Key, MigrationPhase, Sharding};
+
+    use super::*;
+    use crate::shards::RecordStream;
+
+    /// Servers `s0..` holding records; `moving` answers what their map says they lose.
+    struct Stores {
+        target: Topology,
+        data: Vec<Mutex<BTreeMap<Key, BulkRecord>>>,
+    }
+
+    impl Stores {
+        fn at(&self, url: &str) -> usize {
+            url.trim_start_matches('s').parse().unwrap()
+        }
+    }
+
+    impl ShardAdmin for Stores {
+        fn put_topology<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: &'a Topology,
+        ) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn export_moving<'a>(
+            &'a self,
+            url: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<RecordStream, String>> {
+            let me = self.at(url);
+            let moving: Vec<Result<BulkRecord, String>> = self.data[me]
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|r| self.target.owner(r.key.as_bytes()) as usize != me)
+                .cloned()
+                .map(Ok)
+                .collect();
+            Box::pin(async move { Ok(stream::iter(moving).boxed()) })
+        }
+
+        fn import_if_absent<'a>(
+            &'a self,
+            url: &'a str,
+            _: &'a str,
+            records: &'a [BulkRecord],
+        ) -> BoxFuture<'a, Result<u64, String>> {
+            let mut store = self.data[self.at(url)].lock().unwrap();
+            let mut applied = 0;
+            for r in records {
+                if !store.contains_key(&r.key) {
+                    store.insert(r.key.clone(), r.clone());
+                    applied += 1;
+                }
+            }
+            Box::pin(async move { Ok(applied) })
+        }
+
+        fn cleanup<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn key_count<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<u64, String>> {
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    /// Fraction of `keys` keys the copy moves when growing from `n` to `m` shards.
+    async fn moved_fraction(sharding: Sharding, n: u32, m: u32, keys: u32) -> f64 {
+        let target = Topology {
+            epoch: 2,
+            sharding,
+            shards: m,
+            peers: (0..n.max(m)).map(|i| format!("s{i}")).collect(),
+            migration: Some(Migration {
+                from_shards: n,
+                phase: MigrationPhase::Copy,
+            }),
+        };
+        let data: Vec<Mutex<BTreeMap<Key, BulkRecord>>> =
+            (0..n.max(m)).map(|_| Mutex::default()).collect();
+        for i in 0..keys {
+            let key = Key::new(format!("user:{i}")).unwrap();
+            let record = BulkRecord {
+                key: key.clone(),
+                version: 1,
+                value: Some(bytes::Bytes::from_static(b"v")),
+            };
+            let owner = sharding.shard_of(key.as_bytes(), n) as usize;
+            data[owner].lock().unwrap().insert(key, record);
+        }
+        let stores = Stores { target, data };
+        let (progress, _) = watch::channel(CopyProgress::default());
+        let moved = copy_moving(
+            &stores,
+            "",
+            &stores.target,
+            n,
+            CopyOptions::default(),
+            &progress,
+        )
+        .await
+        .unwrap();
+        // Every moved key landed on its new owner.
+        for (i, store) in stores.data.iter().enumerate() {
+            for key in store.lock().unwrap().keys() {
+                let owner = stores.target.owner(key.as_bytes()) as usize;
+                let old = sharding.shard_of(key.as_bytes(), n) as usize;
+                assert!(owner == i || old == i, "{key:?} on {i}");
+            }
+        }
+        assert_eq!(moved.keys, moved.applied);
+        moved.keys as f64 / f64::from(keys)
+    }
+
+    #[tokio::test]
+    async fn growth_moves_about_m_minus_n_over_m_with_jump_and_m_minus_1_over_m_with_modulo() {
+        for (n, m) in [(3, 4), (4, 5), (5, 8)] {
+            let expect_jump = f64::from(m - n) / f64::from(m);
+            let expect_modulo = f64::from(m - 1) / f64::from(m);
+            let jump = moved_fraction(Sharding::Jump, n, m, 20_000).await;
+            let modulo = moved_fraction(Sharding::Modulo, n, m, 20_000).await;
+            eprintln!(
+                "{n}→{m}: jump moved {jump:.3} (≈{expect_jump:.3}), modulo {modulo:.3} (≈{expect_modulo:.3})"
+            );
+            assert!((jump - expect_jump).abs() < 0.03, "jump {n}→{m}: {jump}");
+            assert!(
+                (modulo - expect_modulo).abs() < 0.05,
+                "modulo {n}→{m}: {modulo}"
+            );
+        }
+    }
+}
