@@ -4,7 +4,7 @@
 //! - Every write is appended to fjall's checksummed journal and handed to the OS before it is
 //!   acknowledged, in every `--sync` mode: a process crash (kill -9) never loses an acknowledged
 //!   write, and journal recovery drops a torn tail, so no value is ever half-written.
-//! - `--sync always` fsyncs before acknowledging (group commit); `batch` fsyncs every interval
+//! - `--sync always` syncs before acknowledging (group commit); `batch` syncs every interval
 //!   from a background task; `never` leaves it to the OS.
 //! - A failed write (e.g. disk full) changes nothing that was acknowledged; reads keep working;
 //!   writes resume once the disk has room (the engine is reopened, see `engine.rs`).
@@ -499,9 +499,26 @@ impl Store {
         if self.poisoned.load(Ordering::Acquire) || !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        self.flush()
+        let engine = self.slot.get()?;
+        self.sync_to_disk(engine)
             .await
             .inspect_err(|_| self.dirty.store(true, Ordering::Release))
+    }
+
+    /// Puts everything written so far on stable storage without holding fjall's journal lock
+    /// through the fsync (its own `persist(SyncData)` does, stalling every writer meanwhile):
+    /// the journal tail goes to the OS under a brief lock, then each journal file is
+    /// `fdatasync`ed through a descriptor of our own while writers carry on.
+    async fn sync_to_disk(&self, engine: Arc<Engine>) -> Result<(), StorageError> {
+        engine
+            .db
+            .persist(PersistMode::Buffer)
+            .map_err(StorageError::from)?;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || sync_journals(&dir))
+            .await
+            .map_err(|e| StorageError::Engine(e.to_string()))?
+            .map_err(StorageError::Io)
     }
 
     /// Forces everything written so far to stable storage.
@@ -604,9 +621,7 @@ impl Store {
     async fn durable(&self, engine: Arc<Engine>) -> Result<(), StorageError> {
         let result = if self.sync == SyncMode::Always {
             let ticket = self.group.ticket();
-            self.group
-                .wait(ticket, || fsync(engine, PersistMode::SyncData))
-                .await
+            self.group.wait(ticket, || self.sync_to_disk(engine)).await
         } else {
             // A write(2) of the journal's buffered tail, done inline. When several writers have
             // appended before one flushes, that flush covers them all and the later ones find
@@ -636,6 +651,24 @@ async fn fsync(engine: Arc<Engine>, mode: PersistMode) -> Result<(), StorageErro
         .await
         .map_err(|e| StorageError::Engine(e.to_string()))?
         .map_err(StorageError::from)
+}
+
+/// `fdatasync` of every fjall journal (`*.jnl`) in the store directory: the active one holds the
+/// newest records; a sealed one still listed may hold records not yet flushed to tables (tables
+/// are synced by fjall itself, and a journal is deleted only after that).
+fn sync_journals(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "jnl") {
+            match std::fs::File::open(&path) {
+                Ok(file) => file.sync_data()?,
+                // Deleted since the listing: its records are in synced tables.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn check(pre: Precondition, live: Option<u64>) -> Option<WriteOutcome> {
