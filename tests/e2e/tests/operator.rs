@@ -98,10 +98,25 @@ async fn book_experiments_on_the_operator() -> Result<()> {
         // Stop the store (replicas 0) and start it again: every key is still there.
         stores::scale(&ns, "server", 0).await?;
         stores::wait_phase(&ns, "server", Phase::Stopped, 3, STARTUP).await?;
-        let left = stores::shard_pods(&ns, "server").await?;
-        check(left.is_empty(), || {
-            format!("{} shard pods still running", left.len())
-        })?;
+        e2e::wait::until(
+            "every shard pod to stop",
+            STARTUP,
+            Duration::from_secs(1),
+            || {
+                let ns = &ns;
+                async move {
+                    let left = stores::shard_pods(ns, "server")
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if left.is_empty() {
+                        Ok(Some(()))
+                    } else {
+                        Err(format!("{} shard pods still running", left.len()))
+                    }
+                }
+            },
+        )
+        .await?;
         check(stores::pvcs(&ns, "server").await?.len() == 3, || {
             "PVCs were not kept while stopped".into()
         })?;
