@@ -25,3 +25,7 @@ tests/chart/check.sh
 
 step "fuzz (short budget; make fuzz runs longer)"
 tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+
+step "e2e on the local cluster: smoke test, images, Helm install, suites"
+# E2E_SUITES lists the test files of tests/e2e/tests to run.
+E2E_SUITES="${E2E_SUITES:-operator}" tests/e2e/run.sh
