@@ -595,7 +595,9 @@ impl Store {
                 self.reopen().await?;
             }
         }
-        self.slot.get()
+        let engine = self.slot.get()?;
+        backpressure(&engine).await;
+        Ok(engine)
     }
 
     async fn reopen(&self) -> Result<(), StorageError> {
@@ -651,6 +653,20 @@ async fn fsync(engine: Arc<Engine>, mode: PersistMode) -> Result<(), StorageErro
         .await
         .map_err(|e| StorageError::Engine(e.to_string()))?
         .map_err(StorageError::from)
+}
+
+/// Waits, without blocking a runtime thread, while the engine's flushes and compactions are
+/// behind. fjall throttles a writer that finds 4 sealed memtables or 20 level-0 runs queued by
+/// sleeping in the inserting thread (up to 100 ms at a time), which would stall every request on
+/// that runtime worker; waiting here first, asynchronously, keeps reads flowing. Bounded: after
+/// ~10 s the write goes ahead and fjall throttles it itself.
+async fn backpressure(engine: &Engine) {
+    for _ in 0..2000 {
+        if engine.kv.sealed_memtable_count() < 3 && engine.kv.l0_table_count() < 16 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }
 
 /// `fdatasync` of every fjall journal (`*.jnl`) in the store directory: the active one holds the
