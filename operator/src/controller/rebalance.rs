@@ -23,7 +23,7 @@ use crate::crd::KVStore;
 use crate::error::{Category, Error, Result};
 use crate::labels;
 use crate::plan::{ObservedStatefulSet, Report};
-use crate::rebalance::copy::{CopyOptions, CopyProgress};
+use crate::rebalance::copy::{CopyOptions, CopyProgress, DEFAULT_BATCH};
 use crate::rebalance::hooks::TestHooks;
 use crate::rebalance::machine;
 use crate::rebalance::maps::MoveMaps;
@@ -34,6 +34,8 @@ use crate::validate::Instance;
 
 /// Requeue while waiting for pods (their watch events usually come sooner).
 const WAIT: Duration = Duration::from_secs(2);
+/// Records per import while the copy-pause test hook is set.
+const PACED_BATCH: usize = 100;
 /// How often the copy's progress is written to the status.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
@@ -266,9 +268,11 @@ impl Mover<'_> {
                 )))
             }
             RebalancePhase::Copy => {
+                let paused = !self.hooks.copy_batch_pause.is_zero();
                 let options = CopyOptions {
+                    // Small batches while a test paces the copy, so that it lasts.
+                    batch: if paused { PACED_BATCH } else { DEFAULT_BATCH },
                     pause: self.hooks.copy_batch_pause,
-                    ..CopyOptions::default()
                 };
                 let moved = self.copy(&shards, r, options, &tx).await?;
                 self.ctx.metrics.moved(moved.keys, moved.bytes);

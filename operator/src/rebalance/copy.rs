@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::future::try_join_all;
+use futures::stream::FuturesUnordered;
 use kvproto::Topology;
 use kvproto::bulk::BulkRecord;
 use tokio::sync::watch;
@@ -17,6 +18,8 @@ use crate::shards::ShardAdmin;
 
 /// Records per import request when nothing else is said.
 pub const DEFAULT_BATCH: usize = 1000;
+/// Import requests one old shard keeps in flight.
+const IN_FLIGHT: usize = 4;
 
 /// How the copy sends its batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +80,8 @@ async fn copy_shard(
         .map_err(|message| StepError::unreachable(shard, message))?;
     let batch = options.batch.max(1);
     let mut groups: HashMap<u32, Vec<BulkRecord>> = HashMap::new();
+    // Imports overlap with reading the export and with each other, a few at a time.
+    let mut in_flight = FuturesUnordered::new();
     while let Some(record) = records.next().await {
         let record = record.map_err(|message| StepError::unreachable(shard, message))?;
         let owner = target.owner(record.key.as_bytes());
@@ -84,13 +89,19 @@ async fn copy_shard(
         group.push(record);
         if group.len() >= batch {
             let full = std::mem::take(group);
-            send(admin, token, target, owner, &full, options, progress).await?;
+            if in_flight.len() >= in_flight_limit(options) {
+                in_flight.next().await.transpose()?;
+            }
+            in_flight.push(send(admin, token, target, owner, full, options, progress));
         }
     }
     for (owner, rest) in groups {
         if !rest.is_empty() {
-            send(admin, token, target, owner, &rest, options, progress).await?;
+            in_flight.push(send(admin, token, target, owner, rest, options, progress));
         }
+    }
+    while let Some(done) = in_flight.next().await {
+        done?;
     }
     Ok(())
 }
@@ -100,13 +111,13 @@ async fn send(
     token: &str,
     target: &Topology,
     owner: u32,
-    records: &[BulkRecord],
+    records: Vec<BulkRecord>,
     options: CopyOptions,
     progress: &watch::Sender<CopyProgress>,
 ) -> Result<(), StepError> {
     let url = peer(target, owner)?;
     let applied = admin
-        .import_if_absent(url, token, records)
+        .import_if_absent(url, token, &records)
         .await
         .map_err(|message| StepError::unreachable(owner, message))?;
     let bytes: usize = records
@@ -122,6 +133,15 @@ async fn send(
         tokio::time::sleep(options.pause).await;
     }
     Ok(())
+}
+
+/// One import at a time while a test pauses between batches, so the pause paces the copy.
+fn in_flight_limit(options: CopyOptions) -> usize {
+    if options.pause.is_zero() {
+        IN_FLIGHT
+    } else {
+        1
+    }
 }
 
 fn peer(target: &Topology, shard: u32) -> Result<&str, StepError> {

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Migration benchmark: keys/s of the operator's copy engine (operator/examples/migrate_bench.rs:
+# bulk export of the moving keys, batched if-absent imports) against the book's rebalance (one
+# HTTP request per key), in one run, on local kvserver processes. Prints a markdown table.
+# Not a test: the figures depend on the machine.
+# Usage: tests/bench/migration.sh [keys, default 100000]
+#   FROM/TO (default 3/4), SHARDING (modulo|jump), BASELINE_KEYS (default: all moving keys),
+#   PROFILE=release to build the bench client optimised (the kvserver is always release).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+KEYS=${1:-100000}
+FROM=${FROM:-3}
+TO=${TO:-4}
+SPAN=$(( FROM > TO ? FROM : TO ))
+CACHE=${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/cargo-target}
+PROFILE=${PROFILE:-dev}
+
+cargo build --release -q -p kvserver --bin kvserver
+KVSERVER=$CARGO_TARGET_DIR/release/kvserver
+if [ "$PROFILE" = release ]; then
+  cargo build --release -q -p operator --example migrate_bench
+  BENCH=$CARGO_TARGET_DIR/release/examples/migrate_bench
+else
+  cargo build -q -p operator --example migrate_bench
+  BENCH=$CARGO_TARGET_DIR/debug/examples/migrate_bench
+fi
+[ -x "$KVSERVER" ] || { echo "missing $KVSERVER" >&2; exit 1; }
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+head -c 24 /dev/urandom | base64 > "$WORK/token"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start <set> <ordinal>: one kvserver with its own data dir; prints its URL.
+start() {
+  local port ops
+  port=$(free_port); ops=$(free_port)
+  mkdir -p "$WORK/$1-$2"
+  "$KVSERVER" --bind 127.0.0.1 --port "$port" --ops-port "$ops" --data-dir "$WORK/$1-$2" \
+    --admin-token-file "$WORK/token" --shard "$2" --drain-delay 0s \
+    >"$WORK/$1-$2.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  echo "http://127.0.0.1:$port"
+}
+
+ENGINE=(); BOOK=()
+for i in $(seq 0 $((SPAN - 1))); do
+  ENGINE+=("$(start engine "$i")")
+  BOOK+=("$(start book "$i")")
+done
+join() { local IFS=,; echo "$*"; }
+
+BENCH_SERVERS=$(join "${ENGINE[@]}") BENCH_BASELINE_SERVERS=$(join "${BOOK[@]}") \
+BENCH_TOKEN_FILE=$WORK/token BENCH_FROM=$FROM BENCH_TO=$TO BENCH_KEYS=$KEYS \
+BENCH_SHARDING=${SHARDING:-modulo} BENCH_BATCH=${BATCH:-1000} BENCH_BASELINE_KEYS=${BASELINE_KEYS:-$KEYS} \
+  "$BENCH"
+echo
+echo "kvserver: release build; bench client: $PROFILE build; $(nproc) CPUs."
