@@ -3,7 +3,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n=== %s ===\n' "$*"; }
+# Each step must pass; the last line counts them in the plain "N passed, N failed" form.
+steps_passed=0
+current=""
+step() {
+  [[ -n $current ]] && steps_passed=$((steps_passed + 1))
+  current="$*"
+  printf '\n=== %s ===\n' "$*"
+}
+trap 'rc=$?; if ((rc != 0)); then printf "\nmake test: step failed: %s\nmake test: %d passed, 1 failed\n" "$current" "$steps_passed"; fi' EXIT
 
 step "toolchain"
 cargo --version
@@ -29,3 +37,6 @@ tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 step "e2e on the local cluster: smoke test, images, Helm install, suites"
 # E2E_SUITES lists the test files of tests/e2e/tests to run.
 E2E_SUITES="${E2E_SUITES:-operator}" tests/e2e/run.sh
+
+steps_passed=$((steps_passed + 1))
+printf '\nmake test: %d passed, 0 failed\n' "$steps_passed"

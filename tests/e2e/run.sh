@@ -79,3 +79,5 @@ fi
 log "e2e suites: cargo test -p e2e ${args[*]}"
 KVSTORE_IMAGE_REGISTRY="$registry" KVSTORE_IMAGE_TAG="$tag" \
   cargo test -p e2e --locked "${args[@]}" -- --test-threads=1 "$@"
+log "operator cluster tests (API server validation, scale subresource, pause, a scale through the operator)"
+cargo test -p operator --locked --test cluster -- --ignored --test-threads=1
