@@ -5,6 +5,7 @@
 # Not a test: the figures depend on the machine.
 # Usage: tests/bench/migration.sh [keys, default 100000]
 #   FROM/TO (default 3/4), SHARDING (modulo|jump), BASELINE_KEYS (default: all moving keys),
+#   BOOK_KEYS (keys the Python book client copies, default 10000: its rate is per key),
 #   PROFILE=release to build the bench client optimised (the kvserver is always release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -64,8 +65,17 @@ done
 join() { local IFS=,; echo "$*"; }
 
 BENCH_SERVERS=$(join "${ENGINE[@]}") BENCH_BASELINE_SERVERS=$(join "${BOOK[@]}") \
-BENCH_TOKEN_FILE=$WORK/token BENCH_FROM=$FROM BENCH_TO=$TO BENCH_KEYS=$KEYS \
+BENCH_RESULT=$WORK/engine-rate BENCH_TOKEN_FILE=$WORK/token BENCH_FROM=$FROM BENCH_TO=$TO BENCH_KEYS=$KEYS \
 BENCH_SHARDING=${SHARDING:-modulo} BENCH_BATCH=${BATCH:-1000} BENCH_BASELINE_KEYS=${BASELINE_KEYS:-$KEYS} \
   "$BENCH"
+# The book's own client: Python urllib, a new connection per request (modulo only).
+if [ "${SHARDING:-modulo}" = modulo ]; then
+  read -r copied secs < <(python3 tests/bench/migration_book.py "$FROM" "$TO" \
+    "${BOOK_KEYS:-10000}" "${BOOK[@]}")
+  awk -v c="$copied" -v s="$secs" -v e="$(cat "$WORK/engine-rate")" 'BEGIN {
+    r = c / s
+    printf "\n| the book rebalance script (Python urllib, one request per key) | %d | %.2f s | %.0f | 1× |\n", c, s, r
+    printf "| operator copy engine (same run as above) | | | %.0f | %.0f× |\n", e, e / r }'
+fi
 echo
 echo "kvserver: release build; bench client: $PROFILE build; $(nproc) CPUs."
