@@ -3,9 +3,11 @@
 #
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET]      (default 20)
 #
-# Each target starts from the committed seeds (fuzz/corpus/<target>, read only) plus the corpus
-# grown by earlier runs ($HOME/.cache/kvstore-operator/fuzz-corpus/<target>), with its
-# dictionary (fuzz/dict/<target>.dict). A crash stops that target; its input is saved under
+# Each target starts from the committed seeds (fuzz/corpus/<target>, read only), with its
+# dictionary (fuzz/dict/<target>.dict). Budgets of 120 s and more also start from, and add to,
+# the corpus grown by earlier long runs ($HOME/.cache/kvstore-operator/fuzz-corpus/<target>);
+# shorter ones keep what they find in a scratch dir, since replaying a grown corpus alone can
+# take longer than a short budget. A crash stops that target; its input is saved under
 # fuzz/artifacts/<target>/ and the log under $HOME/.cache/kvstore-operator/fuzz-logs/.
 # Last line: "fuzz: N passed, M failed"; the exit status is non-zero when any target failed.
 #
@@ -76,7 +78,7 @@ passed=0
 failed=0
 total_units=0
 for t in "${targets[@]}"; do
-  work="$corpus_root/$t"
+  if [ "$budget" -ge 120 ]; then work="$corpus_root/$t"; else work="$scratch/corpus/$t"; fi
   mkdir -p "$work"
   log="$log_root/$t.log"
   args=(-max_total_time="$budget" -max_len="$max_len" -timeout=30 -print_final_stats=1)

@@ -1,6 +1,6 @@
 //! Raw HTTP requests through the real kvserver router (`tower::ServiceExt::oneshot`).
 //!
-//! Invariants: no panic; no 500 unless it is a storage error; every 4xx/5xx under `/v1` has a
+//! Invariants: no panic; no 5xx but 507 (disk full); every 4xx/5xx under `/v1` has a
 //! JSON `{error, message}` body with a known code; every answer carries the topology epoch (0:
 //! the fuzzer cannot push a topology); what a successful write or delete did reads back; and a
 //! PUT gives its key a version above the one it had.
@@ -13,7 +13,7 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use kvproto::wire::{ErrorBody, ErrorCode, header as kvh};
+use kvproto::wire::{ErrorBody, header as kvh};
 use tower::ServiceExt;
 
 /// Largest answer read back: well above any value the server is configured to hold.
@@ -61,12 +61,12 @@ async fn exchange(router: &Router, request: Request<Bytes>) {
         Some(&b"0"[..]),
         "{what}: no x-kv-epoch: 0 header"
     );
-    if answer.status == StatusCode::INTERNAL_SERVER_ERROR {
+    // This server has no peers, is never drained and gets one request at a time on a healthy
+    // temp dir: a 5xx is owed to the input, not to the surroundings. Only a full disk is real.
+    if answer.status.is_server_error() {
         assert!(
-            error
-                .as_ref()
-                .is_some_and(|e| e.error == ErrorCode::StorageError),
-            "{what}: a 500 that is not a storage error: {:?}",
+            answer.status == StatusCode::INSUFFICIENT_STORAGE,
+            "{what}: a 5xx the input caused: {:?}",
             String::from_utf8_lossy(&answer.body)
         );
     }
