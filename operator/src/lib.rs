@@ -7,8 +7,10 @@
 //! - [`labels`]: names and labels of the children.
 //! - [`validate`]: pure check of a spec into an [`validate::Instance`].
 //! - [`build`]: pure builders of the Service, StatefulSet, PodDisruptionBudget and token Secret.
-//! - [`plan`]: pure decision of a reconcile (pods to run, shard map to push, what to report);
-//!   [`rebalance`] decides changes between two non-zero shard counts.
+//! - [`plan`]: pure decision of a reconcile (pods to run, shard map to push, what to report).
+//! - [`rebalance`]: moving keys between two non-zero shard counts: the state machine's pure
+//!   decisions, the shard maps, the steps through [`shards::ShardAdmin`] and the copy engine; the
+//!   controller persists each phase in `status.rebalance` before running it.
 //! - [`report`]: pure status (phase, conditions) from a reconcile's outcome.
 //! - [`shards`]: admin calls to the shard servers, behind a trait.
 //! - [`controller`]: the reconcile, error policy and Controller wiring; [`context`] is what

@@ -320,3 +320,29 @@ async fn back_to_the_old_count_during_scaling_up_cancels_the_move() {
             .all(|(_, _, t)| t.epoch == 1)
     );
 }
+
+#[tokio::test]
+async fn scale_to_zero_mid_move_stops_the_pods_and_keeps_the_move_for_later() {
+    let h = Harness::new((5, 5, 5), FakeShards::default());
+    let kvs = store(0, 3, Some(moving(3, 5, RebalancePhase::Copy)));
+    h.reconcile(kvs).await.unwrap();
+    assert_eq!(h.statefulset_replicas(), [0]);
+    let status = h.status();
+    assert_eq!(
+        status.rebalance.as_ref().map(|r| r.phase),
+        Some(RebalancePhase::Copy)
+    );
+    assert!(h.shards.pushes.lock().unwrap().is_empty());
+
+    // Started again: the StatefulSet grows back to max(from, to) and the move waits for its pods.
+    let h2 = Harness::new((0, 0, 0), FakeShards::default());
+    let mut kvs = store(5, 3, None);
+    kvs.status = Some(status);
+    h2.reconcile(kvs).await.unwrap();
+    assert_eq!(h2.statefulset_replicas(), [5]);
+    let status = h2.status();
+    let r = status.rebalance.unwrap();
+    assert_eq!(r.phase, RebalancePhase::Copy);
+    assert!(r.message.unwrap().contains("waiting for pods"));
+    assert!(h2.shards.pushes.lock().unwrap().is_empty());
+}
