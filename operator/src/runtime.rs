@@ -69,7 +69,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         args.identity.clone(),
         metrics,
         config,
-        Arc::new(KvClientAdmin::default()),
+        Arc::new(KvClientAdmin::for_operator()),
     ));
     let namespace = args.namespace.as_deref();
     let result = if args.leader_election {

@@ -54,6 +54,9 @@ pub trait ShardAdmin: Send + Sync {
     ) -> BoxFuture<'a, std::result::Result<u64, String>>;
 }
 
+/// Deadline of one admin call (other than bulk export and import).
+pub const ADMIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Records as an export streams them; an error ends the stream.
 pub type RecordStream = BoxStream<'static, std::result::Result<BulkRecord, String>>;
 
@@ -86,6 +89,15 @@ impl KvClientAdmin {
             config,
             clients: Arc::default(),
         }
+    }
+
+    /// The operator's admin client: a cleanup or a topology push to a busy shard may take
+    /// longer than a data request, so calls get [`ADMIN_TIMEOUT`] (bulk transfers keep theirs).
+    pub fn for_operator() -> Self {
+        KvClientAdmin::new(ClientConfig {
+            timeout: ADMIN_TIMEOUT,
+            ..ClientConfig::default()
+        })
     }
 
     fn client(&self, base_url: &str, token: &str) -> std::result::Result<ServerClient, String> {
