@@ -36,7 +36,7 @@ tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 
 step "e2e on the local cluster: smoke test, images, Helm install, suites"
 # E2E_SUITES lists the test files of tests/e2e/tests to run.
-E2E_SUITES="${E2E_SUITES:-operator}" tests/e2e/run.sh
+E2E_SUITES="${E2E_SUITES:-operator rebalance}" tests/e2e/run.sh
 
 steps_passed=$((steps_passed + 1))
 printf '\nmake test: %d passed, 0 failed\n' "$steps_passed"

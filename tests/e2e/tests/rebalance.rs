@@ -145,13 +145,28 @@ async fn stop_and_verify(
 async fn scale_and_wait(ns: &TestNamespace, to: i32) -> Result<()> {
     stores::scale(ns, STORE, to).await?;
     stores::wait_phase(ns, STORE, Phase::Available, to, LONG).await?;
-    let pvcs = stores::pvcs(ns, STORE).await?;
-    let mut names: Vec<String> = pvcs.iter().map(|p| p.name_any()).collect();
-    names.sort();
+    // Drained shards' PVCs are deleted by the operator; one still mounted by a stopping pod
+    // lingers (pvc-protection) until that pod is gone.
     let expected: Vec<String> = (0..to).map(|i| format!("data-{STORE}-{i}")).collect();
-    check(names == expected, || {
-        format!("after scaling to {to} the PVCs are {names:?}")
-    })
+    e2e::wait::until(
+        &format!("the PVCs of {to} shards"),
+        Duration::from_secs(120),
+        Duration::from_secs(1),
+        || {
+            let expected = &expected;
+            async move {
+                let pvcs = stores::pvcs(ns, STORE).await.map_err(|e| e.to_string())?;
+                let mut names: Vec<String> = pvcs.iter().map(|p| p.name_any()).collect();
+                names.sort();
+                if &names == expected {
+                    Ok(Some(()))
+                } else {
+                    Err(format!("PVCs {names:?}"))
+                }
+            }
+        },
+    )
+    .await
 }
 
 /// 1. Scale 3→5, 5→2, 2→3 under load.
