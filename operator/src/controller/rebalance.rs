@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams};
@@ -292,12 +292,19 @@ impl Mover<'_> {
                         sts.current - r.to
                     )));
                 }
-                Ok(Step::Done)
+                // A terminating pod no longer counts in the StatefulSet but still holds its
+                // volume: wait until it is gone.
+                match self.remaining_pod(r).await? {
+                    Some(pod) => Ok(Step::Wait(format!("waiting for pod {pod} to stop"))),
+                    None => Ok(Step::Done),
+                }
             }
-            RebalancePhase::DeletingPVCs => {
-                self.delete_drained_volumes(r).await?;
-                Ok(Step::Done)
-            }
+            RebalancePhase::DeletingPVCs => match self.delete_drained_volumes(r).await? {
+                Some(pvc) => Ok(Step::Wait(format!(
+                    "waiting for volume {pvc} to be deleted"
+                ))),
+                None => Ok(Step::Done),
+            },
             phase => {
                 shards.run(phase, CopyOptions::default(), &tx).await?;
                 Ok(Step::Done)
@@ -333,19 +340,36 @@ impl Mover<'_> {
         }
     }
 
-    /// Deletes the volumes `data-NAME-i` of the removed shards `to..from`, and only those.
-    async fn delete_drained_volumes(&self, r: &RebalanceStatus) -> Result<()> {
+    /// A pod of the removed shards `to..from` that still exists, if any.
+    async fn remaining_pod(&self, r: &RebalanceStatus) -> Result<Option<String>> {
+        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.inst.namespace);
+        for shard in r.to..r.from {
+            let name = format!("{}-{shard}", self.inst.name);
+            if api.get_opt(&name).await?.is_some() {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes the volumes `data-NAME-i` of the removed shards `to..from`, and only those;
+    /// answers one that still exists (being deleted), if any.
+    async fn delete_drained_volumes(&self, r: &RebalanceStatus) -> Result<Option<String>> {
         let api: Api<PersistentVolumeClaim> =
             Api::namespaced(self.ctx.client.clone(), &self.inst.namespace);
+        let mut remaining = None;
         for shard in r.to..r.from {
             let name = format!("data-{}-{shard}", self.inst.name);
             match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => info!(pvc = %name, "deleted the volume of a drained shard"),
+                Ok(_) => info!(pvc = %name, "deleting the volume of a drained shard"),
                 Err(kube::Error::Api(status)) if status.code == 404 => {}
                 Err(err) => return Err(err.into()),
             }
+            if remaining.is_none() && api.get_opt(&name).await?.is_some() {
+                remaining = Some(name);
+            }
         }
-        Ok(())
+        Ok(remaining)
     }
 
     /// The move is complete: forget it, report the committed map, announce it.
