@@ -20,6 +20,11 @@ pub const MAGIC: &[u8; 4] = b"KVB1";
 /// The media type of a bulk stream.
 pub const CONTENT_TYPE: &str = "application/x-kvstore-bulk";
 
+/// Highest version a stream may carry. Versions are hybrid-clock microseconds (about 2^51 today);
+/// the headroom above this bound keeps a receiver's clock from ever saturating, which would make
+/// two different writes share one version (and one ETag).
+pub const MAX_VERSION: u64 = 1 << 62;
+
 const KIND_END: u8 = 0;
 const KIND_VALUE: u8 = 1;
 const KIND_TOMBSTONE: u8 = 2;
@@ -57,6 +62,8 @@ pub enum BulkError {
         len: usize,
         limit: usize,
     },
+    #[error("record {index}: version {version} exceeds the maximum {MAX_VERSION}")]
+    VersionTooLarge { index: u64, version: u64 },
     #[error("trailer says {declared} records but the stream held {seen}")]
     CountMismatch { declared: u64, seen: u64 },
     #[error("bulk stream truncated after {seen} records (no trailer)")]
@@ -230,8 +237,15 @@ impl Decoder for BulkCodec {
                 }
                 let key = Key::from_bytes(&src[3..3 + key_len])
                     .map_err(|source| BulkError::InvalidKey { index, source })?;
-                src.advance(3 + key_len);
-                let version = src.get_u64();
+                let version = u64::from_be_bytes(
+                    src[3 + key_len..fixed]
+                        .try_into()
+                        .map_err(|_| BulkError::Truncated { seen: index })?,
+                );
+                if version > MAX_VERSION {
+                    return Err(BulkError::VersionTooLarge { index, version });
+                }
+                src.advance(fixed);
                 let value = match value_len {
                     Some(len) => {
                         src.advance(4);
@@ -354,6 +368,17 @@ mod tests {
         assert!(matches!(
             BulkCodec::decode_all(&ok, 10),
             Err(BulkError::TrailingData)
+        ));
+    }
+
+    #[test]
+    fn versions_that_would_saturate_a_clock_are_refused() {
+        let ok = BulkCodec::encode_all(&[rec("a", MAX_VERSION, Some(b"A"))]);
+        assert!(BulkCodec::decode_all(&ok, 10).is_ok());
+        let bad = BulkCodec::encode_all(&[rec("a", u64::MAX - 1, Some(b"A"))]);
+        assert!(matches!(
+            BulkCodec::decode_all(&bad, 10),
+            Err(BulkError::VersionTooLarge { index: 0, .. })
         ));
     }
 
