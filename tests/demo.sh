@@ -87,7 +87,8 @@ load_log=$(mktemp)
 kubectl -n "$NS" logs -f demo-load >"$load_log" 2>&1 &
 sleep 8
 
-say 6 "kubectl scale kvstore/$STORE: 3 → ${SCALES[*]// / → }"
+path="3"; for n in "${SCALES[@]}"; do path+=" → $n"; done
+say 6 "kubectl scale kvstore/$STORE: $path"
 declare -a took=()
 for n in "${SCALES[@]}"; do
   printf '\n>>> kubectl scale kvstore/%s --replicas=%s\n' "$STORE" "$n"
