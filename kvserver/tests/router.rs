@@ -642,7 +642,7 @@ async fn export_and_import_round_trip_with_versions_and_tombstones() {
     assert!(send(&dst.router, put("/v1/keys/c", b"C")).await.etag() > records[1].version);
 
     // if-absent skips what exists and what is tombstoned, applies the rest.
-    let far_future = u64::MAX / 2;
+    let far_future = kvproto::bulk::MAX_VERSION / 2;
     let more = BulkCodec::encode_all(&[
         rec("a", 1, Some(b"old")),
         rec("d", far_future, Some(b"D")),
