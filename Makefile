@@ -32,9 +32,15 @@ cluster-env: ## Print `export KUBECONFIG=...` for the local cluster
 images: ## Build OCI images of the project's binaries without a daemon and import them
 	tests/images/build.sh
 
-.PHONY: fuzz bench-kvserver bench-migration
+.PHONY: fuzz bench faults bench-kvserver bench-migration
 fuzz: ## Run every fuzz target for 5 minutes (make test runs them for 20 s)
 	tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
+
+bench: ## Every shipped benchmark side by side with its baseline; writes BENCHMARKS.md
+	tests/bench/run.sh
+
+faults: ## Fault injection on the local cluster; every case checks that no acknowledged write was lost
+	tests/faults/run.sh
 
 bench-kvserver: ## kvserver GET/SET vs the Flask book server and a bare in-memory axum server (wrk)
 	kvserver/bench/run.sh
