@@ -7,6 +7,8 @@
 #   FROM/TO (default 3/4), SHARDING (modulo|jump), BASELINE_KEYS (default: all moving keys),
 #   BOOK_KEYS (keys the Python book client copies, default 10000: its rate is per key),
 #   PROFILE=release to build the bench client optimised (the kvserver is always release).
+#   MIGRATION_BENCH_JSON=FILE also writes the figures there for tests/bench/run.sh: the rows of
+#   whatever table the bench client prints (parsed, not recomputed) and the book script's row.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 KEYS=${1:-100000}
@@ -67,8 +69,9 @@ join() { local IFS=,; echo "$*"; }
 BENCH_SERVERS=$(join "${ENGINE[@]}") BENCH_BASELINE_SERVERS=$(join "${BOOK[@]}") \
 BENCH_RESULT=$WORK/engine-rate BENCH_TOKEN_FILE=$WORK/token BENCH_FROM=$FROM BENCH_TO=$TO BENCH_KEYS=$KEYS \
 BENCH_SHARDING=${SHARDING:-modulo} BENCH_BATCH=${BATCH:-1000} BENCH_BASELINE_KEYS=${BASELINE_KEYS:-$KEYS} \
-  "$BENCH"
+  "$BENCH" | tee "$WORK/engine.out"
 # The book's own client: Python urllib, a new connection per request (modulo only).
+copied="" secs=""
 if [ "${SHARDING:-modulo}" = modulo ]; then
   read -r copied secs < <(python3 tests/bench/migration_book.py "$FROM" "$TO" \
     "${BOOK_KEYS:-10000}" "${BOOK[@]}")
@@ -79,3 +82,7 @@ if [ "${SHARDING:-modulo}" = modulo ]; then
 fi
 echo
 echo "kvserver: release build; bench client: $PROFILE build; $(nproc) CPUs."
+if [[ -n ${MIGRATION_BENCH_JSON:-} ]]; then
+  python3 tests/bench/parse_migration.py "$WORK/engine.out" "$FROM" "$TO" "$KEYS" "$PROFILE" \
+    "${SHARDING:-modulo}" "$copied" "$secs" >"$MIGRATION_BENCH_JSON"
+fi

@@ -1,0 +1,145 @@
+# shellcheck shell=bash
+# Helpers shared by the cluster benchmarks (scale_e2e.sh, cluster_load.sh, footprint.sh).
+# Sourced, not run. Expects the repo root as the working directory and kubectl on PATH
+# (`eval "$(tests/cluster/env.sh)"`); the operator must already be installed.
+
+BENCH_REGISTRY="${KVSTORE_IMAGE_REGISTRY:-kvstore}"
+BENCH_TAG="${KVSTORE_IMAGE_TAG:-dev}"
+
+blog() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+# bench_namespace NS: a fresh namespace with the ServiceAccount `kvclient` that may read
+# KVStores (what the topology-following client needs, as in examples/client-follow.yaml).
+bench_namespace() {
+  local ns=$1
+  kubectl delete namespace "$ns" --ignore-not-found --wait=true --timeout=180s >/dev/null
+  kubectl create namespace "$ns" >/dev/null
+  kubectl label namespace "$ns" app.kubernetes.io/part-of=kvstore-bench >/dev/null
+  kubectl -n "$ns" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: kvclient}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: kvstore-reader}
+rules:
+  - apiGroups: ["kvstore.dev"]
+    resources: ["kvstores"]
+    verbs: ["get", "list", "watch"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: kvclient-kvstore-reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: kvstore-reader}
+subjects:
+  - {kind: ServiceAccount, name: kvclient, namespace: $ns}
+EOF
+}
+
+# bench_store NS NAME REPLICAS: a KVStore like examples/kvstore.yaml (modulo, as the book),
+# whose volumes go with it.
+bench_store() {
+  kubectl -n "$1" apply -f - >/dev/null <<EOF
+apiVersion: kvstore.dev/v1alpha1
+kind: KVStore
+metadata: {name: $2}
+spec:
+  replicas: $3
+  image: $BENCH_REGISTRY/kvserver:$BENCH_TAG
+  imagePullPolicy: IfNotPresent
+  sharding: modulo
+  storage: {size: 1Gi, retentionPolicy: Delete}
+EOF
+}
+
+# bench_wait_available NS NAME N [TIMEOUT_S]: until the store serves N shards, Available, with
+# no move in flight and its latest generation observed.
+bench_wait_available() {
+  local ns=$1 name=$2 want=$3 limit=${4:-600} gen obs phase replicas rb
+  local deadline=$((SECONDS + limit))
+  while ((SECONDS < deadline)); do
+    read -r gen obs phase replicas rb < <(kubectl -n "$ns" get kvs "$name" -o \
+      jsonpath='{.metadata.generation} {.status.observedGeneration} {.status.phase} {.status.replicas} {.status.rebalance.phase}{"\n"}' 2>/dev/null || echo) || true
+    if [[ ${gen:-x} == "${obs:-y}" && ${phase:-} == Available && ${replicas:-} == "$want" && -z ${rb:-} ]]; then
+      return 0
+    fi
+    sleep 1
+  done
+  blog "KVStore $ns/$name did not become Available with $want shards in ${limit}s"
+  kubectl -n "$ns" describe kvs "$name" >&2 || true
+  return 1
+}
+
+# bench_client_pod NS NAME ARG...: a kvclient pod (restartPolicy Never) under the `kvclient`
+# ServiceAccount, hardened like the e2e client pods; resources left to the namespace defaults.
+bench_client_pod() {
+  local ns=$1 name=$2; shift 2
+  local args; args=$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "$@")
+  kubectl -n "$ns" delete pod "$name" --ignore-not-found --wait=true >/dev/null
+  kubectl -n "$ns" apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name
+  labels: {app.kubernetes.io/name: kvclient, app.kubernetes.io/part-of: kvstore-bench}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 120
+  serviceAccountName: kvclient
+  securityContext:
+    runAsNonRoot: true
+    runAsUser: 65532
+    runAsGroup: 65532
+    seccompProfile: {type: RuntimeDefault}
+  containers:
+    - name: client
+      image: $BENCH_REGISTRY/kvclient:$BENCH_TAG
+      imagePullPolicy: IfNotPresent
+      args: $args
+      env:
+        - name: KVCLIENT_NAMESPACE
+          valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+      securityContext:
+        allowPrivilegeEscalation: false
+        readOnlyRootFilesystem: true
+        capabilities: {drop: ["ALL"]}
+EOF
+}
+
+# bench_wait_running NS POD: until the pod's container has started (or already ended).
+bench_wait_running() {
+  local phase
+  for _ in $(seq 1 240); do
+    phase=$(kubectl -n "$1" get pod "$2" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    case $phase in Running | Succeeded | Failed) return 0 ;; esac
+    sleep 0.5
+  done
+  blog "pod $1/$2 did not start"; kubectl -n "$1" describe pod "$2" >&2 || true
+  return 1
+}
+
+# bench_wait_exit NS POD TIMEOUT_S: until the pod's container has exited; prints its exit code.
+bench_wait_exit() {
+  local code deadline=$((SECONDS + $3))
+  while ((SECONDS < deadline)); do
+    code=$(kubectl -n "$1" get pod "$2" -o jsonpath='{.status.containerStatuses[0].state.terminated.exitCode}' 2>/dev/null || true)
+    if [[ -n $code ]]; then echo "$code"; return 0; fi
+    sleep 1
+  done
+  blog "pod $1/$2 did not finish within $3 s"
+  return 1
+}
+
+# bench_screen_counts LOG: the last compact round line of a screen-mode kvclient
+# ("MM:SS h=H w=W m=M x=X .=U [d=N...] | hits = ..."), as JSON {"h": H, "w": W, ...}.
+bench_screen_counts() {
+  python3 - "$1" <<'PY'
+import json, re, sys
+lines = [l for l in sys.argv[1].splitlines() if re.match(r"^\d\d:\d\d h=", l)]
+if not lines:
+    sys.exit("no round line in the client's log")
+counts = {k: int(v) for k, v in re.findall(r"(\S+)=(\d+)", lines[-1].split("|")[0])}
+print(json.dumps(counts))
+PY
+}

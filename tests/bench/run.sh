@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# `make bench`: every shipped benchmark beside its baseline, measured in the same run, and
+# BENCHMARKS.md rendered from the machine-readable results (tests/bench/render.py); no figure
+# in it is typed by hand.
+#
+#   1. release build of the binaries
+#   2. loopback: kvserver GET/SET vs Flask and a bare axum server (kvserver/bench/run.sh);
+#      migration keys/s of the copy engine vs one request per key (tests/bench/migration.sh)
+#   3. cluster (tests/bench/cluster_setup.sh: local cluster, images, operator):
+#      scale 3→5→2 with 100k keys vs an empty store (scale_e2e.sh), footprint (footprint.sh),
+#      the 64-client load test with a rebalance in the middle (cluster_load.sh)
+#   4. BENCHMARKS.md at the repo root
+#
+# usage: tests/bench/run.sh
+#   BENCH_QUICK=1     smaller settings for development (short wrk runs, fewer keys, 30 s load)
+#   BENCH_OUT=DIR     where the raw results go (default $KVSTORE_CACHE/bench/<UTC time>)
+#   BENCH_MD=FILE     where the report goes (default BENCHMARKS.md at the repo root)
+#   BENCH_SKIP=...    space-separated parts to skip: kvserver migration scale footprint load
+#   KEEP_CLUSTER=1    leave the local cluster up even if this run started it
+# Exits non-zero if any part failed (the report is still written, naming what failed).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
+OUT=${BENCH_OUT:-$KVSTORE_CACHE/bench/$(date -u +%Y%m%dT%H%M%SZ)}
+MD=${BENCH_MD:-$ROOT/BENCHMARKS.md}
+mkdir -p "$OUT"
+log() { printf '\n[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+skip() { [[ " ${BENCH_SKIP:-} " == *" $1 "* ]]; }
+
+if [[ ${BENCH_QUICK:-0} == 1 ]]; then
+  KV_DURATION=3s KV_ROUNDS=1 MIG_KEYS=20000 MIG_BOOK_KEYS=2000 SCALE_KEYS=20000
+  LOAD_DURATION=30 LOAD_SCALE_AT=12
+else
+  KV_DURATION=10s KV_ROUNDS=3 MIG_KEYS=100000 MIG_BOOK_KEYS=10000 SCALE_KEYS=100000
+  LOAD_DURATION=60 LOAD_SCALE_AT=25
+fi
+
+
+declare -A STATUS=()
+part() { # part NAME COMMAND...: runs one benchmark, records ok/failed, never aborts the run
+  local name=$1; shift
+  if skip "$name"; then STATUS[$name]=skipped; return 0; fi
+  log "$name: $*"
+  local started=$SECONDS
+  if "$@"; then STATUS[$name]=ok; else STATUS[$name]="failed (exit $?)"; fi
+  log "$name: ${STATUS[$name]} in $((SECONDS - started)) s"
+}
+
+brought_up=""
+# shellcheck disable=SC2317  # called by the EXIT trap
+finish() {
+  local rc=$?
+  if [[ $brought_up == brought-up && ${KEEP_CLUSTER:-0} != 1 ]]; then
+    log "taking down the local cluster this run started (KEEP_CLUSTER=1 keeps it)"
+    tests/cluster/down.sh || log "cluster-down reported an error"
+  fi
+  exit "$rc"
+}
+trap finish EXIT
+
+python3 tests/bench/machine.py start >"$OUT/machine-start.json"
+log "results go to $OUT; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+log "release build"
+cargo build --release --locked -p kvserver -p kvclient -p operator
+cargo build --release --locked -p kvserver --example inmem_baseline
+cargo build --release --locked -p operator --example migrate_bench
+
+part kvserver env ROUNDS="$KV_ROUNDS" KVSERVER_BENCH_TSV="$OUT/kvserver.tsv" kvserver/bench/run.sh "$KV_DURATION"
+part migration env PROFILE=release BOOK_KEYS="$MIG_BOOK_KEYS" MIGRATION_BENCH_JSON="$OUT/migration.json" \
+  tests/bench/migration.sh "$MIG_KEYS"
+
+cluster_parts=0
+for p in scale footprint load; do skip "$p" || cluster_parts=1; done
+if ((cluster_parts)); then
+  log "cluster: tests/bench/cluster_setup.sh"
+  if brought_up=$(tests/bench/cluster_setup.sh); then
+    eval "$(tests/cluster/env.sh)"
+    part scale env BENCH_SCALE_KEYS="$SCALE_KEYS" tests/bench/scale_e2e.sh "$OUT/scale.json"
+    part footprint tests/bench/footprint.sh "$OUT/footprint.json"
+    part load env BENCH_SETUP=0 BENCH_LOAD_DURATION="$LOAD_DURATION" BENCH_LOAD_SCALE_AT="$LOAD_SCALE_AT" \
+      tests/bench/cluster_load.sh "$OUT/load.json"
+  else
+    for p in scale footprint load; do skip "$p" || STATUS[$p]="failed (cluster setup)"; done
+  fi
+fi
+
+python3 tests/bench/machine.py end >"$OUT/machine-end.json"
+python3 - "$OUT/status.json" "${BENCH_QUICK:-0}" "${!STATUS[@]}" -- "${STATUS[@]}" <<'PY'
+import json, sys
+args = sys.argv[3:]
+cut = args.index("--")
+json.dump({"quick": sys.argv[2] == "1", "parts": dict(zip(args[:cut], args[cut + 1:]))}, open(sys.argv[1], "w"))
+PY
+python3 tests/bench/render.py "$OUT" >"$MD"
+log "wrote $MD (raw results in $OUT)"
+failed=0
+for p in "${!STATUS[@]}"; do
+  [[ ${STATUS[$p]} == ok || ${STATUS[$p]} == skipped ]] || { log "FAILED: $p: ${STATUS[$p]}"; failed=1; }
+done
+exit "$failed"
