@@ -20,8 +20,14 @@ if [[ ${KVSTORE_CLUSTER:-local} != existing ]]; then
   if eval "$(tests/cluster/env.sh 2>/dev/null)" 2>/dev/null && kubectl get --raw /readyz >/dev/null 2>&1; then
     was_up=1
   fi
-  tests/cluster/up.sh >&2
-  ((was_up)) || echo brought-up
+  # A cluster whose API answers is used as it is: up.sh would restart one it finds unhealthy,
+  # e.g. while another user of this shared cluster restarts the kubelet on purpose.
+  if ((was_up)); then
+    blog "the local cluster is up: using it"
+  else
+    tests/cluster/up.sh >&2
+    echo brought-up
+  fi
 fi
 eval "$(tests/cluster/env.sh)"
 [[ -n ${KUBECONFIG:-} ]] || { blog "no KUBECONFIG: no cluster to benchmark on"; exit 1; }
