@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use kvproto::bulk::{self, BulkCodec, BulkFrame, BulkRecord};
-use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
+use kvproto::wire::{CleanupReport, ExportCount, ImportMode, ImportReport};
 use kvproto::{Key, Topology};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
@@ -101,6 +101,18 @@ impl ServerClient {
             })
             .await?;
         self.json(resp).await
+    }
+
+    /// `GET /v1/admin/export/count?scope=`: how many records an export of `scope` would send.
+    pub async fn export_count(&self, scope: ExportScope) -> Result<u64> {
+        let url = self.url(&format!("/v1/admin/export/count?scope={}", scope.as_str()));
+        let resp = self
+            .send_timed(Idempotency::Idempotent, self.config.bulk_timeout, || {
+                self.http.get(&url)
+            })
+            .await?;
+        let count: ExportCount = self.json(resp).await?;
+        Ok(count.records)
     }
 
     /// `POST /v1/admin/cleanup`: drops keys this shard no longer owns, and tombstones.

@@ -94,6 +94,14 @@ pub struct ImportReport {
     pub skipped: u64,
 }
 
+/// The answer to `GET /v1/admin/export/count?scope=`: how many records (tombstones included) an
+/// export of that scope would stream now. The operator reads it before a copy for its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportCount {
+    pub records: u64,
+}
+
 /// The answer to `POST /v1/admin/cleanup`: keys dropped because this shard no longer owns them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kvproto::Topology;
 use kvproto::bulk::{BulkCodec, CONTENT_TYPE as BULK_CONTENT_TYPE};
-use kvproto::wire::{CleanupReport, ErrorBody, ErrorCode, ImportMode, ImportReport};
+use kvproto::wire::{CleanupReport, ErrorBody, ErrorCode, ExportCount, ImportMode, ImportReport};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -74,6 +74,34 @@ pub struct ExportQuery {
     scope: Scope,
 }
 
+/// Which keys an export of `scope` sends from this shard under its current topology.
+fn export_filter(
+    scope: Scope,
+    topology: Option<std::sync::Arc<Topology>>,
+    me: u32,
+) -> impl Fn(&kvproto::Key) -> bool {
+    move |key| match (scope, &topology) {
+        (Scope::All, _) => true,
+        (Scope::Moving, Some(t)) => t.owner(key.as_bytes()) != me,
+        (Scope::Moving, None) => false,
+    }
+}
+
+pub async fn export_count(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: std::result::Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ExportCount>> {
+    state.token.require(&headers)?;
+    let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let keep = export_filter(q.scope, state.topology(), state.shard);
+    let store = state.store.clone();
+    let records = tokio::task::spawn_blocking(move || store.count(keep))
+        .await
+        .map_err(|e| StorageError::Engine(e.to_string()))??;
+    Ok(Json(ExportCount { records }))
+}
+
 pub async fn export(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -81,16 +109,10 @@ pub async fn export(
 ) -> Result<Response> {
     state.token.require(&headers)?;
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
-    let topology = state.topology();
-    let me = state.shard;
+    let keep = export_filter(q.scope, state.topology(), state.shard);
     let store = state.store.clone();
     let (tx, rx) = mpsc::channel::<std::result::Result<Bytes, StorageError>>(8);
     tokio::task::spawn_blocking(move || {
-        let keep = |key: &kvproto::Key| match (q.scope, &topology) {
-            (Scope::All, _) => true,
-            (Scope::Moving, Some(t)) => t.owner(key.as_bytes()) != me,
-            (Scope::Moving, None) => false,
-        };
         if let Err(e) = store.export(keep, &tx) {
             tracing::warn!(error = %e, "export failed; the stream ends without a trailer");
             let _ = tx.blocking_send(Err(e));

@@ -47,6 +47,7 @@ pub fn app(
         .route("/v1/topology", get(v1::topology))
         .route("/v1/admin/topology", put(admin::put_topology))
         .route("/v1/admin/export", get(admin::export))
+        .route("/v1/admin/export/count", get(admin::export_count))
         .route("/v1/admin/import", post(admin::import))
         .route("/v1/admin/cleanup", post(admin::cleanup))
         .route("/v1/internal/keys/{*rest}", get(admin::internal_get))

@@ -212,6 +212,22 @@ async fn a_delete_during_copy_is_not_resurrected_by_the_copy() {
             .await
             .unwrap();
         let records = BulkCodec::decode_all(&stream, usize::MAX).unwrap();
+        // The count the operator reads for its progress matches what the export sent.
+        let count: serde_json::Value = c
+            .client
+            .get(format!(
+                "{}/v1/admin/export/count?scope=moving",
+                c.servers[old].url
+            ))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(count["records"], records.len() as u64, "shard {old}");
+        assert!(!records.is_empty(), "shard {old} has keys to move");
         for new in 0..3 {
             let mine: Vec<_> = records
                 .iter()

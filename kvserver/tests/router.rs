@@ -432,6 +432,7 @@ async fn admin_routes_need_the_token() {
     for (method, uri) in [
         ("PUT", "/v1/admin/topology"),
         ("GET", "/v1/admin/export"),
+        ("GET", "/v1/admin/export/count"),
         ("POST", "/v1/admin/import"),
         ("POST", "/v1/admin/cleanup"),
         ("GET", "/v1/internal/keys/a"),
@@ -725,6 +726,12 @@ async fn malformed_bulk_streams_are_refused_whole() {
     let r = send(
         &f.router,
         admin("GET", "/v1/admin/export?scope=some", Body::empty()),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = send(
+        &f.router,
+        admin("GET", "/v1/admin/export/count?scope=some", Body::empty()),
     )
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);

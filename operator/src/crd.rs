@@ -43,10 +43,11 @@ pub const VERSION: &str = "v1alpha1";
     printcolumn = r#"{"name":"Ready","type":"integer","description":"Shard pods that are ready","jsonPath":".status.readyReplicas"}"#,
     printcolumn = r#"{"name":"Serving","type":"integer","description":"Shards clients route over now","jsonPath":".status.replicas"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","description":"Summary of the store's state","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Rebalance","type":"string","description":"Step of the key move in flight","jsonPath":".status.rebalance.phase"}"#,
+    printcolumn = r#"{"name":"Moved","type":"integer","description":"Keys copied by the move in flight","jsonPath":".status.rebalance.keysMoved"}"#,
+    printcolumn = r#"{"name":"Total","type":"integer","description":"Keys the move in flight copies (known once its copy starts)","jsonPath":".status.rebalance.keysTotal"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
-    printcolumn = r#"{"name":"Epoch","type":"integer","priority":1,"description":"Epoch of the served shard map","jsonPath":".status.topology.epoch"}"#,
-    printcolumn = r#"{"name":"Rebalance","type":"string","priority":1,"description":"Step of the key move in flight","jsonPath":".status.rebalance.phase"}"#,
-    printcolumn = r#"{"name":"Moved","type":"integer","priority":1,"description":"Keys copied by the move in flight","jsonPath":".status.rebalance.keysMoved"}"#
+    printcolumn = r#"{"name":"Epoch","type":"integer","priority":1,"description":"Epoch of the served shard map","jsonPath":".status.topology.epoch"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct KVStoreSpec {

@@ -221,8 +221,8 @@ fn rebalancing(
 ) -> (Phase, Vec<Cond>) {
     let step = r.phase.as_str();
     let mut msg = format!(
-        "moving keys from {} to {} shards (epoch {}): {step}, {} keys copied",
-        r.from, r.to, r.epoch, r.keys_moved
+        "moving keys from {} to {} shards (epoch {}): {step}, {}/{} keys copied",
+        r.from, r.to, r.epoch, r.keys_moved, r.keys_total
     );
     if let Some(detail) = &r.message {
         msg = format!("{msg}; {detail}");

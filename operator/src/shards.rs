@@ -31,6 +31,13 @@ pub trait ShardAdmin: Send + Sync {
         token: &'a str,
     ) -> BoxFuture<'a, std::result::Result<RecordStream, String>>;
 
+    /// `GET /v1/admin/export/count?scope=moving`: how many records `export_moving` would send.
+    fn moving_count<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<u64, String>>;
+
     /// `POST /v1/admin/import?mode=if-absent`: the number of records applied.
     fn import_if_absent<'a>(
         &'a self,
@@ -144,6 +151,19 @@ impl ShardAdmin for KvClientAdmin {
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(stream.map(|r| r.map_err(|e| e.to_string())).boxed())
+        })
+    }
+
+    fn moving_count<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, std::result::Result<u64, String>> {
+        Box::pin(async move {
+            self.client(base_url, token)?
+                .export_count(ExportScope::Moving)
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 

@@ -102,7 +102,7 @@ pub struct RebalanceStatus {
     /// Keys copied so far.
     #[serde(default)]
     pub keys_moved: i64,
-    /// Keys to copy, once known.
+    /// Keys to copy: counted on the old shards when the copy starts.
     #[serde(default)]
     pub keys_total: i64,
     /// When the move started.

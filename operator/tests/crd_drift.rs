@@ -40,7 +40,19 @@ fn crd_has_the_scale_subresource_and_printer_columns() {
         .filter(|c| c["priority"].as_i64().unwrap_or(0) == 0)
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert_eq!(columns, ["Desired", "Ready", "Serving", "Phase", "Age"]);
+    assert_eq!(
+        columns,
+        [
+            "Desired",
+            "Ready",
+            "Serving",
+            "Phase",
+            "Rebalance",
+            "Moved",
+            "Total",
+            "Age"
+        ]
+    );
 }
 
 /// Every property of the spec has a description, so `kubectl explain kvstore.spec` helps.

@@ -243,6 +243,18 @@ impl ShardAdmin for Model {
         Box::pin(async move { r.map(|records| futures::stream::iter(records).boxed()) })
     }
 
+    fn moving_count<'a>(&'a self, url: &'a str, _: &'a str) -> BoxFuture<'a, Result<u64, String>> {
+        let me = Cluster::at(url) as u32;
+        let r = self.call(url, |s, _| {
+            let map = s.topology.clone().ok_or("no map")?;
+            Ok(s.store
+                .keys()
+                .filter(|k| map.owner(k.as_bytes()) != me)
+                .count() as u64)
+        });
+        Box::pin(async move { r })
+    }
+
     fn import_if_absent<'a>(
         &'a self,
         url: &'a str,

@@ -379,6 +379,20 @@ impl Store {
         Ok(count)
     }
 
+    /// How many records (tombstones included) [`Self::export`] would stream for `keep`. Blocking.
+    pub fn count(&self, keep: impl Fn(&Key) -> bool) -> Result<u64, StorageError> {
+        let engine = self.slot.get()?;
+        let mut count = 0u64;
+        for guard in engine.kv.iter() {
+            let (k, v) = guard.into_inner()?;
+            let Some(key) = decode_key(&k) else { continue };
+            if keep(&key) && decode_stored(&key, Some(v))?.is_some() {
+                count += 1;
+            }
+        }
+        Ok(count)
+    }
+
     /// Applies every record at once (one atomic engine batch), keeping each record's version.
     /// `IfAbsent` skips keys that hold a value or a tombstone here.
     pub async fn import(

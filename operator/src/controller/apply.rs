@@ -6,16 +6,18 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::warn;
 
 use super::rebalance;
 use super::status_write::write_status;
 use super::token::{AdminToken, ensure_token};
+use super::volumes;
 use crate::build;
 use crate::context::Context;
 use crate::crd::KVStore;
 use crate::error::{Category, Error, Result};
 use crate::labels::MANAGER;
-use crate::plan::{self, Observed, ObservedStatefulSet};
+use crate::plan::{self, Observed, ObservedStatefulSet, Report};
 use crate::rebalance::machine::{self, Decision};
 use crate::report::Outcome;
 use crate::shards;
@@ -94,12 +96,19 @@ pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
     }
     // Clients route over the acknowledged map, also while stopped: it is what comes back.
     let serving = topology.map_or(0, |t| t.shards);
+    let stable = matches!(plan.report, Report::Available { shards } if shards == serving);
     let outcome = Outcome::Planned {
         report: plan.report,
         topology,
         serving,
     };
     write_status(ctx, kvs, ready, &outcome).await?;
+    if stable && serving > 0 {
+        // Housekeeping only: a failure is retried on the next reconcile, the store is fine.
+        if let Err(err) = volumes::delete_unused(ctx, kvs, &inst, serving).await {
+            warn!(error = %err, "could not delete unused volumes");
+        }
+    }
     Ok(Action::requeue(ctx.config.requeue))
 }
 

@@ -8,7 +8,8 @@
 //! - `status_write`: the status patch and the Event of a phase change;
 //! - `events`: publishing Events;
 //! - `rebalance`: the branch of a move between shard counts (persist a phase, then run it);
-//! - `cleanup`: the Cleanup branch (volumes per the retention policy).
+//! - `cleanup`: the Cleanup branch (volumes per the retention policy);
+//! - `volumes`: deleting the claims a changed-course move left beyond the shard count.
 
 mod apply;
 mod cleanup;
@@ -16,6 +17,7 @@ mod events;
 mod rebalance;
 mod status_write;
 mod token;
+mod volumes;
 
 use std::future::Future;
 use std::sync::Arc;

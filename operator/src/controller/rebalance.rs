@@ -326,10 +326,13 @@ impl Mover<'_> {
             tokio::select! {
                 done = &mut copy => return done,
                 () = tokio::time::sleep(PROGRESS_EVERY) => {
-                    let moved = progress.borrow().keys;
-                    let now = RebalanceStatus {
-                        keys_moved: i64::try_from(moved).unwrap_or(i64::MAX),
-                        ..r.clone()
+                    let now = {
+                        let p = progress.borrow();
+                        RebalanceStatus {
+                            keys_moved: i64::try_from(p.keys).unwrap_or(i64::MAX),
+                            keys_total: i64::try_from(p.total.max(p.keys)).unwrap_or(i64::MAX),
+                            ..r.clone()
+                        }
                     };
                     let outcome = self.outcome(&now, None);
                     if let Err(err) = write_status(self.ctx, &self.kvs, self.ready, &outcome).await {

@@ -48,6 +48,9 @@ pub struct CopyProgress {
     pub bytes: u64,
     /// Records the new owners applied (the rest they already had).
     pub applied: u64,
+    /// Records the old shards reported moving before the copy began (writes during the copy
+    /// may add a few: progress, not an invariant).
+    pub total: u64,
 }
 
 /// Copies every moving record of shards `0..from` to its owner under `target`, whose
@@ -202,6 +205,21 @@ mod tests {
                 .map(Ok)
                 .collect();
             Box::pin(async move { Ok(stream::iter(moving).boxed()) })
+        }
+
+        fn moving_count<'a>(
+            &'a self,
+            url: &'a str,
+            _: &'a str,
+        ) -> BoxFuture<'a, Result<u64, String>> {
+            let me = self.at(url);
+            let moving = self.data[me]
+                .lock()
+                .unwrap()
+                .values()
+                .filter(|r| self.target.owner(r.key.as_bytes()) as usize != me)
+                .count() as u64;
+            Box::pin(async move { Ok(moving) })
         }
 
         fn import_if_absent<'a>(

@@ -88,7 +88,11 @@ impl Shards<'_> {
     ) -> Result<CopyProgress, StepError> {
         let map = self.maps.migrating(MigrationPhase::Copy);
         self.push(0..self.maps.span(), &map).await?;
-        progress.send_replace(CopyProgress::default());
+        let total = self.count_moving().await?;
+        progress.send_replace(CopyProgress {
+            total,
+            ..CopyProgress::default()
+        });
         copy_moving(
             self.admin,
             self.token,
@@ -98,6 +102,19 @@ impl Shards<'_> {
             progress,
         )
         .await
+    }
+
+    /// How many records the old shards will send, for the copy's progress.
+    async fn count_moving(&self) -> Result<u64, StepError> {
+        let calls = (0..self.maps.from).map(|shard| async move {
+            let url = self.url(shard)?;
+            self.admin
+                .moving_count(url, self.token)
+                .await
+                .map_err(|message| StepError::unreachable(shard, message))
+        });
+        let counts: Result<Vec<u64>, StepError> = join_all(calls).await.into_iter().collect();
+        Ok(counts?.iter().sum())
     }
 
     /// Commit: every server, also those about to be removed, takes the new map as stable.

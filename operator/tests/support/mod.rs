@@ -169,6 +169,14 @@ impl ShardAdmin for FakeShards {
         Box::pin(async { Ok(futures::stream::empty().boxed()) })
     }
 
+    fn moving_count<'a>(
+        &'a self,
+        _base_url: &'a str,
+        _token: &'a str,
+    ) -> BoxFuture<'a, Result<u64, String>> {
+        Box::pin(async { Ok(0) })
+    }
+
     fn import_if_absent<'a>(
         &'a self,
         _base_url: &'a str,

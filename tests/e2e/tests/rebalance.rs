@@ -272,6 +272,22 @@ async fn replicas_changed_during_a_rebalance() -> Result<()> {
         stores::annotate(&ns, STORE, COPY_BATCH_PAUSE, Some("300")).await?;
         stores::scale(&ns, STORE, 5).await?;
         stores::wait_rebalance_phase(&ns, STORE, "Copy", LONG).await?;
+        // The copy's progress is known while it runs: moved out of a total counted up front.
+        let api = ns.api::<operator::crd::KVStore>();
+        e2e::wait::until(
+            "the copy's progress (keysTotal > 0) in status.rebalance",
+            LONG,
+            Duration::from_millis(500),
+            || async {
+                let kvs = api.get(STORE).await.map_err(|e| e.to_string())?;
+                let r = kvs.status.as_ref().and_then(|s| s.rebalance.as_ref());
+                match r.map(|r| (r.keys_moved, r.keys_total)) {
+                    Some((moved, total)) if total > 0 && moved <= total => Ok(Some(())),
+                    other => Err(format!("(keysMoved, keysTotal) = {other:?}")),
+                }
+            },
+        )
+        .await?;
         stores::scale(&ns, STORE, 2).await?;
         stores::annotate(&ns, STORE, COPY_BATCH_PAUSE, None).await?;
         scale_and_wait(&ns, 2).await?;
@@ -333,6 +349,60 @@ async fn unreachable_shard_blocks_scale_down() -> Result<()> {
         })
         .await;
     // Never leave the node cordoned for the next test.
+    set_unschedulable(&client, false).await?;
+    outcome
+}
+
+/// 4b. A scale-up retargeted while its new pods are still starting (3→5, then 4 before the
+/// move reaches Handoff): the move follows the new count, and the volume of the shard that never
+/// served (`data-STORE-4`) is deleted once the store is stable, not left behind.
+#[tokio::test]
+async fn scale_up_retargeted_before_handoff_leaves_no_volume() -> Result<()> {
+    let client = cluster::connect().await?;
+    let ns = TestNamespace::create(&client, "retarget-up").await?;
+    let outcome = ns
+        .run(|| async {
+            let clients = start_store_and_clients(&ns, 3).await?;
+            // New pods stay Pending (their claims exist), so the move cannot leave ScalingUp.
+            set_unschedulable(&client, true).await?;
+            stores::scale(&ns, STORE, 5).await?;
+            stores::wait_rebalance_phase(&ns, STORE, "ScalingUp", LONG).await?;
+            e2e::wait::until(
+                "the claims of the two new shards",
+                LONG,
+                Duration::from_secs(1),
+                || async {
+                    let pvcs = stores::pvcs(&ns, STORE).await.map_err(|e| e.to_string())?;
+                    let names: Vec<String> = pvcs.iter().map(|p| p.name_any()).collect();
+                    if names.contains(&format!("data-{STORE}-4")) {
+                        Ok(Some(()))
+                    } else {
+                        Err(format!("PVCs {names:?}"))
+                    }
+                },
+            )
+            .await?;
+            stores::scale(&ns, STORE, 4).await?;
+            let api = ns.api::<operator::crd::KVStore>();
+            e2e::wait::until(
+                "the move to follow the new count (rebalance.to = 4, still ScalingUp)",
+                LONG,
+                Duration::from_millis(500),
+                || async {
+                    let kvs = api.get(STORE).await.map_err(|e| e.to_string())?;
+                    let r = kvs.status.as_ref().and_then(|s| s.rebalance.as_ref());
+                    match r.map(|r| (r.to, format!("{:?}", r.phase))) {
+                        Some((4, phase)) if phase == "ScalingUp" => Ok(Some(())),
+                        other => Err(format!("rebalance (to, phase) = {other:?}")),
+                    }
+                },
+            )
+            .await?;
+            set_unschedulable(&client, false).await?;
+            scale_and_wait(&ns, 4).await?;
+            stop_and_verify(&ns, clients, true).await
+        })
+        .await;
     set_unschedulable(&client, false).await?;
     outcome
 }
