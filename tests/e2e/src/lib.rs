@@ -9,13 +9,21 @@
 //! - [`pods`]: running client pods and reading their logs.
 //! - [`stores`]: creating and observing `KVStore`s.
 //! - [`screen`]: parsing the book client's screen out of a pod log.
+//! - [`load`]: the load generator as a pod, and its JSON report (the no-lost-write verdict).
+//! - [`shard_http`]: plain HTTP to one shard's pod IP (its own status codes, its keys).
+//! - [`host`]: the node's processes: finding a pod's or container's in `/proc` and SIGKILLing them.
+//! - [`volumes`]: fillable tmpfs volumes offered as pre-bound PVs (the disk-full case).
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod host;
+pub mod load;
 pub mod namespace;
 pub mod pods;
 pub mod screen;
+pub mod shard_http;
 pub mod stores;
+pub mod volumes;
 pub mod wait;
 
 /// Errors of the harness; a test fails with one of these, never silently.
