@@ -372,7 +372,11 @@ async fn disk_full_on_one_shard() -> Result<()> {
 async fn fill_and_recover(ns: &TestNamespace, vols: &TmpfsVolumes) -> Result<String> {
     const FULL: u32 = 1;
     let shards = shard_http::shards(ns, STORE).await?;
-    let topology = shards[0].topology().await?;
+    let topology = shards
+        .first()
+        .ok_or_else(|| Error::Check("no shard pods".into()))?
+        .topology()
+        .await?;
     let shard = |i: u32| {
         shards
             .iter()
