@@ -20,6 +20,8 @@ mod commit;
 mod engine;
 mod record;
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -421,18 +423,20 @@ impl Store {
     ) -> Result<ImportReport, StorageError> {
         let mut report = ImportReport::default();
         let mut batch = engine.db.batch();
-        // The state before the batch, per key, and the record each key ends with; later
-        // records for the same key win, as if applied one by one.
-        let mut before: std::collections::BTreeMap<Key, Option<Record>> = Default::default();
-        let mut after: std::collections::BTreeMap<Key, Record> = Default::default();
+        // Per key: the state before the batch and the record it ends with; later records for
+        // the same key win, as if applied one by one. One hash map: imports run on the copy's
+        // hot path.
+        let mut touched: HashMap<Key, (Option<Record>, Option<Record>)> =
+            HashMap::with_capacity(records.len());
         for rec in records {
-            if !before.contains_key(&rec.key) {
-                let stored = decode_stored(&rec.key, engine.kv.get(rec.key.as_bytes())?)?;
-                before.insert(rec.key.clone(), stored);
-            }
-            let exists =
-                after.contains_key(&rec.key) || before.get(&rec.key).is_some_and(Option::is_some);
-            if mode == ImportMode::IfAbsent && exists {
+            let (before, after) = match touched.entry(rec.key) {
+                Entry::Occupied(slot) => slot.into_mut(),
+                Entry::Vacant(slot) => {
+                    let stored = decode_stored(slot.key(), engine.kv.get(slot.key().as_bytes())?)?;
+                    slot.insert((stored, None))
+                }
+            };
+            if mode == ImportMode::IfAbsent && (before.is_some() || after.is_some()) {
                 report.skipped += 1;
                 continue;
             }
@@ -440,15 +444,24 @@ impl Store {
                 version: rec.version,
                 value: rec.value,
             };
-            batch.insert(&engine.kv, rec.key.as_bytes(), record.encode());
-            after.insert(rec.key, record);
+            *after = Some(record);
             report.applied += 1;
         }
+        for (key, (_, after)) in &touched {
+            if let Some(record) = after {
+                batch.insert(&engine.kv, key.as_bytes(), record.encode());
+            }
+        }
         self.guard_write(batch.commit())?;
-        for (key, record) in &after {
-            self.cache.put(key, record);
+        for (key, (before, after)) in &touched {
+            let Some(record) = after else { continue };
+            // An if-absent import only writes keys with no record here, which the cache (it
+            // holds stored records only) cannot hold; an overwrite replaces a cached one.
+            if mode == ImportMode::Overwrite {
+                self.cache.put(key, record);
+            }
             self.clock.observe(record.version);
-            self.account(before.get(key).and_then(Option::as_ref), Some(record));
+            self.account(before.as_ref(), Some(record));
         }
         Ok(report)
     }

@@ -29,11 +29,15 @@ struct Clients {
 }
 
 async fn start_store_and_clients(ns: &TestNamespace, replicas: i32) -> Result<Clients> {
-    stores::create(
-        ns,
-        &stores::kvstore(STORE, replicas, serde_json::json!({}))?,
-    )
-    .await?;
+    start_store_with_spec_and_clients(ns, replicas, serde_json::json!({})).await
+}
+
+async fn start_store_with_spec_and_clients(
+    ns: &TestNamespace,
+    replicas: i32,
+    extra_spec: serde_json::Value,
+) -> Result<Clients> {
+    stores::create(ns, &stores::kvstore(STORE, replicas, extra_spec)?).await?;
     stores::wait_phase(ns, STORE, Phase::Available, replicas, LONG).await?;
     let account = pods::follower_account(ns).await?;
     let image = cluster::image("kvclient");
@@ -355,20 +359,22 @@ async fn unreachable_shard_blocks_scale_down() -> Result<()> {
 
 /// 4b. A scale-up retargeted while its new pods are still starting (3→5, then 4 before the
 /// move reaches Handoff): the move follows the new count, and the volume of the shard that never
-/// served (`data-STORE-4`) is deleted once the store is stable, not left behind.
+/// served (`data-STORE-4`) is deleted once the store is stable, not left behind. Parallel pod
+/// management, so that both new pods (and their claims) exist while the node takes no pods.
 #[tokio::test]
 async fn scale_up_retargeted_before_handoff_leaves_no_volume() -> Result<()> {
     let client = cluster::connect().await?;
     let ns = TestNamespace::create(&client, "retarget-up").await?;
     let outcome = ns
         .run(|| async {
-            let clients = start_store_and_clients(&ns, 3).await?;
+            let spec = serde_json::json!({ "podManagementPolicy": "Parallel" });
+            let clients = start_store_with_spec_and_clients(&ns, 3, spec).await?;
             // New pods stay Pending (their claims exist), so the move cannot leave ScalingUp.
             set_unschedulable(&client, true).await?;
             stores::scale(&ns, STORE, 5).await?;
             stores::wait_rebalance_phase(&ns, STORE, "ScalingUp", LONG).await?;
             e2e::wait::until(
-                "the claims of the two new shards",
+                "the claims of both new shards",
                 LONG,
                 Duration::from_secs(1),
                 || async {
