@@ -35,8 +35,9 @@ step "fuzz (short budget; make fuzz runs longer)"
 tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 
 step "e2e on the local cluster: smoke test, images, Helm install, suites"
-# E2E_SUITES lists the test files of tests/e2e/tests to run.
-E2E_SUITES="${E2E_SUITES:-operator rebalance}" tests/e2e/run.sh
+# E2E_SUITES lists the test files of tests/e2e/tests to run; faults (= make faults) goes last,
+# since its node-crash case restarts the kubelet under everything else.
+E2E_SUITES="${E2E_SUITES:-operator rebalance faults}" tests/e2e/run.sh
 
 steps_passed=$((steps_passed + 1))
 printf '\nmake test: %d passed, 0 failed\n' "$steps_passed"
