@@ -89,6 +89,11 @@ def main() -> None:
         w(f"- **Load average** (1/5/15 min): at start {' '.join(start['loadavg'])}, "
           f"at end {' '.join(end['loadavg'])}")
         w(f"- **Settings**: {'BENCH_QUICK=1 (reduced)' if status.get('quick') else 'full'}")
+        order = ["build", "kvserver", "migration", "cluster-setup", "scale", "footprint", "load"]
+        secs = status.get("seconds", {})
+        if secs:
+            w("- **Time per part** (s): " + ", ".join(
+                f"{k} {secs[k]}" for k in sorted(secs, key=lambda k: order.index(k) if k in order else 99)))
         busy = max(float(start["loadavg"][0]), float(end["loadavg"][0])) > start["cores"] * 0.75
         if busy:
             w("\n> The machine was busy with other work during this run (1-min load average above "
@@ -229,8 +234,8 @@ def main() -> None:
         w("Resident memory (VmRSS, and its peak VmHWM) from `/proc/PID/status` on the node: the "
           "processes found through each pod's cgroup (the sandbox's pause process excluded). The "
           "store is a fresh 3-shard KVStore with no keys and no clients, read after "
-          "it had been Available and idle for a while; the operator is idle too (no reconcile in "
-          "flight). The loopback rows come from the kvserver benchmark above, read right after "
+          "it had been Available and idle for a while; the operator had no move in flight for it "
+          "(it watches every KVStore on the cluster, so other stores there count too). The loopback rows come from the kvserver benchmark above, read right after "
           "each server first answered.\n")
         w("| process | where | VmRSS MiB | VmHWM MiB | vs Flask idle |")
         w("|---|---|---:|---:|---:|")
@@ -291,7 +296,11 @@ def main() -> None:
               f"`kubectl scale`, {n(sc['keys_moved'])} keys moved (Copy phase {n(sc['copy_seconds'], 2)} s).")
         elif reb:
             w(f"\nThe rebalance under load did not complete: {reb.get('scale_error')}.")
-        rep = reb.get("report")
+        st, rep = load.get("steady", {}).get("report"), reb.get("report")
+        if st and rep:
+            w("\nThe two runs follow each other on a machine shared with other work, so their "
+              "ratio also reflects changes in background load; the figures that do not depend on "
+              "it are the error and read-back counts.")
         if rep:
             v = rep["verify"]
             bad = rep["errors"] + v["lost"] + v["wrong"] + v["unreadable"] + v["stale_reads"]

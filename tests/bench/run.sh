@@ -38,14 +38,15 @@ else
 fi
 
 
-declare -A STATUS=()
+declare -A STATUS=() SECS=()
 part() { # part NAME COMMAND...: runs one benchmark, records ok/failed, never aborts the run
   local name=$1; shift
   if skip "$name"; then STATUS[$name]=skipped; return 0; fi
   log "$name: $*"
   local started=$SECONDS
   if "$@"; then STATUS[$name]=ok; else STATUS[$name]="failed (exit $?)"; fi
-  log "$name: ${STATUS[$name]} in $((SECONDS - started)) s"
+  SECS[$name]=$((SECONDS - started))
+  log "$name: ${STATUS[$name]} in ${SECS[$name]} s"
 }
 
 brought_up=""
@@ -64,9 +65,11 @@ python3 tests/bench/machine.py start >"$OUT/machine-start.json"
 log "results go to $OUT; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 log "release build"
+started=$SECONDS
 cargo build --release --locked -p kvserver -p kvclient -p operator
 cargo build --release --locked -p kvserver --example inmem_baseline
 cargo build --release --locked -p operator --example migrate_bench
+SECS[build]=$((SECONDS - started))
 
 part kvserver env ROUNDS="$KV_ROUNDS" KVSERVER_BENCH_TSV="$OUT/kvserver.tsv" kvserver/bench/run.sh "$KV_DURATION"
 part migration env PROFILE=release BOOK_KEYS="$MIG_BOOK_KEYS" MIGRATION_BENCH_JSON="$OUT/migration.json" \
@@ -76,7 +79,9 @@ cluster_parts=0
 for p in scale footprint load; do skip "$p" || cluster_parts=1; done
 if ((cluster_parts)); then
   log "cluster: tests/bench/cluster_setup.sh"
+  started=$SECONDS
   if brought_up=$(tests/bench/cluster_setup.sh); then
+    SECS[cluster-setup]=$((SECONDS - started))
     eval "$(tests/cluster/env.sh)"
     part scale env BENCH_SCALE_KEYS="$SCALE_KEYS" tests/bench/scale_e2e.sh "$OUT/scale.json"
     part footprint tests/bench/footprint.sh "$OUT/footprint.json"
@@ -88,11 +93,14 @@ if ((cluster_parts)); then
 fi
 
 python3 tests/bench/machine.py end >"$OUT/machine-end.json"
-python3 - "$OUT/status.json" "${BENCH_QUICK:-0}" "${!STATUS[@]}" -- "${STATUS[@]}" <<'PY'
+python3 - "$OUT/status.json" "${BENCH_QUICK:-0}" "${!STATUS[@]}" -- "${STATUS[@]}" -- "${!SECS[@]}" -- "${SECS[@]}" <<'PY'
 import json, sys
-args = sys.argv[3:]
-cut = args.index("--")
-json.dump({"quick": sys.argv[2] == "1", "parts": dict(zip(args[:cut], args[cut + 1:]))}, open(sys.argv[1], "w"))
+a = sys.argv[3:]
+cuts = [i for i, x in enumerate(a) if x == "--"]
+names, states = a[:cuts[0]], a[cuts[0] + 1:cuts[1]]
+timed, secs = a[cuts[1] + 1:cuts[2]], a[cuts[2] + 1:]
+json.dump({"quick": sys.argv[2] == "1", "parts": dict(zip(names, states)),
+           "seconds": {k: int(v) for k, v in zip(timed, secs)}}, open(sys.argv[1], "w"))
 PY
 python3 tests/bench/render.py "$OUT" >"$MD"
 log "wrote $MD (raw results in $OUT)"
