@@ -56,6 +56,37 @@ fn describe(kvs: &KVStore) -> String {
     )
 }
 
+/// Polls the store until `done` holds for it; answers the store as last read. `what` names the
+/// wait in the timeout error, which also carries the store's last spec and status.
+pub async fn wait_until(
+    ns: &TestNamespace,
+    name: &str,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&KVStore) -> bool,
+) -> Result<KVStore> {
+    let api = ns.api::<KVStore>();
+    let done = &done;
+    wait::until(
+        &format!("kvstore {name}: {what}"),
+        limit,
+        // Short: some tests must see a phase that lasts a few seconds.
+        Duration::from_millis(200),
+        || {
+            let api = api.clone();
+            async move {
+                let kvs = api.get(name).await.map_err(|e| e.to_string())?;
+                if done(&kvs) {
+                    Ok(Some(kvs))
+                } else {
+                    Err(describe(&kvs))
+                }
+            }
+        },
+    )
+    .await
+}
+
 /// Waits for phase `want` with `serving` shards and as many ready pods, at the current generation.
 pub async fn wait_phase(
     ns: &TestNamespace,
@@ -64,31 +95,17 @@ pub async fn wait_phase(
     serving: i32,
     limit: Duration,
 ) -> Result<KVStore> {
-    let api = ns.api::<KVStore>();
-    wait::until(
-        &format!("kvstore {name} to be {want:?} with {serving} shards"),
-        limit,
-        Duration::from_secs(1),
-        || {
-            let api = api.clone();
-            async move {
-                let kvs = api.get(name).await.map_err(|e| e.to_string())?;
-                let status = kvs.status.clone().unwrap_or_default();
-                let current = status.observed_generation == kvs.metadata.generation;
-                let ready = want != Phase::Available || status.ready_replicas == serving;
-                if current
-                    && status.phase == Some(want)
-                    && status.replicas == serving
-                    && ready
-                    && status.rebalance.is_none()
-                {
-                    Ok(Some(kvs))
-                } else {
-                    Err(describe(&kvs))
-                }
-            }
-        },
-    )
+    let what = format!("{want:?} with {serving} shards");
+    wait_until(ns, name, &what, limit, |kvs| {
+        let status = kvs.status.clone().unwrap_or_default();
+        let current = status.observed_generation == kvs.metadata.generation;
+        let ready = want != Phase::Available || status.ready_replicas == serving;
+        current
+            && status.phase == Some(want)
+            && status.replicas == serving
+            && ready
+            && status.rebalance.is_none()
+    })
     .await
 }
 
@@ -100,32 +117,14 @@ pub async fn wait_condition(
     status: &str,
     limit: Duration,
 ) -> Result<KVStore> {
-    let api = ns.api::<KVStore>();
-    wait::until(
-        &format!("kvstore {name} condition {kind}={status}"),
-        limit,
-        Duration::from_secs(1),
-        || {
-            let api = api.clone();
-            async move {
-                let kvs = api.get(name).await.map_err(|e| e.to_string())?;
-                let found = kvs
-                    .status
-                    .as_ref()
-                    .map(|s| {
-                        s.conditions
-                            .iter()
-                            .any(|c| c.type_ == kind && c.status == status)
-                    })
-                    .unwrap_or(false);
-                if found {
-                    Ok(Some(kvs))
-                } else {
-                    Err(describe(&kvs))
-                }
-            }
-        },
-    )
+    let what = format!("condition {kind}={status}");
+    wait_until(ns, name, &what, limit, |kvs| {
+        kvs.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == kind && c.status == status)
+        })
+    })
     .await
 }
 
@@ -161,29 +160,16 @@ pub async fn wait_rebalance_phase(
     phase: &str,
     limit: Duration,
 ) -> Result<KVStore> {
-    let api = ns.api::<KVStore>();
-    wait::until(
-        &format!("kvstore {name} to reach rebalance phase {phase}"),
-        limit,
-        Duration::from_millis(200),
-        || {
-            let api = api.clone();
-            async move {
-                let kvs = api.get(name).await.map_err(|e| e.to_string())?;
-                let now = kvs
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.rebalance.as_ref())
-                    .map(|r| format!("{:?}", r.phase));
-                if now.as_deref() == Some(phase) {
-                    Ok(Some(kvs))
-                } else {
-                    Err(describe(&kvs))
-                }
-            }
-        },
-    )
+    let what = format!("rebalance phase {phase}");
+    wait_until(ns, name, &what, limit, |kvs| {
+        rebalance(kvs).is_some_and(|r| format!("{:?}", r.phase) == phase)
+    })
     .await
+}
+
+/// The move in flight, if any.
+pub fn rebalance(kvs: &KVStore) -> Option<&operator::status::RebalanceStatus> {
+    kvs.status.as_ref().and_then(|s| s.rebalance.as_ref())
 }
 
 /// Sets an annotation on the KVStore (the operator's test hooks are annotations).

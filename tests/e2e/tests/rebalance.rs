@@ -14,7 +14,7 @@ use e2e::{Result, check, cluster, pods, stores};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use operator::status::Phase;
+use operator::status::{Phase, RebalancePhase};
 
 const STORE: &str = "rb";
 const LONG: Duration = Duration::from_secs(600);
@@ -277,20 +277,10 @@ async fn replicas_changed_during_a_rebalance() -> Result<()> {
         stores::scale(&ns, STORE, 5).await?;
         stores::wait_rebalance_phase(&ns, STORE, "Copy", LONG).await?;
         // The copy's progress is known while it runs: moved out of a total counted up front.
-        let api = ns.api::<operator::crd::KVStore>();
-        e2e::wait::until(
-            "the copy's progress (keysTotal > 0) in status.rebalance",
-            LONG,
-            Duration::from_millis(500),
-            || async {
-                let kvs = api.get(STORE).await.map_err(|e| e.to_string())?;
-                let r = kvs.status.as_ref().and_then(|s| s.rebalance.as_ref());
-                match r.map(|r| (r.keys_moved, r.keys_total)) {
-                    Some((moved, total)) if total > 0 && moved <= total => Ok(Some(())),
-                    other => Err(format!("(keysMoved, keysTotal) = {other:?}")),
-                }
-            },
-        )
+        let what = "the copy's progress: 0 < keysTotal, keysMoved <= keysTotal";
+        stores::wait_until(&ns, STORE, what, LONG, |kvs| {
+            stores::rebalance(kvs).is_some_and(|r| r.keys_total > 0 && r.keys_moved <= r.keys_total)
+        })
         .await?;
         stores::scale(&ns, STORE, 2).await?;
         stores::annotate(&ns, STORE, COPY_BATCH_PAUSE, None).await?;
@@ -389,20 +379,11 @@ async fn scale_up_retargeted_before_handoff_leaves_no_volume() -> Result<()> {
             )
             .await?;
             stores::scale(&ns, STORE, 4).await?;
-            let api = ns.api::<operator::crd::KVStore>();
-            e2e::wait::until(
-                "the move to follow the new count (rebalance.to = 4, still ScalingUp)",
-                LONG,
-                Duration::from_millis(500),
-                || async {
-                    let kvs = api.get(STORE).await.map_err(|e| e.to_string())?;
-                    let r = kvs.status.as_ref().and_then(|s| s.rebalance.as_ref());
-                    match r.map(|r| (r.to, format!("{:?}", r.phase))) {
-                        Some((4, phase)) if phase == "ScalingUp" => Ok(Some(())),
-                        other => Err(format!("rebalance (to, phase) = {other:?}")),
-                    }
-                },
-            )
+            let what = "the move to follow the new count (to 4, still ScalingUp)";
+            stores::wait_until(&ns, STORE, what, LONG, |kvs| {
+                stores::rebalance(kvs)
+                    .is_some_and(|r| r.to == 4 && r.phase == RebalancePhase::ScalingUp)
+            })
             .await?;
             set_unschedulable(&client, false).await?;
             scale_and_wait(&ns, 4).await?;
