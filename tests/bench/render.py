@@ -266,9 +266,13 @@ def main() -> None:
     w("## 5. Load test on the cluster\n")
     if load:
         reb = load.get("rebalance", {})
+        first = next((r["report"] for r in load.values() if r.get("report")), None)
+        mix = (f", {first['puts'] / max(first['requests'], 1):.0%} of them writes, over "
+               f"{n(first['keys'])} keys (no prefill: reads of a key not yet written find nothing)"
+               if first else "")
         w("`tests/bench/cluster_load.sh`: `kvclient load --kvstore NAME` (the sharded client that "
           "follows the store's topology) in a pod, against a fresh 3-shard store; each client "
-          "sends one request at a time, half of them writes, over 10 000 keys. At the end the "
+          f"sends one request at a time{mix}. At the end the "
           "client reads back every key it wrote and checks it holds its last acknowledged value "
           "(`lost` = absent, `wrong` = another value); `stale` counts reads during the run that "
           "returned an older value. The baseline run is the same load on a store that is not "
@@ -311,7 +315,7 @@ def main() -> None:
         w(missing("load"))
 
     w("## Rerun\n")
-    w("```sh\nmake bench                      # everything, writes BENCHMARKS.md (about 20 min on 2 cores)\n"
+    w("```sh\nmake bench                      # everything, writes BENCHMARKS.md (12-20 min on 2 cores)\n"
       "BENCH_QUICK=1 make bench        # reduced settings for a quick look\n"
       "make bench-kvserver             # section 1 alone (prints its table)\n"
       "make bench-migration            # section 2 alone\n"
