@@ -32,7 +32,7 @@ cluster-env: ## Print `export KUBECONFIG=...` for the local cluster
 images: ## Build OCI images of the project's binaries without a daemon and import them
 	tests/images/build.sh
 
-.PHONY: fuzz bench faults bench-kvserver bench-migration
+.PHONY: fuzz bench faults bench-kvserver bench-migration bench-load
 fuzz: ## Run every fuzz target for 5 minutes (make test runs them for 20 s)
 	tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
 
@@ -47,3 +47,6 @@ bench-kvserver: ## kvserver GET/SET vs the Flask book server and a bare in-memor
 
 bench-migration: ## Migration keys/s of the operator's copy engine vs one HTTP request per key
 	tests/bench/migration.sh
+
+bench-load: ## 64 clients for 60 s against a 3-shard store on the local cluster, with a rebalance mid-run
+	tests/bench/cluster_load.sh

@@ -188,6 +188,24 @@ async fn scale_up_down_up_under_load() -> Result<()> {
         check(epoch == Some(4), || {
             format!("three moves should end at epoch 4, got {epoch:?}")
         })?;
+        // Each move is announced with its own figures (not folded into the first one's Event).
+        let events = ns
+            .api::<k8s_openapi::api::events::v1::Event>()
+            .list(&ListParams::default())
+            .await?;
+        let mut moves: Vec<String> = events
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Rebalanced"))
+            .filter_map(|e| e.note.clone())
+            .collect();
+        moves.sort();
+        for (from, to) in [(3, 5), (5, 2), (2, 3)] {
+            let prefix = format!("moved keys from {from} to {to} shards");
+            check(moves.iter().any(|m| m.starts_with(&prefix)), || {
+                format!("no Rebalanced event for {from}→{to}; Rebalanced notes: {moves:?}")
+            })?;
+        }
         stop_and_verify(&ns, clients, false).await
     })
     .await
