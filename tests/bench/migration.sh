@@ -31,10 +31,15 @@ fi
 [ -x "$KVSERVER" ] || { echo "missing $KVSERVER" >&2; exit 1; }
 
 WORK=$(mktemp -d)
-PIDS=()
+# start() runs in a command substitution (a subshell), so server pids go to a file, not a variable.
 cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  local pids=()
+  [ -f "$WORK/pids" ] && mapfile -t pids <"$WORK/pids"
+  if ((${#pids[@]})); then
+    kill "${pids[@]}" 2>/dev/null || true
+    # Not our children (their subshell is gone): poll until every one has exited.
+    for _ in $(seq 1 100); do kill -0 "${pids[@]}" 2>/dev/null || break; sleep 0.1; done
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -50,7 +55,7 @@ start() {
   "$KVSERVER" --bind 127.0.0.1 --port "$port" --ops-port "$ops" --data-dir "$WORK/$1-$2" \
     --admin-token-file "$WORK/token" --shard "$2" --drain-delay 0s \
     >"$WORK/$1-$2.log" 2>&1 &
-  PIDS+=($!)
+  echo $! >>"$WORK/pids"
   for _ in $(seq 1 200); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null 2>&1 && break
