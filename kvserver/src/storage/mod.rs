@@ -22,6 +22,7 @@ mod record;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -341,19 +342,15 @@ impl Store {
         Ok(self.list("", None, usize::MAX)?.0)
     }
 
-    /// Streams every record (tombstones included) whose key passes `keep`, as a bulk stream,
-    /// into `tx`. Blocking: run on a blocking thread. A failure mid-way ends the stream without a
-    /// trailer, which every decoder reports as truncated.
-    pub fn export(
+    /// Visits every stored record (tombstones included) whose key passes `keep`, in key order,
+    /// until `visit` breaks. Blocking. The one scan behind [`Self::export`] and [`Self::count`],
+    /// so a count always matches what an export sends.
+    fn scan_records(
         &self,
         keep: impl Fn(&Key) -> bool,
-        tx: &mpsc::Sender<Result<Bytes, StorageError>>,
-    ) -> Result<u64, StorageError> {
+        mut visit: impl FnMut(BulkRecord) -> Result<ControlFlow<()>, StorageError>,
+    ) -> Result<(), StorageError> {
         let engine = self.slot.get()?;
-        let mut buf = BytesMut::with_capacity(EXPORT_CHUNK * 2);
-        BulkCodec::encode_start(&mut buf);
-        let mut count = 0u64;
-        let mut codec = BulkCodec::new(usize::MAX);
         for guard in engine.kv.iter() {
             let (k, v) = guard.into_inner()?;
             let Some(key) = decode_key(&k) else { continue };
@@ -368,30 +365,51 @@ impl Store {
                 version: record.version,
                 value: record.value,
             };
+            if visit(bulk)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams every record (tombstones included) whose key passes `keep`, as a bulk stream,
+    /// into `tx`. Blocking: run on a blocking thread. A failure mid-way ends the stream without a
+    /// trailer, which every decoder reports as truncated.
+    pub fn export(
+        &self,
+        keep: impl Fn(&Key) -> bool,
+        tx: &mpsc::Sender<Result<Bytes, StorageError>>,
+    ) -> Result<u64, StorageError> {
+        let mut buf = BytesMut::with_capacity(EXPORT_CHUNK * 2);
+        BulkCodec::encode_start(&mut buf);
+        let mut count = 0u64;
+        let mut codec = BulkCodec::new(usize::MAX);
+        let mut hung_up = false;
+        self.scan_records(keep, |bulk| {
             tokio_util::codec::Encoder::encode(&mut codec, &bulk, &mut buf)
                 .map_err(|e| StorageError::Engine(e.to_string()))?;
             count += 1;
             if buf.len() >= EXPORT_CHUNK && tx.blocking_send(Ok(buf.split().freeze())).is_err() {
                 // The receiver hung up; nothing more to do.
-                return Ok(count);
+                hung_up = true;
+                return Ok(ControlFlow::Break(()));
             }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if !hung_up {
+            BulkCodec::encode_end(count, &mut buf);
+            let _ = tx.blocking_send(Ok(buf.freeze()));
         }
-        BulkCodec::encode_end(count, &mut buf);
-        let _ = tx.blocking_send(Ok(buf.freeze()));
         Ok(count)
     }
 
     /// How many records (tombstones included) [`Self::export`] would stream for `keep`. Blocking.
     pub fn count(&self, keep: impl Fn(&Key) -> bool) -> Result<u64, StorageError> {
-        let engine = self.slot.get()?;
         let mut count = 0u64;
-        for guard in engine.kv.iter() {
-            let (k, v) = guard.into_inner()?;
-            let Some(key) = decode_key(&k) else { continue };
-            if keep(&key) && decode_stored(&key, Some(v))?.is_some() {
-                count += 1;
-            }
-        }
+        self.scan_records(keep, |_| {
+            count += 1;
+            Ok(ControlFlow::Continue(()))
+        })?;
         Ok(count)
     }
 
