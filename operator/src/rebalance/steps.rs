@@ -44,20 +44,37 @@ pub struct Shards<'a> {
 }
 
 impl Shards<'_> {
+    /// Runs `call` on the server of every shard in `range`, concurrently; every call must
+    /// succeed, and a failed one names its shard. The answers come in shard order.
+    async fn on_each<'s, T, Fut>(
+        &'s self,
+        range: std::ops::Range<u32>,
+        call: impl Fn(&'s str) -> Fut,
+    ) -> Result<Vec<T>, StepError>
+    where
+        Fut: Future<Output = Result<T, String>>,
+    {
+        let call = &call;
+        let calls = range.map(|shard| async move {
+            let url = self.url(shard)?;
+            call(url)
+                .await
+                .map_err(|message| StepError::unreachable(shard, message))
+        });
+        join_all(calls).await.into_iter().collect()
+    }
+
     /// Pushes `topology` to servers `range`, concurrently; all must acknowledge.
     async fn push(
         &self,
         range: std::ops::Range<u32>,
         topology: &Topology,
     ) -> Result<(), StepError> {
-        let calls = range.clone().map(|shard| async move {
-            let url = self.url(shard)?;
-            self.admin
-                .put_topology(url, self.token, topology)
-                .await
-                .map_err(|message| StepError::unreachable(shard, message))
-        });
-        join_all(calls).await.into_iter().collect()
+        self.on_each(range, |url| {
+            self.admin.put_topology(url, self.token, topology)
+        })
+        .await
+        .map(|_| ())
     }
 
     fn url(&self, shard: u32) -> Result<&str, StepError> {
@@ -106,15 +123,12 @@ impl Shards<'_> {
 
     /// How many records the old shards will send, for the copy's progress.
     async fn count_moving(&self) -> Result<u64, StepError> {
-        let calls = (0..self.maps.from).map(|shard| async move {
-            let url = self.url(shard)?;
-            self.admin
-                .moving_count(url, self.token)
-                .await
-                .map_err(|message| StepError::unreachable(shard, message))
-        });
-        let counts: Result<Vec<u64>, StepError> = join_all(calls).await.into_iter().collect();
-        Ok(counts?.iter().sum())
+        let counts = self
+            .on_each(0..self.maps.from, |url| {
+                self.admin.moving_count(url, self.token)
+            })
+            .await?;
+        Ok(counts.iter().sum())
     }
 
     /// Commit: every server, also those about to be removed, takes the new map as stable.
@@ -124,14 +138,11 @@ impl Shards<'_> {
 
     /// Cleanup: every server drops what it no longer owns, and its tombstones.
     pub async fn cleanup(&self) -> Result<(), StepError> {
-        let calls = (0..self.maps.span()).map(|shard| async move {
-            let url = self.url(shard)?;
-            self.admin
-                .cleanup(url, self.token)
-                .await
-                .map_err(|message| StepError::unreachable(shard, message))
-        });
-        join_all(calls).await.into_iter().collect()
+        self.on_each(0..self.maps.span(), |url| {
+            self.admin.cleanup(url, self.token)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Before a shrink: the shards to remove must hold no key at all.
