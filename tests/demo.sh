@@ -5,26 +5,25 @@
 # verifying load generator, scales the store 3→5→2 while streaming the client's screen, and ends
 # with a summary: hits, lost keys, and how long each scale took. Ctrl-C stops it cleanly.
 # The cluster and the store are left running; `make cluster-down` removes everything.
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" demo || exit 1
+# shellcheck source=tests/lib/deploy.sh
+source tests/lib/deploy.sh
 NS=default
 STORE=server
-SCALES=(${DEMO_SCALES:-5 2})
+read -r -a SCALES <<<"${DEMO_SCALES:-5 2}"
 STEPS=6
 say() { printf '\n\033[1m[%s/%s] %s\033[0m\n' "$1" "$STEPS" "$2"; }
 info() { printf '  %s\n' "$*"; }
 
 streamer=""
 cleanup_pods() {
-  [[ -n $streamer ]] && kill "$streamer" 2>/dev/null || true
+  if [[ -n $streamer ]]; then kill "$streamer" 2>/dev/null || true; fi
   kubectl -n "$NS" delete pod demo-load --ignore-not-found --wait=false >/dev/null 2>&1 || true
 }
 on_interrupt() {
   printf '\n\nInterrupted: stopping the demo clients. The cluster and the store keep running;\n'
-  printf '`make cluster-down` removes everything.\n'
+  printf '%s\n' "\`make cluster-down\` removes everything."
   cleanup_pods
   exit 130
 }
@@ -36,22 +35,14 @@ if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
 else
   tests/cluster/up.sh
 fi
-eval "$(tests/cluster/env.sh)"
+cluster_env "run the demo on"
 
 say 2 "images (cargo build --release, then daemonless OCI images)"
-tests/images/build.sh
-if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
-  tests/images/build.sh push "${KVSTORE_IMAGE_REGISTRY:?KVSTORE_CLUSTER=existing needs KVSTORE_IMAGE_REGISTRY}"
-fi
-registry="${KVSTORE_IMAGE_REGISTRY:-kvstore}"
+deploy_images
 
 say 3 "operator (Helm chart charts/kvstore-operator)"
-helm=$(tests/chart/check.sh --helm-path 2>/dev/null)
-export HELM_CACHE_HOME="$KVSTORE_CACHE/helm/cache" HELM_CONFIG_HOME="$KVSTORE_CACHE/helm/config" HELM_DATA_HOME="$KVSTORE_CACHE/helm/data"
-"$helm" upgrade --install kvstore-operator charts/kvstore-operator --namespace kvstore-system --create-namespace \
-  --set image.repository="$registry/operator" --wait --timeout 5m >/dev/null
-kubectl -n kvstore-system rollout restart deployment/kvstore-operator >/dev/null
-kubectl -n kvstore-system rollout status deployment/kvstore-operator --timeout=180s
+helm_install_operator >/dev/null
+restart_operator
 
 # status_of: generation observed, phase, serving shards, rebalance phase (empty when none).
 status_of() {
@@ -77,7 +68,7 @@ kubectl -n "$NS" get kvs,pods,pvc
 say 5 "clients: the topology-following screen, and a load generator that verifies every write"
 kubectl apply -f examples/client-follow.yaml
 kubectl -n "$NS" delete pod demo-load --ignore-not-found >/dev/null
-kubectl -n "$NS" run demo-load --image="$registry/kvclient:${KVSTORE_IMAGE_TAG:-dev}" --image-pull-policy=IfNotPresent \
+kubectl -n "$NS" run demo-load --image="$IMAGE_REGISTRY/kvclient:$IMAGE_TAG" --image-pull-policy=IfNotPresent \
   --restart=Never --overrides='{"spec":{"serviceAccountName":"kvclient","terminationGracePeriodSeconds":120}}' -- \
   load --kvstore "$STORE" --keys 10000 --concurrency 8 --duration 2h --write-ratio 0.3 --prefill --json >/dev/null
 kubectl -n "$NS" wait pod/client-follow pod/demo-load --for=condition=Ready --timeout=180s >/dev/null
@@ -125,4 +116,4 @@ for i in "${!SCALES[@]}"; do
   printf '  scale %s → %s         : %s\n' "$prev" "${SCALES[$i]}" "${took[$i]}"
   prev=${SCALES[$i]}
 done
-printf '\nThe store keeps running: kubectl get kvs; kubectl logs -f client-follow. `make cluster-down` removes everything.\n'
+printf '\n%s\n' "The store keeps running: kubectl get kvs; kubectl logs -f client-follow. \`make cluster-down\` removes everything."

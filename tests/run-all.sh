@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: every check the project has, in order, failing on the first red step.
-set -euo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" test || exit 1
 
 # Each step must pass; the last line counts them in the plain "N passed, N failed" form.
 steps_passed=0

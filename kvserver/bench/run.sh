@@ -9,19 +9,17 @@
 #   KVSERVER_BENCH_TSV=FILE also writes the medians there for tests/bench/run.sh, one row per
 #   server and op: "op<TAB>server<TAB>req/s<TAB>p50 ms<TAB>p99 ms<TAB>errors", plus one row per
 #   server "rss<TAB>server<TAB>idle VmRSS KiB" read from /proc right after it came up.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib/common.sh" bench || exit 1
 BENCH_DIR=kvserver/bench
 DURATION=${1:-10s}
-CACHE=${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/cargo-target}
 WRK_ARGS=(-t2 -c50 -d"$DURATION" --latency)
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)" >&2
   apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
 fi
-VENV=$CACHE/bench-venv
+VENV=$KVSTORE_CACHE/bench-venv
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import flask' 2>/dev/null; then
   echo "installing flask into $VENV" >&2
   python3 -m venv "$VENV"

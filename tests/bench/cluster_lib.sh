@@ -1,12 +1,12 @@
 # shellcheck shell=bash
-# Helpers shared by the cluster benchmarks (scale_e2e.sh, cluster_load.sh, footprint.sh).
-# Sourced, not run. Expects the repo root as the working directory and kubectl on PATH
-# (`eval "$(tests/cluster/env.sh)"`); the operator must already be installed.
+# Helpers shared by the cluster benchmarks (cluster_setup.sh, scale_e2e.sh, cluster_load.sh,
+# footprint.sh). Sourced, not run, after `source tests/lib/common.sh bench` (the repo root is
+# the working directory, log() tags its lines "bench"); the images come from tests/lib/deploy.sh
+# ($IMAGE_REGISTRY, $IMAGE_TAG). The helpers below need kubectl on PATH (cluster_env) and the
+# operator installed.
 
-BENCH_REGISTRY="${KVSTORE_IMAGE_REGISTRY:-kvstore}"
-BENCH_TAG="${KVSTORE_IMAGE_TAG:-dev}"
-
-blog() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=tests/lib/deploy.sh
+source tests/lib/deploy.sh
 
 # bench_namespace NS: a fresh namespace with the ServiceAccount `kvclient` that may read
 # KVStores (what the topology-following client needs, as in examples/client-follow.yaml).
@@ -46,7 +46,7 @@ kind: KVStore
 metadata: {name: $2}
 spec:
   replicas: $3
-  image: $BENCH_REGISTRY/kvserver:$BENCH_TAG
+  image: $IMAGE_REGISTRY/kvserver:$IMAGE_TAG
   imagePullPolicy: IfNotPresent
   sharding: modulo
   storage: {size: 1Gi, retentionPolicy: Delete}
@@ -66,7 +66,7 @@ bench_wait_available() {
     fi
     sleep 1
   done
-  blog "KVStore $ns/$name did not become Available with $want shards in ${limit}s"
+  log "KVStore $ns/$name did not become Available with $want shards in ${limit}s"
   kubectl -n "$ns" describe kvs "$name" >&2 || true
   return 1
 }
@@ -94,7 +94,7 @@ spec:
     seccompProfile: {type: RuntimeDefault}
   containers:
     - name: client
-      image: $BENCH_REGISTRY/kvclient:$BENCH_TAG
+      image: $IMAGE_REGISTRY/kvclient:$IMAGE_TAG
       imagePullPolicy: IfNotPresent
       args: $args
       env:
@@ -115,7 +115,7 @@ bench_wait_running() {
     case $phase in Running | Succeeded | Failed) return 0 ;; esac
     sleep 0.5
   done
-  blog "pod $1/$2 did not start"; kubectl -n "$1" describe pod "$2" >&2 || true
+  log "pod $1/$2 did not start"; kubectl -n "$1" describe pod "$2" >&2 || true
   return 1
 }
 
@@ -127,7 +127,7 @@ bench_wait_exit() {
     if [[ -n $code ]]; then echo "$code"; return 0; fi
     sleep 1
   done
-  blog "pod $1/$2 did not finish within $3 s"
+  log "pod $1/$2 did not finish within $3 s"
   return 1
 }
 

@@ -14,10 +14,8 @@
 #   BENCH_SETUP=0 when the cluster, images and operator are already prepared
 #   (tests/bench/run.sh does that); otherwise tests/bench/cluster_setup.sh runs first.
 #   KEEP_NS=1 leaves namespace bench-load behind for inspection.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" bench || exit 1
 # shellcheck source=tests/bench/cluster_lib.sh
 source tests/bench/cluster_lib.sh
 OUT=${1:-}
@@ -31,7 +29,7 @@ NS=bench-load
 if [[ ${BENCH_SETUP:-1} != 0 ]]; then
   tests/bench/cluster_setup.sh >/dev/null
 fi
-eval "$(tests/cluster/env.sh)"
+cluster_env "benchmark on"
 
 WORK=$(mktemp -d)
 scaler=""
@@ -50,7 +48,7 @@ run_load() {
   local label=$1 store=$2 scale=$3 code scale_rc=0 scale_started=""
   bench_store "$NS" "$store" 3
   bench_wait_available "$NS" "$store" 3 600
-  blog "$label: $CONCURRENCY clients for $DURATION s over $KEYS keys (write ratio ${BENCH_LOAD_WRITE_RATIO:-0.5})$( ((scale)) && echo "; scale 3→$TO at ${SCALE_AT} s")"
+  log "$label: $CONCURRENCY clients for $DURATION s over $KEYS keys (write ratio ${BENCH_LOAD_WRITE_RATIO:-0.5})$( ((scale)) && echo "; scale 3→$TO at ${SCALE_AT} s")"
   bench_client_pod "$NS" "$label" load --kvstore "$store" --keys "$KEYS" --concurrency "$CONCURRENCY" \
     --duration "$DURATION" --write-ratio "${BENCH_LOAD_WRITE_RATIO:-0.5}" --prefix bench- --json
   bench_wait_running "$NS" "$label"

@@ -7,11 +7,8 @@
 #   BENCH_SKIP_IMAGES=1   reuse the images already imported (and the binaries already built)
 # Prints "brought-up" on stdout when it started the local cluster itself (so the caller
 # knows whether it may take it down again), nothing otherwise.
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" bench || exit 1
 # shellcheck source=tests/bench/cluster_lib.sh
 source tests/bench/cluster_lib.sh
 
@@ -23,30 +20,19 @@ if [[ ${KVSTORE_CLUSTER:-local} != existing ]]; then
   # A cluster whose API answers is used as it is: up.sh would restart one it finds unhealthy,
   # e.g. while another user of this shared cluster restarts the kubelet on purpose.
   if ((was_up)); then
-    blog "the local cluster is up: using it"
+    log "the local cluster is up: using it"
   else
     tests/cluster/up.sh >&2
     echo brought-up
   fi
 fi
-eval "$(tests/cluster/env.sh)"
-[[ -n ${KUBECONFIG:-} ]] || { blog "no KUBECONFIG: no cluster to benchmark on"; exit 1; }
+cluster_env "benchmark on"
 
+# Stdout carries only "brought-up": everything else goes to stderr.
 if [[ ${BENCH_SKIP_IMAGES:-0} != 1 ]]; then
-  blog "images (tests/images/build.sh)"
-  tests/images/build.sh >&2
-  if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
-    tests/images/build.sh push "${KVSTORE_IMAGE_REGISTRY:?KVSTORE_CLUSTER=existing needs KVSTORE_IMAGE_REGISTRY}" >&2
-  fi
+  log "images (tests/images/build.sh)"
+  deploy_images >&2
 fi
 
-helm=$(tests/chart/check.sh --helm-path 2>/dev/null)
-export HELM_CACHE_HOME="$KVSTORE_CACHE/helm/cache" HELM_CONFIG_HOME="$KVSTORE_CACHE/helm/config" HELM_DATA_HOME="$KVSTORE_CACHE/helm/data"
-blog "operator (helm upgrade --install into kvstore-system)"
-"$helm" upgrade --install kvstore-operator charts/kvstore-operator \
-  --namespace kvstore-system --create-namespace \
-  --set image.repository="$BENCH_REGISTRY/operator" --set image.tag="$BENCH_TAG" \
-  --wait --timeout 5m >&2
-# A reinstall with the same tag must still run the freshly imported image.
-kubectl -n kvstore-system rollout restart deployment/kvstore-operator >&2
-kubectl -n kvstore-system rollout status deployment/kvstore-operator --timeout=180s >&2
+helm_install_operator >&2
+restart_operator >&2

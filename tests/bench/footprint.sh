@@ -6,12 +6,11 @@
 #
 # usage: tests/bench/footprint.sh OUT_JSON    (cluster up, operator installed, images built)
 #   BENCH_IDLE_S (default 15): how long the store sits idle before the reading.
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" bench || exit 1
 # shellcheck source=tests/bench/cluster_lib.sh
 source tests/bench/cluster_lib.sh
 OUT=${1:?usage: footprint.sh OUT_JSON}
-CACHE=${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}
 NS=bench-footprint
 WORK=$(mktemp -d)
 cleanup() {
@@ -25,18 +24,18 @@ trap cleanup EXIT
 bench_namespace "$NS"
 bench_store "$NS" idle 3
 bench_wait_available "$NS" idle 3 600
-blog "idle for ${BENCH_IDLE_S:-15} s, then reading VmRSS"
+log "idle for ${BENCH_IDLE_S:-15} s, then reading VmRSS"
 sleep "${BENCH_IDLE_S:-15}"
 python3 tests/bench/footprint.py pods kvstore-system app.kubernetes.io/name=kvstore-operator >"$WORK/operator.json"
 python3 tests/bench/footprint.py pods "$NS" app.kubernetes.io/instance=idle >"$WORK/kvserver.json"
 
 : >"$WORK/images.jsonl"
 for name in kvserver kvclient operator; do
-  python3 tests/bench/footprint.py image "kvstore/$name:${BENCH_TAG}" "$CACHE/images/out/kvstore-$name-${BENCH_TAG}.tar" >>"$WORK/images.jsonl"
+  python3 tests/bench/footprint.py image "kvstore/$name:$IMAGE_TAG" "$KVSTORE_CACHE/images/out/kvstore-$name-$IMAGE_TAG.tar" >>"$WORK/images.jsonl"
 done
 pause=$(tests/cluster/build.sh paths | sed -n 's/^pause=//p')
 [[ -f $pause ]] && python3 tests/bench/footprint.py image "pause (the cluster's sandbox image, static Go, FROM scratch)" "$pause" >>"$WORK/images.jsonl"
-base=$(find "$CACHE/images" -maxdepth 1 -type d -name 'base-*' -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
+base=$(find "$KVSTORE_CACHE/images" -maxdepth 1 -type d -name 'base-*' -printf '%T@ %p\n' | sort -n | tail -n 1 | cut -d' ' -f2)
 [[ -n $base ]] && python3 tests/bench/footprint.py dir "distroless-style base (glibc, libgcc_s, CA bundle; no binary)" "$base" >>"$WORK/images.jsonl"
 
 python3 - "$WORK" >"$OUT" <<'PY'
@@ -48,4 +47,4 @@ print(json.dumps({
     "images": [json.loads(l) for l in open(f"{w}/images.jsonl") if l.strip()],
 }, indent=1))
 PY
-blog "footprint written to $OUT"
+log "footprint written to $OUT"

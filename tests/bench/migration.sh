@@ -9,14 +9,12 @@
 #   PROFILE=release to build the bench client optimised (the kvserver is always release).
 #   MIGRATION_BENCH_JSON=FILE also writes the figures there for tests/bench/run.sh: the rows of
 #   whatever table the bench client prints (parsed, not recomputed) and the book script's row.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" bench || exit 1
 KEYS=${1:-100000}
 FROM=${FROM:-3}
 TO=${TO:-4}
 SPAN=$(( FROM > TO ? FROM : TO ))
-CACHE=${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE/cargo-target}
 PROFILE=${PROFILE:-dev}
 
 cargo build --release -q -p kvserver --bin kvserver

@@ -18,15 +18,13 @@
 #   BENCH_SKIP=...    space-separated parts to skip: kvserver migration scale footprint load
 #   KEEP_CLUSTER=1    leave the local cluster up even if this run started it
 # Exits non-zero if any part failed (the report is still written, naming what failed).
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" bench || exit 1
 OUT=${BENCH_OUT:-$KVSTORE_CACHE/bench/$(date -u +%Y%m%dT%H%M%SZ)}
-MD=${BENCH_MD:-$ROOT/BENCHMARKS.md}
+MD=${BENCH_MD:-$REPO_ROOT/BENCHMARKS.md}
 mkdir -p "$OUT"
-log() { printf '\n[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+# heading MESSAGE: a log line set apart from the output of the part before it.
+heading() { echo >&2; log "$@"; }
 skip() { [[ " ${BENCH_SKIP:-} " == *" $1 "* ]]; }
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
@@ -42,11 +40,11 @@ declare -A STATUS=() SECS=()
 part() { # part NAME COMMAND...: runs one benchmark, records ok/failed, never aborts the run
   local name=$1; shift
   if skip "$name"; then STATUS[$name]=skipped; return 0; fi
-  log "$name: $*"
+  heading "$name: $*"
   local started=$SECONDS
   if "$@"; then STATUS[$name]=ok; else STATUS[$name]="failed (exit $?)"; fi
   SECS[$name]=$((SECONDS - started))
-  log "$name: ${STATUS[$name]} in ${SECS[$name]} s"
+  heading "$name: ${STATUS[$name]} in ${SECS[$name]} s"
 }
 
 brought_up=""
@@ -54,17 +52,17 @@ brought_up=""
 finish() {
   local rc=$?
   if [[ $brought_up == brought-up && ${KEEP_CLUSTER:-0} != 1 ]]; then
-    log "taking down the local cluster this run started (KEEP_CLUSTER=1 keeps it)"
-    tests/cluster/down.sh || log "cluster-down reported an error"
+    heading "taking down the local cluster this run started (KEEP_CLUSTER=1 keeps it)"
+    tests/cluster/down.sh || heading "cluster-down reported an error"
   fi
   exit "$rc"
 }
 trap finish EXIT
 
 python3 tests/bench/machine.py start >"$OUT/machine-start.json"
-log "results go to $OUT; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+heading "results go to $OUT; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-log "release build"
+heading "release build"
 started=$SECONDS
 cargo build --release --locked -p kvserver -p kvclient -p operator
 cargo build --release --locked -p kvserver --example inmem_baseline
@@ -78,11 +76,11 @@ part migration env PROFILE=release BOOK_KEYS="$MIG_BOOK_KEYS" MIGRATION_BENCH_JS
 cluster_parts=0
 for p in scale footprint load; do skip "$p" || cluster_parts=1; done
 if ((cluster_parts)); then
-  log "cluster: tests/bench/cluster_setup.sh"
+  heading "cluster: tests/bench/cluster_setup.sh"
   started=$SECONDS
   if brought_up=$(tests/bench/cluster_setup.sh); then
     SECS[cluster-setup]=$((SECONDS - started))
-    eval "$(tests/cluster/env.sh)"
+    cluster_env "benchmark on"
     part scale env BENCH_SCALE_KEYS="$SCALE_KEYS" tests/bench/scale_e2e.sh "$OUT/scale.json"
     part footprint tests/bench/footprint.sh "$OUT/footprint.json"
     part load env BENCH_SETUP=0 BENCH_LOAD_DURATION="$LOAD_DURATION" BENCH_LOAD_SCALE_AT="$LOAD_SCALE_AT" \
@@ -103,9 +101,9 @@ json.dump({"quick": sys.argv[2] == "1", "parts": dict(zip(names, states)),
            "seconds": {k: int(v) for k, v in zip(timed, secs)}}, open(sys.argv[1], "w"))
 PY
 python3 tests/bench/render.py "$OUT" >"$MD"
-log "wrote $MD (raw results in $OUT)"
+heading "wrote $MD (raw results in $OUT)"
 failed=0
 for p in "${!STATUS[@]}"; do
-  [[ ${STATUS[$p]} == ok || ${STATUS[$p]} == skipped ]] || { log "FAILED: $p: ${STATUS[$p]}"; failed=1; }
+  [[ ${STATUS[$p]} == ok || ${STATUS[$p]} == skipped ]] || { heading "FAILED: $p: ${STATUS[$p]}"; failed=1; }
 done
 exit "$failed"

@@ -21,9 +21,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 CHART="$ROOT/charts/kvstore-operator"
 CRD_NAME=kvstore.dev_kvstores.yaml
+KV_LOG_TAG=chart
+# shellcheck source=tests/lib/base.sh
+source "$ROOT/tests/lib/base.sh"   # KVSTORE_CACHE, log()
 
-CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
-TOOLS="$CACHE/tools"
+TOOLS="$KVSTORE_CACHE/tools"
 HELM_VERSION=v3.22.0
 KUBECONFORM_VERSION=v0.8.0
 KUBE_SCORE_VERSION=v1.20.0
@@ -35,7 +37,7 @@ PYYAML_VERSION=6.0.3                # only when the system python3 has no yaml m
 
 GO=/usr/local/go/bin/go
 [[ -x $GO ]] || GO=go
-export GOMODCACHE="${GOMODCACHE:-$CACHE/go/mod}" GOCACHE="${GOCACHE:-$CACHE/go/build}"
+export GOMODCACHE="${GOMODCACHE:-$KVSTORE_CACHE/go/mod}" GOCACHE="${GOCACHE:-$KVSTORE_CACHE/go/build}"
 export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 PYTHON=${KVSTORE_PYTHON:-/usr/bin/python3}
 [[ -x $PYTHON ]] || PYTHON=python3
@@ -43,7 +45,6 @@ PYTHON=${KVSTORE_PYTHON:-/usr/bin/python3}
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
-log() { printf '[chart] %s\n' "$*" >&2; }
 FAILED=()
 PASSED=0
 fail() { log "FAIL: $*"; FAILED+=("$*"); }
@@ -141,9 +142,9 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 step "JSON schemas (offline)"
-SCHEMAS="$CACHE/schemas/k8s-$K8S_VERSION-$(sha256sum <"$HERE/schemas.py" | cut -c1-12)"
+SCHEMAS="$KVSTORE_CACHE/schemas/k8s-$K8S_VERSION-$(sha256sum <"$HERE/schemas.py" | cut -c1-12)"
 if [[ ! -f $SCHEMAS/.done ]]; then
-  rm -rf "$CACHE"/schemas/k8s-*  # older generations of schemas.py
+  rm -rf "$KVSTORE_CACHE"/schemas/k8s-*  # older generations of schemas.py
   k8s_zip=$(mod_field k8s.io/kubernetes "$K8S_VERSION" Zip)
   rm -rf "$SCHEMAS.tmp"
   "$PY" "$HERE/schemas.py" --out "$SCHEMAS.tmp" --k8s-openapi "$k8s_zip"

@@ -11,7 +11,9 @@
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$CLUSTER_DIR/../.." && pwd)"
 
-export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
+# KVSTORE_CACHE (and CARGO_TARGET_DIR) and log(), as every project script has them.
+# shellcheck source=tests/lib/base.sh
+source "$REPO_ROOT/tests/lib/base.sh"
 export KVSTORE_STATE="${KVSTORE_STATE:-/var/lib/kvstore-cluster}"
 CACHE="$KVSTORE_CACHE"
 STATE="$KVSTORE_STATE"
@@ -63,7 +65,6 @@ export PATH="$BIN_DIR:/usr/local/go/bin:$PATH:/usr/sbin:/sbin"
 PYTHON=/usr/bin/python3
 [[ -x $PYTHON ]] || PYTHON=python3
 
-log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # Install Debian packages the cluster needs, only those missing.

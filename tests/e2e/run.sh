@@ -6,22 +6,17 @@
 # usage: tests/e2e/run.sh [CARGO_TEST_FILTER...]
 #   KEEP_CLUSTER=1   leave the local cluster running afterwards
 #   E2E_SUITES="operator rebalance"   which test files of tests/e2e/tests to run (default: all)
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
-OPERATOR_NS=kvstore-system
-
-log() { printf '[e2e %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" e2e || exit 1
+# shellcheck source=tests/lib/deploy.sh
+source tests/lib/deploy.sh
 
 local_cluster=0
 if [[ ${KVSTORE_CLUSTER:-local} != existing ]]; then
   local_cluster=1
   tests/cluster/up.sh
 fi
-eval "$(tests/cluster/env.sh)"
-[[ -n ${KUBECONFIG:-} ]] || { log "no KUBECONFIG: no cluster to test on"; exit 1; }
+cluster_env "test on"
 
 cleanup() {
   local rc=$?
@@ -49,27 +44,12 @@ if ((local_cluster)); then
 fi
 
 log "images"
-if ((local_cluster)); then
-  tests/images/build.sh
-else
-  tests/images/build.sh
-  tests/images/build.sh push "${KVSTORE_IMAGE_REGISTRY:?KVSTORE_CLUSTER=existing needs KVSTORE_IMAGE_REGISTRY}"
-fi
+deploy_images
 
-registry="${KVSTORE_IMAGE_REGISTRY:-kvstore}"
-tag="${KVSTORE_IMAGE_TAG:-dev}"
-helm=$(tests/chart/check.sh --helm-path 2>/dev/null)
-export HELM_CACHE_HOME="$KVSTORE_CACHE/helm/cache" HELM_CONFIG_HOME="$KVSTORE_CACHE/helm/config" HELM_DATA_HOME="$KVSTORE_CACHE/helm/data"
-log "installing the operator with $helm"
-"$helm" upgrade --install kvstore-operator charts/kvstore-operator \
-  --namespace "$OPERATOR_NS" --create-namespace \
-  --set image.repository="$registry/operator" --set image.tag="$tag" \
-  --wait --timeout 5m
-# A reinstall with the same tag must still run the freshly imported image.
-kubectl -n "$OPERATOR_NS" rollout restart deployment/kvstore-operator
-kubectl -n "$OPERATOR_NS" rollout status deployment/kvstore-operator --timeout=180s
+helm_install_operator
+restart_operator
 
-suites=(${E2E_SUITES:-})
+read -r -a suites <<<"${E2E_SUITES:-}"
 args=()
 if ((${#suites[@]})); then
   for s in "${suites[@]}"; do args+=(--test "$s"); done
@@ -77,7 +57,7 @@ else
   args+=(--tests)
 fi
 log "e2e suites: cargo test -p e2e ${args[*]}"
-KVSTORE_IMAGE_REGISTRY="$registry" KVSTORE_IMAGE_TAG="$tag" \
+KVSTORE_IMAGE_REGISTRY="$IMAGE_REGISTRY" KVSTORE_IMAGE_TAG="$IMAGE_TAG" \
   cargo test -p e2e --locked "${args[@]}" -- --test-threads=1 "$@"
 log "operator cluster tests (API server validation, scale subresource, pause, a scale through the operator)"
 cargo test -p operator --locked --test cluster -- --ignored --test-threads=1

@@ -6,14 +6,9 @@
 # usage: tests/faults/run.sh [CARGO_TEST_FILTER...]     e.g. tests/faults/run.sh disk_full
 #   KEEP_CLUSTER=1   leave the local cluster running afterwards
 # Needs root on the cluster's node: the cases kill host processes and mount tmpfs volumes.
-set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-cd "$ROOT"
-export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
+# shellcheck source=tests/lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" faults || exit 1
 STATE="${KVSTORE_STATE:-/var/lib/kvstore-cluster}"
-
-log() { printf '[faults %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 [[ $(id -u) == 0 ]] || { log "needs root: the cases kill processes and mount tmpfs on the node"; exit 1; }
 [[ ${KVSTORE_CLUSTER:-local} == local ]] || { log "only on the local cluster (host processes, tmpfs volumes)"; exit 1; }

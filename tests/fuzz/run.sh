@@ -5,10 +5,11 @@
 #
 # Each target starts from the committed seeds (fuzz/corpus/<target>, read only), with its
 # dictionary (fuzz/dict/<target>.dict). Budgets of 120 s and more also start from, and add to,
-# the corpus grown by earlier long runs ($HOME/.cache/kvstore-operator/fuzz-corpus/<target>);
+# the corpus grown by earlier long runs ($KVSTORE_CACHE/fuzz-corpus/<target>);
 # shorter ones keep what they find in a scratch dir, since replaying a grown corpus alone can
 # take longer than a short budget. A crash stops that target; its input is saved under
-# fuzz/artifacts/<target>/ and the log under $HOME/.cache/kvstore-operator/fuzz-logs/.
+# fuzz/artifacts/<target>/ and the log under $KVSTORE_CACHE/fuzz-logs/ ($KVSTORE_CACHE: see
+# tests/lib/base.sh).
 # Last line: "fuzz: N passed, M failed"; the exit status is non-zero when any target failed.
 #
 # Environment:
@@ -26,7 +27,9 @@ if ! [[ "$budget" =~ ^[0-9]+$ ]] || [ "$budget" -lt 1 ]; then
 fi
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-cache="$HOME/.cache/kvstore-operator"
+# shellcheck source=tests/lib/base.sh
+source "$root/tests/lib/base.sh"
+cache="$KVSTORE_CACHE"
 target_dir="$cache/fuzz-target"
 corpus_root="$cache/fuzz-corpus"
 log_root="$cache/fuzz-logs"

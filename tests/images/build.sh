@@ -19,14 +19,13 @@
 #
 # Outputs: $KVSTORE_CACHE/images/out/<name>-<tag>.tar (OCI archives).
 set -euo pipefail
-# shellcheck source=../cluster/lib.sh
+# shellcheck source=tests/cluster/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../cluster/lib.sh"
 
 IMAGES_DIR="$REPO_ROOT/tests/images"
 OUT_DIR="$CACHE/images/out"
 DEB_DIR="$CACHE/images/debs"
 BASE_PKGS=(libc6 libgcc-s1 ca-certificates)
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/cargo-target}"
 VERSION="${KVSTORE_IMAGE_VERSION:-dev}"
 
 # The project's images: name, binary (in $CARGO_TARGET_DIR/release), max size in MB.
