@@ -12,6 +12,7 @@
 //! - [`status`]: outcomes and the book's status letters.
 //! - [`probe`]: the book client's check of one key (read, write if missing, compare).
 //! - [`screen`]: pure rendering of the book's screen.
+//! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
 //! The `kvclient` binary (src/main.rs, src/cli/) builds the CLI on these.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod retry;
 pub mod screen;
 pub mod server;
 pub mod sharded;
+pub mod shutdown;
 pub mod status;
 
 pub use admin::{ExportScope, LocalRead};

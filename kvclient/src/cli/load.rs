@@ -193,31 +193,10 @@ fn stop_on_signal() -> Arc<std::sync::atomic::AtomicBool> {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let raised = stop.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        kvclient::shutdown::signal().await;
         raised.store(true, Ordering::Relaxed);
     });
     stop
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn progress_bar(duration: Duration) -> ProgressBar {
