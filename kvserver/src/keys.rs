@@ -9,7 +9,6 @@ use kvproto::topology::ForwardedBy;
 
 use crate::error::Error;
 use crate::peer::Remote;
-use crate::routing::Decision;
 use crate::state::AppState;
 use crate::storage::Record;
 
@@ -101,12 +100,4 @@ pub async fn forward(
         .peers
         .forward((&url, to), method, pq, headers, body, by)
         .await
-}
-
-/// Convenience for handlers: the decision's forward target, if any.
-pub fn forward_target(decision: &Decision) -> Option<(u32, ForwardedBy)> {
-    match decision {
-        Decision::Forward { to, by } => Some((*to, *by)),
-        Decision::Local { .. } => None,
-    }
 }

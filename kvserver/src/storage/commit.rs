@@ -47,23 +47,17 @@ mod tests {
     async fn one_fsync_covers_every_write_before_it() {
         let gc = GroupCommit::default();
         let fsyncs = AtomicUsize::new(0);
+        let counted = || async {
+            fsyncs.fetch_add(1, Ordering::SeqCst);
+            Ok::<(), ()>(())
+        };
         let tickets: Vec<u64> = (0..10).map(|_| gc.ticket()).collect();
         for t in tickets {
-            gc.wait(t, || async {
-                fsyncs.fetch_add(1, Ordering::SeqCst);
-                Ok::<(), ()>(())
-            })
-            .await
-            .unwrap();
+            gc.wait(t, counted).await.unwrap();
         }
         assert_eq!(fsyncs.load(Ordering::SeqCst), 1);
         let later = gc.ticket();
-        gc.wait(later, || async {
-            fsyncs.fetch_add(1, Ordering::SeqCst);
-            Ok::<(), ()>(())
-        })
-        .await
-        .unwrap();
+        gc.wait(later, counted).await.unwrap();
         assert_eq!(fsyncs.load(Ordering::SeqCst), 2);
     }
 

@@ -199,15 +199,6 @@ impl Store {
         self.slot.get().is_ok()
     }
 
-    /// Whether the last write failed and writes wait for the disk to have room again.
-    pub fn writes_failing(&self) -> bool {
-        self.poisoned.load(Ordering::Relaxed)
-    }
-
-    pub fn sync_mode(&self) -> SyncMode {
-        self.sync
-    }
-
     /// The key's record, tombstones included.
     pub fn get(&self, key: &Key) -> Result<Option<Record>, StorageError> {
         if let Some(hit) = self.cache.get(key) {
