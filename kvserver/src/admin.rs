@@ -10,19 +10,18 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kvproto::Topology;
 use kvproto::bulk::{BulkCodec, CONTENT_TYPE as BULK_CONTENT_TYPE};
+use kvproto::wire::path::INTERNAL_KEYS_PREFIX;
 use kvproto::wire::{CleanupReport, ErrorBody, ErrorCode, ExportCount, ImportMode, ImportReport};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
+use crate::etag_header;
 use crate::keys;
-use crate::peer::etag;
 use crate::state::AppState;
 use crate::storage::StorageError;
 use crate::topology_file;
 use crate::v1::read_limited;
-
-pub const INTERNAL_KEY_PREFIX: &str = "/v1/internal/keys/";
 
 pub async fn put_topology(
     State(state): State<AppState>,
@@ -189,7 +188,7 @@ pub async fn internal_get(
     headers: HeaderMap,
 ) -> Result<Response> {
     state.token.require(&headers)?;
-    let key = keys::key_after(&uri, INTERNAL_KEY_PREFIX)?;
+    let key = keys::key_after(&uri, INTERNAL_KEYS_PREFIX)?;
     match state.store.get(&key)? {
         Some(record) => match record.value {
             Some(value) => Ok((
@@ -199,14 +198,14 @@ pub async fn internal_get(
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("application/octet-stream"),
                     ),
-                    (header::ETAG, etag(record.version)),
+                    (header::ETAG, etag_header::of_version(record.version)),
                 ],
                 value,
             )
                 .into_response()),
             None => Ok((
                 StatusCode::GONE,
-                [(header::ETAG, etag(record.version))],
+                [(header::ETAG, etag_header::of_version(record.version))],
                 Json(ErrorBody {
                     error: ErrorCode::NotFound,
                     message: format!("key {key:?} was deleted (tombstone)"),

@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use kvproto::wire::path::INTERNAL_KEYS_PREFIX;
 use kvproto::wire::{ErrorBody, ErrorCode, header as kvh};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
@@ -50,7 +51,10 @@ pub fn app(
         .route("/v1/admin/export/count", get(admin::export_count))
         .route("/v1/admin/import", post(admin::import))
         .route("/v1/admin/cleanup", post(admin::cleanup))
-        .route("/v1/internal/keys/{*rest}", get(admin::internal_get))
+        .route(
+            &format!("{INTERNAL_KEYS_PREFIX}{{*rest}}"),
+            get(admin::internal_get),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));

@@ -32,7 +32,7 @@ pub struct Config {
     pub port: u16,
 
     /// Ops port: /healthz, /readyz, /metrics and the preStop hook GET /drain.
-    #[arg(long, env = "KV_OPS_PORT", default_value_t = 8081)]
+    #[arg(long, env = "KV_OPS_PORT", default_value_t = kvproto::wire::DEFAULT_OPS_PORT)]
     pub ops_port: u16,
 
     /// Address both listeners bind to.

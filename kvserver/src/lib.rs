@@ -17,6 +17,7 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`state`]: what handlers share.
 //! - [`error`]: the one error type and its HTTP rendering.
+//! - [`etag_header`]: versions as `ETag` header values (format from `kvproto::wire::etag`).
 //!
 //! The HTTP contract is `docs/api.md` at the repository root.
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ pub mod auth;
 pub mod book;
 pub mod config;
 pub mod error;
+pub mod etag_header;
 pub mod keys;
 pub mod metrics;
 pub mod ops;

@@ -4,14 +4,15 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header as h};
+use axum::http::{HeaderMap, Method, StatusCode, header as h};
 use axum::response::Response;
 use bytes::Bytes;
 use kvproto::Key;
 use kvproto::topology::ForwardedBy;
-use kvproto::wire::header;
+use kvproto::wire::{header, path};
 
 use crate::error::Error;
+use crate::etag_header;
 use crate::storage::Record;
 
 /// Request headers passed on when forwarding.
@@ -100,9 +101,9 @@ impl PeerClient {
             return Ok(Remote::Absent);
         };
         let url = format!(
-            "{}/v1/internal/keys/{}",
+            "{}{}",
             base_url.trim_end_matches('/'),
-            key.to_path_segment()
+            path::internal_key(key)
         );
         let resp = self
             .http
@@ -119,7 +120,7 @@ impl PeerClient {
                 let version = resp
                     .headers()
                     .get(h::ETAG)
-                    .and_then(parse_etag)
+                    .and_then(etag_header::version)
                     .unwrap_or(0);
                 let value = resp
                     .bytes()
@@ -137,16 +138,4 @@ impl PeerClient {
             }
         }
     }
-}
-
-/// `"123"` (or `W/"123"`) → 123.
-pub fn parse_etag(value: &HeaderValue) -> Option<u64> {
-    let s = value.to_str().ok()?.trim();
-    let s = s.strip_prefix("W/").unwrap_or(s);
-    s.strip_prefix('"')?.strip_suffix('"')?.parse().ok()
-}
-
-pub fn etag(version: u64) -> HeaderValue {
-    // Digits and quotes are always a valid header value.
-    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }

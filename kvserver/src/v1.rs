@@ -12,8 +12,8 @@ use kvproto::wire::{Info, KeyPage, header as kvh};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::etag_header;
 use crate::keys;
-use crate::peer::{etag, parse_etag};
 use crate::routing::{Decision, decide, needs_tombstones};
 use crate::state::AppState;
 use crate::storage::{DeleteMode, Precondition, WriteOutcome};
@@ -37,7 +37,7 @@ pub async fn get_key(State(state): State<AppState>, req: Request) -> Result<Resp
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("application/octet-stream"),
                     ),
-                    (header::ETAG, etag(record.version)),
+                    (header::ETAG, etag_header::of_version(record.version)),
                     (served_by(), HeaderValue::from(state.shard)),
                 ],
                 record.value.unwrap_or_default(),
@@ -97,7 +97,7 @@ fn written(state: &AppState, outcome: WriteOutcome, key: &kvproto::Key) -> Resul
         WriteOutcome::Written(version) => Ok((
             StatusCode::NO_CONTENT,
             [
-                (header::ETAG, etag(version)),
+                (header::ETAG, etag_header::of_version(version)),
                 (served_by(), HeaderValue::from(state.shard)),
             ],
         )
@@ -126,9 +126,11 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition> {
         };
     }
     if let Some(v) = headers.get(header::IF_MATCH) {
-        return parse_etag(v).map(Precondition::IfVersion).ok_or_else(|| {
-            Error::BadRequest("If-Match must be a version in double quotes, e.g. \"42\"".into())
-        });
+        return etag_header::version(v)
+            .map(Precondition::IfVersion)
+            .ok_or_else(|| {
+                Error::BadRequest("If-Match must be a version in double quotes, e.g. \"42\"".into())
+            });
     }
     Ok(Precondition::None)
 }
