@@ -17,4 +17,4 @@ pub mod wire;
 
 pub use key::{Key, KeyError};
 pub use shard::Sharding;
-pub use topology::{MigrationPhase, Topology, TopologyError};
+pub use topology::{MigrationPhase, Topology, TopologyError, peer_url};

@@ -116,6 +116,13 @@ pub struct ForwardedBy {
     pub read_through: Option<u32>,
 }
 
+/// Base URL of shard `ordinal` of store `instance` in `namespace`: its pod's name through the
+/// store's headless Service (`http://NAME-i.NAME.NAMESPACE.svc:PORT`). The operator pushes these
+/// as a topology's peers and the client derives them for `--kvstore`.
+pub fn peer_url(instance: &str, namespace: &str, ordinal: u32, port: u16) -> String {
+    format!("http://{instance}-{ordinal}.{instance}.{namespace}.svc:{port}")
+}
+
 impl Topology {
     /// A stable topology with one peer per shard.
     pub fn stable(epoch: u64, sharding: Sharding, peers: Vec<String>) -> Self {
@@ -325,6 +332,14 @@ mod tests {
                 Route::Misdirected => panic!("misdirected at {at}"),
             }
         }
+    }
+
+    #[test]
+    fn peer_url_names_the_pod_through_the_headless_service() {
+        assert_eq!(
+            peer_url("demo", "ns", 1, 80),
+            "http://demo-1.demo.ns.svc:80"
+        );
     }
 
     #[test]

@@ -9,7 +9,44 @@ pub const BOOK_KEY_NOT_FOUND: &str = "_key_not_found_";
 /// What every data route answers, with status 503, while the server drains.
 pub const BOOK_SHUTTING_DOWN: &str = "_shutting_down_";
 
-/// Header names. Values of `ETag`/`If-Match` are the key's version in double quotes.
+/// The ops port every kvserver listens on unless told otherwise: probes, metrics, drain.
+pub const DEFAULT_OPS_PORT: u16 = 8081;
+
+/// Paths of the `/v1` API that more than one crate builds.
+pub mod path {
+    use crate::key::Key;
+
+    /// Prefix of the local-only read (no routing, no read-through) that read-through and the
+    /// operator's checks use; the key follows as one path segment.
+    pub const INTERNAL_KEYS_PREFIX: &str = "/v1/internal/keys/";
+
+    /// `/v1/internal/keys/{key}` for `key`.
+    pub fn internal_key(key: &Key) -> String {
+        format!("{INTERNAL_KEYS_PREFIX}{}", key.to_path_segment())
+    }
+}
+
+/// The `ETag` / `If-Match` value of a key's version: the version in double quotes (a strong
+/// validator). A weak `W/` prefix is accepted on parsing, since proxies may weaken tags.
+pub mod etag {
+    /// `123` → `"123"`.
+    pub fn format(version: u64) -> String {
+        format!("\"{version}\"")
+    }
+
+    /// `"123"` or `W/"123"` (surrounding blanks allowed) → 123; anything else → `None`.
+    pub fn parse(value: &str) -> Option<u64> {
+        let value = value.trim();
+        let value = value.strip_prefix("W/").unwrap_or(value);
+        let digits = value.strip_prefix('"')?.strip_suffix('"')?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+}
+
+/// Header names. Values of `ETag`/`If-Match` are the key's version in double quotes ([`etag`]).
 pub mod header {
     /// On every response: the server's topology epoch.
     pub const EPOCH: &str = "x-kv-epoch";
@@ -108,4 +145,46 @@ pub struct ExportCount {
 pub struct CleanupReport {
     pub removed_keys: u64,
     pub removed_tombstones: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Key;
+
+    #[test]
+    fn etag_round_trips_and_accepts_weak_tags() {
+        for v in [0, 7, u64::MAX] {
+            assert_eq!(etag::parse(&etag::format(v)), Some(v));
+        }
+        assert_eq!(etag::format(42), "\"42\"");
+        assert_eq!(etag::parse("W/\"42\""), Some(42));
+        assert_eq!(etag::parse(" \"42\" "), Some(42));
+    }
+
+    #[test]
+    fn etag_refuses_what_is_not_a_quoted_version() {
+        for bad in [
+            "42",
+            "\"\"",
+            "\"4 2\"",
+            "\"+4\"",
+            "\"-1\"",
+            "\"18446744073709551616\"",
+            "W/42",
+            "*",
+        ] {
+            assert_eq!(etag::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn internal_key_path_encodes_the_key_as_one_segment() {
+        let key = Key::new("a b%c").expect("valid key");
+        assert_eq!(
+            path::internal_key(&key),
+            format!("/v1/internal/keys/{}", key.to_path_segment())
+        );
+        assert!(path::internal_key(&key).starts_with(path::INTERNAL_KEYS_PREFIX));
+    }
 }
