@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use kvproto::bulk::{self, BulkCodec, BulkFrame, BulkRecord};
-use kvproto::wire::{CleanupReport, ExportCount, ImportMode, ImportReport};
+use kvproto::wire::{CleanupReport, ExportCount, ImportMode, ImportReport, path};
 use kvproto::{Key, Topology};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
@@ -126,24 +126,12 @@ impl ServerClient {
 
     /// `GET /v1/internal/keys/{key}`: this server's own copy, without routing or read-through.
     pub async fn get_local(&self, key: &Key) -> Result<LocalRead> {
-        let url = self.url(&format!("/v1/internal/keys/{}", key.to_path_segment()));
-        match self
-            .send(Idempotency::Idempotent, || self.http.get(&url))
-            .await
-        {
-            Ok(resp) => {
-                let version = resp
-                    .headers()
-                    .get(reqwest::header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim_matches('"').parse().ok());
-                let value = self.body(resp).await?;
-                Ok(LocalRead::Value(Versioned { value, version }))
-            }
+        match self.get_found(&self.url(&path::internal_key(key))).await {
+            Ok(Some(resp)) => self.versioned(resp).await.map(LocalRead::Value),
+            Ok(None) => Ok(LocalRead::Absent),
             Err(Error::Status { status, .. }) if status == StatusCode::GONE.as_u16() => {
                 Ok(LocalRead::Tombstone)
             }
-            Err(e) if crate::server::is_not_found(&e) => Ok(LocalRead::Absent),
             Err(e) => Err(e),
         }
     }

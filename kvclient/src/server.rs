@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use kvproto::Key;
 use kvproto::Topology;
-use kvproto::wire::{ErrorBody, ErrorCode, Info, KeyPage};
+use kvproto::wire::{ErrorBody, ErrorCode, Info, KeyPage, etag};
 use reqwest::header::{ETAG, IF_MATCH, IF_NONE_MATCH};
 use reqwest::{RequestBuilder, Response};
 
@@ -93,18 +93,9 @@ impl ServerClient {
 
     /// `GET /v1/keys/{key}`: the value and its version, or `None` when absent.
     pub async fn get(&self, key: &Key) -> Result<Option<Versioned>> {
-        let url = self.key_url(key);
-        match self
-            .send(Idempotency::Idempotent, || self.http.get(&url))
-            .await
-        {
-            Ok(resp) => {
-                let version = etag_version(&resp);
-                let value = self.body(resp).await?;
-                Ok(Some(Versioned { value, version }))
-            }
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(e),
+        match self.get_found(&self.key_url(key)).await? {
+            Some(resp) => self.versioned(resp).await.map(Some),
+            None => Ok(None),
         }
     }
 
@@ -216,12 +207,19 @@ impl ServerClient {
 
     /// `GET /v1/topology`, or `None` before the operator set one.
     pub async fn topology(&self) -> Result<Option<Topology>> {
-        let url = self.url("/v1/topology");
+        match self.get_found(&self.url("/v1/topology")).await? {
+            Some(resp) => self.json(resp).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `GET url`, or `None` when the server answers 404 `not_found`.
+    pub(crate) async fn get_found(&self, url: &str) -> Result<Option<Response>> {
         match self
-            .send(Idempotency::Idempotent, || self.http.get(&url))
+            .send(Idempotency::Idempotent, || self.http.get(url))
             .await
         {
-            Ok(resp) => self.json(resp).await.map(Some),
+            Ok(resp) => Ok(Some(resp)),
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e),
         }
@@ -316,6 +314,13 @@ impl ServerClient {
         }
     }
 
+    /// The value of a key's answer, with the version its `ETag` names.
+    pub(crate) async fn versioned(&self, resp: Response) -> Result<Versioned> {
+        let version = etag_version(&resp);
+        let value = self.body(resp).await?;
+        Ok(Versioned { value, version })
+    }
+
     pub(crate) async fn body(&self, resp: Response) -> Result<Bytes> {
         resp.bytes().await.map_err(|e| self.transport_error(e))
     }
@@ -341,7 +346,7 @@ impl ServerClient {
 fn with_condition(request: RequestBuilder, condition: Condition) -> RequestBuilder {
     match condition {
         Condition::IfAbsent => request.header(IF_NONE_MATCH, "*"),
-        Condition::IfVersion(v) => request.header(IF_MATCH, format!("\"{v}\"")),
+        Condition::IfVersion(v) => request.header(IF_MATCH, etag::format(v)),
     }
 }
 
@@ -358,12 +363,7 @@ pub(crate) fn is_not_found(e: &Error) -> bool {
 }
 
 fn etag_version(resp: &Response) -> Option<u64> {
-    let raw = resp.headers().get(ETAG)?.to_str().ok()?;
-    raw.trim()
-        .trim_start_matches("W/")
-        .trim_matches('"')
-        .parse()
-        .ok()
+    etag::parse(resp.headers().get(ETAG)?.to_str().ok()?)
 }
 
 fn snippet(body: &[u8]) -> String {

@@ -291,18 +291,31 @@ impl ShardedClient {
         }
     }
 
-    /// `GET` through the owner of `key`.
-    pub async fn get(&self, key: &Key) -> Result<Option<Versioned>> {
-        let result = self.server_for(key)?.get(key).await;
+    /// Runs `call` on the server that owns `key` now, then learns any newer topology its
+    /// answer announced.
+    async fn through_owner<T, Fut>(
+        &self,
+        key: &Key,
+        call: impl FnOnce(ServerClient) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: Future<Output = Result<T>>,
+    {
+        let result = call(self.server_for(key)?).await;
         self.learn().await;
         result
     }
 
+    /// `GET` through the owner of `key`.
+    pub async fn get(&self, key: &Key) -> Result<Option<Versioned>> {
+        self.through_owner(key, |s| async move { s.get(key).await })
+            .await
+    }
+
     /// Overwriting `PUT` through the owner of `key`.
     pub async fn put(&self, key: &Key, value: impl Into<Bytes>) -> Result<Option<u64>> {
-        let result = self.server_for(key)?.put(key, value).await;
-        self.learn().await;
-        result
+        self.through_owner(key, |s| async move { s.put(key, value).await })
+            .await
     }
 
     /// Conditional `PUT` through the owner of `key`.
@@ -312,30 +325,29 @@ impl ShardedClient {
         value: impl Into<Bytes>,
         condition: Condition,
     ) -> Result<Option<u64>> {
-        let result = self.server_for(key)?.put_if(key, value, condition).await;
-        self.learn().await;
-        result
+        self.through_owner(
+            key,
+            |s| async move { s.put_if(key, value, condition).await },
+        )
+        .await
     }
 
     /// `DELETE` through the owner of `key`.
     pub async fn delete(&self, key: &Key) -> Result<bool> {
-        let result = self.server_for(key)?.delete(key).await;
-        self.learn().await;
-        result
+        self.through_owner(key, |s| async move { s.delete(key).await })
+            .await
     }
 
     /// The book's `/load/<key>` on the owner of `key`.
     pub async fn book_load(&self, key: &Key) -> Result<Option<String>> {
-        let result = self.server_for(key)?.book_load(key).await;
-        self.learn().await;
-        result
+        self.through_owner(key, |s| async move { s.book_load(key).await })
+            .await
     }
 
     /// The book's `/save/<key>/<value>` on the owner of `key`.
     pub async fn book_save(&self, key: &Key, value: &str) -> Result<String> {
-        let result = self.server_for(key)?.book_save(key, value).await;
-        self.learn().await;
-        result
+        self.through_owner(key, |s| async move { s.book_save(key, value).await })
+            .await
     }
 
     /// Every key on every server with `prefix`, sorted and without duplicates (a key may sit

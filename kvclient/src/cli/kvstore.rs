@@ -59,7 +59,7 @@ pub fn view(name: &str, namespace: &str, data: &Value) -> StoreView {
         .unwrap_or_default();
     let pods = spec_replicas.unwrap_or(0).max(serving.unwrap_or(0)).max(1);
     let servers = (0..pods)
-        .map(|i| format!("http://{name}-{i}.{name}.{namespace}.svc:{port}"))
+        .map(|i| kvproto::peer_url(name, namespace, i, port))
         .collect();
     StoreView {
         servers,
