@@ -1,4 +1,4 @@
-//! Admin routes, all behind the bearer token: topology pushes (persisted before the answer),
+//! Admin routes, all behind the bearer token (the router's `access::require_admin` layer): topology pushes (persisted before the answer),
 //! bulk export and import for migrations, cleanup after one, and the local-only read that
 //! read-through uses.
 
@@ -23,12 +23,7 @@ use crate::storage::StorageError;
 use crate::topology_file;
 use crate::v1::read_limited;
 
-pub async fn put_topology(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Topology>> {
-    state.token.require(&headers)?;
+pub async fn put_topology(State(state): State<AppState>, body: Bytes) -> Result<Json<Topology>> {
     let next: Topology = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("body is not a Topology: {e}")))?;
     let _one_at_a_time = state.topology_push.lock().await;
@@ -88,10 +83,8 @@ fn export_filter(
 
 pub async fn export_count(
     State(state): State<AppState>,
-    headers: HeaderMap,
     query: std::result::Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ExportCount>> {
-    state.token.require(&headers)?;
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
     let keep = export_filter(q.scope, state.topology(), state.shard);
     let store = state.store.clone();
@@ -103,10 +96,8 @@ pub async fn export_count(
 
 pub async fn export(
     State(state): State<AppState>,
-    headers: HeaderMap,
     query: std::result::Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
-    state.token.require(&headers)?;
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
     let keep = export_filter(q.scope, state.topology(), state.shard);
     let store = state.store.clone();
@@ -139,7 +130,6 @@ pub async fn import(
     query: std::result::Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<Json<ImportReport>> {
-    state.token.require(&headers)?;
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
     let bytes = read_limited(body, &headers, state.max_import_bytes).await?;
     // Decoded and validated whole before anything is applied.
@@ -149,11 +139,7 @@ pub async fn import(
     Ok(Json(report))
 }
 
-pub async fn cleanup(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<CleanupReport>> {
-    state.token.require(&headers)?;
+pub async fn cleanup(State(state): State<AppState>) -> Result<Json<CleanupReport>> {
     let topology = state.topology();
     if let Some(t) = &topology
         && t.migration.is_some()
@@ -182,12 +168,7 @@ pub async fn cleanup(
 }
 
 /// Local-only read: no routing, no read-through. 410 marks a tombstone.
-pub async fn internal_get(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response> {
-    state.token.require(&headers)?;
+pub async fn internal_get(State(state): State<AppState>, uri: Uri) -> Result<Response> {
     let key = keys::key_after(&uri, INTERNAL_KEYS_PREFIX)?;
     match state.store.get(&key)? {
         Some(record) => match record.value {

@@ -1,6 +1,12 @@
-//! The routers: the data port (`app`) and the ops port (`ops_app`), with their middleware:
-//! timeouts and load shedding on data routes, the drain and token guard, the topology headers
-//! on every answer, and request metrics.
+//! The routers: the data port (`app`) and the ops port (`ops_app`).
+//!
+//! The data port is built from route families, each with its own layers:
+//! - book (`/save`, `/load`, `/allKeys`, plain-text errors) and `/v1/keys` (JSON errors): the
+//!   data guard (draining, `--require-token-for-data`), then timeouts and load shedding;
+//! - `/v1/admin` and `/v1/internal`: the admin token;
+//! - `/v1/info`, `/v1/topology` and the probes: open.
+//!
+//! Around every answer of the data port: the topology headers and request metrics.
 
 use std::time::Instant;
 
@@ -17,35 +23,25 @@ use kvproto::wire::{ErrorBody, ErrorCode, header as kvh};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
-use crate::error::Error;
+use crate::access::{DataGuardLayer, require_admin};
+use crate::error::{Dialect, Error};
 use crate::metrics::{RequestLabels, RouteLabels, method_label, route_label};
 use crate::state::AppState;
 use crate::{admin, book, ops, v1};
 
 /// The data port's router.
-pub fn app(
-    state: AppState,
-    request_timeout: std::time::Duration,
-    max_concurrency: usize,
-) -> Router {
-    let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(limit_error))
-        .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::new(max_concurrency))
-        .timeout(request_timeout);
-    let data = Router::new()
+pub fn app(state: AppState) -> Router {
+    // One limit shared by both data families.
+    let concurrency = GlobalConcurrencyLimitLayer::new(state.max_concurrency);
+    let book = Router::new()
         .route("/save/{*rest}", get(book::save))
         .route("/load/{*rest}", get(book::load))
-        .route("/allKeys", get(book::all_keys))
-        .route("/v1/keys", get(v1::list_keys))
-        .route(
-            "/v1/keys/{*rest}",
-            get(v1::get_key).put(v1::put_key).delete(v1::delete_key),
-        )
-        .layer(limits);
-    let rest = Router::new()
-        .route("/v1/info", get(v1::info))
-        .route("/v1/topology", get(v1::topology))
+        .route("/allKeys", get(book::all_keys));
+    let keys = Router::new().route("/v1/keys", get(v1::list_keys)).route(
+        "/v1/keys/{*rest}",
+        get(v1::get_key).put(v1::put_key).delete(v1::delete_key),
+    );
+    let admin = Router::new()
         .route("/v1/admin/topology", put(admin::put_topology))
         .route("/v1/admin/export", get(admin::export))
         .route("/v1/admin/export/count", get(admin::export_count))
@@ -55,14 +51,47 @@ pub fn app(
             &format!("{INTERNAL_KEYS_PREFIX}{{*rest}}"),
             get(admin::internal_get),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let open = Router::new()
+        .route("/v1/info", get(v1::info))
+        .route("/v1/topology", get(v1::topology))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));
-    data.merge(rest)
+    Router::new()
+        .merge(data_family(book, Dialect::Book, &state, &concurrency))
+        .merge(data_family(keys, Dialect::Json, &state, &concurrency))
+        .merge(admin)
+        .merge(open)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), around))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            with_topology_headers,
+        ))
         .with_state(state)
+}
+
+/// A data family's layers, in one tower stack (one layer of axum's routing on the hot path): the
+/// data guard first, then load shedding, the concurrency limit and the timeout. A wrong method
+/// gets the guard too, but not the limits.
+fn data_family(
+    routes: Router<AppState>,
+    dialect: Dialect,
+    state: &AppState,
+    concurrency: &GlobalConcurrencyLimitLayer,
+) -> Router<AppState> {
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |err: BoxError| async move {
+            dialect.render(limit_error(&err))
+        }))
+        .load_shed()
+        .layer(concurrency.clone())
+        .timeout(state.request_timeout);
+    routes
+        .layer(limits)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DataGuardLayer::new(state.clone(), dialect))
 }
 
 /// The ops port's router: probes, metrics and the preStop drain hook.
@@ -80,49 +109,14 @@ pub fn ops_app(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn is_book_path(path: &str) -> bool {
-    path.starts_with("/save/") || path.starts_with("/load/") || path == "/allKeys"
-}
-
-/// Renders an error the way the route's family does: plain text on book routes, JSON elsewhere.
-fn render(path: &str, error: Error) -> Response {
-    if is_book_path(path) {
-        error.into_book_response()
-    } else {
-        error.into_response()
-    }
-}
-
-fn is_data_path(path: &str) -> bool {
-    is_book_path(path) || path == "/v1/keys" || path.starts_with("/v1/keys/")
-}
-
-/// Around every data-port request (one middleware, as it runs on the hot path): data routes
-/// answer 503 while draining and want the token under `--require-token-for-data`; every answer
-/// carries the topology headers; every request is counted and timed.
-async fn around(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = route_label(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map(MatchedPath::as_str),
-    );
-    let method = method_label(req.method());
-    let start = Instant::now();
-    let path = req.uri().path();
-    let mut resp = if !is_data_path(path) {
-        next.run(req).await
-    } else if state.is_draining() {
-        render(path, Error::Draining)
-    } else if state.require_token_for_data && !state.token.authorizes(req.headers()) {
-        render(
-            path,
-            Error::Unauthorized(
-                "this server requires `Authorization: Bearer <token>` on data routes",
-            ),
-        )
-    } else {
-        next.run(req).await
-    };
+/// Around every data-port answer (one middleware, as it runs on the hot path): the topology
+/// headers, and the request counted and timed.
+async fn with_topology_headers(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut resp = counted(&state, req, next).await;
     let topology = state.topology();
     let headers = resp.headers_mut();
     headers.insert(
@@ -132,42 +126,16 @@ async fn around(State(state): State<AppState>, req: Request, next: Next) -> Resp
     if let Some(t) = topology {
         headers.insert(kvh::ROUTING_SHARDS, HeaderValue::from(t.routing_shards()));
     }
-    observe(&state, route, method, start, resp.status());
     resp
 }
 
-fn observe(
-    state: &AppState,
-    route: &'static str,
-    method: &'static str,
-    start: Instant,
-    status: StatusCode,
-) {
-    let m = &state.metrics;
-    m.latency
-        .get_or_create(&RouteLabels { route })
-        .observe(start.elapsed().as_secs_f64());
-    m.requests
-        .get_or_create(&RequestLabels {
-            route,
-            method,
-            status: status.as_u16(),
-        })
-        .inc();
-}
-
-async fn limit_error(uri: Uri, err: BoxError) -> Response {
-    let error = if err.is::<tower::timeout::error::Elapsed>() {
-        Error::Timeout
-    } else if err.is::<tower::load_shed::error::Overloaded>() {
-        Error::Overloaded
-    } else {
-        Error::BadRequest(err.to_string())
-    };
-    render(uri.path(), error)
-}
-
+/// Around every ops-port answer: the request counted and timed.
 async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    counted(&state, req, next).await
+}
+
+/// Runs the request, then counts it and records its latency by route, method and status.
+async fn counted(state: &AppState, req: Request, next: Next) -> Response {
     let route = route_label(
         req.extensions()
             .get::<MatchedPath>()
@@ -176,8 +144,28 @@ async fn record_metrics(State(state): State<AppState>, req: Request, next: Next)
     let method = method_label(req.method());
     let start = Instant::now();
     let resp = next.run(req).await;
-    observe(&state, route, method, start, resp.status());
+    let m = &state.metrics;
+    m.latency
+        .get_or_create(&RouteLabels { route })
+        .observe(start.elapsed().as_secs_f64());
+    m.requests
+        .get_or_create(&RequestLabels {
+            route,
+            method,
+            status: resp.status().as_u16(),
+        })
+        .inc();
     resp
+}
+
+fn limit_error(err: &BoxError) -> Error {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        Error::Timeout
+    } else if err.is::<tower::load_shed::error::Overloaded>() {
+        Error::Overloaded
+    } else {
+        Error::BadRequest(err.to_string())
+    }
 }
 
 async fn route_not_found(uri: Uri) -> Response {

@@ -140,6 +140,22 @@ impl IntoResponse for Error {
     }
 }
 
+/// How a route family words its errors: the book's plain text, or `/v1`'s JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Book,
+    Json,
+}
+
+impl Dialect {
+    pub fn render(self, error: Error) -> Response {
+        match self {
+            Dialect::Book => error.into_book_response(),
+            Dialect::Json => error.into_response(),
+        }
+    }
+}
+
 /// A book route's error: the same [`Error`], rendered as plain text.
 #[derive(Debug)]
 pub struct BookError(pub Error);

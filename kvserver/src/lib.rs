@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`config`]: clap flags with env fallbacks.
 //! - [`server`]: `run(config, listener, ops_listener, shutdown)`: listeners, batch fsync, drain.
-//! - [`app`]: the data and ops routers and their middleware.
+//! - [`app`]: the data and ops routers, built from route families, and their middleware.
+//! - [`access`]: the layers that guard route families (admin token, draining, data token).
 //! - [`book`]: the chapter's `/save`, `/load`, `/allKeys`, byte for byte.
 //! - [`v1`]: the `/v1` key API, listing, info, topology.
 //! - [`admin`]: topology pushes, bulk export/import, cleanup, the internal local read.
@@ -13,7 +14,7 @@
 //! - [`peer`]: the HTTP client to other shards.
 //! - [`storage`]: versioned records and tombstones on fjall, group commit, disk-full recovery.
 //! - [`topology_file`]: the topology persisted atomically on the data dir.
-//! - [`auth`]: the admin bearer token.
+//! - [`auth`]: the admin bearer token (read and compared).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`state`]: what handlers share.
 //! - [`error`]: the one error type and its HTTP rendering.
@@ -22,6 +23,7 @@
 //! The HTTP contract is `docs/api.md` at the repository root.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod app;
 pub mod auth;

@@ -61,15 +61,8 @@ pub async fn serve(
             stop.cancel();
         });
     }
-    let data = axum::serve(
-        listener,
-        app(
-            state.clone(),
-            config.request_timeout,
-            config.max_concurrency,
-        ),
-    )
-    .with_graceful_shutdown(stop.clone().cancelled_owned());
+    let data = axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(stop.clone().cancelled_owned());
     let ops = axum::serve(ops_listener, ops_app(state.clone()))
         .with_graceful_shutdown(stop.clone().cancelled_owned());
     let both = async { tokio::try_join!(data.into_future(), ops.into_future()) };

@@ -28,6 +28,10 @@ pub struct Shared {
     pub max_import_bytes: usize,
     pub require_token_for_data: bool,
     pub drain_delay: std::time::Duration,
+    /// Data requests slower than this answer 503 `timeout`.
+    pub request_timeout: std::time::Duration,
+    /// Data requests in flight at once; more are shed with 503 `overloaded`.
+    pub max_concurrency: usize,
     topology: RwLock<Option<Arc<Topology>>>,
     /// Serialises topology pushes so the file and the map in memory move together.
     pub topology_push: tokio::sync::Mutex<()>,
@@ -64,6 +68,8 @@ impl AppState {
             max_import_bytes: config.max_import_bytes,
             require_token_for_data: config.require_token_for_data,
             drain_delay: config.drain_delay,
+            request_timeout: config.request_timeout,
+            max_concurrency: config.max_concurrency,
             topology: RwLock::new(topology),
             topology_push: tokio::sync::Mutex::new(()),
             topology_path,

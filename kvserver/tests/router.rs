@@ -31,6 +31,19 @@ fn topology_json(t: &Topology) -> String {
     serde_json::to_string(t).unwrap()
 }
 
+fn push(t: &Topology) -> Request<Body> {
+    admin("PUT", "/v1/admin/topology", topology_json(t))
+}
+
+fn delete(uri: &str) -> Request<Body> {
+    Request::delete(uri).body(Body::empty()).unwrap()
+}
+
+/// The local-only read of `key` (no routing, no read-through), with the token.
+fn internal(key: &str) -> Request<Body> {
+    admin("GET", &format!("/v1/internal/keys/{key}"), Body::empty())
+}
+
 #[tokio::test]
 async fn book_routes_answer_like_the_flask_server() {
     let f = fixture();
@@ -133,21 +146,9 @@ async fn v1_keys_put_get_delete_with_versions() {
     let v2 = r.etag();
     assert!(v2 > v1, "versions grow: {v1} then {v2}");
 
-    let r = send(
-        &f.router,
-        Request::delete("/v1/keys/k%20x")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let r = send(&f.router, delete("/v1/keys/k%20x")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = send(
-        &f.router,
-        Request::delete("/v1/keys/k%20x")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let r = send(&f.router, delete("/v1/keys/k%20x")).await;
     assert_eq!(
         (r.status, r.code().as_str()),
         (StatusCode::NOT_FOUND, "not_found")
@@ -376,15 +377,7 @@ async fn draining_answers_503_on_data_routes_only() {
     );
     assert_eq!(send(&ops, get("/healthz")).await.status, StatusCode::OK);
     // Admin routes keep working, so the operator can still move data off a draining server.
-    assert_eq!(
-        send(
-            &f.router,
-            admin("GET", "/v1/internal/keys/a", Body::empty())
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    assert_eq!(send(&f.router, internal("a")).await.status, StatusCode::OK);
     let m = send(&ops, get("/metrics")).await.text();
     assert!(m.contains("kvserver_draining 1"), "{m}");
 }
@@ -395,7 +388,7 @@ async fn a_restart_is_never_stuck_draining_and_keeps_data_and_versions() {
     let c = config(dir.path());
     let v1 = {
         let state = kvserver::AppState::open(&c).unwrap();
-        let router = kvserver::app(state.clone(), c.request_timeout, c.max_concurrency);
+        let router = kvserver::app(state.clone());
         let v = send(&router, put("/v1/keys/a", b"1")).await.etag();
         state.start_draining();
         state.store.flush().await.unwrap();
@@ -403,7 +396,7 @@ async fn a_restart_is_never_stuck_draining_and_keeps_data_and_versions() {
     };
     let state = kvserver::AppState::open(&c).unwrap();
     assert!(!state.is_draining());
-    let router = kvserver::app(state, c.request_timeout, c.max_concurrency);
+    let router = kvserver::app(state);
     let r = send(&router, get("/v1/keys/a")).await;
     assert_eq!((r.status, r.etag()), (StatusCode::OK, v1));
     assert!(send(&router, put("/v1/keys/b", b"2")).await.etag() > v1);
@@ -482,11 +475,7 @@ async fn admin_routes_need_the_token() {
 async fn topology_pushes_are_persisted_and_only_move_forward() {
     let f = fixture();
     let t1 = stable(1);
-    let r = send(
-        &f.router,
-        admin("PUT", "/v1/admin/topology", topology_json(&t1)),
-    )
-    .await;
+    let r = send(&f.router, push(&t1)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.headers["x-kv-epoch"], "1");
     assert_eq!(r.headers["x-kv-routing-shards"], "1");
@@ -495,23 +484,11 @@ async fn topology_pushes_are_persisted_and_only_move_forward() {
             .unwrap();
     assert_eq!(on_disk, t1);
     // Idempotent.
-    assert_eq!(
-        send(
-            &f.router,
-            admin("PUT", "/v1/admin/topology", topology_json(&t1))
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    assert_eq!(send(&f.router, push(&t1)).await.status, StatusCode::OK);
     // Same epoch, different map: conflict. Older epoch: stale.
     let mut other = stable(2);
     other.epoch = 1;
-    let r = send(
-        &f.router,
-        admin("PUT", "/v1/admin/topology", topology_json(&other)),
-    )
-    .await;
+    let r = send(&f.router, push(&other)).await;
     assert_eq!(
         (r.status, r.code().as_str()),
         (StatusCode::CONFLICT, "topology_conflict")
@@ -519,12 +496,7 @@ async fn topology_pushes_are_persisted_and_only_move_forward() {
     let mut old = stable(1);
     old.epoch = 0;
     assert_eq!(
-        send(
-            &f.router,
-            admin("PUT", "/v1/admin/topology", topology_json(&old))
-        )
-        .await
-        .status,
+        send(&f.router, push(&old)).await.status,
         StatusCode::CONFLICT
     );
     let r = send(&f.router, admin("PUT", "/v1/admin/topology", "{}")).await;
@@ -539,11 +511,7 @@ async fn topology_pushes_are_persisted_and_only_move_forward() {
     let g = fixture();
     let mut bad = stable(2);
     bad.peers.pop();
-    let r = send(
-        &g.router,
-        admin("PUT", "/v1/admin/topology", topology_json(&bad)),
-    )
-    .await;
+    let r = send(&g.router, push(&bad)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -551,11 +519,7 @@ async fn topology_pushes_are_persisted_and_only_move_forward() {
 async fn forwarding_headers_are_ignored_without_the_token() {
     let f = fixture();
     // Two shards; 'b' (98) belongs to shard 0 (us), 'a' (97) to shard 1, which is unreachable.
-    send(
-        &f.router,
-        admin("PUT", "/v1/admin/topology", topology_json(&stable(2))),
-    )
-    .await;
+    send(&f.router, push(&stable(2))).await;
     assert_eq!(
         send(&f.router, get("/load/b")).await.text(),
         "_key_not_found_"
@@ -668,12 +632,7 @@ async fn export_and_import_round_trip_with_versions_and_tombstones() {
     let report: ImportReport = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((report.applied, report.skipped), (0, 1));
     assert_eq!(
-        send(
-            &dst.router,
-            admin("GET", "/v1/internal/keys/e", Body::empty())
-        )
-        .await
-        .status,
+        send(&dst.router, internal("e")).await.status,
         StatusCode::GONE
     );
     let exported = export(&dst.router, "all").await;
@@ -749,11 +708,7 @@ async fn deletes_leave_tombstones_while_migrating_and_cleanup_purges_them() {
     send(&f.router, put("/v1/keys/b", b"B")).await;
     send(&f.router, put("/v1/keys/a", b"A")).await;
     send(&f.router, put("/v1/keys/d", b"D")).await;
-    let r = send(
-        &f.router,
-        admin("PUT", "/v1/admin/topology", topology_json(&t)),
-    )
-    .await;
+    let r = send(&f.router, push(&t)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.headers["x-kv-routing-shards"], "2");
 
@@ -763,17 +718,9 @@ async fn deletes_leave_tombstones_while_migrating_and_cleanup_purges_them() {
         ["a"]
     );
 
-    let r = send(
-        &f.router,
-        Request::delete("/v1/keys/b").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let r = send(&f.router, delete("/v1/keys/b")).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = send(
-        &f.router,
-        admin("GET", "/v1/internal/keys/b", Body::empty()),
-    )
-    .await;
+    let r = send(&f.router, internal("b")).await;
     assert_eq!(r.status, StatusCode::GONE);
     assert_eq!(
         send(&f.router, get("/load/b")).await.text(),
@@ -788,51 +735,21 @@ async fn deletes_leave_tombstones_while_migrating_and_cleanup_purges_them() {
 
     let mut done = t.clone();
     done.migration = None;
-    assert_eq!(
-        send(
-            &f.router,
-            admin("PUT", "/v1/admin/topology", topology_json(&done))
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    assert_eq!(send(&f.router, push(&done)).await.status, StatusCode::OK);
     let r = send(&f.router, admin("POST", "/v1/admin/cleanup", Body::empty())).await;
     assert_eq!(r.status, StatusCode::OK);
     let report: CleanupReport = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((report.removed_keys, report.removed_tombstones), (1, 1));
     assert_eq!(send(&f.router, get("/allKeys")).await.text(), "d");
     assert_eq!(
-        send(
-            &f.router,
-            admin("GET", "/v1/internal/keys/b", Body::empty())
-        )
-        .await
-        .status,
+        send(&f.router, internal("b")).await.status,
         StatusCode::NOT_FOUND
     );
-    assert_eq!(
-        send(
-            &f.router,
-            admin("GET", "/v1/internal/keys/d", Body::empty())
-        )
-        .await
-        .status,
-        StatusCode::OK
-    );
+    assert_eq!(send(&f.router, internal("d")).await.status, StatusCode::OK);
     // A stable delete removes outright.
-    send(
-        &f.router,
-        Request::delete("/v1/keys/d").body(Body::empty()).unwrap(),
-    )
-    .await;
+    send(&f.router, delete("/v1/keys/d")).await;
     assert_eq!(
-        send(
-            &f.router,
-            admin("GET", "/v1/internal/keys/d", Body::empty())
-        )
-        .await
-        .status,
+        send(&f.router, internal("d")).await.status,
         StatusCode::NOT_FOUND
     );
 }

@@ -44,7 +44,7 @@ pub fn fixture_with(tweak: impl FnOnce(&mut Config)) -> Fixture {
     let mut c = config(dir.path());
     tweak(&mut c);
     let state = AppState::open(&c).unwrap();
-    let router = kvserver::app(state.clone(), c.request_timeout, c.max_concurrency);
+    let router = kvserver::app(state.clone());
     Fixture { dir, state, router }
 }
 
