@@ -6,7 +6,7 @@ use kvproto::Key;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::Record;
+use super::record::Record;
 
 /// Per-entry overhead counted on top of key and value bytes.
 const ENTRY_OVERHEAD: u64 = 64;

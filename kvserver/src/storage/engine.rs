@@ -2,18 +2,22 @@
 //!
 //! fjall poisons itself after a failed journal write (a full disk, say) and then refuses every
 //! write until it is reopened. Reads keep working on the poisoned instance, so the store keeps it
-//! until the disk has room again, and only then swaps in a freshly opened one (see `Store`).
+//! until the disk has room again, and only then swaps in a freshly opened one (see `poison.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fjall::{Database, Keyspace, KeyspaceCreateOptions};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch};
+use kvproto::Key;
 use parking_lot::RwLock;
 
-use super::StorageError;
+use super::error::StorageError;
+use super::record::{Record, decode_stored};
 
 const MEMTABLE_BYTES: u64 = 8 << 20;
+/// Key in the meta keyspace: a version floor that survives purging every record.
+const META_CLOCK_FLOOR: &[u8] = b"clock_floor";
 
 /// An open database with the keyspaces the server uses.
 pub struct Engine {
@@ -44,6 +48,42 @@ impl Engine {
             .keyspace("meta", KeyspaceCreateOptions::default)
             .map_err(StorageError::from)?;
         Ok(Engine { db, kv, meta })
+    }
+
+    /// The key's stored record, tombstones included.
+    pub fn record(&self, key: &Key) -> Result<Option<Record>, StorageError> {
+        match self.kv.get(key.as_bytes())? {
+            Some(raw) => decode_stored(key, raw).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The version floor kept by the last cleanup (0 if none).
+    pub fn clock_floor(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .meta
+            .get(META_CLOCK_FLOOR)?
+            .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Adds keeping `floor` as the version floor to `batch`.
+    pub fn keep_clock_floor(&self, batch: &mut WriteBatch, floor: u64) {
+        batch.insert(&self.meta, META_CLOCK_FLOOR, floor.to_be_bytes().to_vec());
+    }
+
+    /// Waits, without blocking a runtime thread, while the engine's flushes and compactions are
+    /// behind. fjall throttles a writer that finds 4 sealed memtables or 20 level-0 runs queued
+    /// by sleeping in the inserting thread (up to 100 ms at a time), which would stall every
+    /// request on that runtime worker; waiting here first, asynchronously, keeps reads flowing.
+    /// Bounded: after ~10 s the write goes ahead and fjall throttles it itself.
+    pub async fn wait_for_flushes(&self) {
+        for _ in 0..2000 {
+            if self.kv.sealed_memtable_count() < 3 && self.kv.l0_table_count() < 16 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 

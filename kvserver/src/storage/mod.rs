@@ -1,4 +1,13 @@
-//! The store: versioned records with tombstones on an embedded LSM engine (fjall).
+//! The store: versioned records with tombstones on an embedded LSM engine (fjall). This file
+//! is its interface (reads, writes, scans, bulk import/export, cleanup, syncs) and the write
+//! path; each concern behind it has its own file:
+//! - `engine.rs`: the fjall database and the slot it is swapped through on a reopen;
+//! - `record.rs`: how a key's state is encoded; `scan.rs`: the one record iterator;
+//! - `write.rs`: preconditions and outcomes; `gate.rs`: single writes vs. bulk operations;
+//! - `durability.rs` (+ `commit.rs`, group commit): what `--sync` does before an answer;
+//! - `poison.rs`: a failed write, and the reopen once the disk has room;
+//! - `export.rs`, `import.rs`, `cleanup.rs`: the bulk operations;
+//! - `cache.rs`, `clock.rs`, `counters.rs`: read cache, versions, key/byte counters.
 //!
 //! # Guarantees
 //! - Every write is appended to fjall's checksummed journal and handed to the OS before it is
@@ -7,154 +16,78 @@
 //! - `--sync always` syncs before acknowledging (group commit); `batch` syncs every interval
 //!   from a background task; `never` leaves it to the OS.
 //! - A failed write (e.g. disk full) changes nothing that was acknowledged; reads keep working;
-//!   writes resume once the disk has room (the engine is reopened, see `engine.rs`).
+//!   writes resume once the disk has room (the engine is reopened, see `poison.rs`).
 //!
 //! # Concurrency
 //! A write holds its key's stripe lock while it reads the current record (preconditions,
-//! counters) and appends the new one, so versions of one key are written in order. Imports and
-//! cleanups take the gate exclusively, so they apply atomically with respect to single writes.
+//! counters) and appends the new one, so versions of one key are written in order. Imports,
+//! cleanups and reopens take the gate exclusively, so they apply atomically with respect to
+//! single writes.
 
 mod cache;
+mod cleanup;
 mod clock;
 mod commit;
+mod counters;
+mod durability;
 mod engine;
+mod error;
+mod export;
+mod gate;
+mod import;
+mod poison;
 mod record;
+mod scan;
+mod write;
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use bytes::{Bytes, BytesMut};
-use fjall::PersistMode;
+use bytes::Bytes;
 use kvproto::Key;
-use kvproto::bulk::{BulkCodec, BulkRecord};
+use kvproto::bulk::BulkRecord;
 use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
-use parking_lot::{Mutex, RwLock};
-use thiserror::Error;
+use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 pub use clock::Clock;
+pub use error::StorageError;
 pub use record::Record;
+pub use write::{DeleteMode, Precondition, WriteOutcome};
 
 use crate::config::SyncMode;
 use cache::ReadCache;
-use commit::GroupCommit;
+use cleanup::Purge;
+use counters::{Counters, Totals};
+use durability::Durability;
 use engine::{Engine, Slot};
+use gate::Gate;
+use import::Plan;
+use poison::Poison;
+use scan::records;
+use write::{check, live_version};
 
 const STRIPES: usize = 256;
-/// Free space the disk must have again before a poisoned engine is reopened.
-const MIN_FREE_BYTES_TO_RECOVER: u64 = 8 << 20;
-/// Key in the meta keyspace: a version floor that survives purging every record.
-const META_CLOCK_FLOOR: &[u8] = b"clock_floor";
-/// Export chunk size.
-const EXPORT_CHUNK: usize = 64 << 10;
-
-#[derive(Debug, Error)]
-pub enum StorageError {
-    #[error("disk full: the write was not applied (reads still work)")]
-    Full,
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    #[error("storage engine: {0}")]
-    Engine(String),
-    #[error("corrupt record stored for key {0:?}")]
-    Corrupt(String),
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl From<fjall::Error> for StorageError {
-    fn from(e: fjall::Error) -> Self {
-        if is_disk_full(&e) {
-            return StorageError::Full;
-        }
-        StorageError::Engine(e.to_string())
-    }
-}
-
-/// Whether an engine error is, somewhere down its chain, ENOSPC or EDQUOT.
-fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>()
-            && (io.kind() == std::io::ErrorKind::StorageFull
-                || io.kind() == std::io::ErrorKind::QuotaExceeded)
-        {
-            return true;
-        }
-        cur = err.source();
-    }
-    // fjall's Debug rendering names the io error even where `source` stops.
-    let text = format!("{e:?}");
-    text.contains("StorageFull") || text.contains("QuotaExceeded")
-}
-
-/// What a conditional write expects of the key's current state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precondition {
-    #[default]
-    None,
-    /// `If-None-Match: *`: only if no live value exists.
-    IfAbsent,
-    /// `If-Match: "<v>"`: only if the live value has this version.
-    IfVersion(u64),
-}
-
-/// The result of a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// Written with this version.
-    Written(u64),
-    /// A delete of a key with no live value.
-    NotFound,
-    /// The precondition did not hold; the key's live version, if any.
-    PreconditionFailed(Option<u64>),
-}
-
-/// How a delete is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteMode {
-    /// Remove the key outright (stable topology).
-    Remove,
-    /// Keep a tombstone, so read-through and if-absent imports do not resurrect the key.
-    Tombstone,
-}
 
 pub struct Store {
     slot: Slot,
-    dir: std::path::PathBuf,
-    poisoned: AtomicBool,
-    recover: tokio::sync::Mutex<()>,
+    dir: PathBuf,
+    poison: Poison,
     clock: Clock,
     stripes: Box<[Mutex<()>]>,
-    gate: RwLock<()>,
-    keys: AtomicU64,
-    bytes: AtomicU64,
-    sync: SyncMode,
-    group: GroupCommit,
+    gate: Gate,
+    counters: Counters,
+    durability: Durability,
     cache: ReadCache,
-    /// Set by every write, cleared by `sync_if_dirty`: an idle server does not fsync.
-    dirty: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("dir", &self.dir)
-            .field("sync", &self.sync)
+            .field("sync", &self.durability.mode())
             .finish_non_exhaustive()
     }
-}
-
-/// Totals over the live records of a scan.
-#[derive(Debug, Default)]
-struct Totals {
-    keys: u64,
-    bytes: u64,
-    max_version: u64,
 }
 
 impl Store {
@@ -164,34 +97,30 @@ impl Store {
         std::fs::create_dir_all(dir)?;
         let slot = Slot::open(dir.to_path_buf())?;
         let engine = slot.get()?;
-        let totals = scan(&engine)?;
-        let floor = read_floor(&engine)?;
+        let totals = Totals::scan(&engine)?;
+        let floor = engine.clock_floor()?;
         drop(engine);
         Ok(Store {
             slot,
             dir: dir.to_path_buf(),
-            poisoned: AtomicBool::new(false),
-            recover: tokio::sync::Mutex::new(()),
+            poison: Poison::new(dir.to_path_buf()),
             clock: Clock::starting_after(totals.max_version.max(floor)),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
-            gate: RwLock::new(()),
-            keys: AtomicU64::new(totals.keys),
-            bytes: AtomicU64::new(totals.bytes),
-            sync,
-            group: GroupCommit::default(),
+            gate: Gate::default(),
+            counters: Counters::new(&totals),
+            durability: Durability::new(sync, dir.to_path_buf()),
             cache: ReadCache::new(cache_bytes),
-            dirty: AtomicBool::new(false),
         })
     }
 
     /// Live keys held.
     pub fn key_count(&self) -> u64 {
-        self.keys.load(Ordering::Relaxed)
+        self.counters.keys()
     }
 
     /// Bytes of live values held.
     pub fn value_bytes(&self) -> u64 {
-        self.bytes.load(Ordering::Relaxed)
+        self.counters.bytes()
     }
 
     /// Whether the engine is open (reads work; writes may still fail on a full disk).
@@ -207,7 +136,7 @@ impl Store {
         let engine = self.slot.get()?;
         // Under the stripe lock, so a concurrent write cannot be overtaken by this older read.
         let _stripe = self.stripe(key).lock();
-        let record = decode_stored(key, engine.kv.get(key.as_bytes())?)?;
+        let record = engine.record(key)?;
         if let Some(r) = &record {
             self.cache.put(key, r);
         }
@@ -249,7 +178,7 @@ impl Store {
     ) -> Result<WriteOutcome, StorageError> {
         let engine = self.writable().await?;
         let outcome = {
-            let _gate = self.shared_gate().await;
+            let _gate = self.gate.shared().await;
             let _stripe = self.stripe(key).lock();
             let current = self.current_locked(&engine, key)?;
             let live = live_version(current.as_ref(), remote);
@@ -265,17 +194,17 @@ impl Store {
             };
             self.guard_write(engine.kv.insert(key.as_bytes(), record.encode()))?;
             self.cache.put(key, &record);
-            self.account(current.as_ref(), Some(&record));
+            self.counters.account(current.as_ref(), Some(&record));
             WriteOutcome::Written(record.version)
         };
-        self.durable(engine).await?;
+        self.acknowledge(engine).await?;
         Ok(outcome)
     }
 
     async fn remove(&self, key: &Key, pre: Precondition) -> Result<WriteOutcome, StorageError> {
         let engine = self.writable().await?;
         let outcome = {
-            let _gate = self.shared_gate().await;
+            let _gate = self.gate.shared().await;
             let _stripe = self.stripe(key).lock();
             let current = self.current_locked(&engine, key)?;
             let live = live_version(current.as_ref(), None);
@@ -287,10 +216,10 @@ impl Store {
             };
             self.guard_write(engine.kv.remove(key.as_bytes()))?;
             self.cache.forget(key);
-            self.account(current.as_ref(), None);
+            self.counters.account(current.as_ref(), None);
             WriteOutcome::Written(version)
         };
-        self.durable(engine).await?;
+        self.acknowledge(engine).await?;
         Ok(outcome)
     }
 
@@ -308,22 +237,18 @@ impl Store {
             _ => prefix.as_bytes().to_vec(),
         };
         let mut keys = Vec::new();
-        for guard in engine.kv.range(start..) {
-            let (k, v) = guard.into_inner()?;
-            if !k.starts_with(prefix.as_bytes()) {
+        for stored in records(engine.kv.range(start..)) {
+            let stored = stored?;
+            if !stored.key.as_bytes().starts_with(prefix.as_bytes()) {
                 break;
             }
-            if after.is_some_and(|a| &*k == a.as_bytes()) {
-                continue;
-            }
-            let Some(key) = decode_key(&k) else { continue };
-            if decode_stored(&key, Some(v))?.is_some_and(|r| r.is_tombstone()) {
+            if after.is_some_and(|a| stored.key.as_str() == a) || stored.record()?.is_tombstone() {
                 continue;
             }
             if keys.len() == limit {
                 return Ok((keys, true));
             }
-            keys.push(key);
+            keys.push(stored.key);
         }
         Ok((keys, false))
     }
@@ -333,34 +258,26 @@ impl Store {
         Ok(self.list("", None, usize::MAX)?.0)
     }
 
-    /// Visits every stored record (tombstones included) whose key passes `keep`, in key order,
-    /// until `visit` breaks. Blocking. The one scan behind [`Self::export`] and [`Self::count`],
-    /// so a count always matches what an export sends.
-    fn scan_records(
-        &self,
+    /// Every stored record (tombstones included) whose key passes `keep`, in key order: the one
+    /// stream behind [`Self::export`] and [`Self::count`], so a count always matches an export.
+    fn bulk_records(
+        engine: &Engine,
         keep: impl Fn(&Key) -> bool,
-        mut visit: impl FnMut(BulkRecord) -> Result<ControlFlow<()>, StorageError>,
-    ) -> Result<(), StorageError> {
-        let engine = self.slot.get()?;
-        for guard in engine.kv.iter() {
-            let (k, v) = guard.into_inner()?;
-            let Some(key) = decode_key(&k) else { continue };
-            if !keep(&key) {
-                continue;
-            }
-            let Some(record) = decode_stored(&key, Some(v))? else {
-                continue;
-            };
-            let bulk = BulkRecord {
-                key,
-                version: record.version,
-                value: record.value,
-            };
-            if visit(bulk)?.is_break() {
-                break;
-            }
-        }
-        Ok(())
+    ) -> impl Iterator<Item = Result<BulkRecord, StorageError>> {
+        records(engine.kv.iter())
+            .filter(move |stored| match stored {
+                Ok(s) => keep(&s.key),
+                // Passed on, to end the stream.
+                Err(_) => true,
+            })
+            .map(|stored| {
+                let (key, record) = stored?.into_parts()?;
+                Ok(BulkRecord {
+                    key,
+                    version: record.version,
+                    value: record.value,
+                })
+            })
     }
 
     /// Streams every record (tombstones included) whose key passes `keep`, as a bulk stream,
@@ -371,37 +288,14 @@ impl Store {
         keep: impl Fn(&Key) -> bool,
         tx: &mpsc::Sender<Result<Bytes, StorageError>>,
     ) -> Result<u64, StorageError> {
-        let mut buf = BytesMut::with_capacity(EXPORT_CHUNK * 2);
-        BulkCodec::encode_start(&mut buf);
-        let mut count = 0u64;
-        let mut codec = BulkCodec::new(usize::MAX);
-        let mut hung_up = false;
-        self.scan_records(keep, |bulk| {
-            tokio_util::codec::Encoder::encode(&mut codec, &bulk, &mut buf)
-                .map_err(|e| StorageError::Engine(e.to_string()))?;
-            count += 1;
-            if buf.len() >= EXPORT_CHUNK && tx.blocking_send(Ok(buf.split().freeze())).is_err() {
-                // The receiver hung up; nothing more to do.
-                hung_up = true;
-                return Ok(ControlFlow::Break(()));
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
-        if !hung_up {
-            BulkCodec::encode_end(count, &mut buf);
-            let _ = tx.blocking_send(Ok(buf.freeze()));
-        }
-        Ok(count)
+        let engine = self.slot.get()?;
+        export::stream(Self::bulk_records(&engine, keep), tx)
     }
 
     /// How many records (tombstones included) [`Self::export`] would stream for `keep`. Blocking.
     pub fn count(&self, keep: impl Fn(&Key) -> bool) -> Result<u64, StorageError> {
-        let mut count = 0u64;
-        self.scan_records(keep, |_| {
-            count += 1;
-            Ok(ControlFlow::Continue(()))
-        })?;
-        Ok(count)
+        let engine = self.slot.get()?;
+        export::count(Self::bulk_records(&engine, keep))
     }
 
     /// Applies every record at once (one atomic engine batch), keeping each record's version.
@@ -411,68 +305,21 @@ impl Store {
         records: Vec<BulkRecord>,
         mode: ImportMode,
     ) -> Result<ImportReport, StorageError> {
-        let engine = self.writable().await?;
-        let (this, on) = (self.clone(), engine.clone());
-        // Off the async workers: a large import reads and writes for a while.
-        let report = tokio::task::spawn_blocking(move || {
-            let _exclusive = this.gate.write();
-            this.import_blocking(&on, records, mode)
+        self.exclusively(move |store, engine| {
+            let plan = Plan::new(engine, records, mode)?;
+            store.guard_write(plan.batch(engine).commit())?;
+            for (key, before, after) in plan.written() {
+                // An if-absent import only writes keys with no record here, which the cache (it
+                // holds stored records only) cannot hold; an overwrite replaces a cached one.
+                if mode == ImportMode::Overwrite {
+                    store.cache.put(key, after);
+                }
+                store.clock.observe(after.version);
+                store.counters.account(before, Some(after));
+            }
+            Ok(plan.report)
         })
         .await
-        .map_err(|e| StorageError::Engine(e.to_string()))??;
-        self.durable(engine).await?;
-        Ok(report)
-    }
-
-    fn import_blocking(
-        &self,
-        engine: &Engine,
-        records: Vec<BulkRecord>,
-        mode: ImportMode,
-    ) -> Result<ImportReport, StorageError> {
-        let mut report = ImportReport::default();
-        let mut batch = engine.db.batch();
-        // Per key: the state before the batch and the record it ends with; later records for
-        // the same key win, as if applied one by one. One hash map: imports run on the copy's
-        // hot path.
-        let mut touched: HashMap<Key, (Option<Record>, Option<Record>)> =
-            HashMap::with_capacity(records.len());
-        for rec in records {
-            let (before, after) = match touched.entry(rec.key) {
-                Entry::Occupied(slot) => slot.into_mut(),
-                Entry::Vacant(slot) => {
-                    let stored = decode_stored(slot.key(), engine.kv.get(slot.key().as_bytes())?)?;
-                    slot.insert((stored, None))
-                }
-            };
-            if mode == ImportMode::IfAbsent && (before.is_some() || after.is_some()) {
-                report.skipped += 1;
-                continue;
-            }
-            let record = Record {
-                version: rec.version,
-                value: rec.value,
-            };
-            *after = Some(record);
-            report.applied += 1;
-        }
-        for (key, (_, after)) in &touched {
-            if let Some(record) = after {
-                batch.insert(&engine.kv, key.as_bytes(), record.encode());
-            }
-        }
-        self.guard_write(batch.commit())?;
-        for (key, (before, after)) in &touched {
-            let Some(record) = after else { continue };
-            // An if-absent import only writes keys with no record here, which the cache (it
-            // holds stored records only) cannot hold; an overwrite replaces a cached one.
-            if mode == ImportMode::Overwrite {
-                self.cache.put(key, record);
-            }
-            self.clock.observe(record.version);
-            self.account(before.as_ref(), Some(record));
-        }
-        Ok(report)
     }
 
     /// Removes every tombstone and every live key for which `owned` is false, atomically.
@@ -480,105 +327,51 @@ impl Store {
         self: &Arc<Self>,
         owned: impl Fn(&Key) -> bool + Send + 'static,
     ) -> Result<CleanupReport, StorageError> {
-        let engine = self.writable().await?;
-        let (this, on) = (self.clone(), engine.clone());
-        let report = tokio::task::spawn_blocking(move || {
-            let _exclusive = this.gate.write();
-            this.cleanup_blocking(&on, owned)
+        self.exclusively(move |store, engine| {
+            let purge = Purge::new(engine, owned)?;
+            store.guard_write(purge.batch(engine, store.clock.last()).commit())?;
+            for (key, record) in &purge.dropped {
+                store.cache.forget(key);
+                store.counters.account(Some(record), None);
+            }
+            Ok(purge.report)
         })
         .await
-        .map_err(|e| StorageError::Engine(e.to_string()))??;
-        self.durable(engine).await?;
-        Ok(report)
     }
 
-    fn cleanup_blocking(
-        &self,
-        engine: &Engine,
-        owned: impl Fn(&Key) -> bool,
-    ) -> Result<CleanupReport, StorageError> {
-        let mut report = CleanupReport::default();
-        let mut batch = engine.db.batch();
-        let mut dropped = Vec::new();
-        for guard in engine.kv.iter() {
-            let (k, v) = guard.into_inner()?;
-            let Some(key) = decode_key(&k) else { continue };
-            let Some(record) = decode_stored(&key, Some(v))? else {
-                continue;
-            };
-            if record.is_tombstone() {
-                report.removed_tombstones += 1;
-            } else if !owned(&key) {
-                report.removed_keys += 1;
-            } else {
-                continue;
-            }
-            batch.remove(&engine.kv, k);
-            dropped.push((key, record));
-        }
-        // Purged records take their versions with them; keep the clock's floor.
-        batch.insert(
-            &engine.meta,
-            META_CLOCK_FLOOR,
-            self.clock.last().to_be_bytes().to_vec(),
-        );
-        self.guard_write(batch.commit())?;
-        for (key, record) in &dropped {
-            self.cache.forget(key);
-            self.account(Some(record), None);
-        }
-        Ok(report)
+    /// Runs a bulk operation with the gate held exclusively, off the async workers (it reads
+    /// and writes for a while), then makes it durable like a single write.
+    async fn exclusively<T: Send + 'static>(
+        self: &Arc<Self>,
+        apply: impl FnOnce(&Store, &Engine) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let engine = self.writable().await?;
+        let (store, on) = (self.clone(), engine.clone());
+        let out = tokio::task::spawn_blocking(move || store.gate.exclusive(|| apply(&store, &on)))
+            .await
+            .map_err(StorageError::task)??;
+        self.acknowledge(engine).await?;
+        Ok(out)
     }
 
     /// `--sync batch`'s tick: fsync if anything was written since the last one.
     pub async fn sync_if_dirty(&self) -> Result<(), StorageError> {
-        if self.poisoned.load(Ordering::Acquire) || !self.dirty.swap(false, Ordering::AcqRel) {
+        if self.poison.is_set() {
             return Ok(());
         }
-        let engine = self.slot.get()?;
-        self.sync_to_disk(engine)
-            .await
-            .inspect_err(|_| self.dirty.store(true, Ordering::Release))
-    }
-
-    /// Puts everything written so far on stable storage without holding fjall's journal lock
-    /// through the fsync (its own `persist(SyncData)` does, stalling every writer meanwhile):
-    /// the journal tail goes to the OS under a brief lock, then each journal file is
-    /// `fdatasync`ed through a descriptor of our own while writers carry on.
-    async fn sync_to_disk(&self, engine: Arc<Engine>) -> Result<(), StorageError> {
-        engine
-            .db
-            .persist(PersistMode::Buffer)
-            .map_err(StorageError::from)?;
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || sync_journals(&dir))
-            .await
-            .map_err(|e| StorageError::Engine(e.to_string()))?
-            .map_err(StorageError::Io)
+        self.durability.sync_if_dirty(|| self.slot.get()).await
     }
 
     /// Forces everything written so far to stable storage.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        let engine = self.slot.get()?;
-        fsync(engine, PersistMode::SyncAll).await
+        durability::flush(self.slot.get()?).await
     }
 
     /// The key's record; the caller holds its stripe lock.
     fn current_locked(&self, engine: &Engine, key: &Key) -> Result<Option<Record>, StorageError> {
         match self.cache.get(key) {
             Some(hit) => Ok(Some(hit)),
-            None => decode_stored(key, engine.kv.get(key.as_bytes())?),
-        }
-    }
-
-    /// The gate, shared. Imports and cleanups hold it exclusively on a blocking thread; a writer
-    /// that finds it taken waits asynchronously rather than parking a runtime worker.
-    async fn shared_gate(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
-        loop {
-            if let Some(guard) = self.gate.try_read() {
-                return guard;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            None => engine.record(key),
         }
     }
 
@@ -587,209 +380,49 @@ impl Store {
         &self.stripes[(h % STRIPES as u64) as usize]
     }
 
-    /// Adjusts the key and byte counters for a change of one key from `before` to `after`.
-    fn account(&self, before: Option<&Record>, after: Option<&Record>) {
-        let live = |r: Option<&Record>| r.is_some_and(|r| !r.is_tombstone());
-        match (live(before), live(after)) {
-            (false, true) => {
-                self.keys.fetch_add(1, Ordering::Relaxed);
-            }
-            (true, false) => {
-                self.keys.fetch_sub(1, Ordering::Relaxed);
-            }
-            _ => {}
-        }
-        self.bytes
-            .fetch_add(after.map_or(0, Record::value_len), Ordering::Relaxed);
-        self.bytes
-            .fetch_sub(before.map_or(0, Record::value_len), Ordering::Relaxed);
-    }
-
-    /// Maps a write error, remembering that the engine now needs reopening.
+    /// An engine write's result: a failure poisons the engine.
     fn guard_write<T>(&self, result: fjall::Result<T>) -> Result<T, StorageError> {
-        self.dirty.store(true, Ordering::Release);
-        result.map_err(|e| {
-            self.poisoned.store(true, Ordering::Release);
-            let err = StorageError::from(e);
-            tracing::warn!(error = %err, "write failed; the engine will be reopened once the disk has room");
-            if matches!(err, StorageError::Engine(_)) && disk_low(&self.dir) {
-                StorageError::Full
-            } else {
-                err
-            }
-        })
+        self.durability.mark_dirty();
+        result.map_err(|e| self.failed(StorageError::from(e), "write failed"))
     }
 
-    /// The engine, reopened first if an earlier write failed and the disk has room again.
+    /// Makes an applied write as durable as `--sync` asks; a failure poisons the engine.
+    async fn acknowledge(&self, engine: Arc<Engine>) -> Result<(), StorageError> {
+        self.durability
+            .acknowledge(engine)
+            .await
+            .map_err(|e| self.failed(e, "journal flush failed"))
+    }
+
+    /// The one poisoning block: after a failed write or journal flush, the engine's memory may
+    /// hold what its journal does not, so the cache starts cold and the engine is reopened at
+    /// the next write once the disk has room.
+    fn failed(&self, error: StorageError, what: &str) -> StorageError {
+        self.cache.clear();
+        self.poison.record(error, what)
+    }
+
+    /// The engine, reopened first if an earlier write failed and the disk has room again; then
+    /// waits for the engine's flushes if they are behind.
     async fn writable(&self) -> Result<Arc<Engine>, StorageError> {
-        if self.poisoned.load(Ordering::Acquire) {
-            let _one = self.recover.lock().await;
-            if self.poisoned.load(Ordering::Acquire) {
-                if disk_low(&self.dir) {
-                    return Err(StorageError::Full);
-                }
-                self.reopen().await?;
-            }
-        }
+        self.poison.recover(|| self.reopen()).await?;
         let engine = self.slot.get()?;
-        backpressure(&engine).await;
+        engine.wait_for_flushes().await;
         Ok(engine)
     }
 
-    async fn reopen(&self) -> Result<(), StorageError> {
-        // Exclude every writer while the engine is swapped.
-        let _gate = self.gate.write();
-        // Blocking, but rare (once per disk-full episode) and every writer is parked anyway.
-        self.slot.reopen()?;
-        // A write that failed may or may not be in the recovered journal: start cold.
-        self.cache.clear();
-        let engine = self.slot.get()?;
-        let totals = scan(&engine)?;
-        self.keys.store(totals.keys, Ordering::Relaxed);
-        self.bytes.store(totals.bytes, Ordering::Relaxed);
-        self.clock.observe(totals.max_version);
-        self.poisoned.store(false, Ordering::Release);
-        tracing::info!("storage engine reopened; writes accepted again");
-        Ok(())
-    }
-
-    /// Makes a write as durable as `--sync` asks before it is acknowledged: handed to the OS in
-    /// every mode (a process crash cannot lose it), and fsynced with `always`, where concurrent
-    /// writers share one fsync (group commit).
-    async fn durable(&self, engine: Arc<Engine>) -> Result<(), StorageError> {
-        let result = if self.sync == SyncMode::Always {
-            let ticket = self.group.ticket();
-            self.group.wait(ticket, || self.sync_to_disk(engine)).await
-        } else {
-            // A write(2) of the journal's buffered tail, done inline. When several writers have
-            // appended before one flushes, that flush covers them all and the later ones find
-            // the buffer empty (no syscall). A failed flush poisons the engine, so no writer is
-            // acknowledged for a record that did not reach the OS.
-            engine
-                .db
-                .persist(PersistMode::Buffer)
-                .map_err(StorageError::from)
-        };
-        result.map_err(|e| {
-            self.poisoned.store(true, Ordering::Release);
-            // The write is in the engine's memory but not in the journal: start the cache cold.
+    /// Swaps in a freshly opened engine with every writer excluded. Blocking, but rare (once per
+    /// disk-full episode) and every writer is waiting anyway.
+    fn reopen(&self) -> Result<(), StorageError> {
+        self.gate.exclusive(|| -> Result<(), StorageError> {
+            self.slot.reopen()?;
+            // A write that failed may or may not be in the recovered journal: start cold.
             self.cache.clear();
-            tracing::warn!(error = %e, "journal flush failed; the engine will be reopened once the disk has room");
-            if matches!(e, StorageError::Engine(_)) && disk_low(&self.dir) {
-                StorageError::Full
-            } else {
-                e
-            }
+            let engine = self.slot.get()?;
+            let totals = Totals::scan(&engine)?;
+            self.counters.reset(&totals);
+            self.clock.observe(totals.max_version);
+            Ok(())
         })
-    }
-}
-
-async fn fsync(engine: Arc<Engine>, mode: PersistMode) -> Result<(), StorageError> {
-    tokio::task::spawn_blocking(move || engine.db.persist(mode))
-        .await
-        .map_err(|e| StorageError::Engine(e.to_string()))?
-        .map_err(StorageError::from)
-}
-
-/// Waits, without blocking a runtime thread, while the engine's flushes and compactions are
-/// behind. fjall throttles a writer that finds 4 sealed memtables or 20 level-0 runs queued by
-/// sleeping in the inserting thread (up to 100 ms at a time), which would stall every request on
-/// that runtime worker; waiting here first, asynchronously, keeps reads flowing. Bounded: after
-/// ~10 s the write goes ahead and fjall throttles it itself.
-async fn backpressure(engine: &Engine) {
-    for _ in 0..2000 {
-        if engine.kv.sealed_memtable_count() < 3 && engine.kv.l0_table_count() < 16 {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
-
-/// `fdatasync` of every fjall journal (`*.jnl`) in the store directory: the active one holds the
-/// newest records; a sealed one still listed may hold records not yet flushed to tables (tables
-/// are synced by fjall itself, and a journal is deleted only after that).
-fn sync_journals(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "jnl") {
-            match std::fs::File::open(&path) {
-                Ok(file) => file.sync_data()?,
-                // Deleted since the listing: its records are in synced tables.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
-}
-
-fn check(pre: Precondition, live: Option<u64>) -> Option<WriteOutcome> {
-    let holds = match pre {
-        Precondition::None => true,
-        Precondition::IfAbsent => live.is_none(),
-        Precondition::IfVersion(v) => live == Some(v),
-    };
-    (!holds).then_some(WriteOutcome::PreconditionFailed(live))
-}
-
-/// The version of the key's live value: local if anything is stored here (a tombstone means
-/// none), else what the previous owner holds.
-fn live_version(local: Option<&Record>, remote: Option<u64>) -> Option<u64> {
-    match local {
-        Some(r) if r.is_tombstone() => None,
-        Some(r) => Some(r.version),
-        None => remote,
-    }
-}
-
-fn decode_key(raw: &[u8]) -> Option<Key> {
-    match Key::from_bytes(raw) {
-        Ok(k) => Some(k),
-        Err(e) => {
-            tracing::warn!(error = %e, "skipping a stored key that is not valid");
-            None
-        }
-    }
-}
-
-fn decode_stored(key: &Key, raw: Option<fjall::Slice>) -> Result<Option<Record>, StorageError> {
-    match raw {
-        None => Ok(None),
-        Some(raw) => Record::decode(Bytes::from(raw))
-            .map(Some)
-            .ok_or_else(|| StorageError::Corrupt(key.to_string())),
-    }
-}
-
-fn scan(engine: &Engine) -> Result<Totals, StorageError> {
-    let mut totals = Totals::default();
-    for guard in engine.kv.iter() {
-        let (k, v) = guard.into_inner()?;
-        let Some(key) = decode_key(&k) else { continue };
-        let Some(record) = decode_stored(&key, Some(v))? else {
-            continue;
-        };
-        totals.max_version = totals.max_version.max(record.version);
-        if !record.is_tombstone() {
-            totals.keys += 1;
-            totals.bytes += record.value_len();
-        }
-    }
-    Ok(totals)
-}
-
-fn read_floor(engine: &Engine) -> Result<u64, StorageError> {
-    Ok(engine
-        .meta
-        .get(META_CLOCK_FLOOR)?
-        .and_then(|v| <[u8; 8]>::try_from(&*v).ok())
-        .map_or(0, u64::from_be_bytes))
-}
-
-/// Whether the data dir's filesystem is too full to try writing again.
-fn disk_low(dir: &Path) -> bool {
-    match rustix::fs::statvfs(dir) {
-        Ok(s) => s.f_bavail.saturating_mul(s.f_frsize) < MIN_FREE_BYTES_TO_RECOVER,
-        Err(_) => false,
     }
 }

@@ -2,6 +2,9 @@
 //! Tag 1 is a value, tag 2 a tombstone (a delete that must stop read-through and imports).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kvproto::Key;
+
+use super::error::StorageError;
 
 const TAG_VALUE: u8 = 1;
 const TAG_TOMBSTONE: u8 = 2;
@@ -58,6 +61,11 @@ impl Record {
             _ => None,
         }
     }
+}
+
+/// `key`'s record as the engine stores it; bytes no version of this server wrote are corruption.
+pub fn decode_stored(key: &Key, raw: fjall::Slice) -> Result<Record, StorageError> {
+    Record::decode(Bytes::from(raw)).ok_or_else(|| StorageError::Corrupt(key.to_string()))
 }
 
 #[cfg(test)]

@@ -1,0 +1,47 @@
+//! Cleanup after a migration: the records to purge (every tombstone, and every live key this
+//! shard no longer owns), computed before anything is written.
+
+use fjall::OwnedWriteBatch as WriteBatch;
+use kvproto::Key;
+use kvproto::wire::CleanupReport;
+
+use super::engine::Engine;
+use super::error::StorageError;
+use super::record::Record;
+use super::scan::records;
+
+pub struct Purge {
+    pub report: CleanupReport,
+    pub dropped: Vec<(Key, Record)>,
+}
+
+impl Purge {
+    /// Scans the keyspace. Blocking.
+    pub fn new(engine: &Engine, owned: impl Fn(&Key) -> bool) -> Result<Purge, StorageError> {
+        let mut report = CleanupReport::default();
+        let mut dropped = Vec::new();
+        for stored in records(engine.kv.iter()) {
+            let (key, record) = stored?.into_parts()?;
+            if record.is_tombstone() {
+                report.removed_tombstones += 1;
+            } else if !owned(&key) {
+                report.removed_keys += 1;
+            } else {
+                continue;
+            }
+            dropped.push((key, record));
+        }
+        Ok(Purge { report, dropped })
+    }
+
+    /// The engine batch that purges, keeping the clock's floor: purged records take their
+    /// versions with them.
+    pub fn batch(&self, engine: &Engine, clock_floor: u64) -> WriteBatch {
+        let mut batch = engine.db.batch();
+        for (key, _) in &self.dropped {
+            batch.remove(&engine.kv, key.as_bytes());
+        }
+        engine.keep_clock_floor(&mut batch, clock_floor);
+        batch
+    }
+}
