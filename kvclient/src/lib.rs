@@ -12,6 +12,7 @@
 //! - [`status`]: outcomes and the book's status letters.
 //! - [`probe`]: the book client's check of one key (read, write if missing, compare).
 //! - [`screen`]: pure rendering of the book's screen.
+//! - [`load_report`]: the load generator's report (its `--json` shape).
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
 //! The `kvclient` binary (src/main.rs, src/cli/) builds the CLI on these.
@@ -23,6 +24,7 @@ mod book;
 pub mod config;
 pub mod error;
 pub mod hints;
+pub mod load_report;
 pub mod probe;
 pub mod retry;
 pub mod screen;

@@ -1,0 +1,59 @@
+//! What every worker of one run shares.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kvclient::ShardedClient;
+use kvproto::Key;
+
+use crate::cli::args::LoadArgs;
+use crate::cli::error::CliError;
+
+/// The run's client, keys and knobs, shared by the workers behind an `Arc`.
+pub struct Plan {
+    pub client: Arc<ShardedClient>,
+    pub keys: Vec<Key>,
+    /// Set by SIGTERM/SIGINT: workers stop as at the deadline, and the read-back check still runs,
+    /// so a load pod that is deleted reports its verdict in its log.
+    pub stop: Arc<AtomicBool>,
+    pub write_ratio: f64,
+    pub workers: usize,
+    /// Written into every value, so values of different runs never match.
+    pub run_id: u32,
+    /// Requests sent so far, for the progress bar.
+    pub requests: AtomicU64,
+}
+
+/// The run's keys, `PREFIX0` to `PREFIX{N-1}`; a prefix that makes no valid key is a usage error.
+pub fn keys(args: &LoadArgs) -> Result<Vec<Key>, CliError> {
+    (0..args.keys)
+        .map(|i| Key::new(format!("{}{i}", args.prefix)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| CliError::Usage(format!("--prefix {:?}: {e}", args.prefix)))
+}
+
+impl Plan {
+    /// The plan of `args` over `client`; from now on a signal stops the run.
+    pub fn new(args: &LoadArgs, client: Arc<ShardedClient>, keys: Vec<Key>) -> Self {
+        Plan {
+            client,
+            keys,
+            stop: stop_on_signal(),
+            write_ratio: args.write_ratio,
+            workers: args.concurrency as usize,
+            run_id: rand::random(),
+            requests: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A flag raised by the first SIGTERM or SIGINT.
+fn stop_on_signal() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let raised = stop.clone();
+    tokio::spawn(async move {
+        kvclient::shutdown::signal().await;
+        raised.store(true, Ordering::Relaxed);
+    });
+    stop
+}

@@ -1,0 +1,74 @@
+//! The report on stdout: human-readable text, or one line of JSON with `--json`.
+
+use std::io::Write;
+
+use kvclient::load_report::LoadReport;
+
+use crate::cli::error::CliError;
+
+/// Prints `report` as JSON (one line) or as text.
+pub fn print(report: &LoadReport, json: bool) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, report)
+            .map_err(|e| CliError::Failed(format!("cannot write JSON: {e}")))?;
+        out.write_all(b"\n")?;
+    } else {
+        out.write_all(render(report).as_bytes())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The human-readable report.
+pub fn render(r: &LoadReport) -> String {
+    let mut text = format!(
+        "load: {} requests in {:.1} s ({:.1} req/s): {} gets, {} puts, {} errors\n\
+         latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms\n",
+        r.requests,
+        r.duration_s,
+        r.requests_per_s,
+        r.gets,
+        r.puts,
+        r.errors,
+        r.p50_ms,
+        r.p99_ms,
+        r.max_ms
+    );
+    if !r.errors_by_letter.is_empty() {
+        let parts: Vec<String> = r
+            .errors_by_letter
+            .iter()
+            .map(|(l, n)| format!("{l}={n}"))
+            .collect();
+        text.push_str(&format!("errors: {}\n", parts.join(" ")));
+    }
+    text.push_str(&format!(
+        "verify: {} keys read back, {} lost, {} wrong, {} unreadable, {} stale reads\n",
+        r.verify.keys_checked,
+        r.verify.lost,
+        r.verify.wrong,
+        r.verify.unreadable,
+        r.verify.stale_reads
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_names_every_figure() {
+        let report = LoadReport {
+            requests: 10,
+            errors: 1,
+            errors_by_letter: [(".".to_string(), 1)].into(),
+            ..LoadReport::default()
+        };
+        let text = render(&report);
+        for word in ["req/s", "p50", "p99", "errors: .=1", "lost", "wrong"] {
+            assert!(text.contains(word), "{word} missing in {text}");
+        }
+    }
+}
