@@ -46,7 +46,7 @@ fn open() -> Result<Server, Box<dyn std::error::Error>> {
     // The store and the peer client may spawn tasks: open them inside the runtime.
     let _inside = runtime.enter();
     let state = AppState::open(&config)?;
-    let router = kvserver::app(state, config.request_timeout, config.max_concurrency);
+    let router = kvserver::app(state);
     Ok(Server {
         runtime,
         router,
