@@ -10,7 +10,7 @@ use kube::runtime::events::{Recorder, Reporter};
 
 use crate::labels::MANAGER;
 use crate::metrics::Metrics;
-use crate::shards::ShardAdmin;
+use crate::shards::DynShardAdmin;
 
 /// Settings of the reconcile loop.
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: Config,
-    pub shards: Arc<dyn ShardAdmin>,
+    pub shards: Arc<dyn DynShardAdmin>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -50,7 +50,7 @@ impl Context {
         instance: Option<String>,
         metrics: Arc<Metrics>,
         config: Config,
-        shards: Arc<dyn ShardAdmin>,
+        shards: Arc<dyn DynShardAdmin>,
     ) -> Self {
         let reporter = Reporter {
             controller: MANAGER.to_owned(),

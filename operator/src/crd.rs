@@ -122,6 +122,18 @@ pub enum ImagePullPolicy {
     Never,
 }
 
+impl KVStore {
+    /// `namespace/name`, for logs and the per-object backoff.
+    pub fn object_key(&self) -> String {
+        use kube::ResourceExt;
+        format!(
+            "{}/{}",
+            self.namespace().unwrap_or_default(),
+            self.name_any()
+        )
+    }
+}
+
 impl ImagePullPolicy {
     /// The name Kubernetes uses.
     pub fn as_str(self) -> &'static str {

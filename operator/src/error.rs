@@ -3,6 +3,8 @@
 use kube::runtime::finalizer;
 use thiserror::Error;
 
+use crate::shards::ShardError;
+
 /// Everything a reconcile can fail with.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -18,9 +20,9 @@ pub enum Error {
     #[error("could not serialize: {0}")]
     Serialize(#[from] serde_json::Error),
 
-    /// A shard server refused or did not answer an admin call.
-    #[error("shard {shard}: {message}")]
-    Shard { shard: u32, message: String },
+    /// A shard server refused or did not answer an admin call, or is not drained.
+    #[error("shard {}: {}", .0.shard(), .0.detail())]
+    Shard(#[from] ShardError),
 
     /// The object lacks a field the API server always sets.
     #[error("object has no {0}")]
@@ -80,7 +82,7 @@ impl Error {
             Error::InvalidSpec(_) => Category::InvalidSpec,
             Error::Kube(kube::Error::Api(status)) if status.code == 422 => Category::Rejected,
             Error::Kube(_) => Category::Api,
-            Error::Shard { .. } => Category::Shard,
+            Error::Shard(_) => Category::Shard,
             Error::Serialize(_) | Error::MissingField(_) => Category::Internal,
             Error::Finalizer(inner) => match inner.as_ref() {
                 finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
@@ -120,10 +122,8 @@ mod tests {
             wrapped.detail(),
             "invalid spec: port 8081 is the kvserver ops port"
         );
-        let shard = Error::Shard {
-            shard: 2,
-            message: "connection refused".into(),
-        };
+        let shard = Error::Shard(ShardError::NotDrained { shard: 2, keys: 7 });
         assert_eq!(shard.category().as_str(), "ShardError");
+        assert_eq!(shard.to_string(), "shard 2: still holds 7 keys");
     }
 }

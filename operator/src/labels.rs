@@ -54,9 +54,9 @@ pub fn pvc(instance: &str, ordinal: i32) -> String {
     format!("{DATA_VOLUME}-{instance}-{ordinal}")
 }
 
-/// Base URL of shard `ordinal`, through the headless Service.
-pub fn peer_url(instance: &str, namespace: &str, ordinal: u32, port: i32) -> String {
-    format!("http://{instance}-{ordinal}.{instance}.{namespace}.svc:{port}")
+/// Name of shard `ordinal`'s pod (the StatefulSet's naming).
+pub fn pod(instance: &str, ordinal: i32) -> String {
+    format!("{instance}-{ordinal}")
 }
 
 #[cfg(test)]
@@ -74,10 +74,7 @@ mod tests {
     #[test]
     fn names_follow_the_statefulset_conventions() {
         assert_eq!(pvc("demo", 2), "data-demo-2");
+        assert_eq!(pod("demo", 2), "demo-2");
         assert_eq!(token_secret("demo"), "demo-admin-token");
-        assert_eq!(
-            peer_url("demo", "ns", 1, 80),
-            "http://demo-1.demo.ns.svc:80"
-        );
     }
 }

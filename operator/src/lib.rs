@@ -32,10 +32,10 @@ pub mod metrics;
 pub mod ops_server;
 pub mod plan;
 pub mod rebalance;
-pub mod report;
 pub mod runtime;
 pub mod shards;
 pub mod status;
+pub mod status_report;
 pub mod telemetry;
 pub mod validate;
 

@@ -6,8 +6,6 @@
 
 use kvproto::{Sharding, Topology};
 
-use crate::labels;
-use crate::rebalance;
 use crate::status::{Phase, TopologyStatus};
 use crate::validate::Instance;
 
@@ -52,7 +50,7 @@ pub struct Plan {
     pub report: Report,
 }
 
-/// The state to report, turned into phase and conditions by [`crate::report`].
+/// The state to report, turned into phase and conditions by [`crate::status_report`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
     /// Pods are starting; `ready` of `want` are ready.
@@ -122,16 +120,40 @@ pub fn plan(inst: &Instance, observed: &Observed) -> Plan {
                 }
             },
         },
-        Some(map) => rebalance::plan(inst, map, sts),
+        Some(map) => rebalance_pending(inst, map, sts),
     }
 }
 
-/// The stable map over `shards` servers, addressed through the headless Service.
+/// The plan for `spec.replicas` != the served count: keep serving the acknowledged map until
+/// the controller's state machine takes over (it decides before planning, see
+/// [`crate::rebalance::machine::decide`]; only a stopped store that keeps a move reaches here).
+fn rebalance_pending(inst: &Instance, map: TopologyStatus, sts: ObservedStatefulSet) -> Plan {
+    Plan {
+        statefulset_replicas: map.shards,
+        push: sts
+            .all_ready(map.shards)
+            .then(|| stable(inst, map.epoch, map.sharding, map.shards)),
+        report: Report::RebalancePending {
+            serving: map.shards,
+            wanted: inst.spec.replicas,
+        },
+    }
+}
+
+/// The stable map over `shards` servers.
 pub fn stable(inst: &Instance, epoch: i64, sharding: Sharding, shards: i32) -> Topology {
-    let peers = (0..u32::try_from(shards).unwrap_or(0))
-        .map(|i| labels::peer_url(&inst.name, &inst.namespace, i, inst.spec.port))
-        .collect();
-    Topology::stable(u64::try_from(epoch).unwrap_or(0), sharding, peers)
+    Topology::stable(
+        u64::try_from(epoch).unwrap_or(0),
+        sharding,
+        peers(inst, shards),
+    )
+}
+
+/// The base URLs of servers `0..n`, addressed through the headless Service.
+pub fn peers(inst: &Instance, n: i32) -> Vec<String> {
+    (0..u32::try_from(n).unwrap_or(0))
+        .map(|i| kvproto::peer_url(&inst.name, &inst.namespace, i, inst.port()))
+        .collect()
 }
 
 #[cfg(test)]

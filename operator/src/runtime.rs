@@ -43,7 +43,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }
     };
     tokio::spawn(async move {
-        wait_for_signal().await;
+        kvclient::shutdown::signal().await;
         info!("shutdown signal received");
         let _ = stop_tx.send(true);
     });
@@ -116,27 +116,4 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Err(err) => error!(error = %err, "metrics server task failed"),
     }
     result
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = ctrl_c => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = ctrl_c.await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

@@ -1,5 +1,6 @@
-//! Turns the outcome of a reconcile into the status: phase, conditions (with stable transition
-//! times) and the served shard map. Pure, so every reported state is unit-tested.
+//! Computes the status from the outcome of a reconcile ([`compute_status`]): phase, conditions
+//! (with stable transition times) and the served shard map. Pure, so every reported state is
+//! unit-tested; the controller writes what it computes.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
@@ -48,7 +49,7 @@ struct Cond {
 }
 
 /// The new status. Fields the outcome says nothing about keep their previous values.
-pub fn status(
+pub fn compute_status(
     previous: Option<&KVStoreStatus>,
     name: &str,
     generation: Option<i64>,
@@ -315,7 +316,7 @@ mod tests {
             topology: map(),
             serving: 3,
         };
-        let s = status(None, "demo", Some(2), 3, &outcome, &at(10));
+        let s = compute_status(None, "demo", Some(2), 3, &outcome, &at(10));
         assert_eq!(s.phase, Some(Phase::Available));
         assert_eq!(s.replicas, 3);
         assert_eq!(s.observed_generation, Some(2));
@@ -338,15 +339,15 @@ mod tests {
             topology: map(),
             serving: 3,
         };
-        let s1 = status(None, "demo", Some(1), 3, &avail, &at(10));
-        let s2 = status(Some(&s1), "demo", Some(1), 3, &avail, &at(20));
+        let s1 = compute_status(None, "demo", Some(1), 3, &avail, &at(10));
+        let s2 = compute_status(Some(&s1), "demo", Some(1), 3, &avail, &at(20));
         assert_eq!(find(&s2, AVAILABLE).unwrap().last_transition_time, at(10));
         let lost = Outcome::Planned {
             report: Report::ShardsNotReady { ready: 2, want: 3 },
             topology: map(),
             serving: 3,
         };
-        let s3 = status(Some(&s2), "demo", Some(1), 2, &lost, &at(30));
+        let s3 = compute_status(Some(&s2), "demo", Some(1), 2, &lost, &at(30));
         assert_eq!(find(&s3, AVAILABLE).unwrap().last_transition_time, at(30));
         assert_eq!(s3.phase, Some(Phase::Degraded));
     }
@@ -358,11 +359,11 @@ mod tests {
             topology: map(),
             serving: 3,
         };
-        let s1 = status(None, "demo", Some(1), 3, &avail, &at(10));
+        let s1 = compute_status(None, "demo", Some(1), 3, &avail, &at(10));
         let bad = Outcome::InvalidSpec {
             message: "port 8081 is the kvserver ops port".into(),
         };
-        let s2 = status(Some(&s1), "demo", Some(2), 3, &bad, &at(20));
+        let s2 = compute_status(Some(&s1), "demo", Some(2), 3, &bad, &at(20));
         assert_eq!(s2.phase, Some(Phase::Degraded));
         assert_eq!(s2.replicas, 3);
         assert_eq!(s2.topology, map());
@@ -371,7 +372,7 @@ mod tests {
             (degraded.status.as_str(), degraded.reason.as_str()),
             ("True", "InvalidSpec")
         );
-        let s3 = status(Some(&s2), "demo", Some(3), 3, &Outcome::Paused, &at(30));
+        let s3 = compute_status(Some(&s2), "demo", Some(3), 3, &Outcome::Paused, &at(30));
         assert_eq!(s3.phase, Some(Phase::Paused));
         assert_eq!(find(&s3, PAUSED).unwrap().status, "True");
     }
@@ -397,7 +398,7 @@ mod tests {
             serving: 5,
             problem: None,
         };
-        let s = status(None, "demo", Some(2), 5, &outcome, &at(10));
+        let s = compute_status(None, "demo", Some(2), 5, &outcome, &at(10));
         assert_eq!(s.phase, Some(Phase::Rebalancing));
         assert_eq!(s.replicas, 5);
         assert_eq!(s.topology, map(), "committed only at Commit");
@@ -421,7 +422,7 @@ mod tests {
                 "shard demo-3 unreachable: refused".into(),
             )),
         };
-        let s = status(None, "demo", Some(2), 4, &outcome, &at(10));
+        let s = compute_status(None, "demo", Some(2), 4, &outcome, &at(10));
         assert_eq!(s.phase, Some(Phase::Degraded));
         assert_eq!(s.rebalance.as_ref().unwrap().phase, RebalancePhase::Handoff);
         let degraded = find(&s, DEGRADED).unwrap();

@@ -3,13 +3,11 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
+use kvproto::wire::DEFAULT_OPS_PORT;
 
 use crate::crd::{KVStore, KVStoreSpec};
 use crate::error::{Error, Result};
 use crate::labels;
-
-/// The kvserver's ops port (probes, metrics, drain); the data port may not take it.
-pub const OPS_PORT: i32 = 8081;
 
 /// A KVStore whose spec passed validation, with what every child needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,8 +39,9 @@ pub fn validate(kvs: &KVStore) -> Result<Instance> {
     if !(1..=65535).contains(&spec.port) {
         problems.push(format!("port must be in 1..65535, got {}", spec.port));
     }
-    if spec.port == OPS_PORT {
-        problems.push(format!("port {OPS_PORT} is the kvserver ops port"));
+    // The kvserver's ops port (probes, metrics, drain): the data port may not take it.
+    if spec.port == i32::from(DEFAULT_OPS_PORT) {
+        problems.push(format!("port {DEFAULT_OPS_PORT} is the kvserver ops port"));
     }
     if spec.image.trim().is_empty() {
         problems.push("image must not be empty".to_owned());
@@ -77,6 +76,13 @@ pub fn validate(kvs: &KVStore) -> Result<Instance> {
         owner,
         spec: spec.clone(),
     })
+}
+
+impl Instance {
+    /// The data port, as the shard map names it (validated to fit).
+    pub fn port(&self) -> u16 {
+        u16::try_from(self.spec.port).unwrap_or_default()
+    }
 }
 
 /// Accepts a positive Kubernetes quantity: digits with an optional fraction, then an optional

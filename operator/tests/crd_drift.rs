@@ -75,3 +75,27 @@ fn every_spec_field_is_documented() {
     walk("spec", spec, &mut missing);
     assert!(missing.is_empty(), "undocumented: {missing:?}");
 }
+
+/// The CEL rule that reserves the ops port is literal text in the schema: it names the same port
+/// as the wire contract, and so does the description `kubectl explain` shows.
+#[test]
+fn the_port_rule_reserves_the_kvserver_ops_port_of_the_wire_contract() {
+    let crd: serde_yaml::Value = serde_yaml::from_str(&crd_yaml().unwrap()).unwrap();
+    let port = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["port"];
+    let ops_port = kvproto::wire::DEFAULT_OPS_PORT;
+    let reserve = &port["x-kubernetes-validations"][0];
+    assert_eq!(
+        reserve["rule"].as_str(),
+        Some(&*format!("self != {ops_port}"))
+    );
+    assert_eq!(
+        reserve["message"].as_str(),
+        Some(&*format!("port {ops_port} is the kvserver ops port"))
+    );
+    let description = port["description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("ops port {ops_port}")),
+        "{description}"
+    );
+}

@@ -5,11 +5,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed setup should panic
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use kvclient::{ClientConfig, ServerClient};
 use kvproto::{Key, Sharding, Topology};
 use operator::rebalance::copy::CopyOptions;
 use operator::rebalance::machine::next_phase;
@@ -18,54 +19,8 @@ use operator::rebalance::steps::Shards;
 use operator::shards::{KvClientAdmin, ShardAdmin};
 use operator::status::{RebalancePhase, RebalanceStatus};
 use rand::Rng;
-use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
-
-const TOKEN: &str = "operator-test-token";
-
-struct Server {
-    url: String,
-    stop: Option<oneshot::Sender<()>>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(shard: u32) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
-    let config = <kvserver::Config as clap::Parser>::parse_from([
-        "kvserver".to_owned(),
-        "--data-dir".to_owned(),
-        dir.path().join("data").display().to_string(),
-        "--admin-token-file".to_owned(),
-        token_file.display().to_string(),
-        "--shard".to_owned(),
-        shard.to_string(),
-        "--drain-delay".to_owned(),
-        "0s".to_owned(),
-    ]);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stopped.await;
-        };
-        kvserver::run(config, listener, ops, shutdown)
-            .await
-            .unwrap_or_else(|err| panic!("kvserver {shard} failed: {err}"));
-    });
-    Server {
-        url,
-        stop: Some(stop),
-        _dir: dir,
-    }
-}
-
-fn client(url: &str) -> ServerClient {
-    ServerClient::new(url, ClientConfig::default()).unwrap()
-}
+use support::kvservers::{Server, TOKEN, client, start};
+use tokio::sync::watch;
 
 /// Last acknowledged state of every key the writer touched (`None`: deleted).
 type Expected = Arc<Mutex<HashMap<String, Option<String>>>>;

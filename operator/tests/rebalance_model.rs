@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use kvproto::bulk::BulkRecord;
 use kvproto::topology::{ForwardedBy, Route};
 use kvproto::{Key, Sharding, Topology};
@@ -21,7 +20,7 @@ use operator::rebalance::copy::CopyOptions;
 use operator::rebalance::machine::next_phase;
 use operator::rebalance::maps::MoveMaps;
 use operator::rebalance::steps::Shards;
-use operator::shards::{RecordStream, ShardAdmin};
+use operator::shards::{CallResult, RecordStream, ShardAdmin};
 use operator::status::{RebalancePhase, RebalanceStatus};
 use proptest::prelude::*;
 use tokio::sync::watch;
@@ -171,8 +170,23 @@ impl Cluster {
 }
 
 impl Model {
-    /// Runs client ops, then decides whether this call fails before or after its effect.
+    /// Runs client ops, then decides whether this call fails before or after its effect; a
+    /// failure answers as a server error would.
     fn call<T>(
+        &self,
+        url: &str,
+        effect: impl FnOnce(&mut Server, &mut Cluster) -> Result<T, String>,
+    ) -> CallResult<T> {
+        self.call_model(url, effect)
+            .map_err(|message| kvclient::Error::Status {
+                server: url.to_owned(),
+                status: 503,
+                code: None,
+                message,
+            })
+    }
+
+    fn call_model<T>(
         &self,
         url: &str,
         effect: impl FnOnce(&mut Server, &mut Cluster) -> Result<T, String>,
@@ -202,13 +216,8 @@ impl Model {
 }
 
 impl ShardAdmin for Model {
-    fn put_topology<'a>(
-        &'a self,
-        url: &'a str,
-        _: &'a str,
-        topology: &'a Topology,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        let r = self.call(url, |s, _| {
+    async fn put_topology(&self, url: &str, _: &str, topology: &Topology) -> CallResult<()> {
+        self.call(url, |s, _| {
             if let Some(current) = &s.topology {
                 current
                     .check_transition(topology)
@@ -216,17 +225,12 @@ impl ShardAdmin for Model {
             }
             s.topology = Some(topology.clone());
             Ok(())
-        });
-        Box::pin(async move { r })
+        })
     }
 
-    fn export_moving<'a>(
-        &'a self,
-        url: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<RecordStream, String>> {
+    async fn export_moving(&self, url: &str, _: &str) -> CallResult<RecordStream> {
         let me = Cluster::at(url) as u32;
-        let r = self.call(url, |s, _| {
+        let records = self.call(url, |s, _| {
             let map = s.topology.clone().ok_or("no map")?;
             Ok(s.store
                 .iter()
@@ -239,29 +243,28 @@ impl ShardAdmin for Model {
                     })
                 })
                 .collect::<Vec<_>>())
-        });
-        Box::pin(async move { r.map(|records| futures::stream::iter(records).boxed()) })
+        })?;
+        Ok(futures::stream::iter(records).boxed())
     }
 
-    fn moving_count<'a>(&'a self, url: &'a str, _: &'a str) -> BoxFuture<'a, Result<u64, String>> {
+    async fn moving_count(&self, url: &str, _: &str) -> CallResult<u64> {
         let me = Cluster::at(url) as u32;
-        let r = self.call(url, |s, _| {
+        self.call(url, |s, _| {
             let map = s.topology.clone().ok_or("no map")?;
             Ok(s.store
                 .keys()
                 .filter(|k| map.owner(k.as_bytes()) != me)
                 .count() as u64)
-        });
-        Box::pin(async move { r })
+        })
     }
 
-    fn import_if_absent<'a>(
-        &'a self,
-        url: &'a str,
-        _: &'a str,
-        records: &'a [BulkRecord],
-    ) -> BoxFuture<'a, Result<u64, String>> {
-        let r = self.call(url, |s, _| {
+    async fn import_if_absent(
+        &self,
+        url: &str,
+        _: &str,
+        records: &[BulkRecord],
+    ) -> CallResult<u64> {
+        self.call(url, |s, _| {
             let mut applied = 0;
             for rec in records {
                 let key = rec.key.as_str().to_owned();
@@ -275,13 +278,12 @@ impl ShardAdmin for Model {
                 }
             }
             Ok(applied)
-        });
-        Box::pin(async move { r })
+        })
     }
 
-    fn cleanup<'a>(&'a self, url: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    async fn cleanup(&self, url: &str, _: &str) -> CallResult<()> {
         let me = Cluster::at(url) as u32;
-        let r = self.call(url, |s, _| {
+        self.call(url, |s, _| {
             let map = s.topology.clone().ok_or("no map")?;
             if map.migration.is_some() {
                 return Err("409: cleanup while migrating".into());
@@ -289,13 +291,11 @@ impl ShardAdmin for Model {
             s.store
                 .retain(|k, (_, v)| v.is_some() && map.owner(k.as_bytes()) == me);
             Ok(())
-        });
-        Box::pin(async move { r })
+        })
     }
 
-    fn key_count<'a>(&'a self, url: &'a str, _: &'a str) -> BoxFuture<'a, Result<u64, String>> {
-        let r = self.call(url, |s, _| Ok(s.store.len() as u64));
-        Box::pin(async move { r })
+    async fn key_count(&self, url: &str, _: &str) -> CallResult<u64> {
+        self.call(url, |s, _| Ok(s.store.len() as u64))
     }
 }
 

@@ -5,109 +5,20 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
-
 use http::Method;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kvproto::{MigrationPhase, Sharding};
-use operator::context::{Config, Context};
-use operator::controller::{FINALIZER, reconcile};
+use operator::KVStore;
 use operator::error::Category;
-use operator::metrics::Metrics;
 use operator::status::{KVStoreStatus, Phase, RebalancePhase, RebalanceStatus, TopologyStatus};
-use operator::{KVStore, KVStoreSpec};
-use support::{Call, FakeShards, World};
-
-struct Harness {
-    world: Arc<Mutex<World>>,
-    shards: Arc<FakeShards>,
-    ctx: Arc<Context>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Harness {
-    fn new(sts: (i32, i32, i32), shards: FakeShards) -> Self {
-        let world = World {
-            statefulset: Some(support::statefulset(sts.0, sts.1, sts.2)),
-            secret: Some(support::secret("s3cret")),
-            ..World::default()
-        };
-        let world = Arc::new(Mutex::new(world));
-        let (client, server) = support::client(world.clone());
-        let shards = Arc::new(shards);
-        let ctx = Arc::new(Context::new(
-            client,
-            Some("test".into()),
-            Arc::new(Metrics::default()),
-            Config::default(),
-            shards.clone(),
-        ));
-        Harness {
-            world,
-            shards,
-            ctx,
-            server,
-        }
-    }
-
-    async fn reconcile(&self, kvs: KVStore) -> operator::Result<kube::runtime::controller::Action> {
-        self.world.lock().unwrap().kvstore = serde_json::to_value(&kvs).unwrap();
-        reconcile(Arc::new(kvs), self.ctx.clone()).await
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.world.lock().unwrap().calls.clone()
-    }
-
-    fn statuses(&self) -> Vec<KVStoreStatus> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.path.ends_with("/kvstores/demo/status"))
-            .map(|c| serde_json::from_value(c.body["status"].clone()).unwrap())
-            .collect()
-    }
-
-    fn status(&self) -> KVStoreStatus {
-        self.statuses().pop().expect("no status written")
-    }
-
-    fn statefulset_replicas(&self) -> Vec<i64> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.is_operator_apply() && c.path.contains("/statefulsets/"))
-            .map(|c| c.body["spec"]["replicas"].as_i64().unwrap())
-            .collect()
-    }
-
-    fn event_reasons(&self) -> Vec<String> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.method == Method::POST && c.path.ends_with("/events"))
-            .map(|c| c.body["reason"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
+use support::World;
+use support::harness::{Harness, condition, kvstore};
+use support::shards::FakeShards;
 
 /// A store asking for `replicas`, serving `shards` at epoch 1, with `rebalance` in flight.
 fn store(replicas: i32, shards: i32, rebalance: Option<RebalanceStatus>) -> KVStore {
-    let mut spec: KVStoreSpec = serde_json::from_value(serde_json::json!({})).unwrap();
-    spec.replicas = replicas;
+    let mut kvs = kvstore(replicas);
+    kvs.metadata.generation = Some(2);
     KVStore {
-        metadata: ObjectMeta {
-            name: Some("demo".into()),
-            namespace: Some("default".into()),
-            uid: Some("7a5d1b52-0000-4000-8000-000000000001".into()),
-            generation: Some(2),
-            finalizers: Some(vec![FINALIZER.into()]),
-            ..ObjectMeta::default()
-        },
-        spec,
         status: Some(KVStoreStatus {
             replicas: shards,
             phase: Some(Phase::Available),
@@ -119,6 +30,7 @@ fn store(replicas: i32, shards: i32, rebalance: Option<RebalanceStatus>) -> KVSt
             rebalance,
             ..KVStoreStatus::default()
         }),
+        ..kvs
     }
 }
 
@@ -135,18 +47,9 @@ fn moving(from: i32, to: i32, phase: RebalancePhase) -> RebalanceStatus {
     }
 }
 
-fn condition(status: &KVStoreStatus, type_: &str) -> (String, String, String) {
-    let c = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition"));
-    (c.status.clone(), c.reason.clone(), c.message.clone())
-}
-
 #[tokio::test]
 async fn starting_a_rebalance_persists_scaling_up_before_touching_the_statefulset() {
-    let h = Harness::new((3, 3, 3), FakeShards::default());
+    let h = Harness::new(World::running(3, 3, 3), FakeShards::default());
     h.reconcile(store(5, 3, None)).await.unwrap();
 
     let calls = h.calls();
@@ -187,7 +90,7 @@ async fn starting_a_rebalance_persists_scaling_up_before_touching_the_statefulse
 
 #[tokio::test]
 async fn a_growth_runs_every_phase_in_order_and_commits_the_next_epoch() {
-    let h = Harness::new((5, 5, 5), FakeShards::default());
+    let h = Harness::new(World::running(5, 5, 5), FakeShards::default());
     let kvs = store(5, 3, Some(moving(3, 5, RebalancePhase::ScalingUp)));
     h.reconcile(kvs).await.unwrap();
 
@@ -205,6 +108,8 @@ async fn a_growth_runs_every_phase_in_order_and_commits_the_next_epoch() {
             RebalancePhase::Cleanup
         ]
     );
+    // One checkpoint per phase entered, then the one write at the end.
+    assert_eq!(h.statuses().len(), 5);
     let status = h.status();
     assert_eq!(status.phase, Some(Phase::Available));
     assert_eq!(status.rebalance, None);
@@ -228,11 +133,8 @@ async fn a_growth_runs_every_phase_in_order_and_commits_the_next_epoch() {
 
 #[tokio::test]
 async fn an_unreachable_shard_during_a_shrink_is_degraded_and_nothing_shrinks() {
-    let shards = FakeShards {
-        refuse: vec!["http://demo-3.demo.default.svc:80".into()],
-        ..FakeShards::default()
-    };
-    let h = Harness::new((4, 4, 3), shards);
+    let shards = FakeShards::refusing(&["http://demo-3.demo.default.svc:80"]);
+    let h = Harness::new(World::running(4, 4, 3), shards);
     let kvs = store(2, 4, Some(moving(4, 2, RebalancePhase::Handoff)));
     let err = h.reconcile(kvs).await.unwrap_err();
     assert_eq!(err.category(), Category::Shard);
@@ -261,7 +163,7 @@ async fn an_unreachable_shard_during_a_shrink_is_degraded_and_nothing_shrinks() 
 
 #[tokio::test]
 async fn a_shrink_removes_pods_only_after_cleanup_then_deletes_only_their_volumes() {
-    let h = Harness::new((4, 4, 4), FakeShards::default());
+    let h = Harness::new(World::running(4, 4, 4), FakeShards::default());
     let kvs = store(2, 4, Some(moving(4, 2, RebalancePhase::Cleanup)));
     // Pods 2 and 3 are still running after the shrink: the move waits in ScalingDown.
     h.reconcile(kvs).await.unwrap();
@@ -278,7 +180,7 @@ async fn a_shrink_removes_pods_only_after_cleanup_then_deletes_only_their_volume
     );
 
     // Once they are gone, their volumes (and only theirs) are deleted and the move ends.
-    let h2 = Harness::new((2, 2, 2), FakeShards::default());
+    let h2 = Harness::new(World::running(2, 2, 2), FakeShards::default());
     let mut kvs = store(2, 2, None);
     kvs.status = Some(status);
     h2.reconcile(kvs).await.unwrap();
@@ -304,7 +206,7 @@ async fn a_shrink_removes_pods_only_after_cleanup_then_deletes_only_their_volume
 
 #[tokio::test]
 async fn back_to_the_old_count_during_scaling_up_cancels_the_move() {
-    let h = Harness::new((5, 3, 3), FakeShards::default());
+    let h = Harness::new(World::running(5, 3, 3), FakeShards::default());
     let kvs = store(3, 3, Some(moving(3, 5, RebalancePhase::ScalingUp)));
     h.reconcile(kvs).await.unwrap();
     assert_eq!(h.statefulset_replicas(), [3]);
@@ -323,7 +225,7 @@ async fn back_to_the_old_count_during_scaling_up_cancels_the_move() {
 
 #[tokio::test]
 async fn scale_to_zero_mid_move_stops_the_pods_and_keeps_the_move_for_later() {
-    let h = Harness::new((5, 5, 5), FakeShards::default());
+    let h = Harness::new(World::running(5, 5, 5), FakeShards::default());
     let kvs = store(0, 3, Some(moving(3, 5, RebalancePhase::Copy)));
     h.reconcile(kvs).await.unwrap();
     assert_eq!(h.statefulset_replicas(), [0]);
@@ -335,7 +237,7 @@ async fn scale_to_zero_mid_move_stops_the_pods_and_keeps_the_move_for_later() {
     assert!(h.shards.pushes.lock().unwrap().is_empty());
 
     // Started again: the StatefulSet grows back to max(from, to) and the move waits for its pods.
-    let h2 = Harness::new((0, 0, 0), FakeShards::default());
+    let h2 = Harness::new(World::running(0, 0, 0), FakeShards::default());
     let mut kvs = store(5, 3, None);
     kvs.status = Some(status);
     h2.reconcile(kvs).await.unwrap();

@@ -4,108 +4,22 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use http::Method;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kvproto::Sharding;
-use operator::context::{Config, Context};
-use operator::controller::{FINALIZER, error_policy, reconcile};
+use operator::KVStore;
+use operator::context::Config;
+use operator::controller::error_policy;
 use operator::crd::RetentionPolicy;
 use operator::error::Category;
-use operator::metrics::Metrics;
 use operator::status::{KVStoreStatus, Phase, TopologyStatus};
-use operator::{KVStore, KVStoreSpec};
-use support::{Call, FakeShards, World};
-
-struct Harness {
-    world: Arc<Mutex<World>>,
-    shards: Arc<FakeShards>,
-    ctx: Arc<Context>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Harness {
-    fn new(world: World, shards: FakeShards) -> Self {
-        let world = Arc::new(Mutex::new(world));
-        let (client, server) = support::client(world.clone());
-        let shards = Arc::new(shards);
-        let ctx = Arc::new(Context::new(
-            client,
-            Some("test".into()),
-            Arc::new(Metrics::default()),
-            Config::default(),
-            shards.clone(),
-        ));
-        Harness {
-            world,
-            shards,
-            ctx,
-            server,
-        }
-    }
-
-    async fn reconcile(&self, kvs: KVStore) -> operator::Result<Action> {
-        self.world.lock().unwrap().kvstore = serde_json::to_value(&kvs).unwrap();
-        reconcile(Arc::new(kvs), self.ctx.clone()).await
-    }
-
-    fn calls(&self) -> Vec<Call> {
-        self.world.lock().unwrap().calls.clone()
-    }
-
-    /// Server-side applies to a child collection, e.g. "statefulsets".
-    fn applies_to(&self, kind: &str) -> Vec<Call> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.is_operator_apply() && c.path.contains(&format!("/{kind}/")))
-            .collect()
-    }
-
-    /// The last status written.
-    fn status(&self) -> KVStoreStatus {
-        let call = self
-            .calls()
-            .into_iter()
-            .rfind(|c| c.path.ends_with("/kvstores/demo/status"))
-            .expect("no status written");
-        assert!(call.is_operator_apply(), "status not applied: {call:?}");
-        serde_json::from_value(call.body["status"].clone()).unwrap()
-    }
-
-    fn events(&self) -> Vec<serde_json::Value> {
-        self.calls()
-            .into_iter()
-            .filter(|c| c.method == Method::POST && c.path.ends_with("/events"))
-            .map(|c| c.body)
-            .collect()
-    }
-}
-
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-fn kvstore(replicas: i32) -> KVStore {
-    let mut spec: KVStoreSpec = serde_json::from_value(serde_json::json!({})).unwrap();
-    spec.replicas = replicas;
-    KVStore {
-        metadata: ObjectMeta {
-            name: Some("demo".into()),
-            namespace: Some("default".into()),
-            uid: Some("7a5d1b52-0000-4000-8000-000000000001".into()),
-            generation: Some(1),
-            finalizers: Some(vec![FINALIZER.into()]),
-            ..ObjectMeta::default()
-        },
-        spec,
-        status: None,
-    }
-}
+use support::harness::{Harness, kvstore, state as condition};
+use support::shards::FakeShards;
+use support::{Call, World};
 
 fn serving(kvs: &mut KVStore, shards: i32) {
     kvs.status = Some(KVStoreStatus {
@@ -118,15 +32,6 @@ fn serving(kvs: &mut KVStore, shards: i32) {
         }),
         ..KVStoreStatus::default()
     });
-}
-
-fn condition(status: &KVStoreStatus, type_: &str) -> (String, String) {
-    let c = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition"));
-    (c.status.clone(), c.reason.clone())
 }
 
 #[tokio::test]
@@ -157,6 +62,7 @@ async fn a_new_store_gets_its_children_by_server_side_apply_and_a_token_once() {
     let token = created[0].body["stringData"]["token"].as_str().unwrap();
     assert_eq!(token.len(), 48);
 
+    assert_eq!(h.statuses().len(), 1, "the status is written once, at the end");
     let status = h.status();
     assert_eq!(status.phase, Some(Phase::Pending));
     assert_eq!(status.replicas, 0, "no shard map yet");
@@ -319,14 +225,12 @@ async fn a_refused_push_is_reported_and_retried_with_growing_backoff() {
         secret: Some(support::secret("s3cret")),
         ..World::default()
     };
-    let shards = FakeShards {
-        refuse: vec!["http://demo-1.demo.default.svc:80".into()],
-        ..FakeShards::default()
-    };
+    let shards = FakeShards::refusing(&["http://demo-1.demo.default.svc:80"]);
     let h = Harness::new(world, shards);
     let kvs = kvstore(3);
     let err = h.reconcile(kvs.clone()).await.unwrap_err();
     assert_eq!(err.category(), Category::Shard);
+    assert_eq!(h.statuses().len(), 1, "the status is written once, at the end");
     assert!(err.to_string().contains("shard 1"), "{err}");
     let status = h.status();
     assert_eq!(

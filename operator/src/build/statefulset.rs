@@ -15,11 +15,12 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kvproto::wire::DEFAULT_OPS_PORT;
 
 use super::meta;
 use super::secret::TOKEN_KEY;
 use crate::labels;
-use crate::validate::{Instance, OPS_PORT};
+use crate::validate::Instance;
 
 /// Where the kvserver keeps its data (the PVC's mount point).
 pub const DATA_DIR: &str = "/data";
@@ -149,7 +150,7 @@ fn container(inst: &Instance) -> Container {
             "--port".to_owned(),
             spec.port.to_string(),
             "--ops-port".to_owned(),
-            OPS_PORT.to_string(),
+            DEFAULT_OPS_PORT.to_string(),
             "--admin-token-file".to_owned(),
             format!("{ADMIN_TOKEN_DIR}/{TOKEN_KEY}"),
         ]),
@@ -174,7 +175,7 @@ fn container(inst: &Instance) -> Container {
             },
             ContainerPort {
                 name: Some("ops".to_owned()),
-                container_port: OPS_PORT,
+                container_port: i32::from(DEFAULT_OPS_PORT),
                 protocol: Some("TCP".to_owned()),
                 ..ContainerPort::default()
             },

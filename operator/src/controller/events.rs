@@ -4,7 +4,6 @@ use kube::Resource;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use tracing::warn;
 
-use super::object_key;
 use crate::context::Context;
 use crate::crd::KVStore;
 
@@ -36,7 +35,7 @@ pub(super) async fn publish(
         secondary: None,
     };
     if let Err(err) = ctx.recorder.publish(&event, &kvs.object_ref(&())).await {
-        warn!(error = %err, store = %object_key(kvs), "could not publish event");
+        warn!(error = %err, store = %kvs.object_key(), "could not publish event");
     }
 }
 

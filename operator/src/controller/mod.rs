@@ -1,17 +1,21 @@
 //! The reconcile: dereference → validate (pure) → build (pure) → apply (server-side apply) →
-//! status (server-side apply on the status subresource), behind the finalizer that cleans up
-//! the volumes when the policy says so.
+//! one status write computed from the outcome (server-side apply on the status subresource),
+//! behind the finalizer that cleans up the volumes when the policy says so.
 //!
+//! Modules, each using only those below it:
 //! - this file: the entry point, the error policy and the Controller wiring;
-//! - `apply`: the Apply branch (the steps above);
+//! - `apply`: the Apply branch (the steps above), ending in the one status write;
+//! - `rebalance`: the branch of a move between shard counts (checkpoint a phase, then run it);
+//! - `children`: the StatefulSet observed, and the server-side apply of the children;
+//! - `volumes`: the claims and pods of shards beyond the shard count;
 //! - `token`: the admin token Secret, created once;
-//! - `status_write`: the status patch and the Event of a phase change;
-//! - `events`: publishing Events;
-//! - `rebalance`: the branch of a move between shard counts (persist a phase, then run it);
 //! - `cleanup`: the Cleanup branch (volumes per the retention policy);
-//! - `volumes`: deleting the claims a changed-course move left beyond the shard count.
+//! - `status_write`: the status writes (the end of a reconcile, a move's checkpoints) and the
+//!   Event of a phase change;
+//! - `events`: publishing Events.
 
 mod apply;
+mod children;
 mod cleanup;
 mod events;
 mod rebalance;
@@ -47,7 +51,7 @@ pub const FINALIZER: &str = "kvstore.dev/cleanup";
 /// The reconcile entry point given to the Controller.
 pub async fn reconcile(kvs: Arc<KVStore>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
-    let key = object_key(&kvs);
+    let key = kvs.object_key();
     let ns = kvs
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
@@ -86,13 +90,8 @@ pub async fn reconcile(kvs: Arc<KVStore>, ctx: Arc<Context>) -> Result<Action> {
 pub fn error_policy(kvs: Arc<KVStore>, err: &Error, ctx: Arc<Context>) -> Action {
     match err.category() {
         Category::InvalidSpec | Category::Rejected => Action::requeue(ctx.config.requeue),
-        _ => Action::requeue(ctx.next_backoff(&object_key(&kvs))),
+        _ => Action::requeue(ctx.next_backoff(&kvs.object_key())),
     }
-}
-
-/// `namespace/name`, for logs and the backoff table.
-fn object_key(kvs: &KVStore) -> String {
-    format!("{}/{}", kvs.namespace().unwrap_or_default(), kvs.name_any())
 }
 
 /// Runs the controller until `shutdown` resolves, logging every reconcile result.

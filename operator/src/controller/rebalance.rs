@@ -1,35 +1,33 @@
-//! The branch of the reconcile for a move between shard counts. Each phase is written to
+//! The branch of the reconcile for a move between shard counts. Each phase is checkpointed in
 //! `status.rebalance` before its action runs and every action is idempotent, so an operator
-//! killed anywhere resumes from the recorded phase. The shard side of a phase is
-//! [`crate::rebalance::steps`]; the Kubernetes side (StatefulSet size, volumes) is here.
+//! killed anywhere resumes from the recorded phase; the reconcile's end writes the rest of the
+//! status once. The shard side of a phase is [`crate::rebalance::steps`]; the Kubernetes side
+//! (StatefulSet size, pods, volumes) is here and in `volumes`.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::apply::{apply_children, observe};
+use super::children::apply_children;
 use super::events::publish;
-use super::status_write::write_status;
+use super::status_write::{Ending, StatusBase};
 use super::token::AdminToken;
+use super::volumes;
 use crate::context::Context;
-use crate::crd::KVStore;
 use crate::error::{Category, Error, Result};
-use crate::labels;
-use crate::plan::{ObservedStatefulSet, Report};
+use crate::plan::{self, ObservedStatefulSet, Report};
 use crate::rebalance::copy::{CopyOptions, CopyProgress, DEFAULT_BATCH};
 use crate::rebalance::hooks::TestHooks;
 use crate::rebalance::machine;
 use crate::rebalance::maps::MoveMaps;
-use crate::rebalance::steps::{Shards, StepError};
-use crate::report::Outcome;
+use crate::rebalance::steps::Shards;
 use crate::status::{RebalancePhase, RebalanceStatus, TopologyStatus};
+use crate::status_report::Outcome;
 use crate::validate::Instance;
 
 /// Requeue while waiting for pods (their watch events usually come sooner).
@@ -38,32 +36,6 @@ const WAIT: Duration = Duration::from_secs(2);
 const PACED_BATCH: usize = 100;
 /// How often the copy's progress is written to the status.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// Why a phase's action stopped short.
-enum Failure {
-    /// A shard did not cooperate: Degraded, naming it.
-    Shard(StepError),
-    /// The Kubernetes API did not.
-    Kube(Error),
-}
-
-impl From<StepError> for Failure {
-    fn from(err: StepError) -> Self {
-        Failure::Shard(err)
-    }
-}
-
-impl From<Error> for Failure {
-    fn from(err: Error) -> Self {
-        Failure::Kube(err)
-    }
-}
-
-impl From<kube::Error> for Failure {
-    fn from(err: kube::Error) -> Self {
-        Failure::Kube(err.into())
-    }
-}
 
 /// What a phase's action came to.
 enum Step {
@@ -75,75 +47,43 @@ enum Step {
 /// Runs the move `r` (decided by [`machine::decide`]) as far as it can go in this reconcile.
 pub(super) async fn run(
     ctx: &Context,
-    kvs: &KVStore,
+    base: StatusBase,
     inst: &Instance,
     token: &AdminToken,
     mut r: RebalanceStatus,
     sts: Option<ObservedStatefulSet>,
-) -> Result<Action> {
-    let topology = kvs
-        .status
-        .as_ref()
-        .and_then(|s| s.topology)
-        .ok_or(Error::MissingField("status.topology"))?;
+) -> Ending {
+    let Some(topology) = base.kvs.status.as_ref().and_then(|s| s.topology) else {
+        return base.fail(Error::MissingField("status.topology"));
+    };
+    let hooks = TestHooks::from_annotations(base.kvs.metadata.annotations.as_ref());
     let mut mover = Mover {
         ctx,
         inst,
         token,
-        kvs: kvs.clone(),
+        status: base,
         topology,
-        hooks: TestHooks::from_annotations(kvs.metadata.annotations.as_ref()),
-        ready: sts.map_or(0, |s| s.ready),
+        hooks,
     };
-    let persisted = kvs.status.as_ref().and_then(|s| s.rebalance.as_ref());
-    if persisted != Some(&r) {
-        r.started_at.get_or_insert_with(|| Time(Timestamp::now()));
-        mover.enter(&r).await?;
+    if let Err(err) = mover.start(&mut r).await {
+        return mover.status.fail(err);
     }
-    let replicas = machine::statefulset_replicas(&r, sts.map(|s| s.desired));
-    let mut sts = match apply_children(ctx, inst, replicas, token).await {
-        Ok(applied) => observe(&applied),
-        Err(err) => {
-            if err.category() == Category::Rejected {
-                let message = err.to_string();
-                mover.write(&r, Some(("ChangeRejected", message))).await?;
-            }
-            return Err(err);
-        }
+    let mut sts = match mover.size_statefulset(&r, sts).await {
+        Ok(sts) => sts,
+        Err(err) => return mover.refused(r, err),
     };
-    mover.ready = sts.ready;
     loop {
         match mover.execute(&mut r, &mut sts).await {
             Ok(Step::Done) => match machine::next_phase(&r) {
                 Some(next) => {
-                    if r.phase == RebalancePhase::Commit {
-                        mover.topology = machine::committed(&r, mover.topology);
+                    if let Err(err) = mover.advance(&mut r, next).await {
+                        return mover.status.fail(err);
                     }
-                    r.phase = next;
-                    r.message = None;
-                    mover.enter(&r).await?;
                 }
-                None => return mover.finish(&r).await,
+                None => return mover.finish(&r),
             },
-            Ok(Step::Wait(why)) => {
-                r.message = Some(why);
-                mover.write(&r, None).await?;
-                return Ok(Action::requeue(WAIT));
-            }
-            Err(Failure::Kube(err)) => {
-                ctx.metrics.rebalance_failed(r.phase.as_str());
-                return Err(err);
-            }
-            Err(Failure::Shard(err)) => {
-                ctx.metrics.rebalance_failed(r.phase.as_str());
-                let (reason, message) = mover.explain(&err);
-                warn!(store = %inst.name, phase = r.phase.as_str(), %message, "rebalance step failed");
-                mover.write(&r, Some((reason, message.clone()))).await?;
-                return Err(Error::Shard {
-                    shard: err.shard(),
-                    message,
-                });
-            }
+            Ok(Step::Wait(why)) => return mover.wait(r, why),
+            Err(err) => return mover.step_failed(r, err),
         }
     }
 }
@@ -153,17 +93,50 @@ struct Mover<'a> {
     ctx: &'a Context,
     inst: &'a Instance,
     token: &'a AdminToken,
-    kvs: KVStore,
+    status: StatusBase,
     /// The map every server acknowledged (the committed one from Commit on).
     topology: TopologyStatus,
     hooks: TestHooks,
-    ready: i32,
 }
 
 impl Mover<'_> {
-    /// Persists `r` as the new phase, announces it, then waits the test pause if any.
+    /// Checkpoints `r` unless it is the persisted move (a new or retargeted one).
+    async fn start(&mut self, r: &mut RebalanceStatus) -> Result<()> {
+        let persisted = self.status.kvs.status.as_ref();
+        if persisted.and_then(|s| s.rebalance.as_ref()) != Some(r) {
+            r.started_at.get_or_insert_with(|| Time(Timestamp::now()));
+            self.enter(r).await?;
+        }
+        Ok(())
+    }
+
+    /// The StatefulSet sized for the phase of `r`, as the API server stored it.
+    async fn size_statefulset(
+        &mut self,
+        r: &RebalanceStatus,
+        sts: Option<ObservedStatefulSet>,
+    ) -> Result<ObservedStatefulSet> {
+        let replicas = machine::statefulset_replicas(r, sts.map(|s| s.desired));
+        let sts = apply_children(self.ctx, self.inst, replicas, self.token).await?;
+        self.status.ready = sts.ready;
+        Ok(sts)
+    }
+
+    /// Moves on to phase `next`.
+    async fn advance(&mut self, r: &mut RebalanceStatus, next: RebalancePhase) -> Result<()> {
+        if r.phase == RebalancePhase::Commit {
+            self.topology = machine::committed(r, self.topology);
+        }
+        r.phase = next;
+        r.message = None;
+        self.enter(r).await
+    }
+
+    /// Checkpoints `r` as the new phase, announces it, then waits the test pause if any.
     async fn enter(&mut self, r: &RebalanceStatus) -> Result<()> {
-        self.write(r, None).await?;
+        self.status
+            .checkpoint(self.ctx, &self.outcome(r, None))
+            .await?;
         let note = format!(
             "moving keys from {} to {} shards (epoch {}): {}",
             r.from,
@@ -172,29 +145,11 @@ impl Mover<'_> {
             r.phase.as_str()
         );
         info!(store = %self.inst.name, phase = r.phase.as_str(), "rebalance phase");
-        publish(
-            self.ctx,
-            &self.kvs,
-            EventType::Normal,
-            r.phase.as_str(),
-            note,
-        )
-        .await;
+        let kvs = &self.status.kvs;
+        publish(self.ctx, kvs, EventType::Normal, r.phase.as_str(), note).await;
         if !self.hooks.pause_before_phase.is_zero() {
             tokio::time::sleep(self.hooks.pause_before_phase).await;
         }
-        Ok(())
-    }
-
-    /// Writes the status of the move, with what blocks it if anything.
-    async fn write(
-        &mut self,
-        r: &RebalanceStatus,
-        problem: Option<(&'static str, String)>,
-    ) -> Result<()> {
-        let outcome = self.outcome(r, problem);
-        let status = write_status(self.ctx, &self.kvs, self.ready, &outcome).await?;
-        self.kvs.status = Some(status);
         Ok(())
     }
 
@@ -207,183 +162,133 @@ impl Mover<'_> {
         }
     }
 
-    /// Condition reason and message for a failed step, naming the shard's pod.
-    fn explain(&self, err: &StepError) -> (&'static str, String) {
-        let pod = format!("{}-{}", self.inst.name, err.shard());
-        match err {
-            StepError::Unreachable { message, .. } => (
-                "ShardUnreachable",
-                format!("shard {pod} unreachable: {message}"),
-            ),
-            StepError::NotDrained { keys, .. } => (
-                "ShardNotDrained",
-                format!("shard {pod} still holds {keys} keys: it is not removed until empty"),
-            ),
-        }
-    }
-
-    fn peers(&self, r: &RebalanceStatus) -> Vec<String> {
-        let span = u32::try_from(machine::span(r)).unwrap_or(0);
-        (0..span)
-            .map(|i| {
-                labels::peer_url(
-                    &self.inst.name,
-                    &self.inst.namespace,
-                    i,
-                    self.inst.spec.port,
-                )
-            })
-            .collect()
-    }
-
     /// The action of `r.phase`.
     async fn execute(
         &mut self,
         r: &mut RebalanceStatus,
         sts: &mut ObservedStatefulSet,
-    ) -> std::result::Result<Step, Failure> {
+    ) -> Result<Step> {
         let span = machine::span(r);
-        let peers = self.peers(r);
+        if let Some(why) = pods_missing(r.phase, sts, span) {
+            return Ok(Step::Wait(why));
+        }
+        let peers = plan::peers(self.inst, span);
         let shards = Shards {
             admin: self.ctx.shards.as_ref(),
             token: &self.token.token,
             maps: MoveMaps::new(r, self.topology.sharding, &peers),
         };
-        let (tx, _) = watch::channel(CopyProgress::default());
         match r.phase {
-            RebalancePhase::ScalingUp if !sts.all_ready(span) => Ok(Step::Wait(format!(
-                "waiting for pods: {}/{span} ready",
-                sts.ready
-            ))),
-            // A pod that exists but does not answer is reported by the step (it names it).
-            RebalancePhase::Handoff
-            | RebalancePhase::Copy
-            | RebalancePhase::Commit
-            | RebalancePhase::Cleanup
-                if sts.desired < span || sts.current < span =>
-            {
-                Ok(Step::Wait(format!(
-                    "waiting for pods: {}/{span} exist",
-                    sts.current
-                )))
+            RebalancePhase::Copy => self.copy(&shards, r).await,
+            RebalancePhase::ScalingDown => self.scale_down(&shards, r, sts).await,
+            RebalancePhase::DeletingPVCs => {
+                let ordinals = r.to..r.from;
+                Ok(
+                    match volumes::delete_drained(self.ctx, self.inst, ordinals).await? {
+                        Some(pvc) => Step::Wait(format!("waiting for volume {pvc} to be deleted")),
+                        None => Step::Done,
+                    },
+                )
             }
-            RebalancePhase::Copy => {
-                let paused = !self.hooks.copy_batch_pause.is_zero();
-                let options = CopyOptions {
-                    // Small batches while a test paces the copy, so that it lasts.
-                    batch: if paused { PACED_BATCH } else { DEFAULT_BATCH },
-                    pause: self.hooks.copy_batch_pause,
-                };
-                let moved = self.copy(&shards, r, options, &tx).await?;
-                self.ctx.metrics.moved(moved.keys, moved.bytes);
-                r.keys_moved = i64::try_from(moved.keys).unwrap_or(i64::MAX);
-                r.keys_total = r.keys_moved;
-                Ok(Step::Done)
-            }
-            RebalancePhase::ScalingDown => {
-                if sts.desired > r.to {
-                    shards.check_drained().await?;
-                    let applied = apply_children(self.ctx, self.inst, r.to, self.token).await?;
-                    *sts = observe(&applied);
-                }
-                if sts.current > r.to {
-                    return Ok(Step::Wait(format!(
-                        "waiting for {} pods to stop",
-                        sts.current - r.to
-                    )));
-                }
-                // A terminating pod no longer counts in the StatefulSet but still holds its
-                // volume: wait until it is gone.
-                match self.remaining_pod(r).await? {
-                    Some(pod) => Ok(Step::Wait(format!("waiting for pod {pod} to stop"))),
-                    None => Ok(Step::Done),
-                }
-            }
-            RebalancePhase::DeletingPVCs => match self.delete_drained_volumes(r).await? {
-                Some(pvc) => Ok(Step::Wait(format!(
-                    "waiting for volume {pvc} to be deleted"
-                ))),
-                None => Ok(Step::Done),
-            },
             phase => {
-                shards.run(phase, CopyOptions::default(), &tx).await?;
+                let (progress, _) = watch::channel(CopyProgress::default());
+                shards.run(phase, CopyOptions::default(), &progress).await?;
                 Ok(Step::Done)
             }
         }
     }
 
-    /// The copy, writing its progress to the status every few seconds.
-    async fn copy(
-        &self,
-        shards: &Shards<'_>,
-        r: &RebalanceStatus,
-        options: CopyOptions,
-        progress: &watch::Sender<CopyProgress>,
-    ) -> std::result::Result<CopyProgress, StepError> {
-        let copy = shards.copy(options, progress);
+    /// Copy: every moving record, with its progress in the status every few seconds.
+    async fn copy(&self, shards: &Shards<'_>, r: &mut RebalanceStatus) -> Result<Step> {
+        let paused = !self.hooks.copy_batch_pause.is_zero();
+        let options = CopyOptions {
+            // Small batches while a test paces the copy, so that it lasts.
+            batch: if paused { PACED_BATCH } else { DEFAULT_BATCH },
+            pause: self.hooks.copy_batch_pause,
+        };
+        let (progress, _) = watch::channel(CopyProgress::default());
+        let copy = shards.copy(options, &progress);
         tokio::pin!(copy);
-        loop {
+        let moved = loop {
             tokio::select! {
-                done = &mut copy => return done,
+                done = &mut copy => break done?,
                 () = tokio::time::sleep(PROGRESS_EVERY) => {
-                    let now = {
-                        let p = progress.borrow();
-                        RebalanceStatus {
-                            keys_moved: i64::try_from(p.keys).unwrap_or(i64::MAX),
-                            keys_total: i64::try_from(p.total.max(p.keys)).unwrap_or(i64::MAX),
-                            ..r.clone()
-                        }
-                    };
+                    let now = with_progress(r, *progress.borrow());
                     let outcome = self.outcome(&now, None);
-                    if let Err(err) = write_status(self.ctx, &self.kvs, self.ready, &outcome).await {
+                    if let Err(err) = self.status.progress(self.ctx, &outcome).await {
                         warn!(error = %err, "could not write the copy's progress");
                     }
                 }
             }
-        }
+        };
+        self.ctx.metrics.moved(moved.keys, moved.bytes);
+        r.keys_moved = i64::try_from(moved.keys).unwrap_or(i64::MAX);
+        r.keys_total = r.keys_moved;
+        Ok(Step::Done)
     }
 
-    /// A pod of the removed shards `to..from` that still exists, if any.
-    async fn remaining_pod(&self, r: &RebalanceStatus) -> Result<Option<String>> {
-        let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.inst.namespace);
-        for shard in r.to..r.from {
-            let name = format!("{}-{shard}", self.inst.name);
-            if api.get_opt(&name).await?.is_some() {
-                return Ok(Some(name));
-            }
+    /// ScalingDown: the StatefulSet shrinks once the removed shards are drained; done when
+    /// their pods are gone.
+    async fn scale_down(
+        &mut self,
+        shards: &Shards<'_>,
+        r: &RebalanceStatus,
+        sts: &mut ObservedStatefulSet,
+    ) -> Result<Step> {
+        if sts.desired > r.to {
+            shards.check_drained().await?;
+            *sts = apply_children(self.ctx, self.inst, r.to, self.token).await?;
         }
-        Ok(None)
+        if sts.current > r.to {
+            let stopping = sts.current - r.to;
+            return Ok(Step::Wait(format!("waiting for {stopping} pods to stop")));
+        }
+        // A terminating pod no longer counts in the StatefulSet but still holds its volume:
+        // wait until it is gone.
+        Ok(
+            match volumes::remaining_pod(self.ctx, self.inst, r.to..r.from).await? {
+                Some(pod) => Step::Wait(format!("waiting for pod {pod} to stop")),
+                None => Step::Done,
+            },
+        )
     }
 
-    /// Deletes the volumes `data-NAME-i` of the removed shards `to..from`, and only those;
-    /// answers one that still exists (being deleted), if any.
-    async fn delete_drained_volumes(&self, r: &RebalanceStatus) -> Result<Option<String>> {
-        let api: Api<PersistentVolumeClaim> =
-            Api::namespaced(self.ctx.client.clone(), &self.inst.namespace);
-        let mut remaining = None;
-        for shard in r.to..r.from {
-            let name = format!("data-{}-{shard}", self.inst.name);
-            match api.delete(&name, &DeleteParams::default()).await {
-                Ok(_) => info!(pvc = %name, "deleting the volume of a drained shard"),
-                Err(kube::Error::Api(status)) if status.code == 404 => {}
-                Err(err) => return Err(err.into()),
-            }
-            if remaining.is_none() && api.get_opt(&name).await?.is_some() {
-                remaining = Some(name);
-            }
+    /// The phase waits for pods: the status says why, the reconcile comes back soon.
+    fn wait(self, mut r: RebalanceStatus, why: String) -> Ending {
+        r.message = Some(why);
+        let outcome = self.outcome(&r, None);
+        self.status.end(outcome, Ok(Action::requeue(WAIT)))
+    }
+
+    /// The API server refused the StatefulSet: Degraded when only the user can fix it.
+    fn refused(self, r: RebalanceStatus, err: Error) -> Ending {
+        if err.category() != Category::Rejected {
+            return self.status.fail(err);
         }
-        Ok(remaining)
+        let outcome = self.outcome(&r, Some(("ChangeRejected", err.to_string())));
+        self.status.end(outcome, Err(err))
+    }
+
+    /// A step failed: retried with backoff; a shard's failure is Degraded, naming its pod.
+    fn step_failed(self, r: RebalanceStatus, err: Error) -> Ending {
+        self.ctx.metrics.rebalance_failed(r.phase.as_str());
+        let Error::Shard(shard_err) = &err else {
+            return self.status.fail(err);
+        };
+        let (reason, message) = shard_err.condition(&self.inst.name);
+        warn!(store = %self.inst.name, phase = r.phase.as_str(), %message, "rebalance step failed");
+        let outcome = self.outcome(&r, Some((reason, message)));
+        self.status.end(outcome, Err(err))
     }
 
     /// The move is complete: forget it, report the committed map, announce it.
-    async fn finish(&mut self, r: &RebalanceStatus) -> Result<Action> {
+    fn finish(mut self, r: &RebalanceStatus) -> Ending {
         if let Some(started) = &r.started_at {
             let secs = Timestamp::now().as_second() - started.0.as_second();
-            self.ctx
-                .metrics
-                .rebalance_done(Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
+            let elapsed = Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+            self.ctx.metrics.rebalance_done(elapsed);
         }
-        if let Some(status) = self.kvs.status.as_mut() {
+        if let Some(status) = self.status.kvs.status.as_mut() {
             status.rebalance = None;
         }
         let outcome = Outcome::Planned {
@@ -391,17 +296,43 @@ impl Mover<'_> {
             topology: Some(self.topology),
             serving: r.to,
         };
-        let status = write_status(self.ctx, &self.kvs, self.ready, &outcome).await?;
-        self.kvs.status = Some(status);
+        // The count changed during the move: the next one starts right away.
+        let next = if self.inst.spec.replicas != r.to {
+            Duration::from_secs(1)
+        } else {
+            self.ctx.config.requeue
+        };
         let note = format!(
             "moved keys from {} to {} shards: {} records copied, serving epoch {}",
             r.from, r.to, r.keys_moved, r.epoch
         );
-        publish(self.ctx, &self.kvs, EventType::Normal, "Rebalanced", note).await;
-        if self.inst.spec.replicas != r.to {
-            // The count changed during the move: the next one starts right away.
-            return Ok(Action::requeue(Duration::from_secs(1)));
+        let mut ending = self.status.end(outcome, Ok(Action::requeue(next)));
+        ending.announce = Some(("Rebalanced", note));
+        ending
+    }
+}
+
+/// Why the phase must wait for pods, if it must: ScalingUp for all of them ready, the shard
+/// steps for all of them to exist (a pod that exists but does not answer is reported by the
+/// step, which names it).
+fn pods_missing(phase: RebalancePhase, sts: &ObservedStatefulSet, span: i32) -> Option<String> {
+    use RebalancePhase::*;
+    match phase {
+        ScalingUp if !sts.all_ready(span) => {
+            Some(format!("waiting for pods: {}/{span} ready", sts.ready))
         }
-        Ok(Action::requeue(self.ctx.config.requeue))
+        Handoff | Copy | Commit | Cleanup if sts.desired < span || sts.current < span => {
+            Some(format!("waiting for pods: {}/{span} exist", sts.current))
+        }
+        _ => None,
+    }
+}
+
+/// `r` with the copy's progress so far.
+fn with_progress(r: &RebalanceStatus, p: CopyProgress) -> RebalanceStatus {
+    RebalanceStatus {
+        keys_moved: i64::try_from(p.keys).unwrap_or(i64::MAX),
+        keys_total: i64::try_from(p.total.max(p.keys)).unwrap_or(i64::MAX),
+        ..r.clone()
     }
 }

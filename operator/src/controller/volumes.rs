@@ -1,7 +1,15 @@
-//! Volumes left behind by a move that changed course: a scale-up retargeted or cancelled before
-//! its new shards received a key leaves `data-NAME-i` claims of pods the StatefulSet no longer
-//! has. Once the store is stable again, claims beyond the committed shard count hold no key
-//! (every move copies a shard's keys out before it commits a smaller count), so they go.
+//! The claims and pods of shards beyond the shard count: the one place that deletes claims of a
+//! live store and waits for pods to go.
+//!
+//! - A shrink's ScalingDown waits for the removed pods ([`remaining_pod`]); its DeletingPVCs
+//!   deletes their claims ([`delete_drained`]).
+//! - Volumes left behind by a move that changed course: a scale-up retargeted or cancelled
+//!   before its new shards received a key leaves `data-NAME-i` claims of pods the StatefulSet no
+//!   longer has. Once the store is stable again, claims beyond the committed shard count hold no
+//!   key (every move copies a shard's keys out before it commits a smaller count), so they go
+//!   ([`delete_unused`]).
+
+use std::ops::Range;
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
@@ -25,7 +33,6 @@ pub(super) async fn delete_unused(
     shards: i32,
 ) -> Result<Vec<String>> {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &inst.namespace);
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &inst.namespace);
     let selector = ListParams::default().labels(&labels::selector_string(&inst.name));
     let names: Vec<String> = claims
         .list_metadata(&selector)
@@ -37,17 +44,12 @@ pub(super) async fn delete_unused(
     let mut deleted = Vec::new();
     for (name, ordinal) in beyond(&names, &inst.name, shards) {
         // A pod still running there (a StatefulSet not yet shrunk) keeps its claim for now.
-        if pods
-            .get_opt(&format!("{}-{ordinal}", inst.name))
+        if remaining_pod(ctx, inst, ordinal..ordinal + 1)
             .await?
             .is_some()
+            || !delete_claim(&claims, &name).await?
         {
             continue;
-        }
-        match claims.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
-            Err(err) => return Err(err.into()),
         }
         info!(pvc = %name, "deleting the unused volume of a shard beyond the committed count");
         let note = format!(
@@ -57,6 +59,52 @@ pub(super) async fn delete_unused(
         deleted.push(name);
     }
     Ok(deleted)
+}
+
+/// A pod of the shards `ordinals` that still exists, if any.
+pub(super) async fn remaining_pod(
+    ctx: &Context,
+    inst: &Instance,
+    ordinals: Range<i32>,
+) -> Result<Option<String>> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &inst.namespace);
+    for ordinal in ordinals {
+        let name = labels::pod(&inst.name, ordinal);
+        if pods.get_opt(&name).await?.is_some() {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes the claims `data-NAME-i` of the drained shards `ordinals`, and only those; answers
+/// one that still exists (being deleted), if any.
+pub(super) async fn delete_drained(
+    ctx: &Context,
+    inst: &Instance,
+    ordinals: Range<i32>,
+) -> Result<Option<String>> {
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &inst.namespace);
+    let mut remaining = None;
+    for ordinal in ordinals {
+        let name = labels::pvc(&inst.name, ordinal);
+        if delete_claim(&claims, &name).await? {
+            info!(pvc = %name, "deleting the volume of a drained shard");
+        }
+        if remaining.is_none() && claims.get_opt(&name).await?.is_some() {
+            remaining = Some(name);
+        }
+    }
+    Ok(remaining)
+}
+
+/// Deletes one claim; answers false when it was already gone.
+async fn delete_claim(claims: &Api<PersistentVolumeClaim>, name: &str) -> Result<bool> {
+    match claims.delete(name, &DeleteParams::default()).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// The claims among `names` that are `data-STORE-i` with `i >= shards`, with their ordinal.

@@ -1,20 +1,24 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: a failed setup should panic
+#![allow(dead_code)] // each test binary uses part of the support
 
-//! A scripted API server behind `tower_test::mock::pair`, as kube-rs's controller-rs does: it
-//! answers the calls a reconcile makes from a small in-memory world and records every request,
-//! so tests assert on what the operator asked the API server to do.
+//! What the operator's tests share:
+//! - this file: a scripted API server behind `tower_test::mock::pair`, as kube-rs's
+//!   controller-rs does: it answers the calls a reconcile makes from a small in-memory world and
+//!   records every request, so tests assert on what the operator asked the API server to do;
+//! - `harness`: the one reconcile harness over that API server and the fake shards;
+//! - `shards`: the one fake of the shards' admin API;
+//! - `kvservers`: real kvservers in this process.
+
+pub mod harness;
+pub mod kvservers;
+pub mod shards;
 
 use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
-use futures::future::BoxFuture;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use kube::Client;
 use kube::client::Body;
-use kvproto::Topology;
-use kvproto::bulk::BulkRecord;
-use operator::shards::{RecordStream, ShardAdmin};
 use serde_json::{Value, json};
 
 /// One request the operator sent.
@@ -45,6 +49,18 @@ pub struct World {
     /// Refuse StatefulSet applies as invalid (an immutable field changed).
     pub reject_statefulset: bool,
     pub calls: Vec<Call>,
+}
+
+impl World {
+    /// A store whose StatefulSet reports `desired`, `current` and `ready` pods and whose token
+    /// Secret exists.
+    pub fn running(desired: i32, current: i32, ready: i32) -> Self {
+        World {
+            statefulset: Some(statefulset(desired, current, ready)),
+            secret: Some(secret("s3cret")),
+            ..World::default()
+        }
+    }
 }
 
 /// A client whose API server is `world`.
@@ -130,76 +146,6 @@ fn answer(world: &mut World, call: &Call) -> (StatusCode, Value) {
         (&Method::PATCH, "kvstores", _) => (StatusCode::OK, world.kvstore.clone()),
         (&Method::PATCH, _, _) => (StatusCode::OK, call.body.clone()),
         _ => not_found(),
-    }
-}
-
-/// A ShardAdmin that records pushes and refuses those to `refuse`.
-#[derive(Default)]
-pub struct FakeShards {
-    pub pushes: Mutex<Vec<(String, String, Topology)>>,
-    pub refuse: Vec<String>,
-}
-
-impl ShardAdmin for FakeShards {
-    fn put_topology<'a>(
-        &'a self,
-        base_url: &'a str,
-        token: &'a str,
-        topology: &'a Topology,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            if self.refuse.iter().any(|r| r == base_url) {
-                return Err(format!("connection refused by {base_url}"));
-            }
-            self.pushes.lock().unwrap().push((
-                base_url.to_owned(),
-                token.to_owned(),
-                topology.clone(),
-            ));
-            Ok(())
-        })
-    }
-
-    // The stores these tests reconcile never move keys: empty shards.
-    fn export_moving<'a>(
-        &'a self,
-        _base_url: &'a str,
-        _token: &'a str,
-    ) -> BoxFuture<'a, Result<RecordStream, String>> {
-        Box::pin(async { Ok(futures::stream::empty().boxed()) })
-    }
-
-    fn moving_count<'a>(
-        &'a self,
-        _base_url: &'a str,
-        _token: &'a str,
-    ) -> BoxFuture<'a, Result<u64, String>> {
-        Box::pin(async { Ok(0) })
-    }
-
-    fn import_if_absent<'a>(
-        &'a self,
-        _base_url: &'a str,
-        _token: &'a str,
-        records: &'a [BulkRecord],
-    ) -> BoxFuture<'a, Result<u64, String>> {
-        Box::pin(async move { Ok(records.len() as u64) })
-    }
-
-    fn cleanup<'a>(
-        &'a self,
-        _base_url: &'a str,
-        _token: &'a str,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn key_count<'a>(
-        &'a self,
-        _base_url: &'a str,
-        _token: &'a str,
-    ) -> BoxFuture<'a, Result<u64, String>> {
-        Box::pin(async { Ok(0) })
     }
 }
 

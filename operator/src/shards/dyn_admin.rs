@@ -1,0 +1,85 @@
+//! [`ShardAdmin`] as a trait object: the reconcile's [`Context`](crate::context::Context) holds
+//! whichever implementation it was given, so this is the one place that boxes the calls.
+
+use futures::future::BoxFuture;
+use kvproto::Topology;
+use kvproto::bulk::BulkRecord;
+
+use super::{CallResult, RecordStream, ShardAdmin};
+
+/// [`ShardAdmin`] with boxed futures; every `ShardAdmin` is one.
+pub trait DynShardAdmin: Send + Sync {
+    fn put_topology<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        topology: &'a Topology,
+    ) -> BoxFuture<'a, CallResult<()>>;
+    fn export_moving<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CallResult<RecordStream>>;
+    fn moving_count<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CallResult<u64>>;
+    fn import_if_absent<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        records: &'a [BulkRecord],
+    ) -> BoxFuture<'a, CallResult<u64>>;
+    fn cleanup<'a>(&'a self, base_url: &'a str, token: &'a str) -> BoxFuture<'a, CallResult<()>>;
+    fn key_count<'a>(&'a self, base_url: &'a str, token: &'a str)
+    -> BoxFuture<'a, CallResult<u64>>;
+}
+
+impl<A: ShardAdmin> DynShardAdmin for A {
+    fn put_topology<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        topology: &'a Topology,
+    ) -> BoxFuture<'a, CallResult<()>> {
+        Box::pin(ShardAdmin::put_topology(self, base_url, token, topology))
+    }
+
+    fn export_moving<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CallResult<RecordStream>> {
+        Box::pin(ShardAdmin::export_moving(self, base_url, token))
+    }
+
+    fn moving_count<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CallResult<u64>> {
+        Box::pin(ShardAdmin::moving_count(self, base_url, token))
+    }
+
+    fn import_if_absent<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        records: &'a [BulkRecord],
+    ) -> BoxFuture<'a, CallResult<u64>> {
+        Box::pin(ShardAdmin::import_if_absent(self, base_url, token, records))
+    }
+
+    fn cleanup<'a>(&'a self, base_url: &'a str, token: &'a str) -> BoxFuture<'a, CallResult<()>> {
+        Box::pin(ShardAdmin::cleanup(self, base_url, token))
+    }
+
+    fn key_count<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CallResult<u64>> {
+        Box::pin(ShardAdmin::key_count(self, base_url, token))
+    }
+}

@@ -1,0 +1,136 @@
+//! The one fake of [`ShardAdmin`]: in-memory servers addressed by URL. Each keeps its records
+//! and the last map pushed to it (which says what it owns and what is moving); every push is
+//! recorded, and the servers listed in `refuse` refuse every call.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use futures::StreamExt;
+use kvproto::bulk::BulkRecord;
+use kvproto::{Key, Topology};
+use operator::shards::{CallResult, RecordStream, ShardAdmin};
+
+/// One server: its map and its records.
+#[derive(Debug, Default)]
+struct Server {
+    map: Option<Topology>,
+    records: BTreeMap<Key, BulkRecord>,
+}
+
+impl Server {
+    /// True when the record belongs to another shard under this server's map.
+    fn is_moving(&self, url: &str, record: &BulkRecord) -> bool {
+        self.map.as_ref().is_some_and(|map| {
+            let me = map.peers.iter().position(|p| p == url);
+            me != Some(map.owner(record.key.as_bytes()) as usize)
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct FakeShards {
+    /// Every acknowledged push, in order: URL, token, map.
+    pub pushes: Mutex<Vec<(String, String, Topology)>>,
+    /// Base URLs that refuse every call.
+    pub refuse: Vec<String>,
+    servers: Mutex<BTreeMap<String, Server>>,
+}
+
+impl FakeShards {
+    /// Servers at `refuse` refuse every call.
+    pub fn refusing(refuse: &[&str]) -> Self {
+        FakeShards {
+            refuse: refuse.iter().map(|u| (*u).to_owned()).collect(),
+            ..FakeShards::default()
+        }
+    }
+
+    /// Stores `record` on the server at `url`.
+    pub fn insert(&self, url: &str, record: BulkRecord) {
+        let mut servers = self.servers.lock().unwrap();
+        let server = servers.entry(url.to_owned()).or_default();
+        server.records.insert(record.key.clone(), record);
+    }
+
+    /// The keys the server at `url` holds.
+    pub fn keys(&self, url: &str) -> Vec<Key> {
+        let servers = self.servers.lock().unwrap();
+        servers
+            .get(url)
+            .map(|s| s.records.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` on the server at `url`, unless it refuses.
+    fn on<T>(&self, url: &str, f: impl FnOnce(&mut Server) -> T) -> CallResult<T> {
+        if self.refuse.iter().any(|r| r == url) {
+            return Err(kvclient::Error::Status {
+                server: url.to_owned(),
+                status: 503,
+                code: None,
+                message: format!("connection refused by {url}"),
+            });
+        }
+        let mut servers = self.servers.lock().unwrap();
+        Ok(f(servers.entry(url.to_owned()).or_default()))
+    }
+}
+
+impl ShardAdmin for FakeShards {
+    async fn put_topology(&self, url: &str, token: &str, topology: &Topology) -> CallResult<()> {
+        self.on(url, |s| s.map = Some(topology.clone()))?;
+        let push = (url.to_owned(), token.to_owned(), topology.clone());
+        self.pushes.lock().unwrap().push(push);
+        Ok(())
+    }
+
+    async fn export_moving(&self, url: &str, _token: &str) -> CallResult<RecordStream> {
+        let moving: Vec<CallResult<BulkRecord>> = self.on(url, |s| {
+            let records = s.records.values();
+            records
+                .filter(|r| s.is_moving(url, r))
+                .cloned()
+                .map(Ok)
+                .collect()
+        })?;
+        Ok(futures::stream::iter(moving).boxed())
+    }
+
+    async fn moving_count(&self, url: &str, _token: &str) -> CallResult<u64> {
+        self.on(url, |s| {
+            s.records.values().filter(|r| s.is_moving(url, r)).count() as u64
+        })
+    }
+
+    async fn import_if_absent(
+        &self,
+        url: &str,
+        _token: &str,
+        records: &[BulkRecord],
+    ) -> CallResult<u64> {
+        self.on(url, |s| {
+            let mut applied = 0;
+            for r in records {
+                if !s.records.contains_key(&r.key) {
+                    s.records.insert(r.key.clone(), r.clone());
+                    applied += 1;
+                }
+            }
+            applied
+        })
+    }
+
+    async fn cleanup(&self, url: &str, _token: &str) -> CallResult<()> {
+        self.on(url, |s| {
+            let keep: BTreeMap<Key, BulkRecord> = std::mem::take(&mut s.records)
+                .into_iter()
+                .filter(|(_, r)| r.value.is_some() && !s.is_moving(url, r))
+                .collect();
+            s.records = keep;
+        })
+    }
+
+    async fn key_count(&self, url: &str, _token: &str) -> CallResult<u64> {
+        self.on(url, |s| s.records.len() as u64)
+    }
+}
