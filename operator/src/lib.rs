@@ -7,14 +7,20 @@
 //! - [`labels`]: names and labels of the children.
 //! - [`validate`]: pure check of a spec into an [`validate::Instance`].
 //! - [`build`]: pure builders of the Service, StatefulSet, PodDisruptionBudget and token Secret.
-//! - [`plan`]: pure decision of a reconcile (pods to run, shard map to push, what to report).
+//! - [`plan`]: pure decision of a reconcile (pods to run, shard map to push, what to report),
+//!   including the wait before a move starts.
 //! - [`rebalance`]: moving keys between two non-zero shard counts: the state machine's pure
-//!   decisions, the shard maps, the steps through [`shards::ShardAdmin`] and the copy engine; the
-//!   controller persists each phase in `status.rebalance` before running it.
-//! - [`report`]: pure status (phase, conditions) from a reconcile's outcome.
-//! - [`shards`]: admin calls to the shard servers, behind a trait.
-//! - [`controller`]: the reconcile, error policy and Controller wiring; [`context`] is what
-//!   every reconcile shares; [`error`] the error type and its categories.
+//!   decisions, the shard maps, the steps through [`shards::DynShardAdmin`] and the copy engine;
+//!   the controller checkpoints each phase in `status.rebalance` before running it.
+//! - [`status_report`]: pure [`status_report::compute_status`] (phase, conditions) from a
+//!   reconcile's outcome.
+//! - [`shards`]: admin calls to the shard servers behind an async trait, the one helper that
+//!   calls every shard, and [`shards::ShardError`].
+//! - [`controller`]: the reconcile (ending in one status write), error policy and Controller
+//!   wiring; [`context`] is what every reconcile shares; [`error`] the error type and its
+//!   categories.
+//!
+//! A module uses only modules below it: none imports one that imports it back.
 //! - [`metrics`], [`ops_server`], [`telemetry`], [`leader`], [`cli`], [`runtime`]: running the
 //!   operator process.
 #![forbid(unsafe_code)]
