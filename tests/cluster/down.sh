@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Stop the local cluster and remove everything up.sh created: processes (by pid file),
 # pod sandboxes and containers (through CRI, then runc/shim leftovers by id), mounts,
-# interfaces, iptables chains, blackhole routes, cgroups, host sysctls and $KVSTORE_STATE.
+# interfaces, iptables chains, blackhole routes, cgroups, host sysctls and $KVSTORE_STATE;
+# for a cluster of several nodes (nodes.sh) also every node's daemons, containers, network
+# namespace, veth and cgroup root, whatever KVSTORE_NODES says now.
 # Safe to run any number of times; a no-op when nothing is there.
 set -uo pipefail
 # shellcheck source=lib.sh
@@ -33,46 +35,59 @@ stop_daemon() { # stop_daemon NAME [GRACE_SECONDS]
   rm -f "$pidf"
 }
 
+EXTRA_NODES=$(extra_nodes_in_state) # nodes 2..N of this cluster (none for one node)
+
 # 1. Components that create or manage pods go first, so nothing is recreated meanwhile.
-for d in kubelet kube-controller-manager kube-scheduler; do stop_daemon "$d"; done
+for d in kubelet kube-controller-manager kube-scheduler pv-recycler; do stop_daemon "$d"; done
+for n in $EXTRA_NODES; do stop_daemon "kubelet-n$n"; done
 
 # 2. Pods: through CRI while containerd is still up, so each sandbox gets its CNI DEL.
-if daemon_running containerd && [[ -S $CONTAINERD_SOCK && -x $BIN_DIR/kube ]]; then
-  log "removing all pod sandboxes and containers through CRI"
-  timeout 150 "$BIN_DIR/kube" cri-cleanup "unix://$CONTAINERD_SOCK" || log "cri-cleanup reported errors (continuing with leftovers)"
-fi
+cri_cleanup() { # cri_cleanup CONTAINERD_DAEMON SOCK [NODE]
+  if daemon_running "$1" && [[ -S $2 && -x $BIN_DIR/kube ]]; then
+    log "removing all pod sandboxes and containers through CRI${3:+ on node $3}"
+    timeout 150 "$BIN_DIR/kube" cri-cleanup "unix://$2" || log "cri-cleanup reported errors (continuing with leftovers)"
+  fi
+}
+cri_cleanup containerd "$CONTAINERD_SOCK"
+for n in $EXTRA_NODES; do cri_cleanup "containerd-n$n" "$(node_sock "$n")" "$n"; done
 
 # 3. The rest of the daemons.
+for n in $EXTRA_NODES; do stop_daemon "kube-proxy-n$n"; stop_daemon "containerd-n$n"; done
 for d in kube-proxy coredns containerd kube-apiserver etcd; do stop_daemon "$d"; done
 
 # 4. Leftover container processes and shims, by the ids/pids containerd and runc recorded.
 # containerd 1.6 writes no shim pid file: each task dir records the shim's socket address,
 # and the process listening on that socket (and serving our containerd) is the shim.
-shim_pids=()
-if [[ -d $CONTAINERD_STATE ]]; then
-  while IFS= read -r f; do
-    sock=$(cat "$f" 2>/dev/null); sock=${sock#unix://}
-    [[ -n $sock ]] || continue
-    for pid in $(ss -xlpn 2>/dev/null | awk -v s="$sock" '$5 == s' | grep -o 'pid=[0-9]*' | cut -d= -f2); do
-      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK" && shim_pids+=("$pid")
+kill_leftover_containers() { # kill_leftover_containers CONTAINERD_STATE CONTAINERD_SOCK RUNC_ROOT
+  local ctr_state=$1 ctr_sock=$2 runc_root=$3 shim_pids=() f sock pid ns c id
+  if [[ -d $ctr_state ]]; then
+    while IFS= read -r f; do
+      sock=$(cat "$f" 2>/dev/null); sock=${sock#unix://}
+      [[ -n $sock ]] || continue
+      for pid in $(ss -xlpn 2>/dev/null | awk -v s="$sock" '$5 == s' | grep -o 'pid=[0-9]*' | cut -d= -f2); do
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-address $ctr_sock" && shim_pids+=("$pid")
+      done
+    done < <(find "$ctr_state" -path '*io.containerd.runtime.v2.task*' -name address 2>/dev/null)
+  fi
+  if [[ -d $runc_root ]]; then
+    for ns in "$runc_root"/*/; do
+      [[ -d $ns ]] || continue
+      for c in "$ns"*/; do
+        [[ -f $c/state.json ]] || continue
+        id=$(basename "$c")
+        log "killing leftover container $id"
+        runc --root "${ns%/}" kill "$id" KILL 2>/dev/null
+        runc --root "${ns%/}" delete --force "$id" 2>/dev/null
+      done
     done
-  done < <(find "$CONTAINERD_STATE" -path '*io.containerd.runtime.v2.task*' -name address 2>/dev/null)
-fi
-RUNC_ROOT="$STATE/containerd/runc"
-if [[ -d $RUNC_ROOT ]]; then
-  for ns in "$RUNC_ROOT"/*/; do
-    [[ -d $ns ]] || continue
-    for c in "$ns"*/; do
-      [[ -f $c/state.json ]] || continue
-      id=$(basename "$c")
-      log "killing leftover container $id"
-      runc --root "${ns%/}" kill "$id" KILL 2>/dev/null
-      runc --root "${ns%/}" delete --force "$id" 2>/dev/null
-    done
+  fi
+  for pid in $(printf '%s\n' "${shim_pids[@]}" | sort -u); do
+    kill -0 "$pid" 2>/dev/null && { log "killing leftover containerd shim pid $pid"; kill -KILL "$pid"; }
   done
-fi
-for pid in $(printf '%s\n' "${shim_pids[@]}" | sort -u); do
-  kill -0 "$pid" 2>/dev/null && { log "killing leftover containerd shim pid $pid"; kill -KILL "$pid"; }
+}
+kill_leftover_containers "$CONTAINERD_STATE" "$CONTAINERD_SOCK" "$STATE/containerd/runc"
+for n in $EXTRA_NODES; do
+  kill_leftover_containers "$(node_dir "$n")/containerd/state" "$(node_sock "$n")" "$(node_dir "$n")/containerd/runc"
 done
 
 # 5. Mounts: everything below the state dir (overlay snapshots, sandbox shm, pod volumes,
@@ -92,6 +107,18 @@ for ns in /var/run/netns/cni-*; do
   umount "$ns" 2>/dev/null || umount -l "$ns" 2>/dev/null
   rm -f "$ns"
 done
+# The nodes' network namespaces (their veths, bridges and routes go with them), found by
+# name so that none is left even without the state dir.
+for ns in $(ip netns list 2>/dev/null | awk '$1 ~ /^kvs-n[0-9]+$/ {print $1}'); do
+  log "removing node network namespace $ns"
+  ip netns del "$ns" 2>/dev/null || log "could not remove network namespace $ns"
+done
+for v in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^kvsn[0-9]+h$'); do
+  ip link del "$v" 2>/dev/null
+done
+if [[ -f $STATE/created-run-netns-mount ]] && [[ -z $(ls -A /run/netns 2>/dev/null) ]]; then
+  umount /run/netns 2>/dev/null || log "could not unmount /run/netns"
+fi
 
 # 6. Network: veths on our bridge, the bridge, the dummy node interface, blackhole routes.
 if ip link show "$CNI_BRIDGE" >/dev/null 2>&1; then
@@ -135,10 +162,13 @@ if command -v conntrack >/dev/null; then
   done
 fi
 
-# 8. cgroups kubelet and runc created (cgroupfs driver: /kubepods in every hierarchy).
+# 8. cgroups kubelet and runc created (cgroupfs driver: /kubepods in every hierarchy), and
+# the other nodes' cgroup roots /kvs-n<n> (up.sh made them, their kubelets filled them).
 for h in /sys/fs/cgroup/*/; do
-  [[ -d $h/kubepods ]] || continue
-  find "$h/kubepods" -depth -type d -exec rmdir {} + 2>/dev/null || log "could not remove all of ${h}kubepods"
+  for c in "$h"kubepods "$h"kvs-n[0-9]*; do
+    [[ -d $c ]] || continue
+    find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || log "could not remove all of $c"
+  done
 done
 
 # 9. Host sysctls (kubelet and the bridge plugin change these) back to what they were.

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # settings used by the scripts that source this file
-# Shared settings and helpers for the local single-node Kubernetes test cluster.
-# Sourced by up.sh, down.sh, env.sh, build.sh, smoke-test.sh and tests/images/build.sh.
+# Shared settings and helpers for the local Kubernetes test cluster (one node by default,
+# KVSTORE_NODES=N for N nodes). Sourced by up.sh, nodes.sh, down.sh, env.sh, build.sh,
+# smoke-test.sh, smoke-nodes.sh and tests/images/build.sh.
 #
 # Layout (all outside the clone):
 #   $KVSTORE_CACHE            build outputs keyed by version (survive cluster-down)
@@ -55,6 +56,38 @@ KUBELET_ROOT="$STATE/kubelet"
 HOSTPATH_PV_DIR="/tmp/hostpath_pv"  # controller-manager's host-path provisioner (fixed upstream)
 BIN_DIR="$STATE/bin"               # symlinks to the cached binaries in use
 
+# Several nodes (KVSTORE_NODES=N, 1..9; default 1 = only the node above). Node 1 is always
+# $NODE_NAME in the host network namespace; node n >= 2 runs its own containerd, kubelet and
+# kube-proxy in network namespace kvs-n<n> (see nodes.sh), with its files in $NODES_DIR/n<n>.
+KVSTORE_NODES="${KVSTORE_NODES:-1}"
+NODES_DIR="$STATE/nodes"
+node_name() { if (($1 == 1)); then echo "$NODE_NAME"; else echo "$NODE_NAME-$1"; fi; }
+node_ip() { echo "172.30.0.$1"; }                     # inside NODE_RANGE; node 1 = NODE_IP
+node_pod_cidr() { echo "172.28.$(($1 - 1)).0/24"; }   # inside POD_CIDR; node 1 = NODE_POD_CIDR
+node_zone() { local z=abcdefghi; echo "${z:$(($1 - 1)):1}"; } # topology.kubernetes.io/zone
+node_netns() { echo "kvs-n$1"; }
+node_veth() { echo "kvsn$1h"; }                       # host end of the node's veth (eth0 inside)
+node_dir() { echo "$NODES_DIR/n$1"; }
+node_sock() { if (($1 == 1)); then echo "$CONTAINERD_SOCK"; else echo "$NODES_DIR/n$1/containerd/containerd.sock"; fi; }
+# The node numbers >= 2 a cluster in $STATE has (whatever KVSTORE_NODES says now).
+extra_nodes_in_state() {
+  local d
+  for d in "$NODES_DIR"/n*/; do
+    d=${d%/}; d=${d##*/n}
+    [[ $d =~ ^[0-9]+$ ]] && ((d >= 2)) && echo "$d"
+  done
+  return 0
+}
+# The containerd sockets of the running nodes (node 1 first), for image imports.
+running_containerd_socks() {
+  local n
+  daemon_running containerd && [[ -S $CONTAINERD_SOCK ]] && echo "$CONTAINERD_SOCK"
+  for n in $(extra_nodes_in_state); do
+    daemon_running "containerd-n$n" && [[ -S $(node_sock "$n") ]] && node_sock "$n"
+  done
+  return 0
+}
+
 export GOMODCACHE="${GOMODCACHE:-$CACHE/go/mod}"
 export GOCACHE="${GOCACHE:-$CACHE/go/build}"
 export GOTOOLCHAIN=local
@@ -99,12 +132,16 @@ start_daemon() {
 
 # The pid in NAME's pid file, if that process is alive and still is NAME (a stale pid file
 # whose pid was reused by an unrelated process must never lead to killing that process).
+# NAME-n<k> (a daemon of node k >= 2) must also name that node's directory.
 daemon_pid() {
-  local pidf="$RUN_DIR/$1.pid" pid
+  local pidf="$RUN_DIR/$1.pid" pid cmd base=$1 node_path=""
+  if [[ $1 =~ ^(.+)-n([0-9]+)$ ]]; then base=${BASH_REMATCH[1]}; node_path="/nodes/n${BASH_REMATCH[2]}/"; fi
   [[ -f $pidf ]] || return 1
   pid=$(cat "$pidf")
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$1" || return 1
+  cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  grep -q -- "$base" <<<"$cmd" || return 1
+  [[ -z $node_path ]] || grep -q -- "$node_path" <<<"$cmd" || return 1
   echo "$pid"
 }
 daemon_running() { daemon_pid "$1" >/dev/null; }

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Start the local single-node Kubernetes (see README.md). Idempotent: a healthy running
-# cluster is left alone; a half-started or broken one is torn down and started again.
+# Start the local Kubernetes (see README.md): one node, or KVSTORE_NODES=N nodes (nodes.sh).
+# Idempotent: a healthy running cluster with that many nodes is left alone; a half-started or
+# broken one (or one with another number of nodes) is torn down and started again.
 set -euo pipefail
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=nodes.sh
+source "$CLUSTER_DIR/nodes.sh"
 
 START=$SECONDS
 [[ $(id -u) == 0 ]] || die "the local cluster needs root (network, mounts, cgroups)"
@@ -11,6 +14,8 @@ if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
   log "KVSTORE_CLUSTER=existing: not starting a local cluster; using KUBECONFIG=${KUBECONFIG:-<unset>}"
   exit 0
 fi
+
+[[ $KVSTORE_NODES =~ ^[1-9]$ ]] || die "KVSTORE_NODES must be 1..9, not '$KVSTORE_NODES'"
 
 cluster_lock
 on_up_fail() {
@@ -23,13 +28,21 @@ on_up_fail() {
 trap on_up_fail ERR
 set -E
 ALL_DAEMONS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns)
+if ((KVSTORE_NODES > 1)); then
+  ALL_DAEMONS+=(pv-recycler)
+  for ((n = 2; n <= KVSTORE_NODES; n++)); do ALL_DAEMONS+=("containerd-n$n" "kubelet-n$n" "kube-proxy-n$n"); done
+fi
 
 cluster_healthy() {
   local d
   for d in "${ALL_DAEMONS[@]}"; do daemon_running "$d" || return 1; done
   [[ -x $BIN_DIR/kubectl && -f $KUBECONFIG_ADMIN ]] || return 1
   kubectl_admin get --raw /readyz >/dev/null 2>&1 || return 1
-  [[ $(kubectl_admin get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
+  [[ $(cat "$NODES_DIR/count" 2>/dev/null || echo 1) == "$KVSTORE_NODES" ]] || return 1
+  local n
+  for ((n = 1; n <= KVSTORE_NODES; n++)); do
+    [[ $(kubectl_admin get node "$(node_name "$n")" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]] || return 1
+  done
 }
 
 if cluster_healthy; then
@@ -88,6 +101,11 @@ sysctl -qw net.ipv4.ip_forward=1 # pod -> ClusterIP -> pod is routed back out of
 "$IPT" -A KVS-FORWARD -s "$POD_CIDR" ! -o "$CNI_BRIDGE" -j DROP -m comment --comment "kvstore-cluster: pods stay local"
 "$IPT" -A KVS-FORWARD -d "$POD_CIDR" ! -i "$CNI_BRIDGE" -j DROP -m comment --comment "kvstore-cluster: pods stay local"
 "$IPT" -C FORWARD -j KVS-FORWARD 2>/dev/null || "$IPT" -I FORWARD 1 -j KVS-FORWARD
+if ((KVSTORE_NODES > 1)); then
+  log "nodes 2..$KVSTORE_NODES: network namespaces, veths, routes, cgroups"
+  nodes_network
+  nodes_cgroups
+fi
 
 # ---------------------------------------------------------------- PKI
 chmod 0711 "$PKI_DIR"
@@ -155,6 +173,7 @@ cp ca.crt ca.key sa.key "$PKI_DIR/cm/"
 cp "$CONF_DIR/controller-manager.kubeconfig" "$PKI_DIR/cm/kubeconfig"
 chown -R 65532:65532 "$PKI_DIR/cm"
 chmod 0700 "$PKI_DIR/cm"
+((KVSTORE_NODES == 1)) || nodes_pki
 cd "$REPO_ROOT"
 
 # ---------------------------------------------------------------- etcd
@@ -184,8 +203,16 @@ wait_for 120 "kube-apiserver /readyz" kube-apiserver kubectl_admin get --raw /re
 
 # ---------------------------------------------------------------- bootstrap objects
 log "applying bootstrap objects (RBAC for CoreDNS, default StorageClass, kube-dns Service)"
-sed -e "s/@DNS_SVC_IP@/$DNS_SVC_IP/g" -e "s/@NODE_IP@/$NODE_IP/g" "$CLUSTER_DIR/manifests/bootstrap.yaml" |
+storage_manifest=storage-hostpath.yaml
+((KVSTORE_NODES == 1)) || storage_manifest=storage-local.yaml
+cat "$CLUSTER_DIR/manifests/bootstrap.yaml" "$CLUSTER_DIR/manifests/$storage_manifest" |
+  sed -e "s/@DNS_SVC_IP@/$DNS_SVC_IP/g" -e "s/@NODE_IP@/$NODE_IP/g" |
   kubectl_admin apply --server-side --force-conflicts -f - >"$LOG_DIR/bootstrap-apply.log"
+if ((KVSTORE_NODES > 1)); then
+  log "$KVSTORE_NODES Node objects (pod CIDR, zone) and $NODE_PVS local PVs per node"
+  nodes_objects
+  start_daemon pv-recycler "$CLUSTER_DIR/pv-recycler.sh"
+fi
 
 # ---------------------------------------------------------------- controller-manager, scheduler
 # The controller-manager runs as uid/gid 65532 so that the host-path provisioner's PV
@@ -214,7 +241,9 @@ start_daemon kube-scheduler "$BIN_DIR/kube-scheduler" \
 
 # ---------------------------------------------------------------- containerd
 mkdir -p "$CONF_DIR/cni" "$STATE/cni/networks" "$STATE/containerd" "$STATE/pod-logs"
-sed -e "s|@STATE@|$STATE|g" -e "s|@CNI_BRIDGE@|$CNI_BRIDGE|g" -e "s|@NODE_POD_CIDR@|$NODE_POD_CIDR|g" \
+extra_routes="" # several nodes: pods also reach the other nodes' pods (through the host)
+((KVSTORE_NODES == 1)) || extra_routes=", {\"dst\": \"$POD_CIDR\"}"
+sed -e "s|@CNI_NETWORK@|kvstore|g" -e "s|@EXTRA_ROUTES@|$extra_routes|g" -e "s|@STATE@|$STATE|g" -e "s|@CNI_BRIDGE@|$CNI_BRIDGE|g" -e "s|@NODE_POD_CIDR@|$NODE_POD_CIDR|g" \
   -e "s|@POD_GW@|${NODE_POD_CIDR%.*/*}.1|g" -e "s|@SERVICE_CIDR@|$SERVICE_CIDR|g" -e "s|@NODE_RANGE@|$NODE_RANGE|g" \
   "$CLUSTER_DIR/conf/cni.conflist" >"$CONF_DIR/cni/10-kvstore.conflist"
 sed -e "s|@CONTAINERD_ROOT@|$CONTAINERD_ROOT|g" -e "s|@CONTAINERD_STATE@|$CONTAINERD_STATE|g" \
@@ -223,18 +252,25 @@ sed -e "s|@CONTAINERD_ROOT@|$CONTAINERD_ROOT|g" -e "s|@CONTAINERD_STATE@|$CONTAI
   "$CLUSTER_DIR/conf/containerd.toml" >"$CONF_DIR/containerd.toml"
 start_daemon containerd env PATH="$BIN_DIR:/usr/sbin:/usr/bin:/sbin:/bin" containerd --config "$CONF_DIR/containerd.toml"
 wait_for 60 "containerd socket" containerd ctr --address "$CONTAINERD_SOCK" version
-log "importing the locally built pause and webtool images"
-while IFS='=' read -r what tar; do
-  case $what in pause|webtool) ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$tar" >>"$LOG_DIR/image-import.log" 2>&1 ;; esac
-done < <("$CLUSTER_DIR/build.sh" paths)
-# Project images built earlier by `make images` (tests/images/build.sh) come back too: the
-# containerd root is part of the state that cluster-down removes.
-for tar in "$CACHE"/images/out/*.tar; do
-  [[ -f $tar ]] || continue
-  log "importing $(basename "$tar")"
-  ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$tar" >>"$LOG_DIR/image-import.log" 2>&1 ||
-    log "WARNING: could not import $tar (see $LOG_DIR/image-import.log)"
-done
+((KVSTORE_NODES == 1)) || nodes_containerd
+# Images live in each node's containerd root: every node gets every image.
+import_local_images() { # import_local_images SOCK [NODE]
+  local sock=$1 on=${2:+ into node $2} what tar
+  log "importing the locally built pause and webtool images$on"
+  while IFS='=' read -r what tar; do
+    case $what in pause|webtool) ctr --address "$sock" -n k8s.io images import "$tar" >>"$LOG_DIR/image-import.log" 2>&1 ;; esac
+  done < <("$CLUSTER_DIR/build.sh" paths)
+  # Project images built earlier by `make images` (tests/images/build.sh) come back too: the
+  # containerd root is part of the state that cluster-down removes.
+  for tar in "$CACHE"/images/out/*.tar; do
+    [[ -f $tar ]] || continue
+    log "importing $(basename "$tar")$on"
+    ctr --address "$sock" -n k8s.io images import "$tar" >>"$LOG_DIR/image-import.log" 2>&1 ||
+      log "WARNING: could not import $tar (see $LOG_DIR/image-import.log)"
+  done
+}
+import_local_images "$CONTAINERD_SOCK"
+for ((n = 2; n <= KVSTORE_NODES; n++)); do import_local_images "$(node_sock "$n")" "$n"; done
 
 # ---------------------------------------------------------------- kubelet
 printf 'nameserver %s\noptions ndots:5\n' "$NODE_IP" >"$CONF_DIR/resolv.conf"
@@ -245,11 +281,13 @@ sed -e "s|@PKI_DIR@|$PKI_DIR|g" -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@DNS_SVC_IP@|$
 start_daemon kubelet "$BIN_DIR/kubelet" --config "$CONF_DIR/kubelet.yaml" \
   --kubeconfig "$CONF_DIR/kubelet-client.kubeconfig" --root-dir "$KUBELET_ROOT" \
   --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v=1
+((KVSTORE_NODES == 1)) || nodes_kubelet
 
 # ---------------------------------------------------------------- kube-proxy
 sed -e "s|@CONF_DIR@|$CONF_DIR|g" -e "s|@POD_CIDR@|$POD_CIDR|g" -e "s|@NODE_NAME@|$NODE_NAME|g" \
   -e "s|@NODE_IP@|$NODE_IP|g" "$CLUSTER_DIR/conf/kube-proxy.yaml" >"$CONF_DIR/kube-proxy.yaml"
 start_daemon kube-proxy "$BIN_DIR/kube-proxy" --config "$CONF_DIR/kube-proxy.yaml" --v=1
+((KVSTORE_NODES == 1)) || nodes_kube_proxy
 
 # ---------------------------------------------------------------- CoreDNS (host process on the node IP)
 sed -e "s|@NODE_IP@|$NODE_IP|g" -e "s|@CONF_DIR@|$CONF_DIR|g" -e "s|@CLUSTER_DOMAIN@|$CLUSTER_DOMAIN|g" \
@@ -258,9 +296,10 @@ start_daemon coredns "$BIN_DIR/coredns" -conf "$CONF_DIR/Corefile"
 
 # ---------------------------------------------------------------- wait for a usable cluster
 wait_for 180 "node $NODE_NAME Ready" kubelet kubectl_admin wait --for=condition=Ready "node/$NODE_NAME" --timeout=5s
+((KVSTORE_NODES == 1)) || nodes_wait_ready
 wait_for 60 "CoreDNS ready (kubernetes plugin synced)" coredns curl -fsS "http://$NODE_IP:8181/ready"
 wait_for 60 "default ServiceAccount" kube-controller-manager kubectl_admin get serviceaccount default -n default
 for d in "${ALL_DAEMONS[@]}"; do daemon_running "$d" || { dump_logs 40; die "$d is not running"; }; done
-log "cluster up in $((SECONDS - START))s: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, containerd $(containerd --version | awk '{print $3}'), CoreDNS $COREDNS_VERSION"
+log "cluster up ($KVSTORE_NODES node(s)) in $((SECONDS - START))s: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, containerd $(containerd --version | awk '{print $3}'), CoreDNS $COREDNS_VERSION"
 log "logs: $LOG_DIR   state: $STATE   containerd socket: $CONTAINERD_SOCK"
 "$CLUSTER_DIR/env.sh"

@@ -9,12 +9,12 @@
 # usage:
 #   build.sh                 cargo build --release --locked -p kvserver -p kvclient -p operator,
 #                            build kvstore/{kvserver,kvclient,operator}:dev, import them into the
-#                            local cluster's containerd when it is running
+#                            containerd of every local cluster node when it is running
 #   build.sh project         same without the cargo build (binaries must already exist)
 #   build.sh image --name REF --binary PATH [--entrypoint PATH] [--user UID:GID]
 #                  [--max-mb N] [--version V] [--output TAR]
 #                            one image from any dynamically linked (glibc) or static binary
-#   build.sh import TAR...   import archives into the local cluster's containerd (k8s.io namespace)
+#   build.sh import TAR...   import archives into every local cluster node's containerd (k8s.io namespace)
 #   build.sh push REGISTRY   copy every archive built here to REGISTRY/<name>:<tag> (skopeo)
 #
 # Outputs: $KVSTORE_CACHE/images/out/<name>-<tag>.tar (OCI archives).
@@ -105,13 +105,18 @@ import_images() {
     log "KVSTORE_CLUSTER=existing: not importing; push with: tests/images/build.sh push \$KVSTORE_IMAGE_REGISTRY"
     return 0
   fi
-  if ! daemon_running containerd || [[ ! -S $CONTAINERD_SOCK ]]; then
+  local socks sock
+  # Every node's containerd (one with a single node): images are per containerd root.
+  mapfile -t socks < <(running_containerd_socks)
+  if ((${#socks[@]} == 0)); then
     log "local cluster not running: images left in $OUT_DIR (they are imported by the next 'build.sh import' or 'make images' with the cluster up)"
     return 0
   fi
   for tar in "$@"; do
-    log "importing $tar"
-    ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$tar"
+    for sock in "${socks[@]}"; do
+      log "importing $tar${socks[1]:+ into $sock}"
+      ctr --address "$sock" -n k8s.io images import "$tar"
+    done
   done
 }
 
