@@ -9,6 +9,9 @@
 #   KVSERVER_BENCH_TSV=FILE also writes the medians there for tests/bench/run.sh, one row per
 #   server and op: "op<TAB>server<TAB>req/s<TAB>p50 ms<TAB>p99 ms<TAB>errors", plus one row per
 #   server "rss<TAB>server<TAB>idle VmRSS KiB" read from /proc right after it came up.
+#   KVSERVER_BENCH_BASE=PATH adds another kvserver binary (e.g. an earlier commit's release build)
+#   as base-batch and base-always, measured in the same interleaved rounds: a refactor's
+#   before/after figures from one run.
 # shellcheck source=tests/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../../tests/lib/common.sh" bench || exit 1
 BENCH_DIR=kvserver/bench
@@ -75,6 +78,14 @@ start kvserver-batch 18603 env RUST_LOG=warn "$BIN/kvserver" --bind 127.0.0.1 --
   --data-dir "$WORK/kv-batch" --sync batch --drain-delay 0s
 start kvserver-always 18605 env RUST_LOG=warn "$BIN/kvserver" --bind 127.0.0.1 --port 18605 --ops-port 18606 \
   --data-dir "$WORK/kv-always" --sync always --drain-delay 0s
+if [[ -n ${KVSERVER_BENCH_BASE:-} ]]; then
+  [[ -x $KVSERVER_BENCH_BASE ]] || { echo "KVSERVER_BENCH_BASE=$KVSERVER_BENCH_BASE is not an executable" >&2; exit 2; }
+  NAMES+=(base-batch base-always)
+  start base-batch 18607 env RUST_LOG=warn "$KVSERVER_BENCH_BASE" --bind 127.0.0.1 --port 18607 --ops-port 18608 \
+    --data-dir "$WORK/base-batch" --sync batch --drain-delay 0s
+  start base-always 18609 env RUST_LOG=warn "$KVSERVER_BENCH_BASE" --bind 127.0.0.1 --port 18609 --ops-port 18610 \
+    --data-dir "$WORK/base-always" --sync always --drain-delay 0s
+fi
 
 declare -A RESULTS # "name op" -> lines of "<req/s> <p50 ms> <p99 ms> <errors>"
 for round in $(seq 1 "$ROUNDS"); do

@@ -7,6 +7,8 @@
 #   FROM/TO (default 3/4), SHARDING (modulo|jump), BASELINE_KEYS (default: all moving keys),
 #   BOOK_KEYS (keys the Python book client copies, default 10000: its rate is per key),
 #   PROFILE=release to build the bench client optimised (the kvserver is always release).
+#   KVSERVER_BIN / MIGRATE_BENCH_BIN: use these binaries instead of building them (e.g. an
+#   earlier commit's, to compare two builds run after run).
 #   MIGRATION_BENCH_JSON=FILE also writes the figures there for tests/bench/run.sh: the rows of
 #   whatever table the bench client prints (parsed, not recomputed) and the book script's row.
 # shellcheck source=tests/lib/common.sh
@@ -17,9 +19,15 @@ TO=${TO:-4}
 SPAN=$(( FROM > TO ? FROM : TO ))
 PROFILE=${PROFILE:-dev}
 
-cargo build --release -q -p kvserver --bin kvserver
-KVSERVER=$CARGO_TARGET_DIR/release/kvserver
-if [ "$PROFILE" = release ]; then
+if [[ -n ${KVSERVER_BIN:-} ]]; then
+  KVSERVER=$KVSERVER_BIN
+else
+  cargo build --release -q -p kvserver --bin kvserver
+  KVSERVER=$CARGO_TARGET_DIR/release/kvserver
+fi
+if [[ -n ${MIGRATE_BENCH_BIN:-} ]]; then
+  BENCH=$MIGRATE_BENCH_BIN
+elif [ "$PROFILE" = release ]; then
   cargo build --release -q -p operator --example migrate_bench
   BENCH=$CARGO_TARGET_DIR/release/examples/migrate_bench
 else
@@ -27,6 +35,7 @@ else
   BENCH=$CARGO_TARGET_DIR/debug/examples/migrate_bench
 fi
 [ -x "$KVSERVER" ] || { echo "missing $KVSERVER" >&2; exit 1; }
+[ -x "$BENCH" ] || { echo "missing $BENCH" >&2; exit 1; }
 
 WORK=$(mktemp -d)
 # start() runs in a command substitution (a subshell), so server pids go to a file, not a variable.
