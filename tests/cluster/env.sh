@@ -10,4 +10,6 @@ fi
 echo "export KUBECONFIG=$KUBECONFIG_ADMIN"
 echo "export PATH=$BIN_DIR:\$PATH  # kubectl $K8S_VERSION"
 echo "export KVSTORE_CONTAINERD_SOCK=$CONTAINERD_SOCK"
+# A cluster of several nodes (see nodes.sh) says how many.
+if [[ -f $NODES_DIR/count ]]; then echo "export KVSTORE_NODES=$(cat "$NODES_DIR/count")"; fi
 echo "# logs: $LOG_DIR"
