@@ -99,38 +99,6 @@ pub async fn wait_for_log(
     .await
 }
 
-/// Waits until the pod has exited, returning its exit code and log.
-pub async fn wait_for_exit(
-    ns: &TestNamespace,
-    name: &str,
-    limit: Duration,
-) -> Result<(i32, String)> {
-    let pods = ns.api::<Pod>();
-    let code = wait::until(
-        &format!("pod {name} to finish"),
-        limit,
-        Duration::from_secs(2),
-        || {
-            let pods = pods.clone();
-            async move {
-                let p = pods.get(name).await.map_err(|e| e.to_string())?;
-                let terminated = p
-                    .status
-                    .and_then(|s| s.container_statuses)
-                    .and_then(|cs| cs.into_iter().next())
-                    .and_then(|c| c.state)
-                    .and_then(|st| st.terminated);
-                match terminated {
-                    Some(t) => Ok(Some(t.exit_code)),
-                    None => Err("still running".to_owned()),
-                }
-            }
-        },
-    )
-    .await?;
-    Ok((code, logs(&pods, name).await?))
-}
-
 /// Deletes a pod without waiting.
 pub async fn delete(ns: &TestNamespace, name: &str) -> Result<()> {
     ns.api::<Pod>()
