@@ -9,8 +9,9 @@
 //! - [`pods`]: running client pods and reading their logs.
 //! - [`stores`]: creating and observing `KVStore`s.
 //! - [`screen`]: parsing the book client's screen out of a pod log.
-//! - [`load`]: the load generator as a pod, and its JSON report (the no-lost-write verdict).
-//! - [`shard_http`]: plain HTTP to one shard's pod IP (its own status codes, its keys).
+//! - [`load`]: the load generator as a pod, and the no-lost-write verdict on its JSON report
+//!   (kvclient's own `LoadReport`).
+//! - [`shard_http`]: one shard's pod IP directly (its topology, its keys, its own status codes).
 //! - [`host`]: the node's processes: finding a pod's or container's in `/proc` and SIGKILLing them.
 //! - [`volumes`]: fillable tmpfs volumes offered as pre-bound PVs (the disk-full case).
 #![forbid(unsafe_code)]
@@ -41,6 +42,8 @@ pub enum Error {
     },
     #[error("kubernetes: {0}")]
     Kube(#[from] kube::Error),
+    #[error("kvserver: {0}")]
+    Client(#[from] kvclient::Error),
     #[error("{0}")]
     Check(String),
     #[error("json: {0}")]

@@ -2,10 +2,9 @@
 //! starting it, knowing when its prefill is done, stopping it with SIGTERM (it then reads back
 //! every acknowledged write), and reading its JSON report out of the pod log.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+pub use kvclient::load_report::LoadReport;
 
 use crate::namespace::TestNamespace;
 use crate::pods::{self, LogCapture};
@@ -27,31 +26,6 @@ pub struct Load {
     pod: String,
     spec: LoadSpec,
     capture: LogCapture,
-}
-
-/// `kvclient load --json`'s report (the fields the suites check).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Report {
-    pub duration_s: f64,
-    pub requests: u64,
-    pub gets: u64,
-    pub puts: u64,
-    pub requests_per_s: f64,
-    pub p99_ms: f64,
-    pub errors: u64,
-    #[serde(default)]
-    pub errors_by_letter: BTreeMap<String, u64>,
-    pub verify: Verify,
-}
-
-/// The read-back of every key written.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Verify {
-    pub keys_checked: u64,
-    pub lost: u64,
-    pub wrong: u64,
-    pub unreadable: u64,
-    pub stale_reads: u64,
 }
 
 /// Starts the load pod `name` against `store` (a ServiceAccount that may read KVStores is
@@ -141,7 +115,7 @@ impl Load {
     }
 
     /// SIGTERM: the load stops, reads back every acknowledged write and prints its report.
-    pub async fn stop(self, ns: &TestNamespace) -> Result<Report> {
+    pub async fn stop(self, ns: &TestNamespace) -> Result<LoadReport> {
         pods::stop(ns, &self.pod, 300).await?;
         let log = self.capture.finish(Duration::from_secs(300)).await?;
         let line = log
@@ -149,57 +123,55 @@ impl Load {
             .rev()
             .find(|l| l.trim_start().starts_with('{'))
             .ok_or_else(|| Error::Check(format!("the load printed no report:\n{log}")))?;
-        let report: Report = serde_json::from_str(line)?;
+        let report: LoadReport = serde_json::from_str(line)?;
         eprintln!("load report: {line}");
-        report.check_nothing_lost(u64::from(self.spec.keys))?;
+        check_nothing_lost(&report, u64::from(self.spec.keys))?;
         Ok(report)
     }
 }
 
-impl Report {
-    /// No acknowledged write lost or changed, every key read back, and the load did write.
-    /// Failed requests are allowed: a fault may refuse writes, it may not lose acknowledged ones.
-    pub fn check_nothing_lost(&self, keys: u64) -> Result<()> {
-        let v = &self.verify;
-        check(
-            v.lost == 0 && v.wrong == 0 && v.unreadable == 0 && v.stale_reads == 0,
-            || format!("acknowledged writes were lost or changed: {self:?}"),
-        )?;
-        check(v.keys_checked >= keys, || {
-            format!(
-                "only {} of {keys} keys were read back: {self:?}",
-                v.keys_checked
-            )
-        })?;
-        check(self.puts > 0, || {
-            format!("the load wrote nothing: {self:?}")
-        })
-    }
-
-    /// One line for the suite's summary.
-    pub fn summary(&self, case: &str) -> String {
-        let letters: Vec<String> = self
-            .errors_by_letter
-            .iter()
-            .map(|(l, n)| format!("{l}={n}"))
-            .collect();
+/// No acknowledged write lost or changed, every key read back, and the load did write.
+/// Failed requests are allowed: a fault may refuse writes, it may not lose acknowledged ones.
+pub fn check_nothing_lost(report: &LoadReport, keys: u64) -> Result<()> {
+    let v = &report.verify;
+    check(
+        v.lost == 0 && v.wrong == 0 && v.unreadable == 0 && v.stale_reads == 0,
+        || format!("acknowledged writes were lost or changed: {report:?}"),
+    )?;
+    check(v.keys_checked >= keys, || {
         format!(
-            "FAULTS {case}: requests={} ({} gets, {} puts) in {:.0}s ({:.0} req/s, p99 {:.1} ms); \
-             errors={} [{}]; keys verified={} (last acknowledged value of each); lost={} wrong={} \
-             unreadable={} stale_reads={}",
-            self.requests,
-            self.gets,
-            self.puts,
-            self.duration_s,
-            self.requests_per_s,
-            self.p99_ms,
-            self.errors,
-            letters.join(" "),
-            self.verify.keys_checked,
-            self.verify.lost,
-            self.verify.wrong,
-            self.verify.unreadable,
-            self.verify.stale_reads,
+            "only {} of {keys} keys were read back: {report:?}",
+            v.keys_checked
         )
-    }
+    })?;
+    check(report.puts > 0, || {
+        format!("the load wrote nothing: {report:?}")
+    })
+}
+
+/// One line for the suite's summary.
+pub fn summary(report: &LoadReport, case: &str) -> String {
+    let letters: Vec<String> = report
+        .errors_by_letter
+        .iter()
+        .map(|(l, n)| format!("{l}={n}"))
+        .collect();
+    format!(
+        "FAULTS {case}: requests={} ({} gets, {} puts) in {:.0}s ({:.0} req/s, p99 {:.1} ms); \
+         errors={} [{}]; keys verified={} (last acknowledged value of each); lost={} wrong={} \
+         unreadable={} stale_reads={}",
+        report.requests,
+        report.gets,
+        report.puts,
+        report.duration_s,
+        report.requests_per_s,
+        report.p99_ms,
+        report.errors,
+        letters.join(" "),
+        report.verify.keys_checked,
+        report.verify.lost,
+        report.verify.wrong,
+        report.verify.unreadable,
+        report.verify.stale_reads,
+    )
 }

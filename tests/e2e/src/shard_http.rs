@@ -1,24 +1,31 @@
-//! Plain HTTP from the test process to one shard's pod IP, bypassing routing clients: to count a
-//! shard's keys, or to write a key to its owner and see that server's own status code (e.g. 507
-//! on a full disk). Pod IPs are reachable from the local cluster's node, where the fault suite
-//! runs.
+//! One shard's pod IP, from the test process, bypassing routing clients: to read its topology,
+//! to count its keys, or to write a key to its owner and see that server's own status code and
+//! body (e.g. 507 `storage_full` on a full disk). Pod IPs are reachable from the local cluster's
+//! node, where the fault suite runs.
+//!
+//! Topology and key counts go through kvclient's [`ServerClient`]; `put` and `get` stay raw HTTP
+//! because the fault cases assert on the exact status code and error body, which the typed
+//! client turns into errors (and, on some codes, retries).
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
+use kvclient::{ClientConfig, RetryPolicy, ServerClient};
 use kvproto::topology::Topology;
-use kvproto::wire::KeyPage;
 
 use crate::namespace::TestNamespace;
 use crate::{Error, Result, stores};
+
+/// Per-request deadline of every call to a shard.
+const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One shard server, addressed directly.
 #[derive(Debug, Clone)]
 pub struct Shard {
     pub ordinal: u32,
     pub pod: String,
-    base: String,
+    server: ServerClient,
     http: reqwest::Client,
 }
 
@@ -40,10 +47,21 @@ fn address(pod: &Pod) -> Option<String> {
     Some(format!("http://{ip}:{port}"))
 }
 
+/// What the typed client does here: the raw client's deadline, and no retries, so each call
+/// is one request, as a raw one is.
+fn config() -> ClientConfig {
+    ClientConfig {
+        timeout: TIMEOUT,
+        connect_timeout: TIMEOUT,
+        retry: RetryPolicy::NONE,
+        ..ClientConfig::default()
+    }
+}
+
 /// Every shard pod of `store` that has an IP, ordered by ordinal.
 pub async fn shards(ns: &TestNamespace, store: &str) -> Result<Vec<Shard>> {
     let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
+        .timeout(TIMEOUT)
         .build()
         .map_err(|e| http_error("http client", e))?;
     let mut out = Vec::new();
@@ -59,7 +77,7 @@ pub async fn shards(ns: &TestNamespace, store: &str) -> Result<Vec<Shard>> {
         out.push(Shard {
             ordinal,
             pod: name,
-            base,
+            server: ServerClient::new(&base, config())?,
             http: http.clone(),
         });
     }
@@ -67,76 +85,39 @@ pub async fn shards(ns: &TestNamespace, store: &str) -> Result<Vec<Shard>> {
 }
 
 impl Shard {
-    fn key_url(&self, key: &str) -> String {
-        format!("{}/v1/keys/{key}", self.base)
-    }
-
     /// The topology this server holds.
     pub async fn topology(&self) -> Result<Topology> {
-        let url = format!("{}/v1/topology", self.base);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| http_error(&url, e))?;
-        let resp = resp.error_for_status().map_err(|e| http_error(&url, e))?;
-        resp.json().await.map_err(|e| http_error(&url, e))
+        self.server
+            .topology()
+            .await?
+            .ok_or_else(|| Error::Check(format!("{}/v1/topology: no topology", self.server.base())))
     }
 
     /// Keys this server holds under `prefix` (all pages).
     pub async fn count_keys(&self, prefix: &str) -> Result<usize> {
-        let mut count = 0;
-        let mut after: Option<String> = None;
-        loop {
-            let mut query = vec![("prefix", prefix.to_owned()), ("limit", "10000".into())];
-            if let Some(a) = &after {
-                query.push(("after", a.clone()));
-            }
-            let url = format!("{}/v1/keys", self.base);
-            let page: KeyPage = self
-                .http
-                .get(&url)
-                .query(&query)
-                .send()
-                .await
-                .and_then(reqwest::Response::error_for_status)
-                .map_err(|e| http_error(&url, e))?
-                .json()
-                .await
-                .map_err(|e| http_error(&url, e))?;
-            count += page.keys.len();
-            match page.next_after {
-                Some(next) => after = Some(next),
-                None => return Ok(count),
-            }
-        }
+        Ok(self.server.list_all(Some(prefix)).await?.len())
     }
 
     /// `PUT /v1/keys/{key}`: the status code and body this server answered.
     pub async fn put(&self, key: &str, value: &str) -> Result<(u16, String)> {
         let url = self.key_url(key);
-        let resp = self
-            .http
-            .put(&url)
-            .body(value.to_owned())
-            .send()
+        self.raw(&url, self.http.put(&url).body(value.to_owned()))
             .await
-            .map_err(|e| http_error(&url, e))?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        Ok((status, body))
     }
 
     /// `GET /v1/keys/{key}`: the status code and the value (or error body).
     pub async fn get(&self, key: &str) -> Result<(u16, String)> {
         let url = self.key_url(key);
-        let resp = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| http_error(&url, e))?;
+        self.raw(&url, self.http.get(&url)).await
+    }
+
+    fn key_url(&self, key: &str) -> String {
+        format!("{}/v1/keys/{key}", self.server.base())
+    }
+
+    /// Sends `request` once: the status code and body, whatever the status.
+    async fn raw(&self, url: &str, request: reqwest::RequestBuilder) -> Result<(u16, String)> {
+        let resp = request.send().await.map_err(|e| http_error(url, e))?;
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         Ok((status, body))

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
-use e2e::load::{self, Load, LoadSpec, Report};
+use e2e::load::{self, Load, LoadReport, LoadSpec};
 use e2e::namespace::TestNamespace;
 use e2e::shard_http::{self, Shard};
 use e2e::volumes::{self, TmpfsVolumes};
@@ -23,6 +23,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use operator::KVStore;
+use operator::rebalance::hooks::COPY_BATCH_PAUSE;
 use operator::status::Phase;
 
 const STORE: &str = "kv";
@@ -33,7 +34,6 @@ const LONG: Duration = Duration::from_secs(300);
 const BEFORE_FAULT: Duration = Duration::from_secs(8);
 const AFTER_RECOVERY: Duration = Duration::from_secs(8);
 const OPERATOR_NS: &str = "kvstore-system";
-const COPY_BATCH_PAUSE: &str = "kvstore.dev/test-copy-batch-pause-millis";
 
 fn load_spec() -> LoadSpec {
     LoadSpec {
@@ -69,10 +69,10 @@ async fn store_under_load(ns: &TestNamespace, extra: serde_json::Value) -> Resul
 }
 
 /// Stops the load, checks nothing acknowledged was lost, and records the case's line.
-async fn finish(ns: &TestNamespace, case: &str, load: Load, note: &str) -> Result<Report> {
+async fn finish(ns: &TestNamespace, case: &str, load: Load, note: &str) -> Result<LoadReport> {
     tokio::time::sleep(AFTER_RECOVERY).await;
     let report = load.stop(ns).await?;
-    let mut line = report.summary(case);
+    let mut line = load::summary(&report, case);
     if !note.is_empty() {
         line.push_str("; ");
         line.push_str(note);

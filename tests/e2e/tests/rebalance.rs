@@ -14,13 +14,11 @@ use e2e::{Result, check, cluster, pods, stores};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use operator::rebalance::hooks::{COPY_BATCH_PAUSE, PAUSE_BEFORE_PHASE};
 use operator::status::{Phase, RebalancePhase};
 
 const STORE: &str = "rb";
 const LONG: Duration = Duration::from_secs(600);
-/// Test hooks of the operator (annotations on the KVStore).
-const PAUSE_BEFORE_PHASE: &str = "kvstore.dev/test-pause-before-phase-seconds";
-const COPY_BATCH_PAUSE: &str = "kvstore.dev/test-copy-batch-pause-millis";
 
 /// The two clients of a scenario.
 struct Clients {
