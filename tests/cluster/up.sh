@@ -300,6 +300,8 @@ wait_for 180 "node $NODE_NAME Ready" kubelet kubectl_admin wait --for=condition=
 wait_for 60 "CoreDNS ready (kubernetes plugin synced)" coredns curl -fsS "http://$NODE_IP:8181/ready"
 wait_for 60 "default ServiceAccount" kube-controller-manager kubectl_admin get serviceaccount default -n default
 for d in "${ALL_DAEMONS[@]}"; do daemon_running "$d" || { dump_logs 40; die "$d is not running"; }; done
-log "cluster up ($KVSTORE_NODES node(s)) in $((SECONDS - START))s: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, containerd $(containerd --version | awk '{print $3}'), CoreDNS $COREDNS_VERSION"
+nodes_note=""
+((KVSTORE_NODES == 1)) || nodes_note=" ($KVSTORE_NODES nodes)"
+log "cluster up$nodes_note in $((SECONDS - START))s: Kubernetes $K8S_VERSION, etcd $ETCD_VERSION, containerd $(containerd --version | awk '{print $3}'), CoreDNS $COREDNS_VERSION"
 log "logs: $LOG_DIR   state: $STATE   containerd socket: $CONTAINERD_SOCK"
 "$CLUSTER_DIR/env.sh"
