@@ -2,6 +2,7 @@
 //! bytes. Hot keys are then served without touching the LSM tree. It is filled and updated only
 //! under the key's stripe lock, so it never holds a record older than the engine's.
 
+use bytes::Bytes;
 use kvproto::Key;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
@@ -39,9 +40,16 @@ impl ReadCache {
         self.0.as_ref()?.get(key)
     }
 
+    /// Keeps a copy of `record` whose value owns exactly its bytes: a value may be a view into a
+    /// much larger buffer (a request's read buffer, an import body, an engine block), which the
+    /// weigher, counting only the value's length, would otherwise keep alive unseen.
     pub fn put(&self, key: &Key, record: &Record) {
         if let Some(c) = &self.0 {
-            c.insert(key.clone(), record.clone());
+            let owned = Record {
+                version: record.version,
+                value: record.value.as_deref().map(Bytes::copy_from_slice),
+            };
+            c.insert(key.clone(), owned);
         }
     }
 
@@ -61,7 +69,6 @@ impl ReadCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     #[test]
     fn holds_updates_and_forgets() {
