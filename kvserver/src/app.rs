@@ -34,7 +34,8 @@ pub fn app(state: AppState) -> Router {
     // One limit shared by both data families.
     let concurrency = GlobalConcurrencyLimitLayer::new(state.max_concurrency);
     let book = Router::new()
-        .route("/save/{*rest}", get(book::save))
+        // `get` alone would answer HEAD by running the handler: a HEAD must not write.
+        .route("/save/{*rest}", get(book::save).head(method_not_allowed))
         .route("/load/{*rest}", get(book::load))
         .route("/allKeys", get(book::all_keys));
     let keys = Router::new().route("/v1/keys", get(v1::list_keys)).route(
@@ -100,7 +101,8 @@ pub fn ops_app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/drain", get(ops::drain))
+        // A HEAD must not drain (`get` alone would run the handler for HEAD too).
+        .route("/drain", get(ops::drain).head(method_not_allowed))
         .fallback(route_not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),

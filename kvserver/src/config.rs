@@ -84,7 +84,9 @@ pub struct Config {
     pub drain_delay: Duration,
 
     /// After the drain delay, how long in-flight requests get to finish before the process exits.
-    #[arg(long, env = "KV_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    /// With the default drain delay, 2 s + 5 s + the final sync stays inside the pod's 10 s grace
+    /// period, so SIGKILL never lands before the final sync; half-open connections don't stretch it.
+    #[arg(long, env = "KV_SHUTDOWN_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
     /// Longest time a data request may take before it is answered 503 `timeout`.

@@ -3,6 +3,7 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
 use kvserver::Config;
 use tokio::net::TcpListener;
@@ -28,8 +29,14 @@ async fn main() -> ExitCode {
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind((config.bind.as_str(), config.port)).await?;
-    let ops_listener = TcpListener::bind((config.bind.as_str(), config.ops_port)).await?;
+    let listener = bind(&config.bind, config.port, "data port", "--port / KV_PORT").await?;
+    let ops_listener = bind(
+        &config.bind,
+        config.ops_port,
+        "ops port",
+        "--ops-port / KV_OPS_PORT",
+    )
+    .await?;
     // One machine-readable line, so scripts and tests can use --port 0.
     println!(
         "listening data={} ops={}",
@@ -37,6 +44,13 @@ async fn start(config: Config) -> anyhow::Result<()> {
         ops_listener.local_addr()?
     );
     kvserver::run(config, listener, ops_listener, shutdown_signal()).await
+}
+
+/// Binds one listener; a failure names the address and the flag that changes it.
+async fn bind(host: &str, port: u16, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("cannot listen on {host}:{port} ({what}; change it with {flag})"))
 }
 
 /// SIGTERM (the kubelet) or ctrl-c (a terminal).

@@ -74,3 +74,77 @@ async fn drain_then_sigterm_exits_cleanly_and_a_restart_serves_again() {
         .unwrap();
     assert_eq!(r.text().await.unwrap(), "1");
 }
+
+/// Issue 13 item 13: a port already in use used to exit with only "Address already in use (os
+/// error 98)"; the message must name the address and the flag to change.
+#[test]
+fn a_taken_port_names_the_address_and_the_flag() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, other, named) in [
+        ("--ops-port", "--port", "--ops-port"),
+        ("--port", "--ops-port", "--port /"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kvserver"))
+            .args(["--bind", "127.0.0.1", flag, &port, other, "0"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("127.0.0.1:{port}")) && stderr.contains(named),
+            "{flag} taken: {stderr}"
+        );
+    }
+}
+
+/// Issue 13 item 13: one half-open connection (headers never finished) stretched shutdown to the
+/// old 20 s `--shutdown-timeout`, past the pod's 10 s grace period, so SIGKILL landed before the
+/// final sync. With the defaults the process must exit cleanly well inside the grace period.
+#[tokio::test]
+async fn a_half_open_connection_does_not_stretch_shutdown_past_the_grace_period() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = spawn_binary(&dir.path().join("data"), &[]);
+    wait_healthy(&server.ops_url()).await;
+    let r = http()
+        .get(format!("{}/save/a/1", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut half_open = tokio::net::TcpStream::connect(server.data).await.unwrap();
+    half_open
+        .write_all(b"GET /load/a HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let pid = server.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut exited = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let status = exited.expect("kvserver still running 10 s (the grace period) after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    drop(half_open);
+    let server = spawn_binary(&dir.path().join("data"), &[]);
+    wait_healthy(&server.ops_url()).await;
+    let r = http()
+        .get(format!("{}/load/a", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "1");
+}

@@ -753,3 +753,22 @@ async fn deletes_leave_tombstones_while_migrating_and_cleanup_purges_them() {
         StatusCode::NOT_FOUND
     );
 }
+
+/// Issue 13 item 13: axum's `get` also runs the handler for HEAD, so `HEAD /save/k/v` wrote and
+/// `HEAD /drain` drained. Both must now answer 405 and change nothing; GET keeps working.
+#[tokio::test]
+async fn head_neither_saves_nor_drains() {
+    let f = fixture();
+    let head = |uri: &str| Request::head(uri).body(Body::empty()).unwrap();
+    let r = send(&f.router, head("/save/a/1")).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = send(&f.router, get("/load/a")).await;
+    assert_eq!(r.text(), "_key_not_found_");
+    let ops = kvserver::ops_app(f.state.clone());
+    let r = send(&ops, head("/drain")).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(!f.state.is_draining());
+    assert_eq!(send(&ops, get("/readyz")).await.status, StatusCode::OK);
+    let r = send(&f.router, get("/save/a/1")).await;
+    assert_eq!(r.text(), "1");
+}
