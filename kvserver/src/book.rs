@@ -1,6 +1,7 @@
 //! The chapter's three routes, byte for byte: `GET /save/<key>/<value>`, `GET /load/<key>`
 //! (200 `_key_not_found_` on a miss) and `GET /allKeys`. Errors are plain text.
 
+use axum::body::Body;
 use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, header};
@@ -9,12 +10,13 @@ use bytes::Bytes;
 use kvproto::Key;
 use kvproto::wire::BOOK_KEY_NOT_FOUND;
 use percent_encoding::percent_decode_str;
+use tokio::sync::mpsc;
 
 use crate::error::{BookError, Error};
 use crate::keys;
 use crate::routing::{Decision, decide};
 use crate::state::AppState;
-use crate::storage::Precondition;
+use crate::storage::{Precondition, StorageError};
 
 /// Flask's default content type, which the book's server answered with.
 const FLASK_CONTENT_TYPE: &str = "text/html; charset=utf-8";
@@ -83,8 +85,25 @@ pub async fn load(State(state): State<AppState>, req: Request) -> Result<Respons
     }
 }
 
+/// Streamed from a blocking thread through a small bounded channel: memory stays bounded and the
+/// request runtime free (`/healthz` keeps answering) however large the shard.
 pub async fn all_keys(State(state): State<AppState>) -> Result<Response, BookError> {
-    let keys = state.store.all_keys()?;
-    let joined = keys.iter().map(Key::as_str).collect::<Vec<_>>().join(",");
-    Ok(ok(Bytes::from(joined)))
+    // An engine that is not open is refused before any byte is sent, as before.
+    state.store.check_open().map_err(Error::from)?;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, StorageError>>(4);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.stream_all_keys(&tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, FLASK_CONTENT_TYPE)],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

@@ -6,7 +6,7 @@
 //! - `write.rs`: preconditions and outcomes; `gate.rs`: single writes vs. bulk operations;
 //! - `durability.rs` (+ `commit.rs`, group commit): what `--sync` does before an answer;
 //! - `poison.rs`: a failed write, and the reopen once the disk has room;
-//! - `export.rs`, `import.rs`, `cleanup.rs`: the bulk operations;
+//! - `export.rs`, `import.rs`, `cleanup.rs`: the bulk operations; `all_keys.rs`: `/allKeys` streamed;
 //! - `cache.rs`, `clock.rs`, `counters.rs`: read cache, versions, key/byte counters.
 //!
 //! # Guarantees
@@ -24,6 +24,7 @@
 //! cleanups and reopens take the gate exclusively, so they apply atomically with respect to
 //! single writes.
 
+mod all_keys;
 mod cache;
 mod cleanup;
 mod clock;
@@ -253,9 +254,25 @@ impl Store {
         Ok((keys, false))
     }
 
-    /// Every live key, in order (the book's `/allKeys`).
+    /// Every live key, in order (tests; the route streams them with [`Self::stream_all_keys`]).
     pub fn all_keys(&self) -> Result<Vec<Key>, StorageError> {
         Ok(self.list("", None, usize::MAX)?.0)
+    }
+
+    /// Whether the engine is open, as the error a read would get.
+    pub fn check_open(&self) -> Result<(), StorageError> {
+        self.slot.get().map(|_| ())
+    }
+
+    /// Streams every live key, in order, comma-separated, into `tx` (the book's `/allKeys`).
+    /// Blocking: run it on a blocking thread.
+    pub fn stream_all_keys(
+        &self,
+        tx: &mpsc::Sender<Result<Bytes, StorageError>>,
+    ) -> Result<(), StorageError> {
+        let engine = self.slot.get()?;
+        all_keys::stream(records(engine.kv.iter()), tx);
+        Ok(())
     }
 
     /// Every stored record (tombstones included) whose key passes `keep`, in key order: the one
