@@ -16,16 +16,6 @@ use kvproto::bulk::{BulkCodec, BulkRecord, CONTENT_TYPE as BULK_CONTENT_TYPE};
 const KEYS: usize = 300_000;
 const CONCURRENT: usize = 6;
 
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .expect("VmRSS")
-        * 1024
-}
-
 fn key(i: usize) -> String {
     format!("key-{i:010}-with-some-padding-to-weigh")
 }

@@ -20,16 +20,6 @@ const CACHE_BYTES: u64 = 16 << 20;
 const OVERHEAD: u64 = 64 << 20;
 const CLIENTS: usize = 16;
 
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb * 1024
-}
-
 fn value(i: usize) -> String {
     format!("{i:016}")
 }

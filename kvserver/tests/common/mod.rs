@@ -207,3 +207,14 @@ pub async fn wait_healthy(ops_url: &str) {
     }
     panic!("server at {ops_url} never became healthy");
 }
+
+/// A process's resident set size (`VmRSS` of /proc/PID/status), in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
