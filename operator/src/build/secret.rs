@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Secret;
 use rand::distr::{Alphanumeric, SampleString};
 
-use super::meta;
+use super::meta::meta;
 use crate::labels;
 use crate::validate::Instance;
 

@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kvproto::wire::DEFAULT_OPS_PORT;
 
-use super::meta;
+use super::meta::meta;
 use super::secret::TOKEN_KEY;
 use crate::labels;
 use crate::validate::Instance;

@@ -5,7 +5,7 @@ use futures::future::BoxFuture;
 use kvproto::Topology;
 use kvproto::bulk::BulkRecord;
 
-use super::{CallResult, RecordStream, ShardAdmin};
+use super::admin::{CallResult, RecordStream, ShardAdmin};
 
 /// [`ShardAdmin`] with boxed futures; every `ShardAdmin` is one.
 pub trait DynShardAdmin: Send + Sync {

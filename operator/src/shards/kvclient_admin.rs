@@ -10,7 +10,7 @@ use kvproto::Topology;
 use kvproto::bulk::BulkRecord;
 use kvproto::wire::ImportMode;
 
-use super::{CallResult, RecordStream, ShardAdmin};
+use super::admin::{CallResult, RecordStream, ShardAdmin};
 
 /// Deadline of one admin call (other than bulk export and import).
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);

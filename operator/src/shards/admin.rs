@@ -1,0 +1,57 @@
+//! The [`ShardAdmin`] trait (implement it with `async fn`): the admin API of one kvserver, as
+//! the operator uses it, and the types of its answers.
+
+use std::future::Future;
+
+use futures::stream::BoxStream;
+use kvproto::Topology;
+use kvproto::bulk::BulkRecord;
+
+/// The answer of one admin call.
+pub type CallResult<T> = Result<T, kvclient::Error>;
+
+/// Records as an export streams them; an error ends the stream.
+pub type RecordStream = BoxStream<'static, CallResult<BulkRecord>>;
+
+/// The admin API of one kvserver, as the operator uses it.
+pub trait ShardAdmin: Send + Sync {
+    /// `PUT /v1/admin/topology` on the server at `base_url`, with the admin `token`.
+    fn put_topology(
+        &self,
+        base_url: &str,
+        token: &str,
+        topology: &Topology,
+    ) -> impl Future<Output = CallResult<()>> + Send;
+
+    /// `GET /v1/admin/export?scope=moving`: the local records whose owner is another shard.
+    fn export_moving(
+        &self,
+        base_url: &str,
+        token: &str,
+    ) -> impl Future<Output = CallResult<RecordStream>> + Send;
+
+    /// `GET /v1/admin/export/count?scope=moving`: how many records `export_moving` would send.
+    fn moving_count(
+        &self,
+        base_url: &str,
+        token: &str,
+    ) -> impl Future<Output = CallResult<u64>> + Send;
+
+    /// `POST /v1/admin/import?mode=if-absent`: the number of records applied.
+    fn import_if_absent(
+        &self,
+        base_url: &str,
+        token: &str,
+        records: &[BulkRecord],
+    ) -> impl Future<Output = CallResult<u64>> + Send;
+
+    /// `POST /v1/admin/cleanup`: drop keys the shard no longer owns, and tombstones.
+    fn cleanup(&self, base_url: &str, token: &str) -> impl Future<Output = CallResult<()>> + Send;
+
+    /// `GET /v1/info`: how many keys the shard holds.
+    fn key_count(
+        &self,
+        base_url: &str,
+        token: &str,
+    ) -> impl Future<Output = CallResult<u64>> + Send;
+}
