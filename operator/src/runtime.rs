@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::FutureExt;
 use kube::Client;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{error, info};
 
 use crate::cli::RunArgs;
@@ -35,78 +36,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let client = Client::try_default().await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop = move || {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|stopped| *stopped).await;
-        }
-    };
-    tokio::spawn(async move {
-        kvclient::shutdown::signal().await;
-        info!("shutdown signal received");
-        let _ = stop_tx.send(true);
-    });
-
-    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
-    info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
-    let app = ops_server::router(OpsState {
-        metrics: metrics.clone(),
-        ready: ready.clone(),
-    });
-    let server = tokio::spawn(
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop())
-            .into_future(),
-    );
-
-    let config = Config {
-        requeue: args.requeue,
-        ..Config::default()
-    };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        args.identity.clone(),
-        metrics,
-        config,
-        Arc::new(KvClientAdmin::for_operator()),
-    ));
-    let namespace = args.namespace.as_deref();
+    let stop = stop_on_signal();
+    let server = serve_ops(&args, metrics.clone(), ready.clone(), stop.clone()).await?;
+    let ctx = context(&args, client.clone(), metrics);
     let result = if args.leader_election {
-        let lease_ns = args
-            .lease_namespace
-            .clone()
-            .unwrap_or_else(|| client.default_namespace().to_owned());
-        let identity = args
-            .identity
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}", crate::labels::MANAGER, std::process::id()));
-        let mut election = leader::join(client, &lease_ns, &args.lease_name, &identity).await?;
-        ready.store(true, Ordering::Relaxed);
-        info!(lease = %args.lease_name, namespace = %lease_ns, %identity, "waiting for the lease");
-        let leading = tokio::select! {
-            leading = election.until_leading() => leading,
-            () = stop() => false,
-        };
-        if leading {
-            info!("leading: starting the controller");
-            let lost = election.lost().shared();
-            let shutdown = futures::future::select(Box::pin(stop()), lost.clone()).map(|_| ());
-            controller::run(ctx, namespace, shutdown).await;
-            let lost_lease = lost.now_or_never().is_some();
-            election.release().await;
-            if lost_lease {
-                Err(RunError::LostLease)
-            } else {
-                Ok(())
-            }
-        } else {
-            election.release().await;
-            Ok(())
-        }
+        run_elected(&args, client, ctx, &ready, stop).await
     } else {
         ready.store(true, Ordering::Relaxed);
-        controller::run(ctx, namespace, stop()).await;
+        controller::run(ctx, args.namespace.as_deref(), stop.wait()).await;
         Ok(())
     };
     info!("controller stopped");
@@ -116,4 +53,96 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         Err(err) => error!(error = %err, "metrics server task failed"),
     }
     result
+}
+
+/// Resolves, for every clone, once SIGTERM or Ctrl-C has arrived.
+#[derive(Clone)]
+struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    async fn wait(self) {
+        let mut rx = self.0;
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+}
+
+fn stop_on_signal() -> Stop {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        kvclient::shutdown::signal().await;
+        info!("shutdown signal received");
+        let _ = stop_tx.send(true);
+    });
+    Stop(stop_rx)
+}
+
+/// Serves /metrics, /healthz and /readyz until the stop signal.
+async fn serve_ops(
+    args: &RunArgs,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    stop: Stop,
+) -> Result<JoinHandle<std::io::Result<()>>, RunError> {
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr).await?;
+    info!(addr = %args.metrics_addr, "serving /metrics, /healthz, /readyz");
+    let app = ops_server::router(OpsState { metrics, ready });
+    Ok(tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.wait())
+            .into_future(),
+    ))
+}
+
+fn context(args: &RunArgs, client: Client, metrics: Arc<Metrics>) -> Arc<Context> {
+    let config = Config {
+        requeue: args.requeue,
+        ..Config::default()
+    };
+    Arc::new(Context::new(
+        client,
+        args.identity.clone(),
+        metrics,
+        config,
+        Arc::new(KvClientAdmin::for_operator()),
+    ))
+}
+
+/// Waits for the lease, then runs the controller until the stop signal or the lease is lost.
+async fn run_elected(
+    args: &RunArgs,
+    client: Client,
+    ctx: Arc<Context>,
+    ready: &AtomicBool,
+    stop: Stop,
+) -> Result<(), RunError> {
+    let lease_ns = args
+        .lease_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", crate::labels::MANAGER, std::process::id()));
+    let mut election = leader::join(client, &lease_ns, &args.lease_name, &identity).await?;
+    ready.store(true, Ordering::Relaxed);
+    info!(lease = %args.lease_name, namespace = %lease_ns, %identity, "waiting for the lease");
+    let leading = tokio::select! {
+        leading = election.until_leading() => leading,
+        () = stop.clone().wait() => false,
+    };
+    if !leading {
+        election.release().await;
+        return Ok(());
+    }
+    info!("leading: starting the controller");
+    let lost = election.lost().shared();
+    let shutdown = futures::future::select(Box::pin(stop.wait()), lost.clone()).map(|_| ());
+    controller::run(ctx, args.namespace.as_deref(), shutdown).await;
+    let lost_lease = lost.now_or_never().is_some();
+    election.release().await;
+    if lost_lease {
+        Err(RunError::LostLease)
+    } else {
+        Ok(())
+    }
 }

@@ -103,18 +103,29 @@ async fn steady(
     };
     // Clients route over the acknowledged map, also while stopped: it is what comes back.
     let serving = topology.map_or(0, |t| t.shards);
-    if serving > 0 && matches!(plan.report, Report::Available { shards } if shards == serving) {
-        // Housekeeping only: a failure is retried on the next reconcile, the store is fine.
-        if let Err(err) = volumes::delete_unused(ctx, &base.kvs, inst, serving).await {
-            warn!(error = %err, "could not delete unused volumes");
-        }
-    }
+    sweep_unused_volumes(ctx, &base, inst, &plan.report, serving).await;
     let outcome = Outcome::Planned {
         report: plan.report,
         topology,
         serving,
     };
     base.end(outcome, Ok(Action::requeue(ctx.config.requeue)))
+}
+
+/// Deletes claims beyond the serving count once the store is Available at that count.
+async fn sweep_unused_volumes(
+    ctx: &Context,
+    base: &StatusBase,
+    inst: &Instance,
+    report: &Report,
+    serving: i32,
+) {
+    if serving > 0 && matches!(report, Report::Available { shards } if *shards == serving) {
+        // Housekeeping only: a failure is retried on the next reconcile, the store is fine.
+        if let Err(err) = volumes::delete_unused(ctx, &base.kvs, inst, serving).await {
+            warn!(error = %err, "could not delete unused volumes");
+        }
+    }
 }
 
 /// Pushes the plan's map to every server, if it has one; answers the acknowledged map.
