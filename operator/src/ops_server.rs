@@ -1,5 +1,6 @@
 //! The operator's own HTTP endpoint: `/metrics`, `/healthz` (the process runs) and `/readyz`
-//! (the operator is leading or standing by, and its client works).
+//! (200 once `runtime::run` has joined the leader election, leading or standing by, or right
+//! away without election; 503 before).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

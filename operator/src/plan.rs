@@ -1,8 +1,9 @@
 //! The pure decision of a reconcile: given the spec, the shard map the servers acknowledged and
 //! the StatefulSet as observed, how many pods to run, which shard map to push, and what to report.
 //!
-//! A change between two non-zero shard counts is a rebalance; [`crate::rebalance`]
-//! decides that case, so the key-moving state machine plugs in there without touching the rest.
+//! A change between two non-zero shard counts is a rebalance: the controller hands it to the
+//! state machine in [`crate::rebalance`] before this plan is made, so here it only reports a
+//! move that is pending (`rebalance_pending`, e.g. a stopped store that keeps a move).
 
 use kvproto::{Sharding, Topology};
 

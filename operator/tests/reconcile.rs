@@ -62,7 +62,11 @@ async fn a_new_store_gets_its_children_by_server_side_apply_and_a_token_once() {
     let token = created[0].body["stringData"]["token"].as_str().unwrap();
     assert_eq!(token.len(), 48);
 
-    assert_eq!(h.statuses().len(), 1, "the status is written once, at the end");
+    assert_eq!(
+        h.statuses().len(),
+        1,
+        "the status is written once, at the end"
+    );
     let status = h.status();
     assert_eq!(status.phase, Some(Phase::Pending));
     assert_eq!(status.replicas, 0, "no shard map yet");
@@ -230,7 +234,11 @@ async fn a_refused_push_is_reported_and_retried_with_growing_backoff() {
     let kvs = kvstore(3);
     let err = h.reconcile(kvs.clone()).await.unwrap_err();
     assert_eq!(err.category(), Category::Shard);
-    assert_eq!(h.statuses().len(), 1, "the status is written once, at the end");
+    assert_eq!(
+        h.statuses().len(),
+        1,
+        "the status is written once, at the end"
+    );
     assert!(err.to_string().contains("shard 1"), "{err}");
     let status = h.status();
     assert_eq!(
