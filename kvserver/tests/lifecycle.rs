@@ -8,6 +8,26 @@ use std::time::Duration;
 
 use common::*;
 
+/// Sends SIGTERM and polls until the process exits or 10 s have passed since `since`.
+async fn sigterm_and_wait(
+    server: &mut Proc,
+    since: std::time::Instant,
+) -> Option<std::process::ExitStatus> {
+    let pid = server.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    while since.elapsed() < Duration::from_secs(10) {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            return Some(status);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
+
 #[tokio::test]
 async fn drain_then_sigterm_exits_cleanly_and_a_restart_serves_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,21 +62,9 @@ async fn drain_then_sigterm_exits_cleanly_and_a_restart_serves_again() {
         .unwrap();
     assert_eq!(r.status(), 503);
 
-    let pid = server.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut exited = None;
-    for _ in 0..400 {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            exited = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let status = exited.expect("kvserver did not exit after SIGTERM");
+    let status = sigterm_and_wait(&mut server, std::time::Instant::now())
+        .await
+        .expect("kvserver did not exit after SIGTERM");
     assert!(status.success(), "exit status {status}");
 
     let server = spawn_binary(&data, &[]);
@@ -122,21 +130,9 @@ async fn a_half_open_connection_does_not_stretch_shutdown_past_the_grace_period(
         .await
         .unwrap();
     let started = std::time::Instant::now();
-    let pid = server.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let mut exited = None;
-    while started.elapsed() < Duration::from_secs(10) {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            exited = Some(status);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let status = exited.expect("kvserver still running 10 s (the grace period) after SIGTERM");
+    let status = sigterm_and_wait(&mut server, started)
+        .await
+        .expect("kvserver still running 10 s (the grace period) after SIGTERM");
     assert!(status.success(), "exit status {status}");
     drop(half_open);
     let server = spawn_binary(&dir.path().join("data"), &[]);
