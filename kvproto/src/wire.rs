@@ -80,6 +80,10 @@ pub enum ErrorCode {
     StorageFull,
     StorageError,
     RouteNotFound,
+    /// 409: an import or cleanup fenced for a move step the server is no longer (or not yet) at.
+    Fenced,
+    /// 504: the request timed out after it may have been applied; read the key to learn the outcome.
+    OutcomeUnknown,
 }
 
 /// The JSON body of every error on the `/v1` API.

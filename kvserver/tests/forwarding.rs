@@ -240,7 +240,7 @@ async fn a_delete_during_copy_is_not_resurrected_by_the_copy() {
             let r = c
                 .client
                 .post(format!(
-                    "{}/v1/admin/import?mode=if-absent",
+                    "{}/v1/admin/import?mode=if-absent&epoch=2&phase=copy",
                     c.servers[new as usize].url
                 ))
                 .bearer_auth(TOKEN)
@@ -269,7 +269,7 @@ async fn a_delete_during_copy_is_not_resurrected_by_the_copy() {
     for s in &c.servers {
         let r = c
             .client
-            .post(format!("{}/v1/admin/cleanup", s.url))
+            .post(format!("{}/v1/admin/cleanup?epoch=2&phase=stable", s.url))
             .bearer_auth(TOKEN)
             .send()
             .await

@@ -727,16 +727,23 @@ async fn deletes_leave_tombstones_while_migrating_and_cleanup_purges_them() {
         "_key_not_found_"
     );
 
-    let r = send(&f.router, admin("POST", "/v1/admin/cleanup", Body::empty())).await;
+    let fenced_cleanup = || {
+        admin(
+            "POST",
+            "/v1/admin/cleanup?epoch=1&phase=stable",
+            Body::empty(),
+        )
+    };
+    let r = send(&f.router, fenced_cleanup()).await;
     assert_eq!(
         (r.status, r.code().as_str()),
-        (StatusCode::CONFLICT, "topology_conflict")
+        (StatusCode::CONFLICT, "fenced")
     );
 
     let mut done = t.clone();
     done.migration = None;
     assert_eq!(send(&f.router, push(&done)).await.status, StatusCode::OK);
-    let r = send(&f.router, admin("POST", "/v1/admin/cleanup", Body::empty())).await;
+    let r = send(&f.router, fenced_cleanup()).await;
     assert_eq!(r.status, StatusCode::OK);
     let report: CleanupReport = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((report.removed_keys, report.removed_tombstones), (1, 1));

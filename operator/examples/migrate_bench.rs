@@ -77,7 +77,10 @@ async fn load(servers: &[ServerClient], sharding: Sharding, shards: u32, records
     }
     for (server, group) in servers.iter().zip(groups) {
         for chunk in group.chunks(10_000) {
-            server.import(chunk, ImportMode::Overwrite).await.unwrap();
+            server
+                .import(chunk, ImportMode::Overwrite, None)
+                .await
+                .unwrap();
         }
     }
 }

@@ -141,7 +141,7 @@ fn container(inst: &Instance) -> Container {
         ..HTTPGetAction::default()
     };
     Container {
-        name: "kvserver".to_owned(),
+        name: labels::KVSERVER_CONTAINER.to_owned(),
         image: Some(spec.image.clone()),
         image_pull_policy: Some(spec.image_pull_policy.as_str().to_owned()),
         args: Some(vec![

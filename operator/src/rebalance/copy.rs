@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::future::try_join_all;
 use futures::stream::FuturesUnordered;
-use kvproto::Topology;
 use kvproto::bulk::BulkRecord;
+use kvproto::{Fence, Topology};
 use tokio::sync::watch;
 
 use crate::shards::{self, DynShardAdmin, ShardError};
@@ -119,7 +119,7 @@ async fn send(
 ) -> Result<(), ShardError> {
     let url = shards::peer(&target.peers, owner)?;
     let applied = admin
-        .import_if_absent(url, token, &records)
+        .import_if_absent(url, token, Fence::copy(target.epoch), &records)
         .await
         .map_err(|source| ShardError::Unreachable {
             shard: owner,
