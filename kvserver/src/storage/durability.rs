@@ -95,7 +95,10 @@ impl Durability {
         let (dir, ledger) = (self.dir.clone(), self.ledger.clone());
         tokio::task::spawn_blocking(move || {
             let newest = sync_journals(&dir)?;
-            newest.map_or(Ok(()), |id| ledger.note(id))
+            if let Some(id) = newest {
+                note(&ledger, id);
+            }
+            Ok(())
         })
         .await
         .map_err(StorageError::task)?
@@ -108,12 +111,22 @@ impl Durability {
     pub async fn note_newest_journal(&self) -> Result<(), StorageError> {
         let (dir, ledger) = (self.dir.clone(), self.ledger.clone());
         tokio::task::spawn_blocking(move || {
-            let ids = journal_check::journal_ids(&dir)?;
-            ids.last().map_or(Ok(()), |&id| ledger.note(id))
+            if let Some(&id) = journal_check::journal_ids(&dir)?.last() {
+                note(&ledger, id);
+            }
+            Ok(())
         })
         .await
         .map_err(StorageError::task)?
         .map_err(StorageError::Io)
+    }
+}
+
+/// Records the newest journal; a failure (a full disk, say) only weakens the deleted-journal
+/// check until the next sync, so it is logged, never failed into a write's answer.
+fn note(ledger: &Ledger, newest: u64) {
+    if let Err(e) = ledger.note(newest) {
+        tracing::warn!(error = %e, newest, "cannot record the newest journal in the ledger");
     }
 }
 

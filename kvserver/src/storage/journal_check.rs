@@ -3,7 +3,7 @@
 //! and truncates the file there (logged at debug level), so one flipped byte in the middle
 //! silently erases every acknowledged write after it; it also starts with an empty journal when
 //! the journal was deleted. (Its recovery mode is commented out in 3.1.) See kvserver/README.md,
-//! "Journal damage", and the upstream report.
+//! "Journal damage".
 //!
 //! The rule, as etcd's WAL and Redis's `aof-load-truncated` have it:
 //! - a torn *tail* (the bad bytes are the last data of the log: nothing valid follows them,

@@ -23,15 +23,19 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// The ledger of `dir`, recording `newest` now if it is newer than what the file holds.
+    /// The ledger of `dir`, recording `newest` now if it is newer than what the file holds. A
+    /// failure to record (a full disk) is logged: it only weakens the check until a later sync,
+    /// and a store on a full disk must still open for reads.
     pub fn open(dir: &Path, newest: Option<u64>) -> io::Result<Ledger> {
         let held = read(dir)?;
         let ledger = Ledger {
             dir: dir.to_path_buf(),
             recorded: AtomicU64::new(held.map_or(0, |id| id + 1)),
         };
-        if let Some(id) = newest {
-            ledger.note(id)?;
+        if let Some(id) = newest
+            && let Err(e) = ledger.note(id)
+        {
+            tracing::warn!(error = %e, newest = id, "cannot record the newest journal in the ledger");
         }
         Ok(ledger)
     }
