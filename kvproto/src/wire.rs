@@ -116,14 +116,17 @@ pub struct KeyPage {
     pub next_after: Option<String>,
 }
 
-/// How an import treats keys that already exist at the receiver.
+/// How an import treats keys that already exist at the receiver. In neither mode does a key's
+/// version go backwards, and the receiver's clock moves past every imported version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImportMode {
-    /// Replace whatever is there.
-    #[default]
+    /// Replace what is there with a higher version; a record whose version is not above the
+    /// stored one (value or tombstone) is skipped.
     Overwrite,
-    /// Skip keys that exist or carry a tombstone: a newer write or delete always wins.
+    /// The default (what the rebalance copy uses): skip keys that exist or carry a tombstone, so
+    /// a newer write or delete always wins.
+    #[default]
     IfAbsent,
 }
 
