@@ -39,6 +39,13 @@ pub enum Error {
     Misdirected,
     #[error("peer shard {shard} is unavailable")]
     PeerUnavailable { shard: u32 },
+    #[error(
+        "peer shard {shard} refused this server's admin token (the servers' token files \
+         differ: finish the token rotation, docs/security-token-rotation.md)"
+    )]
+    PeerUnauthorized { shard: u32 },
+    #[error("the request was already forwarded {hops} times; refusing to forward it again")]
+    LoopDetected { hops: u32 },
     #[error("{0}")]
     Storage(#[from] StorageError),
     #[error("no route for {0}")]
@@ -60,6 +67,8 @@ impl Error {
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::TopologyConflict(_) => StatusCode::CONFLICT,
+            Error::PeerUnauthorized { .. } => StatusCode::BAD_GATEWAY,
+            Error::LoopDetected { .. } => StatusCode::LOOP_DETECTED,
             Error::Draining
             | Error::Misdirected
             | Error::PeerUnavailable { .. }
@@ -87,6 +96,8 @@ impl Error {
             Error::Draining => ErrorCode::Draining,
             Error::Misdirected => ErrorCode::Misdirected,
             Error::PeerUnavailable { .. } => ErrorCode::PeerUnavailable,
+            Error::PeerUnauthorized { .. } => ErrorCode::PeerUnauthorized,
+            Error::LoopDetected { .. } => ErrorCode::LoopDetected,
             Error::Storage(StorageError::Full) => ErrorCode::StorageFull,
             Error::Storage(_) => ErrorCode::StorageError,
             Error::RouteNotFound(_) => ErrorCode::RouteNotFound,
