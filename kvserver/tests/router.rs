@@ -516,7 +516,7 @@ async fn topology_pushes_are_persisted_and_only_move_forward() {
 }
 
 #[tokio::test]
-async fn forwarding_headers_are_ignored_without_the_token() {
+async fn forwarding_headers_without_the_token_are_refused() {
     let f = fixture();
     // Two shards; 'b' (98) belongs to shard 0 (us), 'a' (97) to shard 1, which is unreachable.
     send(&f.router, push(&stable(2))).await;
