@@ -54,12 +54,17 @@ pub mod header {
     pub const ROUTING_SHARDS: &str = "x-kv-routing-shards";
     /// On a forwarded request: the forwarder's epoch.
     pub const FORWARDED_EPOCH: &str = "x-kv-forwarded-epoch";
-    /// On a forwarded request: how many forwards it has taken.
+    /// On a forwarded request: how many forwards it has taken. A lower bound whatever the auth:
+    /// a request carrying it is refused (401 without the token) or counted from it, never from
+    /// zero; at `topology::MAX_HOPS` it is not forwarded (508 `loop_detected`).
     pub const HOPS: &str = "x-kv-hops";
     /// On a forwarded request: the old owner to read through to on a local miss.
     pub const READ_THROUGH: &str = "x-kv-read-through";
     /// On a response: the shard that served the key.
     pub const SERVED_BY: &str = "x-kv-served-by";
+    /// The headers that make a request a forwarded one: any of them without the admin token is
+    /// answered 401.
+    pub const FORWARDING: [&str; 3] = [FORWARDED_EPOCH, HOPS, READ_THROUGH];
 }
 
 /// Machine-readable error codes; every 4xx/5xx carries one in an [`ErrorBody`].
@@ -77,6 +82,10 @@ pub enum ErrorCode {
     Draining,
     Misdirected,
     PeerUnavailable,
+    /// 502: a peer refused this server's admin token (token files differ between servers).
+    PeerUnauthorized,
+    /// 508: the request reached the forwarding limit (`topology::MAX_HOPS`) and was not sent on.
+    LoopDetected,
     StorageFull,
     StorageError,
     RouteNotFound,

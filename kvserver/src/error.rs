@@ -45,6 +45,13 @@ pub enum Error {
     NoTopologyYet,
     #[error("peer shard {shard} is unavailable")]
     PeerUnavailable { shard: u32 },
+    #[error(
+        "peer shard {shard} refused this server's admin token (the servers' token files \
+         differ: finish the token rotation, docs/security-token-rotation.md)"
+    )]
+    PeerUnauthorized { shard: u32 },
+    #[error("the request was already forwarded {hops} times; refusing to forward it again")]
+    LoopDetected { hops: u32 },
     #[error("{0}")]
     Storage(#[from] StorageError),
     #[error("no route for {0}")]
@@ -69,6 +76,8 @@ impl Error {
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::TopologyConflict(_) | Error::Fenced(_) => StatusCode::CONFLICT,
+            Error::PeerUnauthorized { .. } => StatusCode::BAD_GATEWAY,
+            Error::LoopDetected { .. } => StatusCode::LOOP_DETECTED,
             Error::Draining
             | Error::Misdirected
             | Error::NoTopologyYet
@@ -100,6 +109,8 @@ impl Error {
             Error::Draining => ErrorCode::Draining,
             Error::Misdirected | Error::NoTopologyYet => ErrorCode::Misdirected,
             Error::PeerUnavailable { .. } => ErrorCode::PeerUnavailable,
+            Error::PeerUnauthorized { .. } => ErrorCode::PeerUnauthorized,
+            Error::LoopDetected { .. } => ErrorCode::LoopDetected,
             Error::Storage(StorageError::Full) => ErrorCode::StorageFull,
             Error::Storage(_) => ErrorCode::StorageError,
             Error::RouteNotFound(_) => ErrorCode::RouteNotFound,

@@ -65,7 +65,7 @@ impl AppState {
         let state = AppState(Arc::new(Shared {
             store: Arc::new(store),
             shard: config.shard_ordinal(),
-            peers: PeerClient::new(token.value().map(str::to_owned))?,
+            peers: PeerClient::new(token.clone())?,
             token,
             metrics: Metrics::default(),
             max_value_bytes: config.max_value_bytes,
