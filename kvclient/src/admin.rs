@@ -84,7 +84,8 @@ impl ServerClient {
     }
 
     /// `POST /v1/admin/import?mode=`: sends `records` as one bulk stream. Records keep their
-    /// versions, so sending a batch again changes nothing; it is retried.
+    /// versions, so sending a batch again changes nothing; it is retried. A body over the
+    /// server's import limits is [`Error::TooLarge`].
     pub async fn import(&self, records: &[BulkRecord], mode: ImportMode) -> Result<ImportReport> {
         let mode = match mode {
             ImportMode::Overwrite => "overwrite",
@@ -99,7 +100,8 @@ impl ServerClient {
                     .header(CONTENT_TYPE, bulk::CONTENT_TYPE)
                     .body(body.clone())
             })
-            .await?;
+            .await
+            .map_err(|e| too_large(e, body.len()))?;
         self.json(resp).await
     }
 
@@ -134,5 +136,22 @@ impl ServerClient {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A 413 answer to a body of `bytes` bytes, as [`Error::TooLarge`].
+fn too_large(e: Error, bytes: usize) -> Error {
+    match e {
+        Error::Status {
+            server,
+            status: 413,
+            message,
+            ..
+        } => Error::TooLarge {
+            server,
+            bytes,
+            message,
+        },
+        other => other,
     }
 }
