@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use kvproto::bulk::{self, BulkCodec, BulkFrame, BulkRecord};
 use kvproto::wire::{CleanupReport, ExportCount, ImportMode, ImportReport, path};
-use kvproto::{Key, Topology};
+use kvproto::{Fence, Key, Topology};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use tokio_util::codec::FramedRead;
@@ -84,14 +84,23 @@ impl ServerClient {
     }
 
     /// `POST /v1/admin/import?mode=`: sends `records` as one bulk stream. Records keep their
-    /// versions, so sending a batch again changes nothing; it is retried. A body over the
+    /// versions, so sending a batch again changes nothing; it is retried. A server with a
+    /// topology takes only imports fenced at its own move's copy (`fence`). A body over the
     /// server's import limits is [`Error::TooLarge`].
-    pub async fn import(&self, records: &[BulkRecord], mode: ImportMode) -> Result<ImportReport> {
+    pub async fn import(
+        &self,
+        records: &[BulkRecord],
+        mode: ImportMode,
+        fence: Option<Fence>,
+    ) -> Result<ImportReport> {
         let mode = match mode {
             ImportMode::Overwrite => "overwrite",
             ImportMode::IfAbsent => "if-absent",
         };
-        let url = self.url(&format!("/v1/admin/import?mode={mode}"));
+        let url = self.url(&format!(
+            "/v1/admin/import?mode={mode}{}",
+            fence_query(fence)
+        ));
         let body: Bytes = BulkCodec::encode_all(records);
         let resp = self
             .send_timed(Idempotency::Idempotent, self.config.bulk_timeout, || {
@@ -117,9 +126,13 @@ impl ServerClient {
         Ok(count.records)
     }
 
-    /// `POST /v1/admin/cleanup`: drops keys this shard no longer owns, and tombstones.
-    pub async fn cleanup(&self) -> Result<CleanupReport> {
-        let url = self.url("/v1/admin/cleanup");
+    /// `POST /v1/admin/cleanup`: drops keys this shard no longer owns, and tombstones. A server
+    /// with a topology takes only a cleanup fenced at its own stable epoch (`fence`).
+    pub async fn cleanup(&self, fence: Option<Fence>) -> Result<CleanupReport> {
+        let url = match fence {
+            Some(f) => self.url(&format!("/v1/admin/cleanup?{}", f.query())),
+            None => self.url("/v1/admin/cleanup"),
+        };
         let resp = self
             .send(Idempotency::Idempotent, || self.http.post(&url))
             .await?;
@@ -154,4 +167,9 @@ fn too_large(e: Error, bytes: usize) -> Error {
         },
         other => other,
     }
+}
+
+/// `&epoch=E&phase=P`, or nothing.
+fn fence_query(fence: Option<Fence>) -> String {
+    fence.map_or_else(String::new, |f| format!("&{}", f.query()))
 }

@@ -95,6 +95,18 @@ impl Error {
         )
     }
 
+    /// True when the request may or may not have been applied: no answer in time, a broken
+    /// connection, or the server's 504 `outcome_unknown`. Never a clean failure: read the key.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Status { status, code, .. } => {
+                *status == 504 || *code == Some(ErrorCode::OutcomeUnknown)
+            }
+            _ => false,
+        }
+    }
+
     /// True when the server said it applied nothing and the same request may succeed later:
     /// draining, misdirected during a topology change, or the connection was never opened.
     pub fn refused_unapplied(&self) -> bool {

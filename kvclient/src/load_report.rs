@@ -22,6 +22,10 @@ pub struct LoadReport {
     /// Errors by the book's letter: `.` unreachable, `5` for 5xx, ...
     #[serde(default)]
     pub errors_by_letter: BTreeMap<String, u64>,
+    /// Writes that failed without saying whether they were applied (timeout, broken connection,
+    /// 504 `outcome_unknown`): not clean failures; the read-back accepts either value.
+    #[serde(default)]
+    pub unknown_outcome_writes: u64,
     pub verify: Verify,
 }
 

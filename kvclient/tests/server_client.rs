@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use kvclient::{ClientConfig, Condition, Error, ExportScope, ListQuery, LocalRead, ServerClient};
 use kvproto::bulk::BulkRecord;
 use kvproto::wire::ImportMode;
-use kvproto::{Key, Sharding, Topology};
+use kvproto::{Fence, Key, Sharding, Topology};
 use support::{KvServer, TOKEN};
 
 fn key(k: &str) -> Key {
@@ -110,7 +110,7 @@ async fn admin_routes_need_the_token_and_move_records() {
             .await
             .unwrap();
     }
-    let refused = open.cleanup().await.unwrap_err();
+    let refused = open.cleanup(None).await.unwrap_err();
     assert_eq!(refused.http_status(), Some(401), "{refused}");
 
     let records: Vec<BulkRecord> = src
@@ -123,13 +123,19 @@ async fn admin_routes_need_the_token_and_move_records() {
     assert_eq!(records.len(), 50);
 
     dst.put(&key("k0"), "newer").await.unwrap();
-    let report = dst.import(&records, ImportMode::IfAbsent).await.unwrap();
+    let report = dst
+        .import(&records, ImportMode::IfAbsent, None)
+        .await
+        .unwrap();
     assert_eq!((report.applied, report.skipped), (49, 1));
     assert_eq!(
         dst.get(&key("k0")).await.unwrap().unwrap().value,
         Bytes::from("newer")
     );
-    let again = dst.import(&records, ImportMode::Overwrite).await.unwrap();
+    let again = dst
+        .import(&records, ImportMode::Overwrite, None)
+        .await
+        .unwrap();
     assert_eq!(again.applied + again.skipped, 50);
     match dst.get_local(&key("k7")).await.unwrap() {
         LocalRead::Value(v) => assert_eq!(v.value, Bytes::from("v7")),
@@ -151,7 +157,10 @@ async fn admin_routes_need_the_token_and_move_records() {
         Error::TopologyConflict { .. }
     ));
     assert_eq!(dst.topology().await.unwrap(), Some(topology));
-    let cleaned = dst.cleanup().await.unwrap();
+    // A server with a topology takes only a cleanup fenced at its own stable epoch.
+    let unfenced = dst.cleanup(None).await.unwrap_err();
+    assert_eq!(unfenced.http_status(), Some(409), "{unfenced}");
+    let cleaned = dst.cleanup(Some(Fence::stable(1))).await.unwrap();
     let owned_by_1 = (0..50)
         .filter(|i| Sharding::Modulo.shard_of(format!("k{i}").as_bytes(), 2) == 1)
         .count() as u64;

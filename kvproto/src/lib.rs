@@ -7,14 +7,17 @@
 //! - [`topology`]: the shard map a server serves under, including an in-flight migration.
 //! - [`wire`]: JSON bodies and HTTP header names of the `/v1` API.
 //! - [`bulk`]: the framed binary stream used by bulk export and import.
+//! - [`fence`]: the epoch and phase a move's imports and cleanups carry, and who admits them.
 #![forbid(unsafe_code)]
 
 pub mod bulk;
+pub mod fence;
 pub mod key;
 pub mod shard;
 pub mod topology;
 pub mod wire;
 
+pub use fence::{Fence, FenceError, FencedPhase};
 pub use key::{Key, KeyError};
 pub use shard::Sharding;
 pub use topology::{MigrationPhase, Topology, TopologyError, peer_url};

@@ -54,12 +54,17 @@ pub mod header {
     pub const ROUTING_SHARDS: &str = "x-kv-routing-shards";
     /// On a forwarded request: the forwarder's epoch.
     pub const FORWARDED_EPOCH: &str = "x-kv-forwarded-epoch";
-    /// On a forwarded request: how many forwards it has taken.
+    /// On a forwarded request: how many forwards it has taken. A lower bound whatever the auth:
+    /// a request carrying it is refused (401 without the token) or counted from it, never from
+    /// zero; at `topology::MAX_HOPS` it is not forwarded (508 `loop_detected`).
     pub const HOPS: &str = "x-kv-hops";
     /// On a forwarded request: the old owner to read through to on a local miss.
     pub const READ_THROUGH: &str = "x-kv-read-through";
     /// On a response: the shard that served the key.
     pub const SERVED_BY: &str = "x-kv-served-by";
+    /// The headers that make a request a forwarded one: any of them without the admin token is
+    /// answered 401.
+    pub const FORWARDING: [&str; 3] = [FORWARDED_EPOCH, HOPS, READ_THROUGH];
 }
 
 /// Machine-readable error codes; every 4xx/5xx carries one in an [`ErrorBody`].
@@ -77,9 +82,17 @@ pub enum ErrorCode {
     Draining,
     Misdirected,
     PeerUnavailable,
+    /// 502: a peer refused this server's admin token (token files differ between servers).
+    PeerUnauthorized,
+    /// 508: the request reached the forwarding limit (`topology::MAX_HOPS`) and was not sent on.
+    LoopDetected,
     StorageFull,
     StorageError,
     RouteNotFound,
+    /// 409: an import or cleanup fenced for a move step the server is no longer (or not yet) at.
+    Fenced,
+    /// 504: the request timed out after it may have been applied; read the key to learn the outcome.
+    OutcomeUnknown,
 }
 
 /// The JSON body of every error on the `/v1` API.
@@ -112,14 +125,17 @@ pub struct KeyPage {
     pub next_after: Option<String>,
 }
 
-/// How an import treats keys that already exist at the receiver.
+/// How an import treats keys that already exist at the receiver. In neither mode does a key's
+/// version go backwards, and the receiver's clock moves past every imported version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ImportMode {
-    /// Replace whatever is there.
-    #[default]
+    /// Replace what is there with a higher version; a record whose version is not above the
+    /// stored one (value or tombstone) is skipped.
     Overwrite,
-    /// Skip keys that exist or carry a tombstone: a newer write or delete always wins.
+    /// The default (what the rebalance copy uses): skip keys that exist or carry a tombstone, so
+    /// a newer write or delete always wins.
+    #[default]
     IfAbsent,
 }
 

@@ -1,8 +1,9 @@
 //! Who may call a route family, as layers the router puts on the families it builds (no path
 //! matching here):
 //! - [`require_admin`]: `/v1/admin` and `/v1/internal` need the admin token.
-//! - [`DataGuardLayer`]: the book routes and `/v1/keys` answer 503 while draining and want the
-//!   token under `--require-token-for-data`. A plain tower service, so the data hot path pays no
+//! - [`DataGuardLayer`]: the book routes and `/v1/keys` answer 503 while draining or, under
+//!   `--require-topology`, before a topology arrives, and want the token under
+//!   `--require-token-for-data`. A plain tower service, so the data hot path pays no
 //!   allocation for it.
 
 use std::future::{Ready, ready};
@@ -42,6 +43,8 @@ impl DataGuardLayer {
     fn refusal(&self, headers: &HeaderMap) -> Option<Error> {
         if self.state.is_draining() {
             Some(Error::Draining)
+        } else if self.state.awaits_topology() {
+            Some(Error::NoTopologyYet)
         } else if self.state.require_token_for_data && !self.state.token.authorizes(headers) {
             Some(Error::Unauthorized(
                 "this server requires `Authorization: Bearer <token>` on data routes",

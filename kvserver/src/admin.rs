@@ -8,10 +8,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use kvproto::Topology;
 use kvproto::bulk::{BulkCodec, CONTENT_TYPE as BULK_CONTENT_TYPE};
 use kvproto::wire::path::INTERNAL_KEYS_PREFIX;
 use kvproto::wire::{CleanupReport, ErrorBody, ErrorCode, ExportCount, ImportMode, ImportReport};
+use kvproto::{Fence, FencedPhase, Topology};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -26,7 +26,7 @@ use crate::v1::read_limited;
 pub async fn put_topology(State(state): State<AppState>, body: Bytes) -> Result<Json<Topology>> {
     let next: Topology = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("body is not a Topology: {e}")))?;
-    let _one_at_a_time = state.topology_push.lock().await;
+    let _one_at_a_time = state.topology_gate.write().await;
     match state.topology() {
         Some(current) => current
             .check_transition(&next)
@@ -122,6 +122,44 @@ pub async fn export(
 pub struct ImportQuery {
     #[serde(default)]
     mode: ImportMode,
+    #[serde(flatten)]
+    fence: FenceQuery,
+}
+
+/// A move's fence in a query string: `epoch` and `phase` together, or neither.
+#[derive(Debug, Deserialize, Default)]
+pub struct FenceQuery {
+    epoch: Option<String>,
+    phase: Option<FencedPhase>,
+}
+
+impl FenceQuery {
+    fn fence(&self) -> Result<Option<Fence>> {
+        match (&self.epoch, self.phase) {
+            (None, None) => Ok(None),
+            (Some(epoch), Some(phase)) => {
+                let epoch = epoch
+                    .parse()
+                    .map_err(|_| Error::BadRequest(format!("epoch {epoch:?} is not a number")))?;
+                Ok(Some(Fence { epoch, phase }))
+            }
+            _ => Err(Error::BadRequest(
+                "a fence needs both `epoch` and `phase`".to_owned(),
+            )),
+        }
+    }
+}
+
+/// Holds the topology gate for reading and checks `fence` against the topology: the request
+/// may write until the guard drops, and no topology push lands meanwhile.
+async fn admit(
+    state: &AppState,
+    fence: Option<Fence>,
+) -> Result<tokio::sync::RwLockReadGuard<'_, ()>> {
+    let gate = state.topology_gate.read().await;
+    Fence::admits(fence.as_ref(), state.topology().as_deref())
+        .map_err(|e| Error::Fenced(e.to_string()))?;
+    Ok(gate)
 }
 
 pub async fn import(
@@ -131,6 +169,10 @@ pub async fn import(
     body: Body,
 ) -> Result<Json<ImportReport>> {
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let fence = q.fence.fence()?;
+    // Refused before the body is read when the move is already over.
+    Fence::admits(fence.as_ref(), state.topology().as_deref())
+        .map_err(|e| Error::Fenced(e.to_string()))?;
     // Held until the records are applied: bodies waiting for the store count too.
     let budget = state.import_budget.reserve(&headers).await?;
     let bytes = read_limited(body, &headers, budget.limit)
@@ -151,12 +193,18 @@ pub async fn import(
     // body, which is held once.
     let records = BulkCodec::decode_bytes(&bytes, state.max_value_bytes)?;
     drop(bytes);
+    let _admitted = admit(&state, fence).await?;
     let report = state.store.import(records, q.mode).await?;
     tracing::info!(applied = report.applied, skipped = report.skipped, mode = ?q.mode, "import applied");
     Ok(Json(report))
 }
 
-pub async fn cleanup(State(state): State<AppState>) -> Result<Json<CleanupReport>> {
+pub async fn cleanup(
+    State(state): State<AppState>,
+    query: std::result::Result<Query<FenceQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<CleanupReport>> {
+    let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let _admitted = admit(&state, q.fence()?).await?;
     let topology = state.topology();
     if let Some(t) = &topology
         && t.migration.is_some()

@@ -13,7 +13,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -83,9 +83,11 @@ fn data_family(
     concurrency: &GlobalConcurrencyLimitLayer,
 ) -> Router<AppState> {
     let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(move |err: BoxError| async move {
-            dialect.render(limit_error(&err))
-        }))
+        .layer(HandleErrorLayer::new(
+            move |method: Method, uri: Uri, err: BoxError| async move {
+                dialect.render(limit_error(&err, writes(&method, &uri)))
+            },
+        ))
         .load_shed()
         .layer(concurrency.clone())
         .timeout(state.request_timeout);
@@ -160,8 +162,16 @@ async fn counted(state: &AppState, req: Request, next: Next) -> Response {
     resp
 }
 
-fn limit_error(err: &BoxError) -> Error {
-    if err.is::<tower::timeout::error::Elapsed>() {
+/// Whether a data request writes: a timed-out write may have been applied.
+fn writes(method: &Method, uri: &Uri) -> bool {
+    method == Method::PUT || method == Method::DELETE || uri.path().starts_with("/save/")
+}
+
+fn limit_error(err: &BoxError, write: bool) -> Error {
+    if err.is::<tower::timeout::error::Elapsed>() && write {
+        // The handler was dropped mid-way: the record may be in the store already.
+        Error::OutcomeUnknown
+    } else if err.is::<tower::timeout::error::Elapsed>() {
         Error::Timeout
     } else if err.is::<tower::load_shed::error::Overloaded>() {
         Error::Overloaded

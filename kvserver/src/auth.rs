@@ -1,65 +1,133 @@
-//! The admin bearer token: read once from `--admin-token-file`, compared in constant time.
+//! The admin bearer token: read from `--admin-token-file`, compared in constant time, and re-read
+//! when the file changes, so it can be rotated without a restart or a mixed window.
+//!
+//! The file holds one token per line (blank lines and surrounding whitespace ignored). The first
+//! line is the token this server *sends* to its peers; every line is *accepted*. A rotation is
+//! then: add the next token as a second line, wait until every server accepts it, swap the two
+//! lines (servers now send the next token, which all accept), drop the old line
+//! (docs/security-token-rotation.md).
+//!
+//! The file is polled (its content, every [`RELOAD_EVERY`]) rather than watched with inotify: a
+//! Kubernetes Secret volume is updated by renaming a new `..data` directory into place, which an
+//! inotify watch on the file never sees, and the kubelet's own propagation delay (up to a minute)
+//! dwarfs the poll interval. A read error or an empty file keeps the tokens in use, so a botched
+//! edit locks nobody out.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
-use subtle::ConstantTimeEq;
+use parking_lot::RwLock;
+use subtle::{Choice, ConstantTimeEq};
+use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 
-#[derive(Clone, Default)]
-pub struct AdminToken(Option<String>);
+/// How often the token file is re-read.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
-impl std::fmt::Debug for AdminToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "AdminToken(set)"
-        } else {
-            "AdminToken(none)"
-        })
+/// The tokens in force; cheap to clone (shared), so the router, the peer client and the reloader
+/// all see the same tokens.
+#[derive(Clone, Default)]
+pub struct AdminToken(Arc<Shared>);
+
+#[derive(Default)]
+struct Shared {
+    /// Where the tokens come from; `None` when no token file was given.
+    file: Option<PathBuf>,
+    tokens: RwLock<Tokens>,
+}
+
+/// The lines of a token file: the first is sent, all are accepted.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Tokens(Vec<Arc<str>>);
+
+impl Tokens {
+    fn parse(text: &str) -> Tokens {
+        Tokens(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(Arc::from)
+                .collect(),
+        )
     }
 }
 
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the tokens themselves.
+        write!(f, "AdminToken({} accepted)", self.0.tokens.read().0.len())
+    }
+}
+
+/// What one [`AdminToken::reload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reload {
+    /// The file holds the tokens already in force (or there is no file).
+    Unchanged,
+    /// New tokens are in force; this many are accepted.
+    Changed { accepted: usize },
+    /// The file could not be read or holds no token (why): the tokens in force are kept.
+    Kept(String),
+}
+
 impl AdminToken {
+    /// Tokens given directly, one per line as in the file; no file to reload.
     pub fn new(token: Option<String>) -> Self {
-        AdminToken(token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()))
+        let tokens = token.as_deref().map(Tokens::parse).unwrap_or_default();
+        AdminToken(Arc::new(Shared {
+            file: None,
+            tokens: RwLock::new(tokens),
+        }))
     }
 
-    /// Reads the token file (surrounding whitespace ignored).
-    pub fn from_file(path: Option<&std::path::Path>) -> anyhow::Result<Self> {
-        match path {
-            None => Ok(AdminToken(None)),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    anyhow::anyhow!("cannot read the admin token file {}: {e}", p.display())
-                })?;
-                let token = AdminToken::new(Some(text));
-                if token.0.is_none() {
-                    anyhow::bail!("the admin token file {} is empty", p.display());
-                }
-                Ok(token)
-            }
-        }
-    }
-
-    /// The token to send to peers, if one is configured.
-    pub fn value(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
-
-    /// Whether the request carries `Authorization: Bearer <token>`.
-    pub fn authorizes(&self, headers: &HeaderMap) -> bool {
-        let Some(expected) = &self.0 else {
-            return false;
+    /// Reads the token file; it must hold at least one token.
+    pub fn from_file(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(p) = path else {
+            return Ok(AdminToken::default());
         };
-        headers
+        let text = std::fs::read_to_string(p).map_err(|e| {
+            anyhow::anyhow!("cannot read the admin token file {}: {e}", p.display())
+        })?;
+        let tokens = Tokens::parse(&text);
+        if tokens.0.is_empty() {
+            anyhow::bail!("the admin token file {} is empty", p.display());
+        }
+        Ok(AdminToken(Arc::new(Shared {
+            file: Some(p.to_owned()),
+            tokens: RwLock::new(tokens),
+        })))
+    }
+
+    /// The token to send to peers (the file's first line), if one is configured.
+    pub fn sending(&self) -> Option<Arc<str>> {
+        self.0.tokens.read().0.first().cloned()
+    }
+
+    /// Whether the request carries `Authorization: Bearer <t>` for one of the accepted tokens.
+    /// Every accepted token is compared, in constant time, whatever matched.
+    pub fn authorizes(&self, headers: &HeaderMap) -> bool {
+        let Some(given) = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(expected.as_bytes())))
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+        else {
+            return false;
+        };
+        let tokens = self.0.tokens.read();
+        let matched = tokens.0.iter().fold(Choice::from(0), |acc, t| {
+            acc | given.as_bytes().ct_eq(t.as_bytes())
+        });
+        bool::from(matched)
     }
 
     pub fn require(&self, headers: &HeaderMap) -> Result<(), Error> {
-        if self.0.is_none() {
+        if self.0.tokens.read().0.is_empty() {
             return Err(Error::Unauthorized(
                 "no admin token is configured on this server (--admin-token-file)",
             ));
@@ -71,5 +139,142 @@ impl AdminToken {
                 "missing or wrong `Authorization: Bearer <token>`",
             ))
         }
+    }
+
+    /// Re-reads the token file once and puts its tokens in force if they changed.
+    pub async fn reload(&self) -> Reload {
+        let Some(path) = &self.0.file else {
+            return Reload::Unchanged;
+        };
+        let tokens = match tokio::fs::read_to_string(path).await {
+            Ok(text) => Tokens::parse(&text),
+            Err(e) => return Reload::Kept(format!("cannot read it: {e}")),
+        };
+        if tokens.0.is_empty() {
+            return Reload::Kept("it holds no token".to_owned());
+        }
+        let mut current = self.0.tokens.write();
+        if *current == tokens {
+            return Reload::Unchanged;
+        }
+        let accepted = tokens.0.len();
+        *current = tokens;
+        Reload::Changed { accepted }
+    }
+
+    /// Re-reads the token file every [`RELOAD_EVERY`] until `stop`; returns at once without a
+    /// file. The server spawns this next to its other background tasks.
+    pub async fn reload_until(self, stop: CancellationToken) {
+        let Some(path) = self.0.file.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval(RELOAD_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last = Reload::Unchanged;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let now = self.reload().await;
+            match &now {
+                Reload::Changed { accepted } => {
+                    tracing::info!(file = %path.display(), accepted, "admin token file reloaded");
+                }
+                // One warning per bad spell, not one every tick.
+                Reload::Kept(why) if now != last => tracing::warn!(
+                    file = %path.display(), why = %why,
+                    "cannot use the admin token file; keeping the tokens in use"
+                ),
+                _ => {}
+            }
+            last = now;
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn bearer(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn every_line_is_accepted_and_the_first_is_sent() {
+        let t = AdminToken::new(Some(" new \n\nold\n".to_owned()));
+        assert_eq!(t.sending().as_deref(), Some("new"));
+        assert!(t.authorizes(&bearer("new")));
+        assert!(t.authorizes(&bearer("old")));
+        assert!(!t.authorizes(&bearer("other")));
+        assert!(!t.authorizes(&bearer("ne")));
+        assert!(!t.authorizes(&HeaderMap::new()));
+        assert!(t.require(&bearer("old")).is_ok());
+    }
+
+    #[test]
+    fn no_token_authorizes_nothing() {
+        for t in [
+            AdminToken::new(None),
+            AdminToken::new(Some(" \n".to_owned())),
+        ] {
+            assert_eq!(t.sending(), None);
+            assert!(!t.authorizes(&bearer("")));
+            assert!(t.require(&bearer("x")).is_err());
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_a_token() {
+        let t = AdminToken::new(Some("secret-a\nsecret-b".to_owned()));
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn reload_picks_up_changes_and_keeps_tokens_on_a_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "old\n").unwrap();
+        let t = AdminToken::from_file(Some(&file)).unwrap();
+        assert_eq!(t.reload().await, Reload::Unchanged);
+
+        std::fs::write(&file, "old\nnew\n").unwrap();
+        assert_eq!(t.reload().await, Reload::Changed { accepted: 2 });
+        assert_eq!(t.sending().as_deref(), Some("old"));
+        assert!(t.authorizes(&bearer("new")));
+
+        // Emptied or removed: the tokens in force stay.
+        std::fs::write(&file, "\n").unwrap();
+        assert!(matches!(t.reload().await, Reload::Kept(_)));
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(t.reload().await, Reload::Kept(_)));
+        assert!(t.authorizes(&bearer("old")) && t.authorizes(&bearer("new")));
+
+        std::fs::write(&file, "new\n").unwrap();
+        assert_eq!(t.reload().await, Reload::Changed { accepted: 1 });
+        assert_eq!(t.sending().as_deref(), Some("new"));
+        assert!(!t.authorizes(&bearer("old")));
+    }
+
+    #[test]
+    fn a_missing_or_empty_file_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        assert!(AdminToken::from_file(Some(&file)).is_err());
+        std::fs::write(&file, " \n\n").unwrap();
+        assert!(AdminToken::from_file(Some(&file)).is_err());
+        assert_eq!(
+            format!("{:?}", AdminToken::from_file(None).unwrap()),
+            "AdminToken(0 accepted)"
+        );
     }
 }

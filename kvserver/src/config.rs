@@ -101,6 +101,12 @@ pub struct Config {
     /// Requests served at once; more are shed with 503 `overloaded`.
     #[arg(long, env = "KV_MAX_CONCURRENCY", default_value_t = 1024)]
     pub max_concurrency: usize,
+
+    /// Serve no data and report not ready until a topology has been pushed and persisted (the
+    /// operator sets it: a new or replaced pod must not take writes for keys it may not own).
+    /// Without it, a server with no topology serves every key, as the book's server did.
+    #[arg(long, env = "KV_REQUIRE_TOPOLOGY", default_value_t = false)]
+    pub require_topology: bool,
 }
 
 impl Config {

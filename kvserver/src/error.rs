@@ -41,18 +41,34 @@ pub enum Error {
     BadBulkStream(#[from] BulkError),
     #[error("{0}")]
     TopologyConflict(String),
+    /// A fenced import or cleanup for a move step this server is no longer (or not yet) at.
+    #[error("{0}")]
+    Fenced(String),
     #[error("the server is draining; retry on another server")]
     Draining,
     #[error("the servers' shard maps disagree for now; retry")]
     Misdirected,
+    /// `--require-topology` and no topology yet: nothing is served, nothing was applied.
+    #[error("this server has no shard map yet (the operator has not pushed one); retry")]
+    NoTopologyYet,
     #[error("peer shard {shard} is unavailable")]
     PeerUnavailable { shard: u32 },
+    #[error(
+        "peer shard {shard} refused this server's admin token (the servers' token files \
+         differ: finish the token rotation, docs/security-token-rotation.md)"
+    )]
+    PeerUnauthorized { shard: u32 },
+    #[error("the request was already forwarded {hops} times; refusing to forward it again")]
+    LoopDetected { hops: u32 },
     #[error("{0}")]
     Storage(#[from] StorageError),
     #[error("no route for {0}")]
     RouteNotFound(String),
     #[error("request timed out")]
     Timeout,
+    /// A write that timed out: it may have been applied, so it must not read as "retry".
+    #[error("the write timed out and may have been applied; read the key to learn the outcome")]
+    OutcomeUnknown,
     #[error("server overloaded; retry")]
     Overloaded,
 }
@@ -69,12 +85,16 @@ impl Error {
             Error::NotFound(_) | Error::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::TopologyConflict(_) => StatusCode::CONFLICT,
+            Error::TopologyConflict(_) | Error::Fenced(_) => StatusCode::CONFLICT,
+            Error::PeerUnauthorized { .. } => StatusCode::BAD_GATEWAY,
+            Error::LoopDetected { .. } => StatusCode::LOOP_DETECTED,
             Error::Draining
             | Error::Misdirected
+            | Error::NoTopologyYet
             | Error::PeerUnavailable { .. }
             | Error::Timeout
             | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Error::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage(StorageError::Full) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -94,9 +114,13 @@ impl Error {
             Error::Timeout | Error::Overloaded => ErrorCode::PeerUnavailable,
             Error::BadBulkStream(_) => ErrorCode::BadBulkStream,
             Error::TopologyConflict(_) => ErrorCode::TopologyConflict,
+            Error::Fenced(_) => ErrorCode::Fenced,
+            Error::OutcomeUnknown => ErrorCode::OutcomeUnknown,
             Error::Draining => ErrorCode::Draining,
-            Error::Misdirected => ErrorCode::Misdirected,
+            Error::Misdirected | Error::NoTopologyYet => ErrorCode::Misdirected,
             Error::PeerUnavailable { .. } => ErrorCode::PeerUnavailable,
+            Error::PeerUnauthorized { .. } => ErrorCode::PeerUnauthorized,
+            Error::LoopDetected { .. } => ErrorCode::LoopDetected,
             Error::Storage(StorageError::Full) => ErrorCode::StorageFull,
             Error::Storage(_) => ErrorCode::StorageError,
             Error::RouteNotFound(_) => ErrorCode::RouteNotFound,
@@ -116,7 +140,7 @@ impl Error {
         // Draining and shedding are expected states, not failures worth a warning each.
         let expected = matches!(
             self,
-            Error::Draining | Error::Overloaded | Error::Misdirected
+            Error::Draining | Error::Overloaded | Error::Misdirected | Error::NoTopologyYet
         );
         if self.status().is_server_error() && !expected {
             tracing::warn!(error = %self, "request failed");

@@ -1,6 +1,7 @@
 //! Probes, metrics and the drain hook.
 //!
-//! `/healthz` is liveness (the process answers). `/readyz` fails while draining or while the
+//! `/healthz` is liveness (the process answers). `/readyz` fails while draining, under
+//! `--require-topology` until a topology is persisted, or while the
 //! storage engine is not open (a full disk
 //! does not fail it: reads still work there). `GET /drain` is the StatefulSet's HTTP preStop hook:
 //! it switches to draining and answers after `--drain-delay`, so Services drop the pod before
@@ -19,6 +20,8 @@ pub async fn healthz() -> &'static str {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
     if state.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else if state.awaits_topology() {
+        (StatusCode::SERVICE_UNAVAILABLE, "no topology yet")
     } else if !state.store.is_open() {
         (StatusCode::SERVICE_UNAVAILABLE, "storage not open")
     } else {

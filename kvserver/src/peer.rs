@@ -1,5 +1,7 @@
 //! The HTTP client to other shards: forwarding a request to the key's owner, and reading a key
-//! through from its previous owner during a migration.
+//! through from its previous owner during a migration. Both send the token this server sends now
+//! (the token file's first line, re-read on change); a peer that refuses it answers 401, which
+//! becomes 502 `peer_unauthorized` here rather than a 401 the client could not act on.
 
 use std::time::Duration;
 
@@ -11,6 +13,7 @@ use kvproto::Key;
 use kvproto::topology::ForwardedBy;
 use kvproto::wire::{header, path};
 
+use crate::auth::AdminToken;
 use crate::error::Error;
 use crate::etag_header;
 use crate::storage::Record;
@@ -23,7 +26,7 @@ const PASSED_BACK: [&str; 3] = ["content-type", "etag", header::SERVED_BY];
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
-    token: Option<String>,
+    token: AdminToken,
 }
 
 /// What the previous owner holds for a key.
@@ -35,7 +38,7 @@ pub enum Remote {
 }
 
 impl PeerClient {
-    pub fn new(token: Option<String>) -> anyhow::Result<Self> {
+    pub fn new(token: AdminToken) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
@@ -67,14 +70,17 @@ impl PeerClient {
         if let Some(rt) = by.read_through {
             req = req.header(header::READ_THROUGH, rt);
         }
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
+        if let Some(token) = self.token.sending() {
+            req = req.bearer_auth(&*token);
         }
         let resp = req.send().await.map_err(|e| {
             tracing::warn!(shard, error = %e, "forward failed");
             Error::PeerUnavailable { shard }
         })?;
         let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(Error::PeerUnauthorized { shard });
+        }
         let mut out = Response::builder().status(status.as_u16());
         for name in PASSED_BACK {
             if let Some(v) = resp.headers().get(name) {
@@ -96,7 +102,7 @@ impl PeerClient {
         shard: u32,
         key: &Key,
     ) -> Result<Remote, Error> {
-        let Some(token) = &self.token else {
+        let Some(token) = self.token.sending() else {
             tracing::warn!("read-through needs the admin token; treating as a miss");
             return Ok(Remote::Absent);
         };
@@ -108,7 +114,7 @@ impl PeerClient {
         let resp = self
             .http
             .get(url)
-            .bearer_auth(token)
+            .bearer_auth(&*token)
             .send()
             .await
             .map_err(|e| {
@@ -132,6 +138,7 @@ impl PeerClient {
                 }))
             }
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Remote::Absent),
+            StatusCode::UNAUTHORIZED => Err(Error::PeerUnauthorized { shard }),
             other => {
                 tracing::warn!(shard, status = %other, "read-through: unexpected answer");
                 Err(Error::PeerUnavailable { shard })

@@ -50,6 +50,8 @@ pub async fn serve(
             stop.clone(),
         ));
     }
+    // A rotated admin token takes effect without a restart (auth.rs).
+    tokio::spawn(state.token.clone().reload_until(stop.clone()));
     {
         let (state, stop, delay) = (state.clone(), stop.clone(), config.drain_delay);
         tokio::spawn(async move {

@@ -30,14 +30,18 @@ pub struct Shared {
     /// Bytes of import bodies held at once.
     pub import_budget: ImportBudget,
     pub require_token_for_data: bool,
+    /// `--require-topology`: no data is served before a topology is persisted.
+    pub require_topology: bool,
     pub drain_delay: std::time::Duration,
     /// Data requests slower than this answer 503 `timeout`.
     pub request_timeout: std::time::Duration,
     /// Data requests in flight at once; more are shed with 503 `overloaded`.
     pub max_concurrency: usize,
     topology: RwLock<Option<Arc<Topology>>>,
-    /// Serialises topology pushes so the file and the map in memory move together.
-    pub topology_push: tokio::sync::Mutex<()>,
+    /// Topology pushes hold it for writing, so the file and the map in memory move together;
+    /// fenced imports and cleanups hold it for reading from their fence check to their last
+    /// write, so a push (a Commit, say) never lands between the two.
+    pub topology_gate: tokio::sync::RwLock<()>,
     pub topology_path: PathBuf,
     draining: AtomicBool,
 }
@@ -64,18 +68,19 @@ impl AppState {
         let state = AppState(Arc::new(Shared {
             store: Arc::new(store),
             shard: config.shard_ordinal(),
-            peers: PeerClient::new(token.value().map(str::to_owned))?,
+            peers: PeerClient::new(token.clone())?,
             token,
             metrics: Metrics::default(),
             max_value_bytes: config.max_value_bytes,
             max_import_bytes: config.max_import_bytes,
             import_budget: ImportBudget::new(config.import_budget(), config.max_import_bytes),
             require_token_for_data: config.require_token_for_data,
+            require_topology: config.require_topology,
             drain_delay: config.drain_delay,
             request_timeout: config.request_timeout,
             max_concurrency: config.max_concurrency,
             topology: RwLock::new(topology),
-            topology_push: tokio::sync::Mutex::new(()),
+            topology_gate: tokio::sync::RwLock::new(()),
             topology_path,
             draining: AtomicBool::new(false),
         }));
@@ -95,6 +100,11 @@ impl AppState {
 
     pub fn epoch(&self) -> u64 {
         self.0.topology.read().as_ref().map_or(0, |t| t.epoch)
+    }
+
+    /// True while `--require-topology` holds data back: no topology has been persisted yet.
+    pub fn awaits_topology(&self) -> bool {
+        self.require_topology && self.0.topology.read().is_none()
     }
 
     pub fn is_draining(&self) -> bool {

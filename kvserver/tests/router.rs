@@ -516,7 +516,7 @@ async fn topology_pushes_are_persisted_and_only_move_forward() {
 }
 
 #[tokio::test]
-async fn forwarding_headers_are_ignored_without_the_token() {
+async fn forwarding_headers_without_the_token_are_refused() {
     let f = fixture();
     // Two shards; 'b' (98) belongs to shard 0 (us), 'a' (97) to shard 1, which is unreachable.
     send(&f.router, push(&stable(2))).await;
@@ -531,21 +531,21 @@ async fn forwarding_headers_are_ignored_without_the_token() {
         (r.status, r.code().as_str()),
         (StatusCode::SERVICE_UNAVAILABLE, "peer_unavailable")
     );
-    // A newer forwarder's epoch is trusted only with the token.
+    // A newer forwarder's epoch is trusted only with the token; without it, 401.
     let spoofed = Request::get("/v1/keys/a")
         .header("x-kv-forwarded-epoch", "9")
         .body(Body::empty())
         .unwrap();
     assert_eq!(
         send(&f.router, spoofed).await.status,
-        StatusCode::SERVICE_UNAVAILABLE
+        StatusCode::UNAUTHORIZED
     );
     let mut trusted = admin("GET", "/v1/keys/a", Body::empty());
     trusted
         .headers_mut()
         .insert("x-kv-forwarded-epoch", "9".parse().unwrap());
     assert_eq!(send(&f.router, trusted).await.status, StatusCode::NOT_FOUND);
-    // Too many hops: misdirected.
+    // Too many hops: never forwarded, 508.
     let mut looping = admin("GET", "/v1/keys/a", Body::empty());
     looping
         .headers_mut()
@@ -556,7 +556,7 @@ async fn forwarding_headers_are_ignored_without_the_token() {
     let r = send(&f.router, looping).await;
     assert_eq!(
         (r.status, r.code().as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, "misdirected")
+        (StatusCode::LOOP_DETECTED, "loop_detected")
     );
 }
 
@@ -727,16 +727,23 @@ async fn deletes_leave_tombstones_while_migrating_and_cleanup_purges_them() {
         "_key_not_found_"
     );
 
-    let r = send(&f.router, admin("POST", "/v1/admin/cleanup", Body::empty())).await;
+    let fenced_cleanup = || {
+        admin(
+            "POST",
+            "/v1/admin/cleanup?epoch=1&phase=stable",
+            Body::empty(),
+        )
+    };
+    let r = send(&f.router, fenced_cleanup()).await;
     assert_eq!(
         (r.status, r.code().as_str()),
-        (StatusCode::CONFLICT, "topology_conflict")
+        (StatusCode::CONFLICT, "fenced")
     );
 
     let mut done = t.clone();
     done.migration = None;
     assert_eq!(send(&f.router, push(&done)).await.status, StatusCode::OK);
-    let r = send(&f.router, admin("POST", "/v1/admin/cleanup", Body::empty())).await;
+    let r = send(&f.router, fenced_cleanup()).await;
     assert_eq!(r.status, StatusCode::OK);
     let report: CleanupReport = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((report.removed_keys, report.removed_tombstones), (1, 1));

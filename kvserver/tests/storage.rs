@@ -144,14 +144,26 @@ async fn imports_apply_in_order_and_if_absent_never_replaces_anything() {
     // held and dup are live; gone and fresh are tombstones.
     assert_eq!(store.key_count(), 2);
 
+    // Overwrite replaces only with a higher version, record by record: 9 and 10 are below the
+    // local write's version (skipped), the two above it apply in turn, the stale last one not.
+    let local = value("held").unwrap().0;
     let report = store
         .import(
-            vec![record("held", 9, Some("a")), record("held", 10, Some("b"))],
+            vec![
+                record("held", 9, Some("a")),
+                record("held", 10, Some("b")),
+                record("held", local + 1, Some("c")),
+                record("held", local + 2, Some("d")),
+                record("held", local + 1, Some("stale")),
+            ],
             ImportMode::Overwrite,
         )
         .await
         .unwrap();
-    assert_eq!((report.applied, report.skipped), (2, 0));
-    assert_eq!(value("held"), Some((10, Some(Bytes::from_static(b"b")))));
+    assert_eq!((report.applied, report.skipped), (2, 3));
+    assert_eq!(
+        value("held"),
+        Some((local + 2, Some(Bytes::from_static(b"d"))))
+    );
     assert_eq!(store.key_count(), 2);
 }

@@ -107,7 +107,7 @@ async fn load(args: &Args, servers: &[ServerClient], sharding: Sharding, shards:
         group.push(r);
         if *bytes >= LOAD_BATCH_BYTES || group.len() >= 10_000 {
             servers[owner]
-                .import(group, ImportMode::Overwrite)
+                .import(group, ImportMode::Overwrite, None)
                 .await
                 .unwrap();
             group.clear();
@@ -116,7 +116,10 @@ async fn load(args: &Args, servers: &[ServerClient], sharding: Sharding, shards:
     }
     for (server, (group, _)) in servers.iter().zip(groups) {
         if !group.is_empty() {
-            server.import(&group, ImportMode::Overwrite).await.unwrap();
+            server
+                .import(&group, ImportMode::Overwrite, None)
+                .await
+                .unwrap();
         }
     }
     total
@@ -263,13 +266,14 @@ async fn main() {
             .map(|u| ServerClient::new(u, config.clone()).unwrap())
             .collect()
     };
-    // Engine: the servers hold the acknowledged map, as under the operator.
+    // Engine: the servers hold the acknowledged map, as under the operator. Loaded first: a
+    // server with a map takes only imports fenced at its move's copy.
     let servers = clients(&args.servers);
+    let loaded = load(&args, &servers, sharding, args.from).await;
     let first = Topology::stable(1, sharding, args.servers[..args.from as usize].to_vec());
     for s in &servers[..args.from as usize] {
         s.put_topology(&first).await.unwrap();
     }
-    let loaded = load(&args, &servers, sharding, args.from).await;
     // The peak from here on is the move's (Linux: "5" resets VmHWM to the current RSS).
     let pids: Vec<String> = std::iter::once("self".to_owned())
         .chain(args.server_pids.iter().map(u32::to_string))

@@ -65,7 +65,7 @@ pub struct KVStoreSpec {
     #[serde(default)]
     pub image_pull_policy: ImagePullPolicy,
 
-    /// Data port of every kvserver and of the headless Service (the book's servers listen on 80). The ops port 8081 (probes, metrics, drain) is reserved. Fixed at creation.
+    /// Data port of every kvserver and of the headless Service (the book's servers listen on 80). The ops port 8081 (probes, metrics) is reserved. Fixed at creation.
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     #[schemars(extend("x-kubernetes-validations" = [
@@ -82,10 +82,14 @@ pub struct KVStoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
 
-    /// Seconds a shard pod gets to drain and stop (the book uses 10).
+    /// Seconds a shard pod gets to stop (the book uses 10), at least 7: a 2 s preStop sleep while the Service drops the pod, 2 s answering 503 `_shutting_down_` after SIGTERM, then the rest for in-flight requests less 2 s kept for the final fsync, so the kubelet never kills a shard before its last acknowledged write is on disk.
     #[serde(default = "default_grace")]
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = crate::grace::MIN_GRACE_SECONDS))]
     pub termination_grace_period_seconds: i64,
+
+    /// What an acknowledged write survives (the kvserver's `--sync`, set as KV_SYNC). `batch` (the default) fsyncs every 50 ms: a crash of the kvserver process loses nothing acknowledged, a power loss or kernel crash loses up to the last 50 ms of acknowledged writes. `always` fsyncs before answering every write: a power loss loses nothing acknowledged, at the cost of one fsync per write.
+    #[serde(default)]
+    pub durability: Durability,
 
     /// How the StatefulSet starts and stops pods: OrderedReady (one at a time, as in the book) or Parallel. Fixed at creation (a StatefulSet cannot change it).
     #[serde(default)]
@@ -141,6 +145,27 @@ impl ImagePullPolicy {
             ImagePullPolicy::Always => "Always",
             ImagePullPolicy::IfNotPresent => "IfNotPresent",
             ImagePullPolicy::Never => "Never",
+        }
+    }
+}
+
+/// What an acknowledged write survives; the kvserver's `--sync` mode.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync before answering each write: nothing acknowledged is lost on power loss.
+    Always,
+    /// fsync every 50 ms: up to 50 ms of acknowledged writes lost on power loss or kernel crash, nothing on a process crash.
+    #[default]
+    Batch,
+}
+
+impl Durability {
+    /// The kvserver's `--sync` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Always => "always",
+            Durability::Batch => "batch",
         }
     }
 }

@@ -24,6 +24,11 @@ pub enum Error {
     #[error("shard {}: {}", .0.shard(), .0.detail())]
     Shard(#[from] ShardError),
 
+    /// Another writer (a second operator) moved the store's move on since this reconcile read
+    /// it: nothing is written over it; the next reconcile starts from what is there now.
+    #[error("the status changed under another writer: {0}")]
+    StatusMovedOn(String),
+
     /// The object lacks a field the API server always sets.
     #[error("object has no {0}")]
     MissingField(&'static str),
@@ -82,7 +87,7 @@ impl Error {
         match self {
             Error::InvalidSpec(_) => Category::InvalidSpec,
             Error::Kube(kube::Error::Api(status)) if status.code == 422 => Category::Rejected,
-            Error::Kube(_) => Category::Api,
+            Error::Kube(_) | Error::StatusMovedOn(_) => Category::Api,
             // Sending the same batch again cannot help: wait for the user, as for a bad spec.
             Error::Shard(e) if e.needs_configuration() => Category::Rejected,
             Error::Shard(_) => Category::Shard,

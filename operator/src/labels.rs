@@ -32,6 +32,14 @@ pub fn common(instance: &str) -> BTreeMap<String, String> {
     labels
 }
 
+/// The ordinal of `pod` of `instance` (`demo-2` → 2); None for another name.
+pub fn ordinal_of(instance: &str, pod: &str) -> Option<i32> {
+    pod.strip_prefix(instance)?.strip_prefix('-')?.parse().ok()
+}
+
+/// The name of the kvserver container in every shard pod.
+pub const KVSERVER_CONTAINER: &str = "kvserver";
+
 /// The selector as a string, for `status.selector` and list calls.
 pub fn selector_string(instance: &str) -> String {
     selector(instance)
@@ -62,6 +70,14 @@ pub fn pod(instance: &str, ordinal: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ordinal_comes_back_from_its_pod_name() {
+        assert_eq!(ordinal_of("demo", &pod("demo", 12)), Some(12));
+        assert_eq!(ordinal_of("demo", "demo-x"), None);
+        assert_eq!(ordinal_of("demo", "demo2-1"), None);
+        assert_eq!(ordinal_of("de", "demo-1"), None);
+    }
 
     #[test]
     fn selector_string_is_sorted_and_stable() {

@@ -6,6 +6,7 @@
 //! - [`crdgen`]: the CRD as YAML (`kvstore-operator crd`, committed in `crds/`).
 //! - [`labels`]: names and labels of the children.
 //! - [`validate`]: pure check of a spec into an [`validate::Instance`].
+//! - [`grace`]: how a shard pod spends its termination grace period (preStop, drain, sync).
 //! - [`build`]: pure builders of the Service, StatefulSet, PodDisruptionBudget and token Secret.
 //! - [`plan`]: pure decision of a reconcile (pods to run, shard map to push, what to report),
 //!   including the wait before a move starts.
@@ -32,6 +33,7 @@ pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod error;
+pub mod grace;
 pub mod labels;
 pub mod leader;
 pub mod metrics;

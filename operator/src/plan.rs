@@ -19,12 +19,22 @@ pub struct ObservedStatefulSet {
     pub current: i32,
     /// `status.readyReplicas`.
     pub ready: i32,
+    /// How many leading ordinals `0..started` have a started kvserver (its startup probe passed)
+    /// and are not being deleted: they answer admin calls. A server waiting for its first map
+    /// (`--require-topology`) is started, and not ready until it gets it; with OrderedReady the
+    /// next pod is only created once it is ready, so maps go to started pods, not ready ones.
+    pub started: i32,
 }
 
 impl ObservedStatefulSet {
     /// True when exactly `n` pods exist, all ready, and the StatefulSet asks for `n`.
     pub fn all_ready(&self, n: i32) -> bool {
         self.desired == n && self.current == n && self.ready == n
+    }
+
+    /// The servers of `0..n` a map can be pushed to now: the started ones.
+    pub fn reachable(&self, n: i32) -> u32 {
+        u32::try_from(self.started.min(n)).unwrap_or(0)
     }
 }
 
@@ -45,8 +55,10 @@ pub struct Observed {
 pub struct Plan {
     /// Replica count of the StatefulSet to apply.
     pub statefulset_replicas: i32,
-    /// Shard map to push to every server now (idempotent on the servers).
+    /// Shard map to push now (idempotent on the servers), to servers `0..push_to`: every
+    /// started one, so that a new server gets the map that lets it become ready.
     pub push: Option<Topology>,
+    pub push_to: u32,
     /// What the status should say once the plan has run.
     pub report: Report,
 }
@@ -76,6 +88,7 @@ pub fn plan(inst: &Instance, observed: &Observed) -> Plan {
         _ if wanted == 0 => Plan {
             statefulset_replicas: 0,
             push: None,
+            push_to: 0,
             report: if sts.current == 0 && sts.desired == 0 {
                 Report::Stopped
             } else {
@@ -86,10 +99,10 @@ pub fn plan(inst: &Instance, observed: &Observed) -> Plan {
         },
         None => Plan {
             statefulset_replicas: wanted,
-            // The first map, once every pod is up to acknowledge it.
-            push: sts
-                .all_ready(wanted)
+            // The first map, to each pod once it has started.
+            push: (sts.desired == wanted && sts.reachable(wanted) > 0)
                 .then(|| stable(inst, 1, inst.spec.sharding, wanted)),
+            push_to: sts.reachable(wanted),
             report: if sts.all_ready(wanted) {
                 Report::Available { shards: wanted }
             } else {
@@ -101,10 +114,11 @@ pub fn plan(inst: &Instance, observed: &Observed) -> Plan {
         },
         Some(map) if map.shards == wanted => Plan {
             statefulset_replicas: wanted,
-            // Re-pushing the acknowledged map heals a shard whose volume was replaced.
-            push: sts
-                .all_ready(wanted)
+            // Re-pushing the acknowledged map heals a shard whose volume was replaced, and
+            // reaches the pods of a first map that were not started yet.
+            push: (sts.reachable(wanted) > 0)
                 .then(|| stable(inst, map.epoch, map.sharding, wanted)),
+            push_to: sts.reachable(wanted),
             report: if sts.all_ready(wanted) {
                 Report::Available { shards: wanted }
             } else if sts.desired < wanted
@@ -131,9 +145,9 @@ pub fn plan(inst: &Instance, observed: &Observed) -> Plan {
 fn rebalance_pending(inst: &Instance, map: TopologyStatus, sts: ObservedStatefulSet) -> Plan {
     Plan {
         statefulset_replicas: map.shards,
-        push: sts
-            .all_ready(map.shards)
+        push: (sts.reachable(map.shards) > 0)
             .then(|| stable(inst, map.epoch, map.sharding, map.shards)),
+        push_to: sts.reachable(map.shards),
         report: Report::RebalancePending {
             serving: map.shards,
             wanted: inst.spec.replicas,
@@ -172,6 +186,7 @@ mod tests {
                 desired,
                 current,
                 ready,
+                started: ready,
             }),
             topology: shards.map(|shards| TopologyStatus {
                 epoch: 1,
@@ -183,6 +198,22 @@ mod tests {
     }
 
     const AVAILABLE: Option<Phase> = Some(Phase::Available);
+
+    #[test]
+    fn each_server_gets_the_first_map_as_soon_as_it_has_started() {
+        // `--require-topology`: started, not ready until the map arrives; OrderedReady creates
+        // the next pod only then.
+        let inst = instance("demo", 3);
+        let mut o = observed(Some((3, 1, 0)), None, None);
+        assert_eq!(plan(&inst, &o).push, None, "no server has started");
+        if let Some(sts) = o.statefulset.as_mut() {
+            sts.started = 1;
+        }
+        let p = plan(&inst, &o);
+        assert_eq!(p.push.map(|m| (m.epoch, m.shards)), Some((1, 3)));
+        assert_eq!(p.push_to, 1);
+        assert_eq!(p.report, Report::Starting { ready: 0, want: 3 });
+    }
 
     #[test]
     fn a_new_store_starts_its_pods_then_pushes_the_first_map() {
@@ -239,10 +270,12 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_pod_of_an_available_store_is_reported_and_nothing_is_pushed() {
+    fn a_lost_pod_of_an_available_store_is_reported_and_the_others_keep_their_map() {
         let inst = instance("demo", 3);
         let p = plan(&inst, &observed(Some((3, 3, 2)), Some(3), AVAILABLE));
-        assert_eq!(p.push, None);
+        // Pods 0 and 1 run (the same map again changes nothing); pod 2 gets it once started.
+        assert_eq!(p.push.map(|m| m.epoch), Some(1));
+        assert_eq!(p.push_to, 2);
         assert_eq!(p.report, Report::ShardsNotReady { ready: 2, want: 3 });
     }
 

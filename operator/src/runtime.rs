@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::FutureExt;
 use kube::Client;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -108,6 +107,11 @@ fn context(args: &RunArgs, client: Client, metrics: Arc<Metrics>) -> Arc<Context
 }
 
 /// Waits for the lease, then runs the controller until the stop signal or the lease is lost.
+///
+/// A stop signal lets running reconciles finish. A lost lease does not: another replica leads
+/// now, so this one returns at once, dropping every reconcile at its next await (a move's step,
+/// a copy batch), and the process exits. Whatever it had already sent is fenced by the servers
+/// (epoch and phase on imports and cleanups) and by the status writes' resourceVersion.
 async fn run_elected(
     args: &RunArgs,
     client: Client,
@@ -135,14 +139,15 @@ async fn run_elected(
         return Ok(());
     }
     info!("leading: starting the controller");
-    let lost = election.lost().shared();
-    let shutdown = futures::future::select(Box::pin(stop.wait()), lost.clone()).map(|_| ());
-    controller::run(ctx, args.namespace.as_deref(), shutdown).await;
-    let lost_lease = lost.now_or_never().is_some();
-    election.release().await;
-    if lost_lease {
-        Err(RunError::LostLease)
-    } else {
-        Ok(())
+    let controller = controller::run(ctx, args.namespace.as_deref(), stop.wait());
+    tokio::select! {
+        () = controller => {
+            election.release().await;
+            Ok(())
+        }
+        () = election.lost() => {
+            error!("lost the leader lease: abandoning running reconciles");
+            Err(RunError::LostLease)
+        }
     }
 }

@@ -7,7 +7,7 @@ use kvproto::wire::DEFAULT_OPS_PORT;
 
 use crate::crd::{KVStore, KVStoreSpec};
 use crate::error::{Error, Result};
-use crate::labels;
+use crate::{grace, labels};
 
 /// A KVStore whose spec passed validation, with what every child needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +16,8 @@ pub struct Instance {
     pub namespace: String,
     pub owner: OwnerReference,
     pub spec: KVStoreSpec,
+    /// How its pods spend their grace period.
+    pub stop: grace::Budget,
 }
 
 /// Checks what the schema cannot (or what a schema-less apply may have skipped).
@@ -39,15 +41,17 @@ pub fn validate(kvs: &KVStore) -> Result<Instance> {
     if !(1..=65535).contains(&spec.port) {
         problems.push(format!("port must be in 1..65535, got {}", spec.port));
     }
-    // The kvserver's ops port (probes, metrics, drain): the data port may not take it.
+    // The kvserver's ops port (probes, metrics): the data port may not take it.
     if spec.port == i32::from(DEFAULT_OPS_PORT) {
         problems.push(format!("port {DEFAULT_OPS_PORT} is the kvserver ops port"));
     }
     if spec.image.trim().is_empty() {
         problems.push("image must not be empty".to_owned());
     }
-    if spec.termination_grace_period_seconds < 0 {
-        problems.push("terminationGracePeriodSeconds must be >= 0".to_owned());
+    // The schema refuses these too, but a store stored before the minimum existed is not.
+    let stop = grace::budget(spec.termination_grace_period_seconds);
+    if let Err(why) = &stop {
+        problems.push(why.clone());
     }
     if let Err(why) = check_quantity(&spec.storage.size.0) {
         problems.push(format!("storage.size {:?}: {why}", spec.storage.size.0));
@@ -67,15 +71,16 @@ pub fn validate(kvs: &KVStore) -> Result<Instance> {
             topology.sharding, spec.sharding
         ));
     }
-    if !problems.is_empty() {
-        return Err(Error::InvalidSpec(problems.join("; ")));
+    match stop {
+        Ok(stop) if problems.is_empty() => Ok(Instance {
+            name,
+            namespace,
+            owner,
+            spec: spec.clone(),
+            stop,
+        }),
+        _ => Err(Error::InvalidSpec(problems.join("; "))),
     }
-    Ok(Instance {
-        name,
-        namespace,
-        owner,
-        spec: spec.clone(),
-    })
 }
 
 impl Instance {
@@ -143,6 +148,23 @@ mod tests {
         assert!(msg.contains("8081"), "{msg}");
         assert!(msg.contains("storage.size"), "{msg}");
         assert!(msg.contains("app.kubernetes.io/instance"), "{msg}");
+    }
+
+    #[test]
+    fn a_grace_period_too_short_to_drain_and_sync_is_refused() {
+        let mut kvs = kvstore("demo", 3);
+        kvs.spec.termination_grace_period_seconds = grace::MIN_GRACE_SECONDS - 1;
+        let Err(Error::InvalidSpec(msg)) = validate(&kvs) else {
+            panic!("expected InvalidSpec");
+        };
+        assert!(
+            msg.contains("terminationGracePeriodSeconds 6 is too short"),
+            "{msg}"
+        );
+        assert!(msg.contains("preStop sleep"), "{msg}");
+        assert!(msg.contains("final sync"), "{msg}");
+        kvs.spec.termination_grace_period_seconds = grace::MIN_GRACE_SECONDS;
+        assert!(validate(&kvs).is_ok());
     }
 
     #[test]

@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use kvproto::Topology;
 use kvproto::bulk::{BulkRecord, STREAM_OVERHEAD};
 use kvproto::topology::Migration;
+use kvproto::{Fence, Topology};
 use kvproto::{Key, MigrationPhase, Sharding};
 use operator::rebalance::copy::{
     ByteLimits, CopyOptions, CopyProgress, copy_moving, copy_moving_within,
@@ -116,6 +116,7 @@ impl ShardAdmin for Metered {
         &self,
         url: &str,
         token: &str,
+        fence: Fence,
         records: &[BulkRecord],
     ) -> CallResult<u64> {
         let bytes = STREAM_OVERHEAD + records.iter().map(BulkRecord::encoded_len).sum::<usize>();
@@ -124,13 +125,13 @@ impl ShardAdmin for Metered {
         self.peak.fetch_max(now, Ordering::SeqCst);
         // Let the other readers and senders run while this import is in flight.
         tokio::time::sleep(Duration::from_millis(1)).await;
-        let applied = ShardAdmin::import_if_absent(&self.inner, url, token, records).await;
+        let applied = ShardAdmin::import_if_absent(&self.inner, url, token, fence, records).await;
         self.in_flight.fetch_sub(bytes, Ordering::SeqCst);
         applied
     }
 
-    async fn cleanup(&self, url: &str, token: &str) -> CallResult<()> {
-        ShardAdmin::cleanup(&self.inner, url, token).await
+    async fn cleanup(&self, url: &str, token: &str, fence: Fence) -> CallResult<()> {
+        ShardAdmin::cleanup(&self.inner, url, token, fence).await
     }
 
     async fn key_count(&self, url: &str, token: &str) -> CallResult<u64> {

@@ -99,3 +99,46 @@ fn the_port_rule_reserves_the_kvserver_ops_port_of_the_wire_contract() {
         "{description}"
     );
 }
+
+fn spec_property(name: &str) -> serde_yaml::Value {
+    let crd: serde_yaml::Value = serde_yaml::from_str(&crd_yaml().unwrap()).unwrap();
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        [name]
+        .clone()
+}
+
+/// The API server refuses a grace period the shard pods could not stop in, with the same
+/// minimum the operator's validation uses, and `kubectl explain` says why.
+#[test]
+fn the_grace_period_minimum_is_the_stop_budget() {
+    let grace = spec_property("terminationGracePeriodSeconds");
+    let min = operator::grace::MIN_GRACE_SECONDS;
+    // schemars writes the bound as a float (`7.0`).
+    assert_eq!(grace["minimum"].as_f64(), Some(min as f64));
+    assert_eq!(grace["default"].as_i64(), Some(10));
+    let description = grace["description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("at least {min}")),
+        "{description}"
+    );
+}
+
+/// Durability is `always` or `batch` (never `never`: the operator does not offer losing
+/// acknowledged writes on a process crash), `batch` by default, and its description says what
+/// each loses.
+#[test]
+fn durability_offers_always_and_batch_and_says_what_each_loses() {
+    let durability = spec_property("durability");
+    let values: Vec<&str> = durability["enum"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(values, ["always", "batch"]);
+    assert_eq!(durability["default"].as_str(), Some("batch"));
+    let description = durability["description"].as_str().unwrap();
+    for says in ["power loss", "50 ms", "process", "KV_SYNC"] {
+        assert!(description.contains(says), "{says}: {description}");
+    }
+}

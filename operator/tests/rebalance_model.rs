@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use futures::StreamExt;
 use kvproto::bulk::BulkRecord;
 use kvproto::topology::{ForwardedBy, Route};
-use kvproto::{Key, Sharding, Topology};
+use kvproto::{Fence, Key, Sharding, Topology};
 use operator::rebalance::copy::CopyOptions;
 use operator::rebalance::machine::next_phase;
 use operator::rebalance::maps::MoveMaps;
@@ -262,9 +262,11 @@ impl ShardAdmin for Model {
         &self,
         url: &str,
         _: &str,
+        fence: Fence,
         records: &[BulkRecord],
     ) -> CallResult<u64> {
         self.call(url, |s, _| {
+            Fence::admits(Some(&fence), s.topology.as_ref()).map_err(|e| format!("409: {e}"))?;
             let mut applied = 0;
             for rec in records {
                 let key = rec.key.as_str().to_owned();
@@ -281,9 +283,10 @@ impl ShardAdmin for Model {
         })
     }
 
-    async fn cleanup(&self, url: &str, _: &str) -> CallResult<()> {
+    async fn cleanup(&self, url: &str, _: &str, fence: Fence) -> CallResult<()> {
         let me = Cluster::at(url) as u32;
         self.call(url, |s, _| {
+            Fence::admits(Some(&fence), s.topology.as_ref()).map_err(|e| format!("409: {e}"))?;
             let map = s.topology.clone().ok_or("no map")?;
             if map.migration.is_some() {
                 return Err("409: cleanup while migrating".into());

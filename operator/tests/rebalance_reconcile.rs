@@ -6,7 +6,7 @@
 mod support;
 
 use http::Method;
-use kvproto::{MigrationPhase, Sharding};
+use kvproto::{MigrationPhase, Sharding, Topology};
 use operator::KVStore;
 use operator::error::Category;
 use operator::status::{KVStoreStatus, Phase, RebalancePhase, RebalanceStatus, TopologyStatus};
@@ -82,9 +82,13 @@ async fn starting_a_rebalance_persists_scaling_up_before_touching_the_statefulse
     );
     assert_eq!(condition(&status, "Progressing").1, "ScalingUp");
     assert!(h.event_reasons().contains(&"ScalingUp".to_owned()));
+    // Only the current map, to the pods that run (the new ones get it once started).
+    let pushes = h.shards.pushes.lock().unwrap().clone();
     assert!(
-        h.shards.pushes.lock().unwrap().is_empty(),
-        "nothing pushed yet"
+        pushes
+            .iter()
+            .all(|(_, _, t)| (t.epoch, t.migration, t.peers.len()) == (1, None, 3)),
+        "a new map pushed before Handoff: {pushes:?}"
     );
 }
 
@@ -115,13 +119,14 @@ async fn a_growth_runs_every_phase_in_order_and_commits_the_next_epoch() {
     assert_eq!(status.rebalance, None);
     assert_eq!(status.replicas, 5);
     assert_eq!(status.topology.map(|t| (t.epoch, t.shards)), Some((2, 5)));
-    // Pushed in order: the current map to the new pods, then Handoff, Copy and stable to all.
+    // Pushed in order: the current map to every started pod (the old ones hold it already, the
+    // new ones need it to become ready), then Handoff, Copy and stable to all.
     let pushes = h.shards.pushes.lock().unwrap().clone();
     let kinds: Vec<(u64, Option<MigrationPhase>, usize)> = pushes
         .iter()
         .map(|(_, _, t)| (t.epoch, t.migration.map(|m| m.phase), t.peers.len()))
         .collect();
-    let mut expected = vec![(1, None, 3); 2];
+    let mut expected = vec![(1, None, 3); 5];
     expected.extend(vec![(2, Some(MigrationPhase::Handoff), 5); 5]);
     expected.extend(vec![(2, Some(MigrationPhase::Copy), 5); 5]);
     expected.extend(vec![(2, None, 5); 5]);
@@ -163,7 +168,15 @@ async fn an_unreachable_shard_during_a_shrink_is_degraded_and_nothing_shrinks() 
 
 #[tokio::test]
 async fn a_shrink_removes_pods_only_after_cleanup_then_deletes_only_their_volumes() {
-    let h = Harness::new(World::running(4, 4, 4), FakeShards::default());
+    // Resumed at Cleanup: every server holds the committed map of epoch 2.
+    let urls: Vec<String> = (0..4)
+        .map(|i| format!("http://demo-{i}.demo.default.svc:80"))
+        .collect();
+    let committed = Topology::stable(2, Sharding::Modulo, urls[..2].to_vec());
+    let h = Harness::new(
+        World::running(4, 4, 4),
+        FakeShards::holding(&urls, &committed),
+    );
     let kvs = store(2, 4, Some(moving(4, 2, RebalancePhase::Cleanup)));
     // Pods 2 and 3 are still running after the shrink: the move waits in ScalingDown.
     h.reconcile(kvs).await.unwrap();
@@ -247,4 +260,37 @@ async fn scale_to_zero_mid_move_stops_the_pods_and_keeps_the_move_for_later() {
     assert_eq!(r.phase, RebalancePhase::Copy);
     assert!(r.message.unwrap().contains("waiting for pods"));
     assert!(h2.shards.pushes.lock().unwrap().is_empty());
+}
+
+/// Issue 13 item 3: a deposed operator, still running a move it read at Copy, must not write its
+/// stale status over the one another operator moved on to Commit.
+#[tokio::test]
+async fn a_status_write_from_a_stale_read_never_rolls_the_move_back() {
+    let h = Harness::new(World::running(5, 5, 5), FakeShards::default());
+    let mut read = store(5, 3, Some(moving(3, 5, RebalancePhase::Copy)));
+    read.metadata.resource_version = Some("7".into());
+    let mut stored = store(5, 3, Some(moving(3, 5, RebalancePhase::Commit)));
+    stored.metadata.resource_version = Some("8".into());
+    let err = h.reconcile_stale(read, stored).await.unwrap_err();
+    assert!(
+        err.to_string().contains("changed under another writer"),
+        "{err}"
+    );
+    let kept = h.stored_status().and_then(|s| s.rebalance).map(|r| r.phase);
+    assert_eq!(kept, Some(RebalancePhase::Commit), "rolled back");
+}
+
+/// A conflict that only a spec or metadata change caused is written again on the fresh object.
+#[tokio::test]
+async fn a_status_write_after_an_unrelated_change_is_retried_on_the_fresh_version() {
+    let h = Harness::new(World::running(3, 3, 3), FakeShards::default());
+    let mut read = store(3, 3, None);
+    read.metadata.resource_version = Some("7".into());
+    let mut stored = read.clone();
+    stored.metadata.resource_version = Some("9".into());
+    h.reconcile_stale(read, stored).await.unwrap();
+    assert_eq!(
+        h.stored_status().and_then(|s| s.phase),
+        Some(Phase::Available)
+    );
 }

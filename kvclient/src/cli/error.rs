@@ -4,9 +4,11 @@ use std::process::ExitCode;
 
 use thiserror::Error;
 
-/// Exit codes: 0 success, 1 not found or failed, 2 usage error.
+/// Exit codes: 0 success, 1 not found or failed, 2 usage error, 3 outcome unknown (the write
+/// timed out and may have been applied: read the key before acting on it).
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_OUTCOME_UNKNOWN: u8 = 3;
 
 #[derive(Debug, Error)]
 pub enum CliError {
@@ -32,6 +34,7 @@ impl CliError {
             CliError::Usage(_) | CliError::Client(kvclient::Error::InvalidKey(_)) => {
                 ExitCode::from(EXIT_USAGE)
             }
+            CliError::Client(e) if e.outcome_unknown() => ExitCode::from(EXIT_OUTCOME_UNKNOWN),
             _ => ExitCode::from(EXIT_FAILED),
         }
     }

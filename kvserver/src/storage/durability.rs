@@ -15,6 +15,8 @@ use fjall::PersistMode;
 use super::commit::GroupCommit;
 use super::engine::Engine;
 use super::error::StorageError;
+use super::journal_check;
+use super::journal_ledger::Ledger;
 use crate::config::SyncMode;
 
 #[derive(Debug)]
@@ -25,15 +27,18 @@ pub struct Durability {
     group: GroupCommit,
     /// Set by every write, cleared by `sync_if_dirty`: an idle server does not fsync.
     dirty: AtomicBool,
+    /// Told the newest journal at each sync, so a deleted one is noticed at the next start.
+    ledger: Arc<Ledger>,
 }
 
 impl Durability {
-    pub fn new(mode: SyncMode, dir: PathBuf) -> Self {
+    pub fn new(mode: SyncMode, dir: PathBuf, ledger: Ledger) -> Self {
         Durability {
             mode,
             dir,
             group: GroupCommit::default(),
             dirty: AtomicBool::new(false),
+            ledger: Arc::new(ledger),
         }
     }
 
@@ -87,11 +92,41 @@ impl Durability {
             .db
             .persist(PersistMode::Buffer)
             .map_err(StorageError::from)?;
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || sync_journals(&dir))
-            .await
-            .map_err(StorageError::task)?
-            .map_err(StorageError::Io)
+        let (dir, ledger) = (self.dir.clone(), self.ledger.clone());
+        tokio::task::spawn_blocking(move || {
+            let newest = sync_journals(&dir)?;
+            if let Some(id) = newest {
+                note(&ledger, id);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(StorageError::task)?
+        .map_err(StorageError::Io)
+    }
+}
+
+impl Durability {
+    /// Records the newest journal in the ledger (shutdown; `--sync never` has no other sync).
+    pub async fn note_newest_journal(&self) -> Result<(), StorageError> {
+        let (dir, ledger) = (self.dir.clone(), self.ledger.clone());
+        tokio::task::spawn_blocking(move || {
+            if let Some(&id) = journal_check::journal_ids(&dir)?.last() {
+                note(&ledger, id);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(StorageError::task)?
+        .map_err(StorageError::Io)
+    }
+}
+
+/// Records the newest journal; a failure (a full disk, say) only weakens the deleted-journal
+/// check until the next sync, so it is logged, never failed into a write's answer.
+fn note(ledger: &Ledger, newest: u64) {
+    if let Err(e) = ledger.note(newest) {
+        tracing::warn!(error = %e, newest, "cannot record the newest journal in the ledger");
     }
 }
 
@@ -103,20 +138,18 @@ pub async fn flush(engine: Arc<Engine>) -> Result<(), StorageError> {
         .map_err(StorageError::from)
 }
 
-/// `fdatasync` of every fjall journal (`*.jnl`) in the store directory: the active one holds the
+/// `fdatasync` of every fjall journal (`N.jnl`) in the store directory: the active one holds the
 /// newest records; a sealed one still listed may hold records not yet flushed to tables (tables
-/// are synced by fjall itself, and a journal is deleted only after that).
-fn sync_journals(dir: &Path) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "jnl") {
-            match std::fs::File::open(&path) {
-                Ok(file) => file.sync_data()?,
-                // Deleted since the listing: its records are in synced tables.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+/// are synced by fjall itself, and a journal is deleted only after that). Answers the newest id.
+fn sync_journals(dir: &Path) -> std::io::Result<Option<u64>> {
+    let ids = journal_check::journal_ids(dir)?;
+    for &id in &ids {
+        match std::fs::File::open(dir.join(format!("{id}.jnl"))) {
+            Ok(file) => file.sync_data()?,
+            // Deleted since the listing: its records are in synced tables.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(ids.last().copied())
 }

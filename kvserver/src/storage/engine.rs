@@ -13,6 +13,7 @@ use kvproto::Key;
 use parking_lot::RwLock;
 
 use super::error::StorageError;
+use super::journal_check;
 use super::record::{Record, decode_stored};
 
 const MEMTABLE_BYTES: u64 = 8 << 20;
@@ -29,7 +30,16 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// Opens the database under `dir` once its journals pass the verifier (which may drop a
+    /// torn tail; see `journal_check.rs`): fjall itself would truncate a damaged journal.
     pub fn open(dir: &Path) -> Result<Engine, StorageError> {
+        let report = journal_check::verify(dir)?;
+        tracing::info!(
+            journals = report.journals,
+            batches = report.batches,
+            torn_tails_dropped = report.repaired.len(),
+            "journals verified"
+        );
         // The store flushes the journal itself before acknowledging (group commit), so many
         // concurrent writes share one write(2) instead of taking one each under fjall's lock.
         let db = Database::builder(dir)
@@ -109,7 +119,7 @@ impl Slot {
             .ok_or_else(|| StorageError::Unavailable("the storage engine is reopening".into()))
     }
 
-    /// Closes the current engine and opens it again (journal recovery drops any torn tail).
+    /// Closes the current engine and opens it again (the verifier drops a torn tail).
     /// Blocking: call from a blocking thread.
     pub fn reopen(&self) -> Result<(), StorageError> {
         let mut slot = self.current.write();

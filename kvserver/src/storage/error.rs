@@ -1,6 +1,9 @@
-//! The storage error, and how engine errors map to it (a full disk is its own case: 507).
+//! The storage error, and how engine errors map to it (a full disk is its own case: 507;
+//! a journal the store refuses to open, its own too).
 
 use thiserror::Error;
+
+use super::journal_check::JournalError;
 
 #[derive(Debug, Error)]
 pub enum StorageError {
@@ -14,6 +17,9 @@ pub enum StorageError {
     Corrupt(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A journal the store refuses to open (damaged with data after it, or missing).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 impl From<fjall::Error> for StorageError {

@@ -1,5 +1,6 @@
 //! Bulk import: the effect of an import computed before anything is written, so the store
-//! applies it as one atomic engine batch.
+//! applies it as one atomic engine batch. In no mode does a key's version go backwards: a record
+//! replaces what a key holds only with a higher version.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -16,21 +17,27 @@ use super::record::Record;
 /// An import's effect: per key, its record before and the one it ends with.
 pub struct Plan {
     pub report: ImportReport,
+    /// The highest version among the records, applied or skipped: the clock moves past it.
+    pub max_version: u64,
     touched: HashMap<Key, (Option<Record>, Option<Record>)>,
 }
 
 impl Plan {
-    /// Later records for the same key win, as if applied one by one; `IfAbsent` skips keys that
-    /// hold a value or a tombstone here. One hash map: imports run on the copy's hot path.
+    /// As if applied one by one: `IfAbsent` skips keys that hold a value or a tombstone here (or
+    /// got one earlier in the batch); `Overwrite` replaces a key's record only with a higher
+    /// version (an older or equal copy is skipped). One hash map: imports run on the copy's hot
+    /// path.
     pub fn new(
         engine: &Engine,
         records: Vec<BulkRecord>,
         mode: ImportMode,
     ) -> Result<Plan, StorageError> {
         let mut report = ImportReport::default();
+        let mut max_version = 0;
         let mut touched: HashMap<Key, (Option<Record>, Option<Record>)> =
             HashMap::with_capacity(records.len());
         for rec in records {
+            max_version = max_version.max(rec.version);
             let (before, after) = match touched.entry(rec.key) {
                 Entry::Occupied(slot) => slot.into_mut(),
                 Entry::Vacant(slot) => {
@@ -38,7 +45,12 @@ impl Plan {
                     slot.insert((stored, None))
                 }
             };
-            if mode == ImportMode::IfAbsent && (before.is_some() || after.is_some()) {
+            let held = after.as_ref().or(before.as_ref());
+            let skip = match mode {
+                ImportMode::IfAbsent => held.is_some(),
+                ImportMode::Overwrite => held.is_some_and(|h| h.version >= rec.version),
+            };
+            if skip {
                 report.skipped += 1;
                 continue;
             }
@@ -48,7 +60,11 @@ impl Plan {
             });
             report.applied += 1;
         }
-        Ok(Plan { report, touched })
+        Ok(Plan {
+            report,
+            max_version,
+            touched,
+        })
     }
 
     /// The engine batch that applies the plan.

@@ -5,6 +5,8 @@
 //! - `record.rs`: how a key's state is encoded; `scan.rs`: the one record iterator;
 //! - `write.rs`: preconditions and outcomes; `gate.rs`: single writes vs. bulk operations;
 //! - `durability.rs` (+ `commit.rs`, group commit): what `--sync` does before an answer;
+//! - `journal_check.rs` (+ `journal_frame.rs`, `journal_ledger.rs`): the journals verified
+//!   before the engine opens them (a torn tail dropped and logged, any other damage refused);
 //! - `poison.rs`: a failed write, and the reopen once the disk has room;
 //! - `export.rs`, `import.rs`, `cleanup.rs`: the bulk operations; `all_keys.rs`: `/allKeys` streamed;
 //! - `cache.rs`, `clock.rs`, `counters.rs`: read cache, versions, key/byte counters.
@@ -12,7 +14,9 @@
 //! # Guarantees
 //! - Every write is appended to fjall's checksummed journal and handed to the OS before it is
 //!   acknowledged, in every `--sync` mode: a process crash (kill -9) never loses an acknowledged
-//!   write, and journal recovery drops a torn tail, so no value is ever half-written.
+//!   write, and only a torn tail is ever dropped (logged), so no value is ever half-written.
+//! - Damage anywhere else in a journal, or a missing journal, refuses to open the store and
+//!   changes nothing (`journal_check.rs`).
 //! - `--sync always` syncs before acknowledging (group commit); `batch` syncs every interval
 //!   from a background task; `never` leaves it to the OS.
 //! - A failed write (e.g. disk full) changes nothing that was acknowledged; reads keep working;
@@ -36,6 +40,9 @@ mod error;
 mod export;
 mod gate;
 mod import;
+mod journal_check;
+mod journal_frame;
+mod journal_ledger;
 mod poison;
 mod record;
 mod scan;
@@ -53,6 +60,7 @@ use tokio::sync::mpsc;
 
 pub use clock::Clock;
 pub use error::StorageError;
+pub use journal_check::{JournalError, TORN_TAILS_DIR};
 pub use record::Record;
 pub use write::{DeleteMode, Precondition, WriteOutcome};
 
@@ -64,6 +72,7 @@ use durability::Durability;
 use engine::{Engine, Slot};
 use gate::Gate;
 use import::Plan;
+use journal_ledger::Ledger;
 use poison::Poison;
 use scan::records;
 use write::{check, live_version};
@@ -97,6 +106,8 @@ impl Store {
     pub fn open(dir: &Path, sync: SyncMode, cache_bytes: u64) -> Result<Store, StorageError> {
         std::fs::create_dir_all(dir)?;
         let slot = Slot::open(dir.to_path_buf())?;
+        // Written on the first open: from then on a store without its journals refuses to open.
+        let ledger = Ledger::open(dir, journal_check::journal_ids(dir)?.last().copied())?;
         let engine = slot.get()?;
         let totals = Totals::scan(&engine)?;
         let floor = engine.clock_floor()?;
@@ -109,7 +120,7 @@ impl Store {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             gate: Gate::default(),
             counters: Counters::new(&totals),
-            durability: Durability::new(sync, dir.to_path_buf()),
+            durability: Durability::new(sync, dir.to_path_buf(), ledger),
             cache: ReadCache::new(cache_bytes),
         })
     }
@@ -188,6 +199,10 @@ impl Store {
             }
             if value.is_none() && live.is_none() {
                 return Ok(WriteOutcome::NotFound);
+            }
+            // Above the previous owner's version too: the key's version never goes backwards.
+            if let Some(r) = remote {
+                self.clock.observe(r);
             }
             let record = Record {
                 version: self.clock.next(),
@@ -316,7 +331,9 @@ impl Store {
     }
 
     /// Applies every record at once (one atomic engine batch), keeping each record's version.
-    /// `IfAbsent` skips keys that hold a value or a tombstone here.
+    /// `IfAbsent` skips keys that hold a value or a tombstone here; `Overwrite` replaces a record
+    /// only with a higher version. Either way the clock moves past every imported version, so a
+    /// later local write is newer than anything the import carried.
     pub async fn import(
         self: &Arc<Self>,
         records: Vec<BulkRecord>,
@@ -331,9 +348,9 @@ impl Store {
                 if mode == ImportMode::Overwrite {
                     store.cache.put(key, after);
                 }
-                store.clock.observe(after.version);
                 store.counters.account(before, Some(after));
             }
+            store.clock.observe(plan.max_version);
             Ok(plan.report)
         })
         .await
@@ -381,7 +398,8 @@ impl Store {
 
     /// Forces everything written so far to stable storage.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        durability::flush(self.slot.get()?).await
+        durability::flush(self.slot.get()?).await?;
+        self.durability.note_newest_journal().await
     }
 
     /// The key's record; the caller holds its stripe lock.

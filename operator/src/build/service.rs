@@ -15,8 +15,10 @@ pub fn service(inst: &Instance) -> Service {
         spec: Some(ServiceSpec {
             cluster_ip: Some("None".to_owned()),
             selector: Some(labels::selector(&inst.name)),
-            // Only ready shards get DNS records, so a draining pod drops out.
-            publish_not_ready_addresses: Some(false),
+            // Every pod gets its DNS name before it is ready: a new server waits for its first
+            // map (`--require-topology`) and the operator pushes it through this name. A server
+            // that is not ready answers 503 and applies nothing, so clients only retry there.
+            publish_not_ready_addresses: Some(true),
             ports: Some(vec![ServicePort {
                 name: Some("http".to_owned()),
                 port: inst.spec.port,

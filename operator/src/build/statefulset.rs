@@ -1,5 +1,6 @@
 //! The StatefulSet of kvserver shards: stable names, one volume per shard, probes on the ops
-//! port, a drain hook, and a restricted security context.
+//! port, a preStop sleep and a stop that fits the grace period ([`crate::grace`]), and a
+//! restricted security context.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,8 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, Sysctl, Volume,
-    VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, SleepAction,
+    Sysctl, Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -26,6 +27,10 @@ use crate::validate::Instance;
 pub const DATA_DIR: &str = "/data";
 /// Where the admin token Secret is mounted.
 pub const ADMIN_TOKEN_DIR: &str = "/var/run/kvstore";
+/// Startup probe: every 5 s for up to 15 minutes, so a large shard can open its store before
+/// liveness starts counting.
+const STARTUP_PERIOD_SECONDS: i32 = 5;
+const STARTUP_FAILURES: i32 = 180;
 /// The distroless "nonroot" user and group.
 const NONROOT: i64 = 65532;
 const TOKEN_VOLUME: &str = "admin-token";
@@ -141,7 +146,7 @@ fn container(inst: &Instance) -> Container {
         ..HTTPGetAction::default()
     };
     Container {
-        name: "kvserver".to_owned(),
+        name: labels::KVSERVER_CONTAINER.to_owned(),
         image: Some(spec.image.clone()),
         image_pull_policy: Some(spec.image_pull_policy.as_str().to_owned()),
         args: Some(vec![
@@ -154,18 +159,7 @@ fn container(inst: &Instance) -> Container {
             "--admin-token-file".to_owned(),
             format!("{ADMIN_TOKEN_DIR}/{TOKEN_KEY}"),
         ]),
-        env: Some(vec![EnvVar {
-            // The server takes its shard ordinal from its pod name.
-            name: "POD_NAME".to_owned(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.name".to_owned(),
-                    ..ObjectFieldSelector::default()
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        }]),
+        env: Some(env(inst)),
         ports: Some(vec![
             ContainerPort {
                 name: Some("http".to_owned()),
@@ -192,10 +186,21 @@ fn container(inst: &Instance) -> Container {
             failure_threshold: Some(3),
             ..Probe::default()
         }),
-        // The image has no shell: the drain hook is an HTTP call.
+        // Liveness waits until the store is open: a large shard replays its journal first.
+        startup_probe: Some(Probe {
+            http_get: Some(ops_get("/healthz")),
+            period_seconds: Some(STARTUP_PERIOD_SECONDS),
+            failure_threshold: Some(STARTUP_FAILURES),
+            ..Probe::default()
+        }),
+        // The pod keeps serving while the endpoints drop it; SIGTERM then starts the drain.
+        // The kubelet's own sleep: the image has no shell, and no route of the server can be
+        // used to take it down.
         lifecycle: Some(Lifecycle {
             pre_stop: Some(LifecycleHandler {
-                http_get: Some(ops_get("/drain")),
+                sleep: Some(SleepAction {
+                    seconds: inst.stop.pre_stop_sleep,
+                }),
                 ..LifecycleHandler::default()
             }),
             ..Lifecycle::default()
@@ -226,6 +231,37 @@ fn container(inst: &Instance) -> Container {
         ]),
         ..Container::default()
     }
+}
+
+/// The server's settings that are not flags of the book's server: its pod name, durability,
+/// topology requirement and the stop timing of [`crate::grace`] (drain, in-flight requests).
+fn env(inst: &Instance) -> Vec<EnvVar> {
+    let value = |name: &str, value: String| EnvVar {
+        name: name.to_owned(),
+        value: Some(value),
+        ..EnvVar::default()
+    };
+    let stop = &inst.stop;
+    vec![
+        EnvVar {
+            // The server takes its shard ordinal from its pod name.
+            name: "POD_NAME".to_owned(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".to_owned(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+        value("KV_SYNC", inst.spec.durability.as_str().to_owned()),
+        // A shard serves no key and is not Ready until the operator gave it a shard map: a
+        // fresh pod must not take writes that a newer copy elsewhere would later lose to.
+        value("KV_REQUIRE_TOPOLOGY", "true".to_owned()),
+        value("KV_DRAIN_DELAY", format!("{}s", stop.drain_delay)),
+        value("KV_SHUTDOWN_TIMEOUT", format!("{}s", stop.shutdown_timeout)),
+    ]
 }
 
 /// The user's affinity, plus a preferred spread of shards over nodes unless they set their own

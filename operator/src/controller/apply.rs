@@ -6,7 +6,7 @@ use tracing::warn;
 
 use super::children::{self, apply_children};
 use super::rebalance;
-use super::status_write::{Ending, StatusBase};
+use super::status_write::{Ending, StatusBase, Version};
 use super::token::{AdminToken, ensure_token};
 use super::volumes;
 use crate::context::Context;
@@ -25,6 +25,7 @@ pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
     let base = StatusBase {
         kvs: kvs.clone(),
         ready: sts.map_or(0, |s| s.ready),
+        version: Version::of(kvs),
     };
     reconcile_live(ctx, base, sts).await.write_status(ctx).await
 }
@@ -128,7 +129,9 @@ async fn sweep_unused_volumes(
     }
 }
 
-/// Pushes the plan's map to every server, if it has one; answers the acknowledged map.
+/// Pushes the plan's map to the servers it names, if it has one; answers the acknowledged map
+/// (a first map counts as acknowledged once one server holds it: a later count change is then
+/// a move, not a different first map that server would refuse).
 async fn push(
     ctx: &Context,
     token: &AdminToken,
@@ -138,8 +141,15 @@ async fn push(
     let Some(map) = &plan.push else {
         return Ok(acknowledged);
     };
-    let every = 0..map.shards;
-    shards::push(ctx.shards.as_ref(), &token.token, map, &map.peers, every).await?;
+    let reachable = 0..plan.push_to;
+    shards::push(
+        ctx.shards.as_ref(),
+        &token.token,
+        map,
+        &map.peers,
+        reachable,
+    )
+    .await?;
     Ok(Some(TopologyStatus {
         epoch: i64::try_from(map.epoch).unwrap_or(i64::MAX),
         shards: i32::try_from(map.shards).unwrap_or(i32::MAX),

@@ -179,6 +179,15 @@ impl Mover<'_> {
             maps: MoveMaps::new(r, self.topology.sharding, &peers),
         };
         match r.phase {
+            RebalancePhase::ScalingUp => {
+                // Each new pod gets the map once started, and only then becomes ready.
+                shards.introduce_new_servers(sts.reachable(span)).await?;
+                Ok(if sts.all_ready(span) {
+                    Step::Done
+                } else {
+                    Step::Wait(format!("waiting for pods: {}/{span} ready", sts.ready))
+                })
+            }
             RebalancePhase::Copy => self.copy(&shards, r).await,
             RebalancePhase::ScalingDown => self.scale_down(&shards, r, sts).await,
             RebalancePhase::DeletingPVCs => {
@@ -318,8 +327,8 @@ impl Mover<'_> {
 fn pods_missing(phase: RebalancePhase, sts: &ObservedStatefulSet, span: i32) -> Option<String> {
     use RebalancePhase::*;
     match phase {
-        ScalingUp if !sts.all_ready(span) => {
-            Some(format!("waiting for pods: {}/{span} ready", sts.ready))
+        ScalingUp if sts.desired < span => {
+            Some(format!("waiting for pods: {}/{span} exist", sts.current))
         }
         Handoff | Copy | Commit | Cleanup if sts.desired < span || sts.current < span => {
             Some(format!("waiting for pods: {}/{span} exist", sts.current))

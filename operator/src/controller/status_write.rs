@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use super::events::publish;
 use crate::context::Context;
 use crate::crd::KVStore;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::labels::MANAGER;
 use crate::status::{KVStoreStatus, Phase};
 use crate::status_report::{self, Outcome, compute_status};
@@ -26,6 +26,28 @@ use crate::status_report::{self, Outcome, compute_status};
 pub(super) struct StatusBase {
     pub kvs: KVStore,
     pub ready: i32,
+    /// The resourceVersion of the last write (or of the object read), sent with the next one.
+    pub version: Version,
+}
+
+/// The resourceVersion every status write is conditional on: a writer that has not seen the
+/// last write (a deposed operator still running a move) is refused with 409 instead of
+/// rolling `status.rebalance` back. Shared by the copy's progress writes, hence a lock.
+#[derive(Debug, Default)]
+pub(super) struct Version(std::sync::Mutex<Option<String>>);
+
+impl Version {
+    pub fn of(kvs: &KVStore) -> Version {
+        Version(std::sync::Mutex::new(kvs.metadata.resource_version.clone()))
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, version: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = version;
+    }
 }
 
 impl StatusBase {
@@ -34,7 +56,7 @@ impl StatusBase {
     /// whole status, not `status.rebalance` alone: a server-side apply under the one field
     /// manager removes the fields it owns and leaves out.
     pub async fn checkpoint(&mut self, ctx: &Context, outcome: &Outcome) -> Result<()> {
-        let status = write_status(ctx, &self.kvs, self.ready, outcome).await?;
+        let status = write_status(ctx, self, outcome).await?;
         self.kvs.status = Some(status);
         Ok(())
     }
@@ -42,9 +64,7 @@ impl StatusBase {
     /// Shows the copy's progress while it runs; the next write computes from the checkpoint
     /// again, so a lost progress write changes nothing.
     pub async fn progress(&self, ctx: &Context, outcome: &Outcome) -> Result<()> {
-        write_status(ctx, &self.kvs, self.ready, outcome)
-            .await
-            .map(|_| ())
+        write_status(ctx, self, outcome).await.map(|_| ())
     }
 
     /// The reconcile ends with `outcome` in the status and `result`.
@@ -82,7 +102,7 @@ impl Ending {
     /// The one status write at the end of the reconcile, then its announcement and result.
     pub async fn write_status(self, ctx: &Context) -> Result<Action> {
         if let Some(outcome) = &self.outcome {
-            write_status(ctx, &self.base.kvs, self.base.ready, outcome).await?;
+            write_status(ctx, &self.base, outcome).await?;
         }
         if let Some((reason, note)) = self.announce {
             publish(ctx, &self.base.kvs, EventType::Normal, reason, note).await;
@@ -91,25 +111,45 @@ impl Ending {
     }
 }
 
-/// Writes the status computed from `outcome` with server-side apply, and an Event when the
-/// phase changes; answers the status written.
+/// Writes the status computed from `outcome` with server-side apply, conditional on the last
+/// resourceVersion seen, and an Event when the phase changes; answers the status written.
 async fn write_status(
     ctx: &Context,
-    kvs: &KVStore,
-    ready: i32,
+    base: &StatusBase,
     outcome: &Outcome,
 ) -> Result<KVStoreStatus> {
+    let kvs = &base.kvs;
     let previous = kvs.status.as_ref();
     let now = Time(Timestamp::now());
     let name = kvs.name_any();
     let generation = kvs.metadata.generation;
-    let status = compute_status(previous, &name, generation, ready, outcome, &now);
+    let status = compute_status(previous, &name, generation, base.ready, outcome, &now);
     let api: Api<KVStore> =
         Api::namespaced(ctx.client.clone(), &kvs.namespace().unwrap_or_default());
     let params = PatchParams::apply(MANAGER).force();
-    let patch = status_patch(&status);
-    api.patch_status(&name, &params, &Patch::Apply(&patch))
-        .await?;
+    let written = match apply_status(&api, &name, &params, &status, base.version.get()).await {
+        Err(kube::Error::Api(e)) if e.code == 409 => {
+            // Someone wrote since: go on only if the move is where this reconcile left it.
+            let fresh = api.get_status(&name).await?;
+            let moved_on = fresh.status.as_ref().and_then(|s| s.rebalance.as_ref())
+                != previous.and_then(|s| s.rebalance.as_ref());
+            if moved_on {
+                return Err(Error::StatusMovedOn(format!(
+                    "{name}'s move is no longer where this reconcile found it"
+                )));
+            }
+            apply_status(
+                &api,
+                &name,
+                &params,
+                &status,
+                fresh.metadata.resource_version,
+            )
+            .await?
+        }
+        other => other?,
+    };
+    base.version.set(written.metadata.resource_version);
     let old_phase = previous.and_then(|s| s.phase);
     if let Some(phase) = status.phase.filter(|p| Some(*p) != old_phase) {
         let kind = match phase {
@@ -121,13 +161,30 @@ async fn write_status(
     Ok(status)
 }
 
-/// The apply body for the status subresource.
-fn status_patch(status: &KVStoreStatus) -> serde_json::Value {
-    serde_json::json!({
+/// One server-side apply of the status subresource, conditional on `version` when known.
+async fn apply_status(
+    api: &Api<KVStore>,
+    name: &str,
+    params: &PatchParams,
+    status: &KVStoreStatus,
+    version: Option<String>,
+) -> kube::Result<KVStore> {
+    let patch = status_patch(status, version);
+    api.patch_status(name, params, &Patch::Apply(&patch)).await
+}
+
+/// The apply body for the status subresource; with `resourceVersion`, the API server refuses
+/// it (409) unless the object is still at that version.
+fn status_patch(status: &KVStoreStatus, version: Option<String>) -> serde_json::Value {
+    let mut patch = serde_json::json!({
         "apiVersion": KVStore::api_version(&()),
         "kind": KVStore::kind(&()),
         "status": status,
-    })
+    });
+    if let Some(version) = version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
+    patch
 }
 
 /// The message of the condition that best explains the phase.

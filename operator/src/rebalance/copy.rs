@@ -19,8 +19,8 @@ use futures::channel::mpsc;
 use futures::future::try_join_all;
 use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
-use kvproto::Topology;
 use kvproto::bulk::{BulkRecord, STREAM_OVERHEAD};
+use kvproto::{Fence, Topology};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::shards::{self, DynShardAdmin, RecordStream, ShardError};
@@ -280,7 +280,7 @@ impl Copy<'_> {
         let url = shards::peer(&self.target.peers, owner)?;
         let applied = self
             .admin
-            .import_if_absent(url, self.token, &records)
+            .import_if_absent(url, self.token, Fence::copy(self.target.epoch), &records)
             .await
             .map_err(|source| ShardError::import(owner, records.len(), source))?;
         let bytes: usize = records

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use kvproto::{MigrationPhase, Topology};
+use kvproto::{Fence, MigrationPhase, Topology};
 use tokio::sync::watch;
 
 use super::copy::{CopyOptions, CopyProgress, copy_moving};
@@ -25,10 +25,12 @@ impl Shards<'_> {
         shards::push(self.admin, self.token, topology, self.maps.peers, range).await
     }
 
-    /// ScalingUp: the new pods learn the current map (they forward everything to its owners).
-    pub async fn introduce_new_servers(&self) -> Result<(), ShardError> {
-        self.push(self.maps.from..self.maps.span(), &self.maps.before())
-            .await
+    /// ScalingUp: the new pods learn the current map (they forward everything to its owners),
+    /// each once it has started (`0..started`: the old ones hold it already). A new server is
+    /// not ready before it has a map, and OrderedReady creates the next pod only then.
+    pub async fn introduce_new_servers(&self, started: u32) -> Result<(), ShardError> {
+        let reachable = 0..started.min(self.maps.span());
+        self.push(reachable, &self.maps.before()).await
     }
 
     /// Handoff: old owners stop serving the keys they lose.
@@ -77,8 +79,9 @@ impl Shards<'_> {
 
     /// Cleanup: every server drops what it no longer owns, and its tombstones.
     pub async fn cleanup(&self) -> Result<(), ShardError> {
+        let fence = Fence::stable(self.maps.epoch);
         shards::on_each(self.maps.peers, 0..self.maps.span(), |url| {
-            self.admin.cleanup(url, self.token)
+            self.admin.cleanup(url, self.token, fence)
         })
         .await
         .map(|_| ())
@@ -101,7 +104,7 @@ impl Shards<'_> {
         Ok(())
     }
 
-    /// The shard side of `phase` (DeletingPVCs has none).
+    /// The shard side of `phase` (DeletingPVCs has none), with every server of the span started.
     pub async fn run(
         &self,
         phase: RebalancePhase,
@@ -109,7 +112,7 @@ impl Shards<'_> {
         progress: &watch::Sender<CopyProgress>,
     ) -> Result<(), ShardError> {
         match phase {
-            RebalancePhase::ScalingUp => self.introduce_new_servers().await,
+            RebalancePhase::ScalingUp => self.introduce_new_servers(self.maps.span()).await,
             RebalancePhase::Handoff => self.handoff().await,
             RebalancePhase::Copy => self.copy(options, progress).await.map(|_| ()),
             RebalancePhase::Commit => self.commit().await,

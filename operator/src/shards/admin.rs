@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use futures::stream::BoxStream;
-use kvproto::Topology;
 use kvproto::bulk::BulkRecord;
+use kvproto::{Fence, Topology};
 
 /// The answer of one admin call.
 pub type CallResult<T> = Result<T, kvclient::Error>;
@@ -37,16 +37,24 @@ pub trait ShardAdmin: Send + Sync {
         token: &str,
     ) -> impl Future<Output = CallResult<u64>> + Send;
 
-    /// `POST /v1/admin/import?mode=if-absent`: the number of records applied.
+    /// `POST /v1/admin/import?mode=if-absent`, fenced at the move's copy: the number of
+    /// records applied.
     fn import_if_absent(
         &self,
         base_url: &str,
         token: &str,
+        fence: Fence,
         records: &[BulkRecord],
     ) -> impl Future<Output = CallResult<u64>> + Send;
 
-    /// `POST /v1/admin/cleanup`: drop keys the shard no longer owns, and tombstones.
-    fn cleanup(&self, base_url: &str, token: &str) -> impl Future<Output = CallResult<()>> + Send;
+    /// `POST /v1/admin/cleanup`, fenced at the committed epoch: drop keys the shard no longer
+    /// owns, and tombstones.
+    fn cleanup(
+        &self,
+        base_url: &str,
+        token: &str,
+        fence: Fence,
+    ) -> impl Future<Output = CallResult<()>> + Send;
 
     /// `GET /v1/info`: how many keys the shard holds.
     fn key_count(

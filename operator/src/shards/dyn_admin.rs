@@ -2,8 +2,8 @@
 //! whichever implementation it was given, so this is the one place that boxes the calls.
 
 use futures::future::BoxFuture;
-use kvproto::Topology;
 use kvproto::bulk::BulkRecord;
+use kvproto::{Fence, Topology};
 
 use super::admin::{CallResult, RecordStream, ShardAdmin};
 
@@ -29,9 +29,15 @@ pub trait DynShardAdmin: Send + Sync {
         &'a self,
         base_url: &'a str,
         token: &'a str,
+        fence: Fence,
         records: &'a [BulkRecord],
     ) -> BoxFuture<'a, CallResult<u64>>;
-    fn cleanup<'a>(&'a self, base_url: &'a str, token: &'a str) -> BoxFuture<'a, CallResult<()>>;
+    fn cleanup<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        fence: Fence,
+    ) -> BoxFuture<'a, CallResult<()>>;
     fn key_count<'a>(&'a self, base_url: &'a str, token: &'a str)
     -> BoxFuture<'a, CallResult<u64>>;
 }
@@ -66,13 +72,21 @@ impl<A: ShardAdmin> DynShardAdmin for A {
         &'a self,
         base_url: &'a str,
         token: &'a str,
+        fence: Fence,
         records: &'a [BulkRecord],
     ) -> BoxFuture<'a, CallResult<u64>> {
-        Box::pin(ShardAdmin::import_if_absent(self, base_url, token, records))
+        Box::pin(ShardAdmin::import_if_absent(
+            self, base_url, token, fence, records,
+        ))
     }
 
-    fn cleanup<'a>(&'a self, base_url: &'a str, token: &'a str) -> BoxFuture<'a, CallResult<()>> {
-        Box::pin(ShardAdmin::cleanup(self, base_url, token))
+    fn cleanup<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        fence: Fence,
+    ) -> BoxFuture<'a, CallResult<()>> {
+        Box::pin(ShardAdmin::cleanup(self, base_url, token, fence))
     }
 
     fn key_count<'a>(

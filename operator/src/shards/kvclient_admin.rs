@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures::stream::StreamExt;
 use kvclient::{ClientConfig, ExportScope, ServerClient};
-use kvproto::Topology;
 use kvproto::bulk::BulkRecord;
 use kvproto::wire::ImportMode;
+use kvproto::{Fence, Topology};
 
 use super::admin::{CallResult, RecordStream, ShardAdmin};
 
@@ -87,17 +87,18 @@ impl ShardAdmin for KvClientAdmin {
         &self,
         base_url: &str,
         token: &str,
+        fence: Fence,
         records: &[BulkRecord],
     ) -> CallResult<u64> {
         let report = self
             .client(base_url, token)?
-            .import(records, ImportMode::IfAbsent)
+            .import(records, ImportMode::IfAbsent, Some(fence))
             .await?;
         Ok(report.applied)
     }
 
-    async fn cleanup(&self, base_url: &str, token: &str) -> CallResult<()> {
-        self.client(base_url, token)?.cleanup().await?;
+    async fn cleanup(&self, base_url: &str, token: &str, fence: Fence) -> CallResult<()> {
+        self.client(base_url, token)?.cleanup(Some(fence)).await?;
         Ok(())
     }
 

@@ -47,6 +47,19 @@ impl Harness {
         reconcile(Arc::new(kvs), self.ctx.clone()).await
     }
 
+    /// Reconciles `kvs` while the API server holds `stored`, a later version of it (written by
+    /// another operator, or a spec change the reconcile has not seen).
+    pub async fn reconcile_stale(&self, kvs: KVStore, stored: KVStore) -> operator::Result<Action> {
+        self.world.lock().unwrap().kvstore = serde_json::to_value(&stored).unwrap();
+        reconcile(Arc::new(kvs), self.ctx.clone()).await
+    }
+
+    /// The status the API server holds now.
+    pub fn stored_status(&self) -> Option<KVStoreStatus> {
+        let world = self.world.lock().unwrap();
+        serde_json::from_value(world.kvstore["status"].clone()).ok()
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.world.lock().unwrap().calls.clone()
     }

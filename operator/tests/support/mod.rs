@@ -48,6 +48,8 @@ pub struct World {
     pub secret: Option<Value>,
     /// Refuse StatefulSet applies as invalid (an immutable field changed).
     pub reject_statefulset: bool,
+    /// Pods whose kvserver has started; `None`: as many as are ready.
+    pub started: Option<i32>,
     pub calls: Vec<Call>,
 }
 
@@ -139,14 +141,55 @@ fn answer(world: &mut World, call: &Call) -> (StatusCode, Value) {
             json!({"kind": "PersistentVolumeClaimList", "apiVersion": "v1", "items": []}),
         ),
         (&Method::POST, _, "events") => (StatusCode::CREATED, call.body.clone()),
+        (&Method::GET, _, "pods") => (StatusCode::OK, pods(world)),
+        (&Method::GET, "kvstores", "status") => (StatusCode::OK, world.kvstore.clone()),
         (&Method::PATCH, "kvstores", "status") => {
+            // A write conditional on an older resourceVersion is refused, as the API server does.
+            let current = world.kvstore["metadata"]["resourceVersion"].clone();
+            let sent = &call.body["metadata"]["resourceVersion"];
+            if !sent.is_null() && *sent != current {
+                return (
+                    StatusCode::CONFLICT,
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
+                           "reason": "Conflict",
+                           "message": "the object has been modified; please apply your changes to the latest version and try again"}),
+                );
+            }
             world.kvstore["status"] = call.body["status"].clone();
+            let next = current
+                .as_str()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map_or(1, |v| v + 1);
+            world.kvstore["metadata"]["resourceVersion"] = json!(next.to_string());
             (StatusCode::OK, world.kvstore.clone())
         }
         (&Method::PATCH, "kvstores", _) => (StatusCode::OK, world.kvstore.clone()),
         (&Method::PATCH, _, _) => (StatusCode::OK, call.body.clone()),
         _ => not_found(),
     }
+}
+
+/// The store's pods as the API server lists them: as many as the StatefulSet reports, the first
+/// `started` (else `readyReplicas`) of them with their kvserver started.
+fn pods(world: &World) -> Value {
+    let status = world.statefulset.as_ref().map(|s| s["status"].clone());
+    let count = |field: &str| status.as_ref().and_then(|s| s[field].as_i64()).unwrap_or(0);
+    let started = world
+        .started
+        .map_or_else(|| count("readyReplicas"), i64::from);
+    let items: Vec<Value> = (0..count("replicas"))
+        .map(|i| {
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("demo-{i}"), "namespace": "default"},
+                "status": {"containerStatuses": [{
+                    "name": "kvserver", "image": "kvserver", "imageID": "", "ready": false,
+                    "restartCount": 0, "started": i < started
+                }]}
+            })
+        })
+        .collect();
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
 }
 
 /// A StatefulSet as the API server reports it.

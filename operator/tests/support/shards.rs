@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use futures::StreamExt;
 use kvproto::bulk::BulkRecord;
-use kvproto::{Key, Topology};
+use kvproto::{Fence, Key, Topology};
 use operator::shards::{CallResult, RecordStream, ShardAdmin};
 
 /// One server: its map and its records.
@@ -18,6 +18,16 @@ struct Server {
 }
 
 impl Server {
+    /// The real server's fence check, answered as the real server does (409 `fenced`).
+    fn admit(&self, url: &str, fence: Fence) -> CallResult<()> {
+        Fence::admits(Some(&fence), self.map.as_ref()).map_err(|e| kvclient::Error::Status {
+            server: url.to_owned(),
+            status: 409,
+            code: Some(kvproto::wire::ErrorCode::Fenced),
+            message: e.to_string(),
+        })
+    }
+
     /// True when the record belongs to another shard under this server's map.
     fn is_moving(&self, url: &str, record: &BulkRecord) -> bool {
         self.map.as_ref().is_some_and(|map| {
@@ -43,6 +53,18 @@ impl FakeShards {
             refuse: refuse.iter().map(|u| (*u).to_owned()).collect(),
             ..FakeShards::default()
         }
+    }
+
+    /// The servers at `urls` hold `map` already (a move resumed after its Commit).
+    pub fn holding(urls: &[String], map: &Topology) -> Self {
+        let shards = FakeShards::default();
+        {
+            let mut servers = shards.servers.lock().unwrap();
+            for url in urls {
+                servers.entry(url.clone()).or_default().map = Some(map.clone());
+            }
+        }
+        shards
     }
 
     /// Stores `record` on the server at `url`.
@@ -106,9 +128,11 @@ impl ShardAdmin for FakeShards {
         &self,
         url: &str,
         _token: &str,
+        fence: Fence,
         records: &[BulkRecord],
     ) -> CallResult<u64> {
         self.on(url, |s| {
+            s.admit(url, fence)?;
             let mut applied = 0;
             for r in records {
                 if !s.records.contains_key(&r.key) {
@@ -116,18 +140,20 @@ impl ShardAdmin for FakeShards {
                     applied += 1;
                 }
             }
-            applied
-        })
+            Ok(applied)
+        })?
     }
 
-    async fn cleanup(&self, url: &str, _token: &str) -> CallResult<()> {
+    async fn cleanup(&self, url: &str, _token: &str, fence: Fence) -> CallResult<()> {
         self.on(url, |s| {
+            s.admit(url, fence)?;
             let keep: BTreeMap<Key, BulkRecord> = std::mem::take(&mut s.records)
                 .into_iter()
                 .filter(|(_, r)| r.value.is_some() && !s.is_moving(url, r))
                 .collect();
             s.records = keep;
-        })
+            Ok(())
+        })?
     }
 
     async fn key_count(&self, url: &str, _token: &str) -> CallResult<u64> {

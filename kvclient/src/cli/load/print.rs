@@ -43,6 +43,12 @@ pub fn render(r: &LoadReport) -> String {
             .collect();
         text.push_str(&format!("errors: {}\n", parts.join(" ")));
     }
+    if r.unknown_outcome_writes > 0 {
+        text.push_str(&format!(
+            "{} writes of unknown outcome (may have been applied; the read-back accepts either)\n",
+            r.unknown_outcome_writes
+        ));
+    }
     text.push_str(&format!(
         "verify: {} keys read back, {} lost, {} wrong, {} unreadable, {} stale reads\n",
         r.verify.keys_checked,

@@ -44,6 +44,7 @@ fn add_counts(report: &mut LoadReport, r: &WorkerResult) {
     report.gets += r.gets;
     report.puts += r.puts;
     report.verify.stale_reads += r.stale_reads;
+    report.unknown_outcome_writes += r.unknown_outcome_writes;
     for (letter, n) in &r.errors {
         report.errors += n;
         *report

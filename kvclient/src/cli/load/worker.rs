@@ -23,6 +23,7 @@ pub struct WorkerResult {
     pub errors: BTreeMap<char, u64>,
     pub logs: HashMap<usize, KeyLog>,
     pub stale_reads: u64,
+    pub unknown_outcome_writes: u64,
 }
 
 /// An empty latency histogram: microseconds, 1 µs to 1 h, 3 significant digits.
@@ -72,6 +73,7 @@ impl WorkerResult {
             errors: BTreeMap::new(),
             logs,
             stale_reads: 0,
+            unknown_outcome_writes: 0,
         })
     }
 
@@ -86,6 +88,9 @@ impl WorkerResult {
                 // A 4xx refusal applied nothing; anything else may have been applied.
                 if !e.http_status().is_some_and(|s| (400..500).contains(&s)) {
                     log.maybe_applied(value);
+                }
+                if e.outcome_unknown() {
+                    self.unknown_outcome_writes += 1;
                 }
                 self.count_error(&e);
             }
