@@ -2,13 +2,21 @@
 //!
 //! The data port is built from route families, each with its own layers:
 //! - book (`/save`, `/load`, `/allKeys`, plain-text errors) and `/v1/keys` (JSON errors): the
-//!   data guard (draining, `--require-token-for-data`), then timeouts and load shedding;
-//! - `/v1/admin` and `/v1/internal`: the admin token;
-//! - `/v1/info`, `/v1/topology` and the probes: open.
+//!   data guard (draining, `--require-token-for-data`), then the body read whole (at most
+//!   `--max-value-bytes`, within `--body-read-timeout`, from a shared byte budget), and only then
+//!   load shedding, the concurrency limit and `--request-timeout`;
+//! - `/v1/admin`: the admin token first (before any byte of a body is read), then
+//!   `--admin-timeout`; a topology push's body is read under [`MAX_TOPOLOGY_BYTES`] and
+//!   `--body-read-timeout`, an import's under `--max-import-bytes` (by its handler);
+//! - `/v1/internal`: the admin token, then `--request-timeout`;
+//! - `/v1/info`, `/v1/topology` and the probes: open, under `--request-timeout`.
 //!
-//! Around every answer of the data port: the topology headers and request metrics.
+//! Around every answer of the data port: the topology headers and request metrics. Streamed
+//! answers (exports, `/allKeys`) are bounded by the socket's write-stall deadline (`listen`),
+//! not by a whole-answer timeout.
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
@@ -20,19 +28,28 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use kvproto::wire::path::INTERNAL_KEYS_PREFIX;
 use kvproto::wire::{ErrorBody, ErrorCode, header as kvh};
+use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::access::{DataGuardLayer, require_admin};
+use crate::body::ReadBodyLayer;
 use crate::error::{Dialect, Error};
 use crate::metrics::{RequestLabels, RouteLabels, method_label, route_label};
 use crate::state::AppState;
 use crate::{admin, book, ops, v1};
 
+/// Largest topology push body: room for about 1,300 peers at the longest URL a pod name and
+/// namespace allow (far more at usual lengths).
+pub const MAX_TOPOLOGY_BYTES: usize = 256 * 1024;
+
 /// The data port's router.
 pub fn app(state: AppState) -> Router {
-    // One limit shared by both data families.
+    // One limit and one body budget shared by both data families.
     let concurrency = GlobalConcurrencyLimitLayer::new(state.max_concurrency);
+    let body_budget = Arc::new(Semaphore::new(
+        state.max_body_buffer_bytes.min(Semaphore::MAX_PERMITS),
+    ));
     let book = Router::new()
         // `get` alone would answer HEAD by running the handler: a HEAD must not write.
         .route("/save/{*rest}", get(book::save).head(method_not_allowed))
@@ -42,28 +59,40 @@ pub fn app(state: AppState) -> Router {
         "/v1/keys/{*rest}",
         get(v1::get_key).put(v1::put_key).delete(v1::delete_key),
     );
+    let topology_body =
+        ReadBodyLayer::new(MAX_TOPOLOGY_BYTES, state.body_read_timeout, Dialect::Json);
     let admin = Router::new()
-        .route("/v1/admin/topology", put(admin::put_topology))
+        .route(
+            "/v1/admin/topology",
+            put(admin::put_topology).layer(topology_body),
+        )
         .route("/v1/admin/export", get(admin::export))
         .route("/v1/admin/export/count", get(admin::export_count))
         .route("/v1/admin/import", post(admin::import))
-        .route("/v1/admin/cleanup", post(admin::cleanup))
-        .route(
-            &format!("{INTERNAL_KEYS_PREFIX}{{*rest}}"),
-            get(admin::internal_get),
-        )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+        .route("/v1/admin/cleanup", post(admin::cleanup));
+    let internal = Router::new().route(
+        &format!("{INTERNAL_KEYS_PREFIX}{{*rest}}"),
+        get(admin::internal_get),
+    );
     let open = Router::new()
         .route("/v1/info", get(v1::info))
         .route("/v1/topology", get(v1::topology))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics));
+    let data = |routes, dialect| data_family(routes, dialect, &state, &concurrency, &body_budget);
     Router::new()
-        .merge(data_family(book, Dialect::Book, &state, &concurrency))
-        .merge(data_family(keys, Dialect::Json, &state, &concurrency))
-        .merge(admin)
-        .merge(open)
+        .merge(data(book, Dialect::Book))
+        .merge(data(keys, Dialect::Json))
+        .merge(behind_admin_token(
+            with_deadline(admin, state.admin_timeout),
+            &state,
+        ))
+        .merge(behind_admin_token(
+            with_deadline(internal, state.request_timeout),
+            &state,
+        ))
+        .merge(with_deadline(open, state.request_timeout))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -73,14 +102,15 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// A data family's layers, in one tower stack (one layer of axum's routing on the hot path): the
-/// data guard first, then load shedding, the concurrency limit and the timeout. A wrong method
-/// gets the guard too, but not the limits.
+/// A data family's layers: the data guard first, then the body read whole (so a slow body holds
+/// no slot), then load shedding, the concurrency limit and the timeout. A wrong method gets the
+/// guard too, but not the limits.
 fn data_family(
     routes: Router<AppState>,
     dialect: Dialect,
     state: &AppState,
     concurrency: &GlobalConcurrencyLimitLayer,
+    body_budget: &Arc<Semaphore>,
 ) -> Router<AppState> {
     let limits = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(
@@ -91,20 +121,43 @@ fn data_family(
         .load_shed()
         .layer(concurrency.clone())
         .timeout(state.request_timeout);
+    let read_body = ReadBodyLayer::new(state.max_value_bytes, state.body_read_timeout, dialect)
+        .with_budget(body_budget.clone());
     routes
         .layer(limits)
+        .layer(read_body)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DataGuardLayer::new(state.clone(), dialect))
 }
 
-/// The ops port's router: probes, metrics and the preStop drain hook.
+/// The admin token, checked on a matched route before anything else runs (no body is read for a
+/// request that lacks it).
+fn behind_admin_token(routes: Router<AppState>, state: &AppState) -> Router<AppState> {
+    routes.route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+}
+
+/// Answers `timeout` when a matched route has not answered within `after` (a streamed body goes
+/// on past it: the head has been answered).
+fn with_deadline(routes: Router<AppState>, after: Duration) -> Router<AppState> {
+    routes.route_layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(
+                |method: Method, uri: Uri, err: BoxError| async move {
+                    limit_error(&err, writes(&method, &uri)).into_response()
+                },
+            ))
+            .timeout(after),
+    )
+}
+
+/// The ops port's router: probes and metrics. Draining starts on SIGTERM only: there is no
+/// HTTP route for it (any pod could have taken a shard offline with one request).
 pub fn ops_app(state: AppState) -> Router {
-    Router::new()
+    let probes = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        // A HEAD must not drain (`get` alone would run the handler for HEAD too).
-        .route("/drain", get(ops::drain).head(method_not_allowed))
+        .route("/metrics", get(ops::metrics));
+    with_deadline(probes, state.request_timeout)
         .fallback(route_not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -162,9 +215,11 @@ async fn counted(state: &AppState, req: Request, next: Next) -> Response {
     resp
 }
 
-/// Whether a data request writes: a timed-out write may have been applied.
+/// Whether a request writes (a key, a topology, an import, a cleanup): a timed-out write may
+/// have been applied.
 fn writes(method: &Method, uri: &Uri) -> bool {
-    method == Method::PUT || method == Method::DELETE || uri.path().starts_with("/save/")
+    matches!(*method, Method::PUT | Method::DELETE | Method::POST)
+        || uri.path().starts_with("/save/")
 }
 
 fn limit_error(err: &BoxError, write: bool) -> Error {

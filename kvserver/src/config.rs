@@ -31,7 +31,7 @@ pub struct Config {
     #[arg(long, env = "KV_PORT", default_value_t = 80)]
     pub port: u16,
 
-    /// Ops port: /healthz, /readyz, /metrics and the preStop hook GET /drain.
+    /// Ops port: /healthz, /readyz and /metrics (draining starts on SIGTERM, not over HTTP).
     #[arg(long, env = "KV_OPS_PORT", default_value_t = kvproto::wire::DEFAULT_OPS_PORT)]
     pub ops_port: u16,
 
@@ -107,6 +107,35 @@ pub struct Config {
     /// Without it, a server with no topology serves every key, as the book's server did.
     #[arg(long, env = "KV_REQUIRE_TOPOLOGY", default_value_t = false)]
     pub require_topology: bool,
+
+    // Connection and body limits (slow and stalled clients; see docs/api.md, "Limits").
+    /// Open connections per port (data and ops each); a connection beyond it is closed at once.
+    #[arg(long, env = "KV_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+
+    /// Time a connection gets to send a request's complete head, counted from when it opened or
+    /// its previous answer was sent: so also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "KV_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Time a data request's or topology push's whole body gets to arrive (answered 408 beyond).
+    #[arg(long, env = "KV_BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Bytes of data request bodies held at once, read before a concurrency slot is taken;
+    /// more are shed with 503 `overloaded` (never less than `--max-value-bytes`).
+    #[arg(long, env = "KV_MAX_BODY_BUFFER_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub max_body_buffer_bytes: usize,
+
+    /// A write to a client that makes no progress for this long closes the connection (a
+    /// streamed export lasts as long as its reader keeps reading).
+    #[arg(long, env = "KV_WRITE_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Longest time an admin request (topology push, import with its body, cleanup, export
+    /// count, the head of an export) may take before it is answered `timeout`.
+    #[arg(long, env = "KV_ADMIN_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub admin_timeout: Duration,
 }
 
 impl Config {

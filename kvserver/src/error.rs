@@ -29,6 +29,8 @@ pub enum Error {
         limit: usize,
         flag: &'static str,
     },
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -82,6 +84,7 @@ impl Error {
             Error::ValueTooLarge { .. } | Error::ImportTooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
+            Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::NotFound(_) | Error::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -108,7 +111,7 @@ impl Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
-            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::BadRequest(_) | Error::BodyTimeout(_) => ErrorCode::BadRequest,
             // kvproto has no code of its own for these: both mean "this server cannot answer
             // now, retry", which is what clients do on `peer_unavailable`.
             Error::Timeout | Error::Overloaded => ErrorCode::PeerUnavailable,

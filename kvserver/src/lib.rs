@@ -3,13 +3,15 @@
 //! # Layout
 //! - [`config`]: clap flags with env fallbacks.
 //! - [`server`]: `run(config, listener, ops_listener, shutdown)`: listeners, batch fsync, drain.
+//! - [`listen`]: the accept loop of both ports: connection cap, header and write deadlines.
 //! - [`app`]: the data and ops routers, built from route families, and their middleware.
 //! - [`access`]: the layers that guard route families (admin token, draining, data token).
+//! - [`body`]: request bodies read whole, under a limit and a deadline, before the handler.
 //! - [`book`]: the chapter's `/save`, `/load`, `/allKeys`, byte for byte.
 //! - [`v1`]: the `/v1` key API, listing, info, topology.
 //! - [`admin`]: topology pushes, bulk export/import, cleanup, the internal local read.
 //! - [`import_budget`]: the bytes of import bodies a server holds at once.
-//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, the `/drain` preStop hook.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`keys`]: serving one key: raw-path key parsing, lookup with read-through, forwarding.
 //! - [`routing`]: `Topology::route` applied to a request, forwarded headers.
 //! - [`peer`]: the HTTP client to other shards.
@@ -28,12 +30,14 @@ pub mod access;
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod body;
 pub mod book;
 pub mod config;
 pub mod error;
 pub mod etag_header;
 pub mod import_budget;
 pub mod keys;
+pub mod listen;
 pub mod metrics;
 pub mod ops;
 pub mod peer;

@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
 }
 
 async fn start(config: Config) -> anyhow::Result<()> {
+    raise_open_files_limit(config.max_connections);
     let listener = bind(&config.bind, config.port, "data port", "--port / KV_PORT").await?;
     let ops_listener = bind(
         &config.bind,
@@ -51,6 +52,26 @@ async fn bind(host: &str, port: u16, what: &str, flag: &str) -> anyhow::Result<T
     TcpListener::bind((host, port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port} ({what}; change it with {flag})"))
+}
+
+/// Each connection is a file descriptor: the soft limit (often 1,024) is raised to the hard one,
+/// so `--max-connections` on both ports fits, and a warning says when it still does not.
+fn raise_open_files_limit(max_connections: usize) {
+    // Both ports' caps, plus room for the storage engine's files and peer connections.
+    let wanted = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2)
+        .saturating_add(1024);
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            limit,
+            max_connections,
+            "the open-files limit is below what --max-connections on both ports needs; \
+             connections beyond it fail to be accepted"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-files limit"),
+    }
 }
 
 /// SIGTERM (the kubelet) or ctrl-c (a terminal).

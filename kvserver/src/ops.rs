@@ -1,11 +1,9 @@
-//! Probes, metrics and the drain hook.
+//! Probes and metrics.
 //!
 //! `/healthz` is liveness (the process answers). `/readyz` fails while draining, under
-//! `--require-topology` until a topology is persisted, or while the
-//! storage engine is not open (a full disk
-//! does not fail it: reads still work there). `GET /drain` is the StatefulSet's HTTP preStop hook:
-//! it switches to draining and answers after `--drain-delay`, so Services drop the pod before
-//! the kubelet sends SIGTERM.
+//! `--require-topology` until a topology is persisted, or while the storage engine is not open
+//! (a full disk does not fail it: reads still work there). Draining starts on SIGTERM (see
+//! `server`), never over HTTP: the ops port takes no action.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -38,11 +36,4 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
-}
-
-pub async fn drain(State(state): State<AppState>) -> &'static str {
-    if !state.start_draining() {
-        tokio::time::sleep(state.drain_delay).await;
-    }
-    "draining"
 }

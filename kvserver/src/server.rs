@@ -1,5 +1,6 @@
-//! Running the server: both listeners, the background fsync of `--sync batch`, and the
-//! shutdown sequence (drain, finish in-flight requests, flush storage, exit).
+//! Running the server: both listeners (each with the accept loop of `listen`), the background
+//! fsync of `--sync batch`, and the shutdown sequence (drain, finish in-flight requests, flush
+//! storage, exit). Draining starts with the `shutdown` future (SIGTERM), never over HTTP.
 
 use std::future::Future;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{app, ops_app};
 use crate::config::{Config, SyncMode};
+use crate::listen::{self, ConnLimits};
 use crate::state::AppState;
 
 /// Serves until `shutdown` resolves, then drains: data routes answer 503 for `--drain-delay`,
@@ -63,11 +65,10 @@ pub async fn serve(
             stop.cancel();
         });
     }
-    let data = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let ops = axum::serve(ops_listener, ops_app(state.clone()))
-        .with_graceful_shutdown(stop.clone().cancelled_owned());
-    let both = async { tokio::try_join!(data.into_future(), ops.into_future()) };
+    let limits = ConnLimits::from_config(config);
+    let data = listen::serve(listener, app(state.clone()), limits, stop.clone());
+    let ops = listen::serve(ops_listener, ops_app(state.clone()), limits, stop.clone());
+    let both = async { tokio::try_join!(data, ops) };
     let deadline = async {
         stop.cancelled().await;
         tokio::time::sleep(config.shutdown_timeout).await;

@@ -37,6 +37,12 @@ pub struct Shared {
     pub request_timeout: std::time::Duration,
     /// Data requests in flight at once; more are shed with 503 `overloaded`.
     pub max_concurrency: usize,
+    /// A data request's or topology push's whole body must arrive within this (else 408).
+    pub body_read_timeout: std::time::Duration,
+    /// Bytes of data bodies read ahead of the concurrency limit at once (else 503 `overloaded`).
+    pub max_body_buffer_bytes: usize,
+    /// Admin requests slower than this answer `timeout`.
+    pub admin_timeout: std::time::Duration,
     topology: RwLock<Option<Arc<Topology>>>,
     /// Topology pushes hold it for writing, so the file and the map in memory move together;
     /// fenced imports and cleanups hold it for reading from their fence check to their last
@@ -79,6 +85,9 @@ impl AppState {
             drain_delay: config.drain_delay,
             request_timeout: config.request_timeout,
             max_concurrency: config.max_concurrency,
+            body_read_timeout: config.body_read_timeout,
+            max_body_buffer_bytes: config.max_body_buffer_bytes.max(config.max_value_bytes),
+            admin_timeout: config.admin_timeout,
             topology: RwLock::new(topology),
             topology_gate: tokio::sync::RwLock::new(()),
             topology_path,

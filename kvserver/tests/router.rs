@@ -356,8 +356,8 @@ async fn draining_answers_503_on_data_routes_only() {
     let f = fixture();
     send(&f.router, get("/save/a/1")).await;
     let ops = kvserver::ops_app(f.state.clone());
-    let r = send(&ops, get("/drain")).await;
-    assert_eq!((r.status, r.text().as_str()), (StatusCode::OK, "draining"));
+    // What SIGTERM does (lifecycle.rs sends a real one).
+    f.state.start_draining();
     for uri in ["/load/a", "/save/a/2", "/allKeys"] {
         let r = send(&f.router, get(uri)).await;
         assert_eq!(
@@ -761,21 +761,194 @@ async fn deletes_leave_tombstones_while_migrating_and_cleanup_purges_them() {
     );
 }
 
-/// Issue 13 item 13: axum's `get` also runs the handler for HEAD, so `HEAD /save/k/v` wrote and
-/// `HEAD /drain` drained. Both must now answer 405 and change nothing; GET keeps working.
+/// Issue 13 item 13: axum's `get` also runs the handler for HEAD, so `HEAD /save/k/v` wrote.
+/// It must now answer 405 and change nothing; GET keeps working.
 #[tokio::test]
-async fn head_neither_saves_nor_drains() {
+async fn head_does_not_save() {
     let f = fixture();
     let head = |uri: &str| Request::head(uri).body(Body::empty()).unwrap();
     let r = send(&f.router, head("/save/a/1")).await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     let r = send(&f.router, get("/load/a")).await;
     assert_eq!(r.text(), "_key_not_found_");
-    let ops = kvserver::ops_app(f.state.clone());
-    let r = send(&ops, head("/drain")).await;
-    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
-    assert!(!f.state.is_draining());
-    assert_eq!(send(&ops, get("/readyz")).await.status, StatusCode::OK);
     let r = send(&f.router, get("/save/a/1")).await;
     assert_eq!(r.text(), "1");
+}
+
+/// Issue 13 item 7: an unauthenticated one-way `GET /drain` on the ops port let any pod take a
+/// shard offline (and `HEAD /drain` drained too). No HTTP request may drain: the route is gone
+/// from both ports, with or without the admin token; only SIGTERM drains.
+#[tokio::test]
+async fn no_http_request_drains() {
+    let f = fixture();
+    let ops = kvserver::ops_app(f.state.clone());
+    for router in [&ops, &f.router] {
+        for method in ["GET", "HEAD", "POST", "PUT"] {
+            let plain = Request::builder()
+                .method(method)
+                .uri("/drain")
+                .body(Body::empty())
+                .unwrap();
+            assert_eq!(send(router, plain).await.status, StatusCode::NOT_FOUND);
+            let r = send(router, admin(method, "/drain", Body::empty())).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} /drain");
+        }
+    }
+    assert!(!f.state.is_draining());
+    assert_eq!(send(&ops, get("/readyz")).await.status, StatusCode::OK);
+    assert_eq!(send(&f.router, get("/save/a/1")).await.text(), "1");
+}
+
+/// A body that sends `first` and then stalls forever, as a slow or malicious client does.
+fn stalled_body(first: &'static [u8]) -> Body {
+    use futures::StreamExt;
+    let first =
+        futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from_static(first)) });
+    Body::from_stream(first.chain(futures::stream::pending()))
+}
+
+/// Waits for an answer, failing loudly if the router never gives one (it waited for a body).
+async fn answered(router: &axum::Router, req: Request<Body>) -> Answer {
+    tokio::time::timeout(std::time::Duration::from_secs(20), send(router, req))
+        .await
+        .expect("no answer within 20 s: the router waited for a body that never ends")
+}
+
+/// Issue 13 item 9: the topology route buffered its body (up to 2 MiB) before checking the
+/// token, so stalled unauthenticated uploads held memory. Every admin route must refuse a
+/// missing or wrong token before reading a byte of the body: a body that never ends still gets
+/// its 401.
+#[tokio::test]
+async fn admin_routes_refuse_a_bad_token_before_reading_the_body() {
+    let f = fixture();
+    for (method, uri) in [
+        ("PUT", "/v1/admin/topology"),
+        ("POST", "/v1/admin/import"),
+        ("POST", "/v1/admin/cleanup"),
+    ] {
+        for auth in [None, Some("Bearer wrong-token")] {
+            let mut req = Request::builder().method(method).uri(uri);
+            if let Some(auth) = auth {
+                req = req.header("authorization", auth);
+            }
+            let r = answered(&f.router, req.body(stalled_body(b"{")).unwrap()).await;
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (StatusCode::UNAUTHORIZED, "unauthorized"),
+                "{method} {uri} with {auth:?}"
+            );
+        }
+    }
+}
+
+/// Issue 13 item 9: each route has a body limit that fits it. A topology push is small (the
+/// shard map), so a large one is refused 413 (JSON) however it is sent, and a topology body that
+/// stalls is cut at `--body-read-timeout` with 408; an import that stalls is cut at
+/// `--admin-timeout`.
+#[tokio::test]
+async fn admin_bodies_have_limits_and_deadlines() {
+    let f = fixture_with(|c| {
+        c.body_read_timeout = std::time::Duration::from_millis(300);
+        c.admin_timeout = std::time::Duration::from_millis(300);
+    });
+    let big = vec![b' '; kvserver::app::MAX_TOPOLOGY_BYTES + 1];
+    let r = answered(&f.router, admin("PUT", "/v1/admin/topology", big.clone())).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "value_too_large")
+    );
+    let chunked = Body::from_stream(futures::stream::iter(
+        big.chunks(4096)
+            .map(|c| Ok::<_, std::io::Error>(Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    ));
+    let r = answered(&f.router, admin("PUT", "/v1/admin/topology", chunked)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = answered(
+        &f.router,
+        admin("PUT", "/v1/admin/topology", stalled_body(b"{")),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::REQUEST_TIMEOUT, "bad_request")
+    );
+    let r = answered(
+        &f.router,
+        admin("POST", "/v1/admin/import", stalled_body(b"K")),
+    )
+    .await;
+    assert!(r.status.is_server_error(), "{} {}", r.status, r.text());
+    // A normal push still works.
+    let r = answered(&f.router, push(&stable(1))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+/// Issue 13 item 8: bodies were read inside the concurrency limit, so clients sending their body
+/// slowly held every slot and all data requests answered 503. A body is now read whole before
+/// the request takes a slot: with a single slot, a PUT whose body stalls leaves it free, and the
+/// stalled PUT is answered 408 at `--body-read-timeout`.
+#[tokio::test]
+async fn a_slow_body_holds_no_concurrency_slot() {
+    let f = fixture_with(|c| {
+        c.max_concurrency = 1;
+        c.body_read_timeout = std::time::Duration::from_secs(2);
+    });
+    send(&f.router, put("/v1/keys/a", b"1")).await;
+    let router = f.router.clone();
+    let slow = tokio::spawn(async move {
+        let req = Request::put("/v1/keys/b").body(stalled_body(b"v")).unwrap();
+        answered(&router, req).await
+    });
+    // Let the slow PUT get as far as it can (on the old code: into the slot).
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    for _ in 0..20 {
+        let r = send(&f.router, get("/v1/keys/a")).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let r = send(&f.router, get("/load/a")).await;
+        assert_eq!(r.text(), "1");
+        let r = send(&f.router, put("/v1/keys/c", b"3")).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    }
+    let r = slow.await.unwrap();
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::REQUEST_TIMEOUT, "bad_request")
+    );
+    assert_eq!(
+        send(&f.router, get("/v1/keys/b")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Issue 13 item 9: bodies read ahead of the concurrency limit share a byte budget
+/// (`--max-body-buffer-bytes`), so many large bodies at once are shed (503 `overloaded`) instead
+/// of growing memory; the bytes come back when the request is answered.
+#[tokio::test]
+async fn bodies_read_ahead_share_a_byte_budget() {
+    let f = fixture_with(|c| {
+        c.max_value_bytes = 1000;
+        c.max_body_buffer_bytes = 1000;
+        c.body_read_timeout = std::time::Duration::from_secs(1);
+    });
+    let router = f.router.clone();
+    let holder = tokio::spawn(async move {
+        let req = Request::put("/v1/keys/big")
+            .body(stalled_body(&[b'x'; 900]))
+            .unwrap();
+        answered(&router, req).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = send(&f.router, put("/v1/keys/b", &[b'y'; 200])).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text());
+    // Small bodies that fit beside it, and requests without a body, go through.
+    let r = send(&f.router, put("/v1/keys/c", &[b'z'; 50])).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(
+        send(&f.router, get("/v1/keys/c")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(holder.await.unwrap().status, StatusCode::REQUEST_TIMEOUT);
+    let r = send(&f.router, put("/v1/keys/b", &[b'y'; 200])).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
 }

@@ -273,12 +273,12 @@ def check_derivation():
         text = volumes.read_text(encoding="utf-8")
         planted = text.replace(
             "if pods.get_opt(&name).await?.is_some() {",
-            "if pods.list(&ListParams::default()).await?.items.is_empty() { continue; }\n"
+            "if pods.delete_collection(&DeleteParams::default(), &ListParams::default()).await?.is_left() { continue; }\n"
             "        if pods.get_opt(&name).await?.is_some() {",
         )
-        assert planted != text, "could not plant a pods list call in controller/volumes.rs"
+        assert planted != text, "could not plant a pods deletecollection call in controller/volumes.rs"
         volumes.write_text(planted, encoding="utf-8")
-        assert ("", "pods", "list") in api_calls.required(src) - api_calls.required(SRC), "planted list"
+        assert ("", "pods", "deletecollection") in api_calls.required(src) - api_calls.required(SRC), "planted deletecollection"
         volumes.write_text(text.replace("claims.delete(name,", "claims.evict(name,"), encoding="utf-8")
         try:
             api_calls.required(src)

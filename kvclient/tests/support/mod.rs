@@ -130,11 +130,18 @@ impl KvServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Starts draining through the ops port's preStop hook, which answers only after the drain
-    /// delay: it is sent from a thread, and this waits (bounded) until `/readyz` says draining.
+    /// Starts draining as the kubelet does, with SIGTERM (the server drains for its
+    /// `--drain-delay`, then exits), and waits (bounded) until `/readyz` says draining.
     pub fn drain(&self) {
-        let ops_port = self.ops_port;
-        std::thread::spawn(move || http_get(ops_port, "/drain"));
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            sent,
+            "cannot send SIGTERM to kvserver on port {}",
+            self.port
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if http_get(self.ops_port, "/readyz").is_some_and(|(status, _)| status == 503) {

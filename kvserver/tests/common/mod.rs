@@ -141,6 +141,14 @@ impl Proc {
     pub fn ops_url(&self) -> String {
         format!("http://{}", self.ops)
     }
+    /// Sends SIGTERM (what the kubelet sends; it starts the drain).
+    pub fn sigterm(&self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+    }
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -153,18 +161,17 @@ impl Drop for Proc {
     }
 }
 
+/// Starts the binary on 127.0.0.1:0 (both ports) with `args`; without a `--drain-delay` among
+/// them, it drains for 0 s.
 pub fn spawn_binary(data_dir: &Path, args: &[&str]) -> Proc {
+    let drain_delay: &[&str] = if args.contains(&"--drain-delay") {
+        &[]
+    } else {
+        &["--drain-delay", "0s"]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_kvserver"))
-        .args([
-            "--port",
-            "0",
-            "--ops-port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--drain-delay",
-            "0s",
-        ])
+        .args(["--port", "0", "--ops-port", "0", "--bind", "127.0.0.1"])
+        .args(drain_delay)
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
