@@ -7,12 +7,21 @@ use kvproto::wire::CleanupReport;
 
 use super::engine::Engine;
 use super::error::StorageError;
-use super::record::Record;
 use super::scan::records;
 
 pub struct Purge {
     pub report: CleanupReport,
-    pub dropped: Vec<(Key, Record)>,
+    /// What is purged: keys and sizes only, not values, so a cleanup that drops most of a large
+    /// shard holds no more than its keys.
+    pub dropped: Vec<Dropped>,
+}
+
+/// One purged record, as the counters need it.
+pub struct Dropped {
+    pub key: Key,
+    /// A value, not a tombstone.
+    pub live: bool,
+    pub value_len: u64,
 }
 
 impl Purge {
@@ -29,7 +38,11 @@ impl Purge {
             } else {
                 continue;
             }
-            dropped.push((key, record));
+            dropped.push(Dropped {
+                live: !record.is_tombstone(),
+                value_len: record.value_len(),
+                key,
+            });
         }
         Ok(Purge { report, dropped })
     }
@@ -38,8 +51,8 @@ impl Purge {
     /// versions with them.
     pub fn batch(&self, engine: &Engine, clock_floor: u64) -> WriteBatch {
         let mut batch = engine.db.batch();
-        for (key, _) in &self.dropped {
-            batch.remove(&engine.kv, key.as_bytes());
+        for dropped in &self.dropped {
+            batch.remove(&engine.kv, dropped.key.as_bytes());
         }
         engine.keep_clock_floor(&mut batch, clock_floor);
         batch

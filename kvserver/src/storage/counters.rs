@@ -59,6 +59,14 @@ impl Counters {
     }
 
     /// Adjusts both counters for a change of one key from `before` to `after`.
+    /// A record removed whole (cleanup): `live` when it held a value of `value_len` bytes.
+    pub fn removed(&self, live: bool, value_len: u64) {
+        if live {
+            self.keys.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.bytes.fetch_sub(value_len, Ordering::Relaxed);
+    }
+
     pub fn account(&self, before: Option<&Record>, after: Option<&Record>) {
         let live = |r: Option<&Record>| r.is_some_and(|r| !r.is_tombstone());
         match (live(before), live(after)) {

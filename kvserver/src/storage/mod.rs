@@ -364,9 +364,9 @@ impl Store {
         self.exclusively(move |store, engine| {
             let purge = Purge::new(engine, owned)?;
             store.guard_write(purge.batch(engine, store.clock.last()).commit())?;
-            for (key, record) in &purge.dropped {
-                store.cache.forget(key);
-                store.counters.account(Some(record), None);
+            for dropped in &purge.dropped {
+                store.cache.forget(&dropped.key);
+                store.counters.removed(dropped.live, dropped.value_len);
             }
             Ok(purge.report)
         })
