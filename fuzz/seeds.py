@@ -122,8 +122,8 @@ HTTP = {
     "unknown-route": req("GET /nope HTTP/1.1"),
 }
 # Servers (src/http/server.rs, Kind): plain (no topology), stable (epoch 6, 2 shards), copy
-# (epoch 7, moving 1 -> 2 shards), awaiting (--require-topology, no map yet). Key "b" is owned by
-# shard 1 under both topologies, "a" by shard 0 (the servers are shard 0).
+# (epoch 7, moving 1 -> 2 shards), awaiting (--require-topology, no map yet). Key "a" is owned by
+# shard 1 under both topologies, "b" by shard 0 (the servers are shard 0).
 def on(server):
     return f"x-fuzz-server: {server}"
 
@@ -151,34 +151,34 @@ HTTP.update({
     "fence-cleanup-on-plain": req("POST /v1/admin/cleanup?epoch=6&phase=stable HTTP/1.1", [AUTH]),
     "fence-cleanup-phase-only": req("POST /v1/admin/cleanup?phase=stable HTTP/1.1", [on("stable"), AUTH]),
     # --require-topology before the first map: data routes 503 misdirected, the rest answers.
-    "awaiting-v1-get": req("GET /v1/keys/a HTTP/1.1", [on("awaiting")]),
-    "awaiting-v1-put": req("PUT /v1/keys/a HTTP/1.1", [on("awaiting")], b"v"),
-    "awaiting-book-save": req("GET /save/a/v HTTP/1.1", [on("awaiting")]),
+    "awaiting-v1-get": req("GET /v1/keys/b HTTP/1.1", [on("awaiting")]),
+    "awaiting-v1-put": req("PUT /v1/keys/b HTTP/1.1", [on("awaiting")], b"v"),
+    "awaiting-book-save": req("GET /save/b/v HTTP/1.1", [on("awaiting")]),
     "awaiting-list": req("GET /v1/keys HTTP/1.1", [on("awaiting")]),
     "awaiting-info": req("GET /v1/info HTTP/1.1", [on("awaiting")]),
     "awaiting-import": req("POST /v1/admin/import HTTP/1.1", [on("awaiting"), AUTH], one),
     # Forwarding headers: 401 without an accepted token, 508 at the hop limit, 400 when garbled.
-    "fwd-no-token": req("GET /v1/keys/a HTTP/1.1", ["x-kv-hops: 1"]),
-    "fwd-wrong-token": req("PUT /v1/keys/b HTTP/1.1", ["Authorization: Bearer nope", "x-kv-forwarded-epoch: 9"], b"v"),
-    "fwd-no-token-book": req("GET /save/b/v HTTP/1.1", [on("stable"), "x-kv-read-through: 1"]),
-    "fwd-hop-limit": req("GET /v1/keys/b HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: 3"]),
-    "fwd-hop-limit-put": req("PUT /v1/keys/b HTTP/1.1", [on("copy"), AUTH, "x-kv-hops: 99"], b"v"),
-    "fwd-hop-forged-no-token": req("PUT /v1/keys/b HTTP/1.1", [on("stable"), "x-kv-hops: 0"], b"v"),
-    "fwd-hops-huge": req("GET /v1/keys/b HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: 99999999999999999999"]),
-    "fwd-hops-negative": req("GET /v1/keys/b HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: -1"]),
-    "fwd-next-token-local": req("GET /v1/keys/a HTTP/1.1", [on("stable"), NEXT, "x-kv-hops: 2",
+    "fwd-no-token": req("GET /v1/keys/b HTTP/1.1", ["x-kv-hops: 1"]),
+    "fwd-wrong-token": req("PUT /v1/keys/a HTTP/1.1", ["Authorization: Bearer nope", "x-kv-forwarded-epoch: 9"], b"v"),
+    "fwd-no-token-book": req("GET /save/a/v HTTP/1.1", [on("stable"), "x-kv-read-through: 1"]),
+    "fwd-hop-limit": req("GET /v1/keys/a HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: 3"]),
+    "fwd-hop-limit-put": req("PUT /v1/keys/a HTTP/1.1", [on("copy"), AUTH, "x-kv-hops: 99"], b"v"),
+    "fwd-hop-forged-no-token": req("PUT /v1/keys/a HTTP/1.1", [on("stable"), "x-kv-hops: 0"], b"v"),
+    "fwd-hops-huge": req("GET /v1/keys/a HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: 99999999999999999999"]),
+    "fwd-hops-negative": req("GET /v1/keys/a HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: -1"]),
+    "fwd-next-token-local": req("GET /v1/keys/b HTTP/1.1", [on("stable"), NEXT, "x-kv-hops: 2",
                                                             "x-kv-forwarded-epoch: 6"]),
-    "fwd-newer-epoch-read-through": req("GET /v1/keys/b HTTP/1.1", [on("stable"), AUTH,
+    "fwd-newer-epoch-read-through": req("GET /v1/keys/a HTTP/1.1", [on("stable"), AUTH,
                                         "x-kv-forwarded-epoch: 7", "x-kv-read-through: 1"]),
-    "fwd-read-through-out-of-range": req("GET /v1/keys/b HTTP/1.1", [on("copy"), AUTH,
+    "fwd-read-through-out-of-range": req("GET /v1/keys/a HTTP/1.1", [on("copy"), AUTH,
                                          "x-kv-forwarded-epoch: 8", "x-kv-read-through: 4294967295"]),
-    "stable-forward-unreachable": req("GET /v1/keys/b HTTP/1.1", [on("stable")]),
-    "stable-local": req("PUT /v1/keys/a HTTP/1.1", [on("stable")], b"v"),
+    "stable-forward-unreachable": req("GET /v1/keys/a HTTP/1.1", [on("stable")]),
+    "stable-local": req("PUT /v1/keys/b HTTP/1.1", [on("stable")], b"v"),
     # The token file's second line (a rotation in progress) is accepted as well.
     "admin-next-token": req("GET /v1/admin/export/count?scope=moving HTTP/1.1", [on("stable"), NEXT]),
     "admin-token-padded": req("GET /v1/admin/export HTTP/1.1", [f"Authorization: Bearer   {TOKEN}  "]),
     "admin-token-lowercase-scheme": req("GET /v1/admin/export HTTP/1.1", [f"Authorization: bearer {TOKEN}"]),
-    "admin-internal-next-token": req("GET /v1/internal/keys/a HTTP/1.1", [on("copy"), NEXT]),
+    "admin-internal-next-token": req("GET /v1/internal/keys/b HTTP/1.1", [on("copy"), NEXT]),
     "admin-topology-too-large": req("PUT /v1/admin/topology HTTP/1.1", [AUTH], b"{" + b" " * 3000 + b"}"),
 })
 # Sequences: one input, several requests (src/http/request.rs, SEPARATOR).
@@ -196,13 +196,13 @@ HTTP.update({
         req("POST /v1/admin/import HTTP/1.1", [AUTH], stream([rec("gone", 5)])),
         req("GET /load/gone HTTP/1.1"), req("GET /v1/internal/keys/gone HTTP/1.1", [AUTH])]),
     "seq-fenced-import-refused-then-read": SEP.join([
-        req("POST /v1/admin/import?epoch=6&phase=copy HTTP/1.1", [on("copy"), AUTH], stream([rec("a", 9, b"new")])),
-        req("GET /v1/keys/a HTTP/1.1", [on("copy")]),
-        req("POST /v1/admin/import?epoch=7&phase=copy HTTP/1.1", [on("copy"), AUTH], stream([rec("a", 9, b"new")])),
-        req("GET /v1/internal/keys/a HTTP/1.1", [on("copy"), AUTH])]),
+        req("POST /v1/admin/import?epoch=6&phase=copy HTTP/1.1", [on("copy"), AUTH], stream([rec("b", 9, b"new")])),
+        req("GET /v1/keys/b HTTP/1.1", [on("copy")]),
+        req("POST /v1/admin/import?epoch=7&phase=copy HTTP/1.1", [on("copy"), AUTH], stream([rec("b", 9, b"new")])),
+        req("GET /v1/internal/keys/b HTTP/1.1", [on("copy"), AUTH])]),
     "seq-stable-put-cleanup-list": SEP.join([
-        req("PUT /v1/keys/a HTTP/1.1", [on("stable")], b"1"),
-        req("POST /v1/admin/import?epoch=6&phase=stable HTTP/1.1", [on("stable"), AUTH], stream([rec("b", 4, b"x")])),
+        req("PUT /v1/keys/b HTTP/1.1", [on("stable")], b"1"),
+        req("POST /v1/admin/import?epoch=6&phase=stable HTTP/1.1", [on("stable"), AUTH], stream([rec("a", 4, b"x")])),
         req("POST /v1/admin/cleanup?epoch=6&phase=stable HTTP/1.1", [on("stable"), AUTH]),
         req("GET /v1/keys HTTP/1.1", [on("stable")])]),
     "seq-save-load-list": SEP.join([HTTP["book-save"], HTTP["book-load"], HTTP["book-all-keys"], HTTP["v1-list"]]),

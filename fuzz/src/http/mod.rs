@@ -74,6 +74,9 @@ async fn exchange(router: &Router, kind: Kind, request: Request<Bytes>) {
     let error = error_body(&answer);
     let code = error.as_ref().map(|e| e.error);
     let authorized = authorized(&headers);
+    if trace() {
+        eprintln!("{what} {code:?}");
+    }
 
     assert_eq!(
         answer.epoch.as_deref(),
@@ -277,6 +280,12 @@ fn is_key_route(path: &str) -> bool {
     ["/save/", "/load/", "/v1/keys/"]
         .iter()
         .any(|p| path.starts_with(p))
+}
+
+/// `FUZZ_TRACE=1` prints each exchange (status and error code), to see what seeds reach.
+fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
 }
 
 /// Every record the server holds (tombstones and versions included), as its export.
