@@ -8,7 +8,8 @@ import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOKEN = "fuzz-token"  # src/http/server.rs
+TOKEN = "fuzz-token"  # src/http/server.rs (TOKENS[0])
+NEXT_TOKEN = "fuzz-next-token"  # the token file's second line, accepted too
 
 
 def write(target, name, data):
@@ -120,6 +121,66 @@ HTTP = {
     "metrics": req("GET /metrics HTTP/1.1"),
     "unknown-route": req("GET /nope HTTP/1.1"),
 }
+# Servers (src/http/server.rs, Kind): plain (no topology), stable (epoch 6, 2 shards), copy
+# (epoch 7, moving 1 -> 2 shards), awaiting (--require-topology, no map yet). Key "a" is owned by
+# shard 1 under both topologies, "b" by shard 0 (the servers are shard 0).
+def on(server):
+    return f"x-fuzz-server: {server}"
+
+
+NEXT = f"Authorization: Bearer {NEXT_TOKEN}"
+one = stream([rec("moved", 3, b"v")])
+HTTP.update({
+    # Fenced imports and cleanups (kvproto/src/fence.rs): epoch=E&phase=copy|stable.
+    "fence-import-copy-valid": req("POST /v1/admin/import?mode=if-absent&epoch=7&phase=copy HTTP/1.1",
+                                   [on("copy"), AUTH], one),
+    "fence-import-copy-stale-epoch": req("POST /v1/admin/import?epoch=6&phase=copy HTTP/1.1",
+                                         [on("copy"), AUTH], one),
+    "fence-import-copy-wrong-phase": req("POST /v1/admin/import?epoch=7&phase=stable HTTP/1.1",
+                                         [on("copy"), AUTH], one),
+    "fence-import-unfenced-on-topology": req("POST /v1/admin/import HTTP/1.1", [on("stable"), AUTH], one),
+    "fence-import-on-plain": req("POST /v1/admin/import?epoch=1&phase=copy HTTP/1.1", [AUTH], one),
+    "fence-import-bad-epoch": req("POST /v1/admin/import?epoch=x&phase=copy HTTP/1.1", [on("copy"), AUTH], one),
+    "fence-import-epoch-only": req("POST /v1/admin/import?epoch=7 HTTP/1.1", [on("copy"), AUTH], one),
+    "fence-import-bad-phase": req("POST /v1/admin/import?epoch=7&phase=handoff HTTP/1.1", [on("copy"), AUTH], one),
+    "fence-import-huge-epoch": req("POST /v1/admin/import?epoch=18446744073709551616&phase=copy HTTP/1.1",
+                                   [on("copy"), AUTH], one),
+    "fence-cleanup-stable-valid": req("POST /v1/admin/cleanup?epoch=6&phase=stable HTTP/1.1", [on("stable"), AUTH]),
+    "fence-cleanup-stable-old-epoch": req("POST /v1/admin/cleanup?epoch=5&phase=stable HTTP/1.1", [on("stable"), AUTH]),
+    "fence-cleanup-during-copy": req("POST /v1/admin/cleanup?epoch=7&phase=copy HTTP/1.1", [on("copy"), AUTH]),
+    "fence-cleanup-on-plain": req("POST /v1/admin/cleanup?epoch=6&phase=stable HTTP/1.1", [AUTH]),
+    "fence-cleanup-phase-only": req("POST /v1/admin/cleanup?phase=stable HTTP/1.1", [on("stable"), AUTH]),
+    # --require-topology before the first map: data routes 503 misdirected, the rest answers.
+    "awaiting-v1-get": req("GET /v1/keys/b HTTP/1.1", [on("awaiting")]),
+    "awaiting-v1-put": req("PUT /v1/keys/b HTTP/1.1", [on("awaiting")], b"v"),
+    "awaiting-book-save": req("GET /save/b/v HTTP/1.1", [on("awaiting")]),
+    "awaiting-list": req("GET /v1/keys HTTP/1.1", [on("awaiting")]),
+    "awaiting-info": req("GET /v1/info HTTP/1.1", [on("awaiting")]),
+    "awaiting-import": req("POST /v1/admin/import HTTP/1.1", [on("awaiting"), AUTH], one),
+    # Forwarding headers: 401 without an accepted token, 508 at the hop limit, 400 when garbled.
+    "fwd-no-token": req("GET /v1/keys/b HTTP/1.1", ["x-kv-hops: 1"]),
+    "fwd-wrong-token": req("PUT /v1/keys/a HTTP/1.1", ["Authorization: Bearer nope", "x-kv-forwarded-epoch: 9"], b"v"),
+    "fwd-no-token-book": req("GET /save/a/v HTTP/1.1", [on("stable"), "x-kv-read-through: 1"]),
+    "fwd-hop-limit": req("GET /v1/keys/a HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: 3"]),
+    "fwd-hop-limit-put": req("PUT /v1/keys/a HTTP/1.1", [on("copy"), AUTH, "x-kv-hops: 99"], b"v"),
+    "fwd-hop-forged-no-token": req("PUT /v1/keys/a HTTP/1.1", [on("stable"), "x-kv-hops: 0"], b"v"),
+    "fwd-hops-huge": req("GET /v1/keys/a HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: 99999999999999999999"]),
+    "fwd-hops-negative": req("GET /v1/keys/a HTTP/1.1", [on("stable"), AUTH, "x-kv-hops: -1"]),
+    "fwd-next-token-local": req("GET /v1/keys/b HTTP/1.1", [on("stable"), NEXT, "x-kv-hops: 2",
+                                                            "x-kv-forwarded-epoch: 6"]),
+    "fwd-newer-epoch-read-through": req("GET /v1/keys/a HTTP/1.1", [on("stable"), AUTH,
+                                        "x-kv-forwarded-epoch: 7", "x-kv-read-through: 1"]),
+    "fwd-read-through-out-of-range": req("GET /v1/keys/a HTTP/1.1", [on("copy"), AUTH,
+                                         "x-kv-forwarded-epoch: 8", "x-kv-read-through: 4294967295"]),
+    "stable-forward-unreachable": req("GET /v1/keys/a HTTP/1.1", [on("stable")]),
+    "stable-local": req("PUT /v1/keys/b HTTP/1.1", [on("stable")], b"v"),
+    # The token file's second line (a rotation in progress) is accepted as well.
+    "admin-next-token": req("GET /v1/admin/export/count?scope=moving HTTP/1.1", [on("stable"), NEXT]),
+    "admin-token-padded": req("GET /v1/admin/export HTTP/1.1", [f"Authorization: Bearer   {TOKEN}  "]),
+    "admin-token-lowercase-scheme": req("GET /v1/admin/export HTTP/1.1", [f"Authorization: bearer {TOKEN}"]),
+    "admin-internal-next-token": req("GET /v1/internal/keys/b HTTP/1.1", [on("copy"), NEXT]),
+    "admin-topology-too-large": req("PUT /v1/admin/topology HTTP/1.1", [AUTH], b"{" + b" " * 3000 + b"}"),
+})
 # Sequences: one input, several requests (src/http/request.rs, SEPARATOR).
 SEP = b"\n--next--\n"
 HTTP.update({
@@ -134,13 +195,80 @@ HTTP.update({
     "seq-tombstone-import-then-load": SEP.join([
         req("POST /v1/admin/import HTTP/1.1", [AUTH], stream([rec("gone", 5)])),
         req("GET /load/gone HTTP/1.1"), req("GET /v1/internal/keys/gone HTTP/1.1", [AUTH])]),
+    "seq-fenced-import-refused-then-read": SEP.join([
+        req("POST /v1/admin/import?epoch=6&phase=copy HTTP/1.1", [on("copy"), AUTH], stream([rec("b", 9, b"new")])),
+        req("GET /v1/keys/b HTTP/1.1", [on("copy")]),
+        req("POST /v1/admin/import?epoch=7&phase=copy HTTP/1.1", [on("copy"), AUTH], stream([rec("b", 9, b"new")])),
+        req("GET /v1/internal/keys/b HTTP/1.1", [on("copy"), AUTH])]),
+    "seq-stable-put-cleanup-list": SEP.join([
+        req("PUT /v1/keys/b HTTP/1.1", [on("stable")], b"1"),
+        req("POST /v1/admin/import?epoch=6&phase=stable HTTP/1.1", [on("stable"), AUTH], stream([rec("a", 4, b"x")])),
+        req("POST /v1/admin/cleanup?epoch=6&phase=stable HTTP/1.1", [on("stable"), AUTH]),
+        req("GET /v1/keys HTTP/1.1", [on("stable")])]),
     "seq-save-load-list": SEP.join([HTTP["book-save"], HTTP["book-load"], HTTP["book-all-keys"], HTTP["v1-list"]]),
 })
 for name, data in HTTP.items():
     write("http_router", name, data)
 
+
+# --- journal_verify: fjall journal files (kvserver/src/storage/journal_frame.rs) -----------
+# Flag byte first: 1 = the harness writes the right xxh3 into each batch end (zeros here).
+JSEP = b"\n--next-journal--\n"  # src/journal.rs, SEPARATOR
+
+
+def item(key, value=b"", vtype=0, compression=0, keyspace=1, disk=None):
+    disk = value if disk is None else disk
+    return (struct.pack("<BBBQHII", 2, vtype, compression, keyspace, len(key), len(value), len(disk))
+            + key + disk)
+
+
+def clear(keyspace=1):
+    return struct.pack("<BQ", 4, keyspace)
+
+
+def batch(seqno, entries=None, count=None):
+    entries = [item(b"k%d" % seqno, b"value")] if entries is None else entries
+    n = len(entries) if count is None else count
+    return (struct.pack("<BIQ", 1, n, seqno) + b"".join(entries)
+            + struct.pack("<BQ", 3, 0) + b"FJL\x03")
+
+
+def journals(*files, fix=True):
+    return bytes([1 if fix else 0]) + JSEP.join(files)
+
+
+b1, b2, b3 = batch(1), batch(2), batch(3)
+JOURNAL = {
+    "empty": journals(b""),
+    "one-batch": journals(b1),
+    "three-batches": journals(b1 + b2 + b3),
+    "preallocated-zeros": journals(b1 + b2 + bytes(200)),
+    "multi-item-clear-tombstone": journals(batch(4, [item(b"a", b"1"), item(b"b", vtype=1), clear(),
+                                                     item(b"c", b"xx", compression=1, disk=b"z")])),
+    "torn-tail": journals(b1 + b2 + b3[:20]),
+    "torn-tail-then-zeros": journals(b1 + b2[:30] + bytes(100)),
+    "flipped-middle": journals(b1 + b"\xff" + b2[1:] + b3),
+    "garbage-then-batch": journals(b1 + b"garbage" + b3),
+    "seqno-repeats": journals(b1 + batch(1)),
+    "seqno-goes-back": journals(batch(5) + b2),
+    "count-too-large": journals(batch(1, count=0xFFFFFFFF)),
+    "bad-value-type": journals(batch(1, [item(b"k", b"v", vtype=3)])),
+    "uncompressed-length-mismatch": journals(batch(1, [item(b"k", b"value", disk=b"va")])),
+    "checksum-wrong": journals(b1 + b2, fix=False),
+    "two-files": journals(b1 + b2, b3),
+    "two-files-order-across": journals(b1 + b3, b2),
+    "two-files-torn-first": journals(b1 + b2[:10], b3),
+    "two-files-torn-last": journals(b1, b2 + b3[:25]),
+    "two-files-empty-second": journals(b1, b""),
+    "three-files": journals(b1, b2, b3),
+    "garbage-then-batch-in-later-file": journals(b1 + b"\x07junk", b"junk" + b3),
+}
+for name, data in JOURNAL.items():
+    write("journal_verify", name, data)
+
 total = sum(
     os.path.getsize(os.path.join(dp, f))
     for dp, _, fs in os.walk(os.path.join(HERE, "corpus")) for f in fs
 )
-print(f"seeds written: {len(KEYS) + 1} key, {len(BULK)} bulk, {len(HTTP)} http; {total} bytes")
+print(f"seeds written: {len(KEYS) + 1} key, {len(BULK)} bulk, {len(HTTP)} http, "
+      f"{len(JOURNAL)} journal; {total} bytes")

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`key`]: `kvproto::Key` decoding against the key rules written out independently.
 //! - [`bulk`]: the bulk decoder, whole and streamed at arbitrary split points, and re-encoding.
-//! - [`http`]: raw HTTP requests through the real kvserver router with `oneshot`.
+//! - [`http`]: raw HTTP requests through the real kvserver routers with `oneshot`.
+//! - [`journal`]: arbitrary bytes as journal files through kvserver's journal verifier.
 //!
 //! A check returns normally for input it accepts or refuses correctly, and panics (which
 //! libFuzzer records as a crash, with the input saved) when an invariant breaks.
@@ -11,4 +12,5 @@
 
 pub mod bulk;
 pub mod http;
+pub mod journal;
 pub mod key;

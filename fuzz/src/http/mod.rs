@@ -1,9 +1,19 @@
-//! Raw HTTP requests through the real kvserver router (`tower::ServiceExt::oneshot`).
+//! Raw HTTP requests through the real kvserver routers (`tower::ServiceExt::oneshot`), each to
+//! one of four servers (`server::Kind`: no topology, a stable and a migrating topology with a
+//! peer, `--require-topology` before its first map).
 //!
-//! Invariants: no panic; no 5xx but 507 (disk full); every 4xx/5xx under `/v1` has a
-//! JSON `{error, message}` body with a known code; every answer carries the topology epoch (0:
-//! the fuzzer cannot push a topology); what a successful write or delete did reads back; and a
-//! PUT gives its key a version above the one it had.
+//! Invariants: no panic; no 5xx but the documented ones where this setup allows them (507
+//! anywhere; 503 `misdirected` on the awaiting server's data routes; 503 `peer_unavailable` or
+//! 508 `loop_detected` only where a topology names a peer, 508 only for a forwarded request at
+//! the hop limit; 504 only as `outcome_unknown`); every 4xx/5xx under `/v1` has a JSON `{error,
+//! message}` body with a known code; every answer carries its server's epoch; an admin route
+//! answers 401 exactly when the request lacks an accepted token (either line of the token
+//! file); a request with a forwarding header but no accepted token is never served, forwarded
+//! or counted toward the hop limit; an import or cleanup succeeds only with the fence of its
+//! server's move step (none on a server without a topology); a refused request (4xx, 503,
+//! 507, 508) and a read changes nothing in the store (its export is byte for byte the same);
+//! what a successful write or delete did reads back; a PUT gives its key a version above the
+//! one it had.
 
 pub mod request;
 pub mod server;
@@ -11,10 +21,15 @@ pub mod server;
 use axum::Router;
 use axum::body::Body;
 use bytes::Bytes;
-use http::{Method, Request, StatusCode, header};
+use http::header::AUTHORIZATION;
+use http::{HeaderMap, Method, Request, StatusCode, Uri, header};
 use http_body_util::BodyExt;
-use kvproto::wire::{ErrorBody, header as kvh};
+use kvproto::topology::MAX_HOPS;
+use kvproto::wire::{ErrorBody, ErrorCode, header as kvh};
+use percent_encoding::percent_decode_str;
 use tower::ServiceExt;
+
+use server::{COPY_EPOCH, Kind, STABLE_EPOCH, TOKEN, TOKENS};
 
 /// Largest answer read back: well above any value the server is configured to hold.
 const MAX_ANSWER_BYTES: usize = 1 << 20;
@@ -27,22 +42,23 @@ pub struct Answer {
 }
 
 pub fn check(data: &[u8]) {
-    let requests = request::parse_all(data);
-    if requests.is_empty() {
+    let sent = request::parse_all(data);
+    if sent.is_empty() {
         return;
     }
-    let server = server::get();
-    server.runtime.block_on(async {
-        for request in requests {
-            exchange(&server.router, request).await;
+    let servers = server::get();
+    servers.runtime.block_on(async {
+        for s in sent {
+            exchange(servers.router(s.server), s.server, s.request).await;
         }
     });
 }
 
-async fn exchange(router: &Router, request: Request<Bytes>) {
+async fn exchange(router: &Router, kind: Kind, request: Request<Bytes>) {
     let method = request.method().clone();
     let uri = request.uri().clone();
     let path = uri.path();
+    let headers = request.headers().clone();
     let sent = request.body().clone();
     // Only PUT: a DELETE outside a migration answers the version it removed, by design.
     let key_put = (method == Method::PUT)
@@ -52,20 +68,24 @@ async fn exchange(router: &Router, request: Request<Bytes>) {
         Some(key_part) => version_of(router, key_part).await,
         None => None,
     };
+    let store_before = snapshot(router).await;
     let answer = send(router, request.map(Body::from)).await;
-    let what = format!("{method} {uri} -> {}", answer.status);
+    let what = format!("{} {method} {uri} -> {}", kind.name(), answer.status);
     let error = error_body(&answer);
+    let code = error.as_ref().map(|e| e.error);
+    let authorized = authorized(&headers);
+    if trace() {
+        eprintln!("{what} {code:?}");
+    }
 
     assert_eq!(
         answer.epoch.as_deref(),
-        Some(&b"0"[..]),
-        "{what}: no x-kv-epoch: 0 header"
+        Some(kind.epoch().to_string().as_bytes()),
+        "{what}: not the server's x-kv-epoch"
     );
-    // This server has no peers, is never drained and gets one request at a time on a healthy
-    // temp dir: a 5xx is owed to the input, not to the surroundings. Only a full disk is real.
     if answer.status.is_server_error() {
         assert!(
-            answer.status == StatusCode::INSUFFICIENT_STORAGE,
+            allowed_server_error(kind, &method, path, &headers, answer.status, code),
             "{what}: a 5xx the input caused: {:?}",
             String::from_utf8_lossy(&answer.body)
         );
@@ -77,6 +97,23 @@ async fn exchange(router: &Router, request: Request<Bytes>) {
             error.is_some(),
             "{what}: error without a JSON {{error, message}} body: {:?}",
             String::from_utf8_lossy(&answer.body)
+        );
+    }
+    check_access(&what, path, &headers, authorized, &answer);
+    check_fence(&what, kind, &method, &uri, &answer);
+
+    // A refusal, or a read, leaves the store as it was (504: the outcome is unknown).
+    let refused = answer.status.is_client_error()
+        || (answer.status.is_server_error() && answer.status != StatusCode::GATEWAY_TIMEOUT);
+    let reads = (method == Method::GET || method == Method::HEAD) && !path.starts_with("/save/");
+    if refused || reads {
+        let store_after = snapshot(router).await;
+        assert!(
+            store_after == store_before,
+            "{what}: a refused request or a read changed the store ({} bytes of export before, \
+             {} after)",
+            store_before.len(),
+            store_after.len()
         );
     }
 
@@ -116,6 +153,153 @@ async fn exchange(router: &Router, request: Request<Bytes>) {
     {
         read_back_book(router, rest, &answer, &what).await;
     }
+}
+
+/// The 5xx this setup can give without a bug: the servers run on a healthy temp dir, one
+/// request at a time, never drain, and their only peer is a closed loopback port.
+fn allowed_server_error(
+    kind: Kind,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    status: StatusCode,
+    code: Option<ErrorCode>,
+) -> bool {
+    // Book routes answer plain text: no code to check there.
+    let code_is = |want: &[ErrorCode]| code.is_none_or(|c| want.contains(&c));
+    match status {
+        StatusCode::INSUFFICIENT_STORAGE => code_is(&[ErrorCode::StorageFull]),
+        StatusCode::SERVICE_UNAVAILABLE => match kind {
+            Kind::Plain => false,
+            Kind::Awaiting => is_data_route(path) && code_is(&[ErrorCode::Misdirected]),
+            Kind::Stable | Kind::Copy => {
+                code_is(&[ErrorCode::PeerUnavailable, ErrorCode::Misdirected])
+            }
+        },
+        StatusCode::LOOP_DETECTED => {
+            kind.has_peers()
+                && authorized(headers)
+                && hops(headers).is_some_and(|h| h >= u64::from(MAX_HOPS))
+                && code_is(&[ErrorCode::LoopDetected])
+        }
+        StatusCode::GATEWAY_TIMEOUT => {
+            matches!(*method, Method::PUT | Method::POST | Method::DELETE)
+                && code_is(&[ErrorCode::OutcomeUnknown])
+        }
+        _ => false,
+    }
+}
+
+/// The admin token decides admin routes both ways; a forwarded request without it is refused
+/// before it is served, forwarded or counted.
+fn check_access(what: &str, path: &str, headers: &HeaderMap, authorized: bool, answer: &Answer) {
+    let status = answer.status;
+    let admin = path.starts_with("/v1/admin/") || path.starts_with("/v1/internal/");
+    // 404/405: no route matched, so no token was asked for.
+    if admin && status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED {
+        assert_eq!(
+            status == StatusCode::UNAUTHORIZED,
+            !authorized,
+            "{what}: an admin route's answer does not follow the token (accepted: {authorized})"
+        );
+    }
+    let forwarding = kvh::FORWARDING.iter().any(|h| headers.contains_key(*h));
+    if forwarding && !authorized && is_key_route(path) {
+        let code = error_body(answer).map(|e| e.error);
+        assert!(
+            !status.is_success()
+                && status != StatusCode::LOOP_DETECTED
+                && code != Some(ErrorCode::PeerUnavailable),
+            "{what}: a forwarded request without an accepted token was served, forwarded or \
+             counted: {:?}",
+            String::from_utf8_lossy(&answer.body)
+        );
+    }
+}
+
+/// An import or cleanup is applied only under the fence of its server's move step.
+fn check_fence(what: &str, kind: Kind, method: &Method, uri: &Uri, answer: &Answer) {
+    let import = uri.path() == "/v1/admin/import";
+    let cleanup = uri.path() == "/v1/admin/cleanup";
+    if !answer.status.is_success() || *method != Method::POST || !(import || cleanup) {
+        return;
+    }
+    let epoch = query_param(uri, "epoch").map(|e| e.parse::<u64>());
+    let phase = query_param(uri, "phase");
+    let fenced_at = |e: u64, p: &str| {
+        epoch.as_ref().is_some_and(|x| x.as_ref() == Ok(&e)) && phase.as_deref() == Some(p)
+    };
+    let admitted = match kind {
+        Kind::Plain | Kind::Awaiting => epoch.is_none() && phase.is_none(),
+        Kind::Stable => fenced_at(STABLE_EPOCH, "stable"),
+        Kind::Copy => import && fenced_at(COPY_EPOCH, "copy"),
+    };
+    assert!(
+        admitted,
+        "{what}: applied without the fence of this server's step: {:?}",
+        String::from_utf8_lossy(&answer.body)
+    );
+}
+
+/// The first value of `name` in the query string, form-decoded.
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (form_decode(k) == name).then(|| form_decode(v))
+    })
+}
+
+fn form_decode(s: &str) -> String {
+    percent_decode_str(&s.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Whether the request carries `Authorization: Bearer <t>` for a token of the file (as
+/// `kvserver::auth` reads it: the first such header, surrounding blanks ignored).
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .is_some_and(|t| TOKENS.contains(&t))
+}
+
+fn hops(headers: &HeaderMap) -> Option<u64> {
+    headers.get(kvh::HOPS)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The families `--require-topology` holds back: book routes and `/v1/keys`.
+fn is_data_route(path: &str) -> bool {
+    path == "/allKeys" || path == "/v1/keys" || is_key_route(path)
+}
+
+/// Routes that serve one key, and so route it (and read the forwarding headers).
+fn is_key_route(path: &str) -> bool {
+    ["/save/", "/load/", "/v1/keys/"]
+        .iter()
+        .any(|p| path.starts_with(p))
+}
+
+/// `FUZZ_TRACE=1` prints each exchange (status and error code), to see what seeds reach.
+fn trace() -> bool {
+    static TRACE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("FUZZ_TRACE").is_some())
+}
+
+/// Every record the server holds (tombstones and versions included), as its export.
+async fn snapshot(router: &Router) -> Bytes {
+    let request = match Request::get("/v1/admin/export?scope=all")
+        .header(AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+    {
+        Ok(r) => r,
+        Err(e) => panic!("cannot build the export request: {e}"),
+    };
+    let answer = send(router, request).await;
+    assert_eq!(answer.status, StatusCode::OK, "the harness's export failed");
+    answer.body
 }
 
 /// A 204 PUT stored the body: GET of the same key answers it, with the same version.

@@ -133,15 +133,24 @@ pub fn verify(dir: &Path) -> Result<Report, JournalError> {
         let Some((broken, data_end, next)) = &s.damage else {
             continue;
         };
-        let later = scans[i + 1..].iter().find(|l| l.batches > 0);
-        let after = match (next, later) {
-            (Some(b), _) => Some(format!("a valid batch follows at byte {}", b.at)),
-            (None, Some(l)) => Some(format!(
+        // A valid batch anywhere in a later journal, even after damage there: otherwise this
+        // tail would be cut and the later journal then refused (found by fuzz/journal_verify).
+        let later = scans[i + 1..].iter().find_map(|l| match &l.damage {
+            _ if l.batches > 0 => Some(format!(
                 "the later journal {} holds {} valid batches",
                 l.path.display(),
                 l.batches
             )),
-            (None, None) => None,
+            Some((_, _, Some(b))) => Some(format!(
+                "the later journal {} holds a valid batch at byte {}",
+                l.path.display(),
+                b.at
+            )),
+            _ => None,
+        });
+        let after = match next {
+            Some(b) => Some(format!("a valid batch follows at byte {}", b.at)),
+            None => later,
         };
         if let Some(after) = after {
             return Err(JournalError::Corrupt {
@@ -429,6 +438,30 @@ mod tests {
             verify(dir.path()).unwrap_err(),
             JournalError::Order { .. }
         ));
+    }
+
+    /// Damage whose only valid batch after it is in a later journal, past damage there too:
+    /// refused at the first damage, and no journal is cut (the verifier once cut 0.jnl, then
+    /// refused 1.jnl; found by the fuzz target `journal_verify`).
+    #[test]
+    fn damage_before_a_later_journals_batch_is_refused_and_nothing_is_cut() {
+        let dir = store(3);
+        let path = dir.path().join("0.jnl");
+        let b = batches(&path);
+        let bytes = std::fs::read(&path).unwrap();
+        let first = [&bytes[..b[0].end as usize], &b"\x07junk"[..]].concat();
+        let second = [&b"junk"[..], &bytes[b[1].at as usize..b[2].end as usize]].concat();
+        let later = journal_path(dir.path(), 1);
+        std::fs::write(&path, &first).unwrap();
+        std::fs::write(&later, &second).unwrap();
+        let err = verify(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, JournalError::Corrupt { file, offset, .. } if *file == path && *offset == b[0].end),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), first, "0.jnl unchanged");
+        assert_eq!(std::fs::read(&later).unwrap(), second, "1.jnl unchanged");
+        assert!(!dir.path().join(TORN_TAILS_DIR).exists());
     }
 
     #[test]

@@ -60,7 +60,10 @@ use tokio::sync::mpsc;
 
 pub use clock::Clock;
 pub use error::StorageError;
-pub use journal_check::{JournalError, TORN_TAILS_DIR};
+// `verify` is public for the fuzz target `journal_verify` (fuzz/src/journal.rs).
+pub use journal_check::{
+    JournalError, Report as JournalReport, TORN_TAILS_DIR, verify as verify_journals,
+};
 pub use record::Record;
 pub use write::{DeleteMode, Precondition, WriteOutcome};
 
