@@ -1,8 +1,13 @@
 //! The HTTP client to other shards: forwarding a request to the key's owner, and reading a key
-//! through from its previous owner during a migration. Both send the token this server sends now
-//! (the token file's first line, re-read on change); a peer that refuses it answers 401, which
-//! becomes 502 `peer_unauthorized` here rather than a 401 the client could not act on.
+//! through from its previous owner during a migration. Both send the peer token this server sends
+//! now (the peer token file's first line, re-read on change); a peer that refuses it answers 401,
+//! which becomes 502 `peer_unauthorized` here rather than a 401 the client could not act on.
+//!
+//! Peers are reached over HTTPS when the topology's peer URLs say `https://`; the client then
+//! trusts the CA certificates of `--tls-ca-file` (and no built-in roots: peers carry the
+//! cluster's own certificates).
 
+use std::path::Path;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -38,13 +43,28 @@ pub enum Remote {
 }
 
 impl PeerClient {
-    pub fn new(token: AdminToken) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+    pub fn new(token: AdminToken, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(64)
-            .build()?;
-        Ok(PeerClient { http, token })
+            .pool_max_idle_per_host(64);
+        if let Some(path) = ca_file {
+            for der in crate::tls::ca_certificates(path)? {
+                let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+                    anyhow::anyhow!(
+                        "the CA file {} holds a bad certificate: {e}",
+                        path.display()
+                    )
+                })?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(PeerClient {
+            http: builder.build()?,
+            token,
+        })
     }
 
     /// Sends the request on to `peer` (its base URL and shard) and relays the owner's answer.
@@ -103,7 +123,7 @@ impl PeerClient {
         key: &Key,
     ) -> Result<Remote, Error> {
         let Some(token) = self.token.sending() else {
-            tracing::warn!("read-through needs the admin token; treating as a miss");
+            tracing::warn!("read-through needs the peer token; treating as a miss");
             return Ok(Remote::Absent);
         };
         let url = format!(
