@@ -89,6 +89,17 @@ fn https(p: &Proc) -> String {
 
 /// A TLS server with its own admin, peer and data tokens ("admin-t", "peer-t", "data-t").
 fn tls_server(pki: &Pki, name: &str, data_dir: &Path, extra: &[&str]) -> Proc {
+    tls_server_trusting(pki, name, data_dir, extra, true)
+}
+
+/// Like [`tls_server`]; `trust_ca`: whether its peer client trusts the CA (`--tls-ca-file`).
+fn tls_server_trusting(
+    pki: &Pki,
+    name: &str,
+    data_dir: &Path,
+    extra: &[&str],
+    trust_ca: bool,
+) -> Proc {
     pki.issue(name);
     let (cert, key, ca) = (pki.cert(name), pki.key(name), pki.ca_file());
     let admin = token_file(pki.dir.path(), "admin", "admin-t");
@@ -108,6 +119,9 @@ fn tls_server(pki: &Pki, name: &str, data_dir: &Path, extra: &[&str]) -> Proc {
         "--data-token-file",
         &data,
     ];
+    if !trust_ca {
+        args.drain(4..6);
+    }
     args.extend_from_slice(extra);
     spawn_binary(data_dir, &args)
 }
@@ -228,6 +242,43 @@ async fn two_tls_servers_forward_to_each_other_with_the_peer_token() {
             .unwrap();
         assert_eq!(r.text().await.unwrap(), format!("v-{key}"));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_whose_certificate_is_not_trusted_is_unavailable() {
+    let pki = Pki::new();
+    let (d0, d1) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s0 = tls_server_trusting(&pki, "s0", d0.path(), &["--shard", "0"], false);
+    let s1 = tls_server(&pki, "s1", d1.path(), &["--shard", "1"]);
+    let client = pki.client();
+    let map = Topology::stable(1, Sharding::Modulo, vec![https(&s0), https(&s1)]);
+    for s in [&s0, &s1] {
+        wait_healthy(&s.ops_url()).await;
+        let r = client
+            .put(format!("{}/v1/admin/topology", https(s)))
+            .bearer_auth("admin-t")
+            .json(&map)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    // s0 does not trust the CA that signed s1's certificate: the forward fails, nothing lands.
+    let r = client
+        .put(format!("{}/v1/keys/c", https(&s0)))
+        .body("v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "peer_unavailable");
+    let r = client
+        .get(format!("{}/v1/keys/c", https(&s1)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
