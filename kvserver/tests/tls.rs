@@ -334,6 +334,32 @@ async fn admin_peer_and_data_tokens_each_open_only_their_routes() {
     assert_eq!(status("/v1/keys/k", Some("data-t"), false).await, 404);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_tls_handshake_is_closed_at_the_header_deadline_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let pki = Pki::new();
+    let data = tempfile::tempdir().unwrap();
+    let server = tls_server(&pki, "s0", data.path(), &["--header-read-timeout", "1s"]);
+    wait_healthy(&server.ops_url()).await;
+    // The first byte of a handshake record, then nothing.
+    let mut stalled = tokio::net::TcpStream::connect(server.data).await.unwrap();
+    stalled.write_all(&[0x16]).await.unwrap();
+    // Meanwhile a real client is served.
+    let r = pki
+        .client()
+        .get(format!("{}/v1/info", https(&server)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The stalled one is closed by the server (bounded wait, far beyond the 1 s deadline).
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(30), stalled.read(&mut buf))
+        .await
+        .expect("the server never closed a stalled TLS handshake");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+}
+
 #[test]
 fn a_key_that_does_not_fit_the_certificate_refuses_to_start() {
     let pki = Pki::new();
