@@ -144,7 +144,7 @@ pub struct Config {
     #[arg(long, env = "KV_TLS_KEY_FILE", requires = "tls_cert_file")]
     pub tls_key_file: Option<PathBuf>,
 
-    /// PEM CA certificates the peer client trusts for https:// peer URLs (read at start).
+    /// PEM CA certificates the peer client trusts for https:// peer URLs (re-read every 2 s).
     #[arg(long, env = "KV_TLS_CA_FILE")]
     pub tls_ca_file: Option<PathBuf>,
 

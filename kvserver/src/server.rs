@@ -55,6 +55,7 @@ pub async fn serve(
     }
     // Rotated tokens and a renewed certificate take effect without a restart (auth.rs, tls.rs).
     tokio::spawn(state.credentials.clone().reload_until(stop.clone()));
+    tokio::spawn(state.peers.clone().reload_ca_until(stop.clone()));
     let tls = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => {
             let cert = ReloadingCert::load(cert, key)?;

@@ -160,14 +160,18 @@ impl ResolvesServerCert for ReloadingCert {
 
 /// The CA certificates in a PEM file (`--tls-ca-file`), at least one.
 pub fn ca_certificates(path: &Path) -> Result<Vec<Vec<u8>>, TlsError> {
-    let bytes = read("CA file", path)?;
+    ca_certificates_in(path, &read("CA file", path)?)
+}
+
+/// The CA certificates in `bytes`, the content of the CA file at `path`.
+pub fn ca_certificates_in(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, TlsError> {
     let pem = |reason: String| TlsError::Pem {
         what: "CA file",
         path: path.to_owned(),
         expected: "CERTIFICATE",
         reason,
     };
-    let certs = CertificateDer::pem_slice_iter(&bytes)
+    let certs = CertificateDer::pem_slice_iter(bytes)
         .map(|c| c.map(|c| c.to_vec()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| pem(e.to_string()))?;

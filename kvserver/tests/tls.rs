@@ -282,6 +282,57 @@ async fn a_peer_whose_certificate_is_not_trusted_is_unavailable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_peer_ca_file_is_trusted_without_a_restart() {
+    let (pki, other) = (Pki::new(), Pki::new());
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    // s0 trusts another CA at first: s1's certificate is not trusted.
+    std::fs::write(ca_file.path(), &other.ca_pem).unwrap();
+    let ca_arg = ca_file.path().to_str().unwrap();
+    let (d0, d1) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let s0 = tls_server_trusting(
+        &pki,
+        "s0",
+        d0.path(),
+        &["--shard", "0", "--tls-ca-file", ca_arg],
+        false,
+    );
+    let s1 = tls_server(&pki, "s1", d1.path(), &["--shard", "1"]);
+    let client = pki.client();
+    let map = Topology::stable(1, Sharding::Modulo, vec![https(&s0), https(&s1)]);
+    for s in [&s0, &s1] {
+        wait_healthy(&s.ops_url()).await;
+        let r = client
+            .put(format!("{}/v1/admin/topology", https(s)))
+            .bearer_auth("admin-t")
+            .json(&map)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let forward = || async {
+        client
+            .put(format!("{}/v1/keys/c", https(&s0)))
+            .body("v")
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(forward().await, 503);
+    // The CA is rotated in the Secret: the old one and the new one, as cert-manager bundles them.
+    std::fs::write(ca_file.path(), format!("{}{}", other.ca_pem, pki.ca_pem)).unwrap();
+    for _ in 0..200 {
+        if forward().await == 204 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the rotated CA file was never trusted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_peer_and_data_tokens_each_open_only_their_routes() {
     let pki = Pki::new();
     let data = tempfile::tempdir().unwrap();
