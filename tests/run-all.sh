@@ -41,7 +41,7 @@ tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 step "e2e on the local cluster: smoke test, images, Helm install, suites"
 # E2E_SUITES lists the test files of tests/e2e/tests to run (cargo runs them in name order, one
 # test at a time); faults is `make faults`, whose cases each restore the node before they end.
-E2E_SUITES="${E2E_SUITES:-operator rebalance faults}" tests/e2e/run.sh
+E2E_SUITES="${E2E_SUITES:-operator rebalance hardening faults}" tests/e2e/run.sh
 
 steps_passed=$((steps_passed + 1))
 printf '\nmake test: %d passed, 0 failed\n' "$steps_passed"

@@ -85,7 +85,8 @@ impl ServerClient {
 
     /// `POST /v1/admin/import?mode=`: sends `records` as one bulk stream. Records keep their
     /// versions, so sending a batch again changes nothing; it is retried. A server with a
-    /// topology takes only imports fenced at its own move's copy (`fence`).
+    /// topology takes only imports fenced at its own move's copy (`fence`). A body over the
+    /// server's import limits is [`Error::TooLarge`].
     pub async fn import(
         &self,
         records: &[BulkRecord],
@@ -108,7 +109,8 @@ impl ServerClient {
                     .header(CONTENT_TYPE, bulk::CONTENT_TYPE)
                     .body(body.clone())
             })
-            .await?;
+            .await
+            .map_err(|e| too_large(e, body.len()))?;
         self.json(resp).await
     }
 
@@ -147,6 +149,23 @@ impl ServerClient {
             }
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A 413 answer to a body of `bytes` bytes, as [`Error::TooLarge`].
+fn too_large(e: Error, bytes: usize) -> Error {
+    match e {
+        Error::Status {
+            server,
+            status: 413,
+            message,
+            ..
+        } => Error::TooLarge {
+            server,
+            bytes,
+            message,
+        },
+        other => other,
     }
 }
 

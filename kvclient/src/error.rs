@@ -53,6 +53,14 @@ pub enum Error {
     /// The server refused a topology as stale or conflicting.
     #[error("topology refused by {server}: {message}")]
     TopologyConflict { server: String, message: String },
+    /// The server refused a request body as larger than it accepts (413): a limit to raise or
+    /// smaller batches to send, never a failure that passes if the same request is sent again.
+    #[error("{server} refused a body of {bytes} bytes as too large: {message}")]
+    TooLarge {
+        server: String,
+        bytes: usize,
+        message: String,
+    },
     /// Any other non-success answer.
     #[error("{server} answered {status}{}: {message}", code.map(|c| format!(" ({c:?})")).unwrap_or_default())]
     Status {
@@ -84,6 +92,7 @@ impl Error {
             Error::Status { status, .. } => Some(*status),
             Error::PreconditionFailed { .. } => Some(412),
             Error::TopologyConflict { .. } => Some(409),
+            Error::TooLarge { .. } => Some(413),
             _ => None,
         }
     }

@@ -10,6 +10,8 @@
 //! without a matching trailer reports the stream as truncated; receivers apply nothing of a
 //! stream that fails to decode.
 
+use std::ops::Range;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use thiserror::Error;
 use tokio_util::codec::{Decoder, Encoder};
@@ -25,6 +27,9 @@ pub const CONTENT_TYPE: &str = "application/x-kvstore-bulk";
 /// two different writes share one version (and one ETag).
 pub const MAX_VERSION: u64 = 1 << 62;
 
+/// Bytes a stream takes beyond its records: the magic and the trailer.
+pub const STREAM_OVERHEAD: usize = MAGIC.len() + 1 + 8;
+
 const KIND_END: u8 = 0;
 const KIND_VALUE: u8 = 1;
 const KIND_TOMBSTONE: u8 = 2;
@@ -36,6 +41,13 @@ pub struct BulkRecord {
     pub version: u64,
     /// `None` marks a tombstone: the key was deleted.
     pub value: Option<Bytes>,
+}
+
+impl BulkRecord {
+    /// Bytes this record takes in a bulk stream: what a batch of it weighs on the wire.
+    pub fn encoded_len(&self) -> usize {
+        1 + 2 + self.key.as_bytes().len() + 8 + self.value.as_ref().map_or(0, |v| 4 + v.len())
+    }
 }
 
 /// A decoded stream element.
@@ -111,8 +123,13 @@ impl BulkCodec {
     }
 
     /// Encodes a whole stream into one buffer (for small batches and tests).
-    pub fn encode_all<'a>(records: impl IntoIterator<Item = &'a BulkRecord>) -> Bytes {
-        let mut buf = BytesMut::new();
+    pub fn encode_all<'a>(records: impl IntoIterator<Item = &'a BulkRecord> + Clone) -> Bytes {
+        let len = records
+            .clone()
+            .into_iter()
+            .map(BulkRecord::encoded_len)
+            .sum::<usize>();
+        let mut buf = BytesMut::with_capacity(STREAM_OVERHEAD + len);
         Self::encode_start(&mut buf);
         let mut codec = BulkCodec::new(usize::MAX);
         for record in records {
@@ -124,7 +141,7 @@ impl BulkCodec {
 
     fn encode_record(&mut self, record: &BulkRecord, dst: &mut BytesMut) {
         let key = record.key.as_bytes();
-        dst.reserve(1 + 2 + key.len() + 8 + 4 + record.value.as_ref().map_or(0, Bytes::len));
+        dst.reserve(record.encoded_len());
         dst.put_u8(if record.value.is_some() {
             KIND_VALUE
         } else {
@@ -143,16 +160,47 @@ impl BulkCodec {
 
     /// Decodes everything in `bytes`, which must be a complete stream.
     pub fn decode_all(bytes: &[u8], max_value_bytes: usize) -> Result<Vec<BulkRecord>, BulkError> {
+        Self::decode_bytes(&Bytes::copy_from_slice(bytes), max_value_bytes)
+    }
+
+    /// Decodes the complete stream `bytes` without copying it: every value is a view into
+    /// `bytes`, so the records together hold exactly the body's memory (an import body is held
+    /// once, not twice). Copy a value before keeping it past the records (the read cache does).
+    pub fn decode_bytes(
+        bytes: &Bytes,
+        max_value_bytes: usize,
+    ) -> Result<Vec<BulkRecord>, BulkError> {
         let mut codec = BulkCodec::new(max_value_bytes);
-        let mut buf = BytesMut::from(bytes);
+        let mut at = 0;
         let mut out = Vec::new();
-        while let Some(frame) = codec.decode_eof(&mut buf)? {
-            match frame {
-                BulkFrame::Record(r) => out.push(r),
-                BulkFrame::End { .. } => {}
+        loop {
+            match codec.parse(&bytes[at..])? {
+                Parsed::Incomplete { .. } if codec.ended => return Ok(out),
+                Parsed::Incomplete { .. } if !codec.magic_seen && at == bytes.len() => {
+                    return Err(BulkError::BadMagic);
+                }
+                Parsed::Incomplete { .. } => {
+                    return Err(BulkError::Truncated {
+                        seen: codec.records,
+                    });
+                }
+                Parsed::Magic { len } | Parsed::End { len, .. } => at += len,
+                Parsed::Record {
+                    key,
+                    version,
+                    value,
+                    len,
+                } => {
+                    let value = value.map(|r| bytes.slice(at + r.start..at + r.end));
+                    out.push(BulkRecord {
+                        key,
+                        version,
+                        value,
+                    });
+                    at += len;
+                }
             }
         }
-        Ok(out)
     }
 }
 
@@ -164,39 +212,60 @@ impl Encoder<&BulkRecord> for BulkCodec {
     }
 }
 
-impl Decoder for BulkCodec {
-    type Item = BulkFrame;
-    type Error = BulkError;
+/// What [`BulkCodec::parse`] found at the start of its input.
+enum Parsed {
+    /// The frame is incomplete: it takes this many bytes in all (when known).
+    Incomplete { needed: Option<usize> },
+    /// The magic, `len` bytes.
+    Magic { len: usize },
+    /// A record of `len` bytes; its value (if any) is at `value` in the input.
+    Record {
+        key: Key,
+        version: u64,
+        value: Option<Range<usize>>,
+        len: usize,
+    },
+    /// The trailer, `len` bytes.
+    End { count: u64, len: usize },
+}
 
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BulkFrame>, BulkError> {
+impl BulkCodec {
+    /// Reads the frame at the start of `src` without consuming it: the one parser behind the
+    /// streaming decoder and [`BulkCodec::decode_bytes`], so both refuse the same streams with
+    /// the same errors. Counts the record or trailer it returns as seen.
+    fn parse(&mut self, src: &[u8]) -> Result<Parsed, BulkError> {
+        let incomplete = Ok(Parsed::Incomplete { needed: None });
         if self.ended {
             return if src.is_empty() {
-                Ok(None)
+                incomplete
             } else {
                 Err(BulkError::TrailingData)
             };
         }
         if !self.magic_seen {
             if src.len() < MAGIC.len() {
-                return Ok(None);
+                return incomplete;
             }
             if &src[..MAGIC.len()] != MAGIC {
                 return Err(BulkError::BadMagic);
             }
-            src.advance(MAGIC.len());
             self.magic_seen = true;
+            return Ok(Parsed::Magic { len: MAGIC.len() });
         }
         let Some(&kind) = src.first() else {
-            return Ok(None);
+            return incomplete;
         };
         let index = self.records;
         match kind {
             KIND_END => {
                 if src.len() < 9 {
-                    return Ok(None);
+                    return incomplete;
                 }
-                src.advance(1);
-                let declared = src.get_u64();
+                let declared = u64::from_be_bytes(
+                    src[1..9]
+                        .try_into()
+                        .map_err(|_| BulkError::Truncated { seen: index })?,
+                );
                 if declared != self.records {
                     return Err(BulkError::CountMismatch {
                         declared,
@@ -204,17 +273,20 @@ impl Decoder for BulkCodec {
                     });
                 }
                 self.ended = true;
-                Ok(Some(BulkFrame::End { count: declared }))
+                Ok(Parsed::End {
+                    count: declared,
+                    len: 9,
+                })
             }
             KIND_VALUE | KIND_TOMBSTONE => {
                 if src.len() < 3 {
-                    return Ok(None);
+                    return incomplete;
                 }
                 let key_len = usize::from(u16::from_be_bytes([src[1], src[2]]));
                 let fixed = 3 + key_len + 8;
                 let value_len = if kind == KIND_VALUE {
                     if src.len() < fixed + 4 {
-                        return Ok(None);
+                        return incomplete;
                     }
                     let at = fixed;
                     let len = u32::from_be_bytes([src[at], src[at + 1], src[at + 2], src[at + 3]])
@@ -232,8 +304,9 @@ impl Decoder for BulkCodec {
                 };
                 let total = fixed + value_len.map_or(0, |len| 4 + len);
                 if src.len() < total {
-                    src.reserve(total - src.len());
-                    return Ok(None);
+                    return Ok(Parsed::Incomplete {
+                        needed: Some(total),
+                    });
                 }
                 let key = Key::from_bytes(&src[3..3 + key_len])
                     .map_err(|source| BulkError::InvalidKey { index, source })?;
@@ -245,22 +318,55 @@ impl Decoder for BulkCodec {
                 if version > MAX_VERSION {
                     return Err(BulkError::VersionTooLarge { index, version });
                 }
-                src.advance(fixed);
-                let value = match value_len {
-                    Some(len) => {
-                        src.advance(4);
-                        Some(src.split_to(len).freeze())
-                    }
-                    None => None,
-                };
                 self.records += 1;
-                Ok(Some(BulkFrame::Record(BulkRecord {
+                Ok(Parsed::Record {
+                    key,
+                    version,
+                    value: value_len.map(|len| fixed + 4..fixed + 4 + len),
+                    len: total,
+                })
+            }
+            other => Err(BulkError::UnknownKind { index, kind: other }),
+        }
+    }
+}
+
+/// Streaming decoding (an export read from the network). Each value is copied out of the read
+/// buffer into its own allocation: a record kept (in a batch, a cache) then weighs what it
+/// holds and never pins the buffer it arrived in, which the decoder reuses.
+impl Decoder for BulkCodec {
+    type Item = BulkFrame;
+    type Error = BulkError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BulkFrame>, BulkError> {
+        loop {
+            match self.parse(src)? {
+                Parsed::Incomplete { needed } => {
+                    if let Some(total) = needed {
+                        src.reserve(total.saturating_sub(src.len()));
+                    }
+                    return Ok(None);
+                }
+                Parsed::Magic { len } => src.advance(len),
+                Parsed::End { count, len } => {
+                    src.advance(len);
+                    return Ok(Some(BulkFrame::End { count }));
+                }
+                Parsed::Record {
                     key,
                     version,
                     value,
-                })))
+                    len,
+                } => {
+                    let value = value.map(|at| Bytes::copy_from_slice(&src[at]));
+                    src.advance(len);
+                    return Ok(Some(BulkFrame::Record(BulkRecord {
+                        key,
+                        version,
+                        value,
+                    })));
+                }
             }
-            other => Err(BulkError::UnknownKind { index, kind: other }),
         }
     }
 
@@ -382,7 +488,89 @@ mod tests {
         ));
     }
 
+    /// True when `inner` lies inside `outer`'s memory.
+    fn within(inner: &[u8], outer: &[u8]) -> bool {
+        let (start, end) = (
+            outer.as_ptr() as usize,
+            outer.as_ptr() as usize + outer.len(),
+        );
+        let at = inner.as_ptr() as usize;
+        start <= at && at + inner.len() <= end
+    }
+
+    #[test]
+    fn a_whole_body_decodes_into_views_and_a_stream_into_owned_values() {
+        let records = vec![
+            rec("a", 1, Some(&[7u8; 300])),
+            rec("b", 2, Some(&[8u8; 500])),
+        ];
+        let body = BulkCodec::encode_all(&records);
+        assert_eq!(
+            body.len(),
+            STREAM_OVERHEAD + records.iter().map(BulkRecord::encoded_len).sum::<usize>()
+        );
+        let views = BulkCodec::decode_bytes(&body, 1024).expect("decodes");
+        assert_eq!(views, records);
+        for r in &views {
+            assert!(
+                within(r.value.as_deref().unwrap_or_default(), &body),
+                "not copied"
+            );
+        }
+        let mut codec = BulkCodec::new(1024);
+        let mut buf = BytesMut::from(&body[..]);
+        let read_buffer = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.capacity();
+        let mut owned = Vec::new();
+        while let Some(frame) = codec.decode_eof(&mut buf).expect("decodes") {
+            if let BulkFrame::Record(r) = frame {
+                owned.push(r);
+            }
+        }
+        assert_eq!(owned, records);
+        for r in &owned {
+            let at = r.value.as_deref().unwrap_or_default().as_ptr() as usize;
+            assert!(
+                !read_buffer.contains(&at),
+                "a kept value pins the read buffer"
+            );
+        }
+    }
+
     proptest! {
+        #[test]
+        fn whole_and_streamed_decoding_agree(magic in any::<bool>(), tail in proptest::collection::vec(any::<u8>(), 0..256)) {
+            // Mostly past the magic, so that the record parser is reached.
+            let bytes: Vec<u8> = if magic { MAGIC.iter().copied().chain(tail).collect() } else { tail };
+            let whole = BulkCodec::decode_all(&bytes, 64).map_err(|e| e.to_string());
+            let mut codec = BulkCodec::new(64);
+            let mut buf = BytesMut::new();
+            let mut streamed = Vec::new();
+            let mut outcome = Ok(());
+            for byte in &bytes {
+                buf.extend_from_slice(&[*byte]);
+                loop {
+                    match codec.decode(&mut buf) {
+                        Ok(Some(BulkFrame::Record(r))) => streamed.push(r),
+                        Ok(Some(BulkFrame::End { .. })) => {}
+                        Ok(None) => break,
+                        Err(e) => { outcome = Err(e.to_string()); break; }
+                    }
+                }
+                if outcome.is_err() { break; }
+            }
+            if outcome.is_ok() {
+                loop {
+                    match codec.decode_eof(&mut buf) {
+                        Ok(Some(BulkFrame::Record(r))) => streamed.push(r),
+                        Ok(Some(BulkFrame::End { .. })) => {}
+                        Ok(None) => break,
+                        Err(e) => { outcome = Err(e.to_string()); break; }
+                    }
+                }
+            }
+            prop_assert_eq!(whole, outcome.map(|()| streamed));
+        }
+
         #[test]
         fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             let _ = BulkCodec::decode_all(&bytes, 64);

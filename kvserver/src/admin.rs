@@ -173,9 +173,26 @@ pub async fn import(
     // Refused before the body is read when the move is already over.
     Fence::admits(fence.as_ref(), state.topology().as_deref())
         .map_err(|e| Error::Fenced(e.to_string()))?;
-    let bytes = read_limited(body, &headers, state.max_import_bytes).await?;
-    // Decoded and validated whole before anything is applied.
-    let records = BulkCodec::decode_all(&bytes, state.max_value_bytes)?;
+    // Held until the records are applied: bodies waiting for the store count too.
+    let budget = state.import_budget.reserve(&headers).await?;
+    let bytes = read_limited(body, &headers, budget.limit)
+        .await
+        .map_err(|e| match e {
+            Error::ValueTooLarge { len, limit } => Error::ImportTooLarge {
+                len,
+                limit,
+                flag: if limit < state.max_import_bytes {
+                    "--import-budget-bytes"
+                } else {
+                    "--max-import-bytes"
+                },
+            },
+            other => other,
+        })?;
+    // Decoded and validated whole before anything is applied; the values are views into the
+    // body, which is held once.
+    let records = BulkCodec::decode_bytes(&bytes, state.max_value_bytes)?;
+    drop(bytes);
     let _admitted = admit(&state, fence).await?;
     let report = state.store.import(records, q.mode).await?;
     tracing::info!(applied = report.applied, skipped = report.skipped, mode = ?q.mode, "import applied");

@@ -55,6 +55,11 @@ pub struct Config {
     #[arg(long, env = "KV_MAX_IMPORT_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_import_bytes: usize,
 
+    /// Bytes of import bodies held at once (being read or waiting to be applied); more imports
+    /// wait. Default: twice `--max-import-bytes`.
+    #[arg(long, env = "KV_IMPORT_BUDGET_BYTES")]
+    pub import_budget_bytes: Option<usize>,
+
     /// What an acknowledged write survives: always | batch | never (see README.md).
     #[arg(long, env = "KV_SYNC", value_enum, default_value_t = SyncMode::Batch)]
     pub sync: SyncMode,
@@ -165,6 +170,12 @@ impl Config {
         self.shard
             .or_else(|| self.pod_name.as_deref().and_then(ordinal_of))
             .unwrap_or(0)
+    }
+
+    /// `--import-budget-bytes`, or twice `--max-import-bytes`.
+    pub fn import_budget(&self) -> usize {
+        self.import_budget_bytes
+            .unwrap_or(self.max_import_bytes.saturating_mul(2))
     }
 
     /// A configuration for tests: the data dir given, everything else at its default.

@@ -21,6 +21,14 @@ pub enum Error {
     InvalidKey(#[from] KeyError),
     #[error("value of {len} bytes exceeds the limit of {limit} bytes")]
     ValueTooLarge { len: usize, limit: usize },
+    #[error(
+        "import body of {len} bytes exceeds {flag} ({limit} bytes): send smaller batches or raise {flag}"
+    )]
+    ImportTooLarge {
+        len: usize,
+        limit: usize,
+        flag: &'static str,
+    },
     #[error("the request body did not arrive within {0:?}")]
     BodyTimeout(std::time::Duration),
     #[error("{0}")]
@@ -73,7 +81,9 @@ impl Error {
             Error::InvalidKey(_) | Error::BadRequest(_) | Error::BadBulkStream(_) => {
                 StatusCode::BAD_REQUEST
             }
-            Error::ValueTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::ValueTooLarge { .. } | Error::ImportTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::NotFound(_) | Error::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
@@ -97,7 +107,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::InvalidKey(_) => ErrorCode::InvalidKey,
-            Error::ValueTooLarge { .. } => ErrorCode::ValueTooLarge,
+            Error::ValueTooLarge { .. } | Error::ImportTooLarge { .. } => ErrorCode::ValueTooLarge,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
             Error::Unauthorized(_) => ErrorCode::Unauthorized,

@@ -10,6 +10,7 @@
 //! - [`book`]: the chapter's `/save`, `/load`, `/allKeys`, byte for byte.
 //! - [`v1`]: the `/v1` key API, listing, info, topology.
 //! - [`admin`]: topology pushes, bulk export/import, cleanup, the internal local read.
+//! - [`import_budget`]: the bytes of import bodies a server holds at once.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`keys`]: serving one key: raw-path key parsing, lookup with read-through, forwarding.
 //! - [`routing`]: `Topology::route` applied to a request, forwarded headers.
@@ -35,6 +36,7 @@ pub mod book;
 pub mod config;
 pub mod error;
 pub mod etag_header;
+pub mod import_budget;
 pub mod keys;
 pub mod listen;
 pub mod metrics;

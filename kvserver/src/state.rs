@@ -9,6 +9,7 @@ use parking_lot::RwLock;
 
 use crate::auth::{AdminToken, Credentials};
 use crate::config::Config;
+use crate::import_budget::ImportBudget;
 use crate::metrics::Metrics;
 use crate::peer::PeerClient;
 use crate::storage::Store;
@@ -29,6 +30,8 @@ pub struct Shared {
     pub metrics: Metrics,
     pub max_value_bytes: usize,
     pub max_import_bytes: usize,
+    /// Bytes of import bodies held at once.
+    pub import_budget: ImportBudget,
     pub require_token_for_data: bool,
     /// `--require-topology`: no data is served before a topology is persisted.
     pub require_topology: bool,
@@ -85,6 +88,7 @@ impl AppState {
             metrics: Metrics::default(),
             max_value_bytes: config.max_value_bytes,
             max_import_bytes: config.max_import_bytes,
+            import_budget: ImportBudget::new(config.import_budget(), config.max_import_bytes),
             require_token_for_data: config.require_token_for_data,
             require_topology: config.require_topology,
             drain_delay: config.drain_delay,

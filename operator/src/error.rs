@@ -46,7 +46,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Category {
     /// The user must change the spec.
     InvalidSpec,
-    /// The API server refused the change as invalid (e.g. an immutable field).
+    /// The API server refused the change as invalid (e.g. an immutable field), or a shard
+    /// refused a copy batch as over its import limits; only a configuration change fixes it.
     Rejected,
     /// A transient API failure; retried with backoff.
     Api,
@@ -87,6 +88,8 @@ impl Error {
             Error::InvalidSpec(_) => Category::InvalidSpec,
             Error::Kube(kube::Error::Api(status)) if status.code == 422 => Category::Rejected,
             Error::Kube(_) | Error::StatusMovedOn(_) => Category::Api,
+            // Sending the same batch again cannot help: wait for the user, as for a bad spec.
+            Error::Shard(e) if e.needs_configuration() => Category::Rejected,
             Error::Shard(_) => Category::Shard,
             Error::Serialize(_) | Error::MissingField(_) => Category::Internal,
             Error::Finalizer(inner) => match inner.as_ref() {
@@ -130,5 +133,16 @@ mod tests {
         let shard = Error::Shard(ShardError::NotDrained { shard: 2, keys: 7 });
         assert_eq!(shard.category().as_str(), "ShardError");
         assert_eq!(shard.to_string(), "shard 2: still holds 7 keys");
+        let too_large = Error::Shard(ShardError::ImportTooLarge {
+            shard: 1,
+            records: 13,
+            bytes: 3_900_000,
+            source: kvclient::Error::TooLarge {
+                server: "http://s".into(),
+                bytes: 3_900_000,
+                message: "over --max-import-bytes".into(),
+            },
+        });
+        assert_eq!(too_large.category(), Category::Rejected);
     }
 }

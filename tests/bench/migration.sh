@@ -11,6 +11,12 @@
 #   earlier commit's, to compare two builds run after run).
 #   MIGRATION_BENCH_JSON=FILE also writes the figures there for tests/bench/run.sh: the rows of
 #   whatever table the bench client prints (parsed, not recomputed) and the book script's row.
+#   VALUE_BYTES (default 64) and VALUE_BYTES_MAX: value sizes spread from VALUE_BYTES to
+#   VALUE_BYTES_MAX. BASELINE_KEYS=0 skips both one-request-per-key baselines (no book servers).
+#   The run ends with the copy engine's peak RSS (the bench prints it) and every kvserver's.
+# Memory run (issue 13 item 10: ~1 GiB of values from 1 KiB to 1 MiB):
+#   PROFILE=release VALUE_BYTES=1024 VALUE_BYTES_MAX=1048576 BASELINE_KEYS=0 \
+#     tests/bench/migration.sh 7100
 # shellcheck source=tests/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" bench || exit 1
 KEYS=${1:-100000}
@@ -63,6 +69,7 @@ start() {
     --admin-token-file "$WORK/token" --shard "$2" --drain-delay 0s \
     >"$WORK/$1-$2.log" 2>&1 &
   echo $! >>"$WORK/pids"
+  echo "$1-$2 $!" >>"$WORK/names"
   for _ in $(seq 1 200); do
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
     curl -sf "http://127.0.0.1:$ops/readyz" >/dev/null 2>&1 && break
@@ -71,20 +78,25 @@ start() {
   echo "http://127.0.0.1:$port"
 }
 
+BASELINE_KEYS=${BASELINE_KEYS:-$KEYS}
 ENGINE=(); BOOK=()
 for i in $(seq 0 $((SPAN - 1))); do
   ENGINE+=("$(start engine "$i")")
-  BOOK+=("$(start book "$i")")
+  if [ "$BASELINE_KEYS" != 0 ]; then BOOK+=("$(start book "$i")"); fi
 done
 join() { local IFS=,; echo "$*"; }
 
-BENCH_SERVERS=$(join "${ENGINE[@]}") BENCH_BASELINE_SERVERS=$(join "${BOOK[@]}") \
+if ((${#BOOK[@]})); then export BENCH_BASELINE_SERVERS; BENCH_BASELINE_SERVERS=$(join "${BOOK[@]}"); fi
+if [[ -n ${VALUE_BYTES_MAX:-} ]]; then export BENCH_VALUE_BYTES_MAX=$VALUE_BYTES_MAX; fi
+export BENCH_SERVER_PIDS
+BENCH_SERVER_PIDS=$(awk '/^engine-/ { printf "%s%s", sep, $2; sep = "," }' "$WORK/names")
+BENCH_SERVERS=$(join "${ENGINE[@]}") BENCH_VALUE_BYTES=${VALUE_BYTES:-64} \
 BENCH_RESULT=$WORK/engine-rate BENCH_TOKEN_FILE=$WORK/token BENCH_FROM=$FROM BENCH_TO=$TO BENCH_KEYS=$KEYS \
-BENCH_SHARDING=${SHARDING:-modulo} BENCH_BATCH=${BATCH:-1000} BENCH_BASELINE_KEYS=${BASELINE_KEYS:-$KEYS} \
+BENCH_SHARDING=${SHARDING:-modulo} BENCH_BATCH=${BATCH:-1000} BENCH_BASELINE_KEYS=$BASELINE_KEYS \
   "$BENCH" | tee "$WORK/engine.out"
 # The book's own client: Python urllib, a new connection per request (modulo only).
 copied="" secs=""
-if [ "${SHARDING:-modulo}" = modulo ]; then
+if [ "${SHARDING:-modulo}" = modulo ] && [ "$BASELINE_KEYS" != 0 ]; then
   read -r copied secs < <(python3 tests/bench/migration_book.py "$FROM" "$TO" \
     "${BOOK_KEYS:-10000}" "${BOOK[@]}")
   awk -v c="$copied" -v s="$secs" -v e="$(cat "$WORK/engine-rate")" 'BEGIN {
@@ -93,6 +105,11 @@ if [ "${SHARDING:-modulo}" = modulo ]; then
     printf "| operator copy engine (same run as above) | | | %.0f | %.0f× |\n", e, e / r }'
 fi
 echo
+# Peak RSS of every kvserver over its whole life (load and move).
+while read -r name pid; do
+  hwm=$(awk '/^VmHWM:/ { printf "%d", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "?")
+  echo "kvserver $name: peak RSS ${hwm} MiB"
+done <"$WORK/names"
 echo "kvserver: release build; bench client: $PROFILE build; $(nproc) CPUs."
 if [[ -n ${MIGRATION_BENCH_JSON:-} ]]; then
   python3 tests/bench/parse_migration.py "$WORK/engine.out" "$FROM" "$TO" "$KEYS" "$PROFILE" \

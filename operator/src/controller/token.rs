@@ -48,10 +48,33 @@ fn token_of(secret: &Secret) -> Result<AdminToken> {
         .as_ref()
         .and_then(|d| d.get(build::TOKEN_KEY))
         .and_then(|b| String::from_utf8(b.0.clone()).ok())
-        .filter(|t| !t.is_empty())
+        .as_deref()
+        .and_then(sending_token)
         .ok_or(Error::MissingField("token in the admin token Secret"))?;
     Ok(AdminToken {
         token,
         secret_uid: secret.metadata.uid.clone(),
     })
+}
+
+/// The token to send from a token file's text: its first non-empty line (during a rotation the
+/// Secret holds the current token and the next, one per line, as kvserver reads it).
+fn sending_token(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_line_of_a_rotating_secret_is_sent() {
+        assert_eq!(sending_token("new\nold\n").as_deref(), Some("new"));
+        assert_eq!(sending_token("\n  only  \n").as_deref(), Some("only"));
+        assert_eq!(sending_token("s3cret").as_deref(), Some("s3cret"));
+        assert_eq!(sending_token(" \n\n"), None);
+    }
 }

@@ -16,10 +16,15 @@ pub struct Server {
 
 /// Starts shard `shard`'s server with [`TOKEN`] and an empty data directory.
 pub async fn start(shard: u32) -> Server {
+    start_with(shard, &[]).await
+}
+
+/// [`start`] with more kvserver flags (`["--max-import-bytes", "1048576"]`).
+pub async fn start_with(shard: u32, flags: &[&str]) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
-    let config = <kvserver::Config as clap::Parser>::parse_from([
+    let mut args = vec![
         "kvserver".to_owned(),
         "--data-dir".to_owned(),
         dir.path().join("data").display().to_string(),
@@ -29,7 +34,9 @@ pub async fn start(shard: u32) -> Server {
         shard.to_string(),
         "--drain-delay".to_owned(),
         "0s".to_owned(),
-    ]);
+    ];
+    args.extend(flags.iter().map(|f| (*f).to_owned()));
+    let config = <kvserver::Config as clap::Parser>::parse_from(args);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ops = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

@@ -111,6 +111,47 @@ impl Shard {
         self.raw(&url, self.http.get(&url)).await
     }
 
+    /// `DELETE /v1/keys/{key}`: the status code and body this server answered.
+    pub async fn delete(&self, key: &str) -> Result<(u16, String)> {
+        let url = self.key_url(key);
+        self.raw(&url, self.http.delete(&url)).await
+    }
+
+    /// `POST /v1/admin/import?mode=if-absent` with `fence_query` (`&epoch=E&phase=P`, or empty)
+    /// and the admin `token`: what a (possibly deposed) operator's copy batch gets.
+    pub async fn import(
+        &self,
+        token: &str,
+        fence_query: &str,
+        records: &[kvproto::bulk::BulkRecord],
+    ) -> Result<(u16, String)> {
+        let url = format!(
+            "{}/v1/admin/import?mode=if-absent{fence_query}",
+            self.server.base()
+        );
+        let body = kvproto::bulk::BulkCodec::encode_all(records);
+        let request = self
+            .http
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", kvproto::bulk::CONTENT_TYPE)
+            .body(body);
+        self.raw(&url, request).await
+    }
+
+    /// `GET /readyz` on the ops port: the status code and body.
+    pub async fn readyz(&self) -> Result<(u16, String)> {
+        let base = self.server.base().to_string();
+        let host = base
+            .trim_start_matches("http://")
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let url = format!("http://{host}:{}/readyz", kvproto::wire::DEFAULT_OPS_PORT);
+        self.raw(&url, self.http.get(&url)).await
+    }
+
     fn key_url(&self, key: &str) -> String {
         format!("{}/v1/keys/{key}", self.server.base())
     }
