@@ -1,5 +1,11 @@
-//! Client settings: timeouts, retries, the admin token, and the shared HTTP connection pool.
+//! Client settings: timeouts, retries, the token, the CA trusted for `https://` servers, and the
+//! shared HTTP connection pool.
+//!
+//! HTTPS uses rustls (ring) and trusts only the CA certificates given ([`ClientConfig::ca_pem`],
+//! the CLI's `--ca-file`), never built-in roots: kvservers carry the cluster's own certificates
+//! (cert-manager's or the operator's CA), and trusting a public root for them would be wrong.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -21,6 +27,9 @@ pub struct ClientConfig {
     pub token: Option<String>,
     /// Largest value accepted when decoding an export stream.
     pub max_value_bytes: usize,
+    /// PEM CA certificates trusted for `https://` servers (e.g. a cert-manager Secret's
+    /// `ca.crt`); without them no `https://` server is trusted.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Default for ClientConfig {
@@ -32,6 +41,7 @@ impl Default for ClientConfig {
             retry: RetryPolicy::standard(),
             token: None,
             max_value_bytes: 64 << 20,
+            ca_pem: None,
         }
     }
 }
@@ -39,11 +49,31 @@ impl Default for ClientConfig {
 impl ClientConfig {
     /// An HTTP client with a keep-alive connection pool; share it between servers.
     pub fn http_client(&self) -> Result<reqwest::Client> {
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
             .connect_timeout(self.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(Error::HttpClient)
+            .tcp_nodelay(true);
+        if let Some(pem) = &self.ca_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(Error::HttpClient)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder.build().map_err(Error::HttpClient)
+    }
+
+    /// Reads the CA certificates to trust from a PEM file; it must hold at least one.
+    pub fn read_ca_file(path: &Path) -> Result<Vec<u8>> {
+        let bad = |reason: String| Error::CaFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+        match reqwest::Certificate::from_pem_bundle(&pem) {
+            Ok(certs) if !certs.is_empty() => Ok(pem),
+            Ok(_) => Err(bad("no PEM certificate in it".to_owned())),
+            Err(e) => Err(bad(e.to_string())),
+        }
     }
 }

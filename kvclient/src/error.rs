@@ -17,6 +17,16 @@ pub enum Error {
     /// A server address could not be understood.
     #[error("invalid server address {addr:?}: {reason}")]
     InvalidAddress { addr: String, reason: String },
+    /// The CA file given to trust could not be used.
+    #[error("cannot use the CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    /// The TLS handshake failed (an untrusted certificate, or a plain-HTTP server): nothing was
+    /// sent.
+    #[error(
+        "TLS handshake with {server} failed: {reason} (is the server's CA trusted with \
+         --ca-file / KVCLIENT_CA_FILE, and does the server speak HTTPS?)"
+    )]
+    Tls { server: String, reason: String },
     /// The key was refused before anything was sent.
     #[error("invalid key: {0}")]
     InvalidKey(#[from] KeyError),
@@ -91,7 +101,10 @@ impl Error {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            Error::Unreachable { .. } | Error::Timeout { .. } | Error::Transport { .. }
+            Error::Unreachable { .. }
+                | Error::Timeout { .. }
+                | Error::Transport { .. }
+                | Error::Tls { .. }
         )
     }
 

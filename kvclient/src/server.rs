@@ -305,7 +305,9 @@ impl ServerClient {
 
     pub(crate) fn transport_error(&self, e: reqwest::Error) -> Error {
         let server = self.base.to_string();
-        if e.is_connect() {
+        if let Some(reason) = tls_failure(&e) {
+            Error::Tls { server, reason }
+        } else if e.is_connect() {
             Error::Unreachable { server, source: e }
         } else if e.is_timeout() {
             Error::Timeout { server }
@@ -369,4 +371,21 @@ fn etag_version(resp: &Response) -> Option<u64> {
 fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
     text.trim().to_string()
+}
+
+/// The TLS error behind a failed request, if that is what it was (rustls' own words, e.g.
+/// "invalid peer certificate: UnknownIssuer"). An `io::Error` hides its inner error from
+/// `source()`, so each one in the chain is opened.
+fn tls_failure(e: &reqwest::Error) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        next = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as _),
+            None => err.source(),
+        };
+    }
+    None
 }

@@ -20,4 +20,4 @@ pub mod wire;
 pub use fence::{Fence, FenceError, FencedPhase};
 pub use key::{Key, KeyError};
 pub use shard::Sharding;
-pub use topology::{MigrationPhase, Topology, TopologyError, peer_url};
+pub use topology::{MigrationPhase, Topology, TopologyError, peer_url, peer_url_tls};

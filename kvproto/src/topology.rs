@@ -120,7 +120,14 @@ pub struct ForwardedBy {
 /// store's headless Service (`http://NAME-i.NAME.NAMESPACE.svc:PORT`). The operator pushes these
 /// as a topology's peers and the client derives them for `--kvstore`.
 pub fn peer_url(instance: &str, namespace: &str, ordinal: u32, port: u16) -> String {
-    format!("http://{instance}-{ordinal}.{instance}.{namespace}.svc:{port}")
+    peer_url_tls(instance, namespace, ordinal, port, false)
+}
+
+/// Like [`peer_url`], with `https://` when `tls`: the store's servers serve TLS
+/// (`--tls-cert-file`), and servers reach each other over it (trusting `--tls-ca-file`).
+pub fn peer_url_tls(instance: &str, namespace: &str, ordinal: u32, port: u16, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{instance}-{ordinal}.{instance}.{namespace}.svc:{port}")
 }
 
 impl Topology {
@@ -339,6 +346,10 @@ mod tests {
         assert_eq!(
             peer_url("demo", "ns", 1, 80),
             "http://demo-1.demo.ns.svc:80"
+        );
+        assert_eq!(
+            peer_url_tls("demo", "ns", 1, 443, true),
+            "https://demo-1.demo.ns.svc:443"
         );
     }
 

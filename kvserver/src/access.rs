@@ -1,6 +1,7 @@
 //! Who may call a route family, as layers the router puts on the families it builds (no path
 //! matching here):
-//! - [`require_admin`]: `/v1/admin` and `/v1/internal` need the admin token.
+//! - [`require_admin`]: `/v1/admin` needs the admin token.
+//! - [`require_peer`]: `/v1/internal` needs the peer (or admin) token.
 //! - [`DataGuardLayer`]: the book routes and `/v1/keys` answer 503 while draining or, under
 //!   `--require-topology`, before a topology arrives, and want the token under
 //!   `--require-token-for-data`. A plain tower service, so the data hot path pays no
@@ -27,6 +28,14 @@ pub async fn require_admin(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
+/// The internal family's route layer: 401 without the peer or admin token.
+pub async fn require_peer(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match state.credentials.require_peer_or_admin(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 /// Guards a data family; refusals are worded in the family's `dialect`.
 #[derive(Debug, Clone)]
 pub struct DataGuardLayer {
@@ -45,7 +54,9 @@ impl DataGuardLayer {
             Some(Error::Draining)
         } else if self.state.awaits_topology() {
             Some(Error::NoTopologyYet)
-        } else if self.state.require_token_for_data && !self.state.token.authorizes(headers) {
+        } else if self.state.require_token_for_data
+            && !self.state.credentials.authorizes_data(headers)
+        {
             Some(Error::Unauthorized(
                 "this server requires `Authorization: Bearer <token>` on data routes",
             ))

@@ -8,7 +8,7 @@
 //! - `/v1/admin`: the admin token first (before any byte of a body is read), then
 //!   `--admin-timeout`; a topology push's body is read under [`MAX_TOPOLOGY_BYTES`] and
 //!   `--body-read-timeout`, an import's under `--max-import-bytes` (by its handler);
-//! - `/v1/internal`: the admin token, then `--request-timeout`;
+//! - `/v1/internal`: the peer (or admin) token, then `--request-timeout`;
 //! - `/v1/info`, `/v1/topology` and the probes: open, under `--request-timeout`.
 //!
 //! Around every answer of the data port: the topology headers and request metrics. Streamed
@@ -32,7 +32,7 @@ use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
 
-use crate::access::{DataGuardLayer, require_admin};
+use crate::access::{DataGuardLayer, require_admin, require_peer};
 use crate::body::ReadBodyLayer;
 use crate::error::{Dialect, Error};
 use crate::metrics::{RequestLabels, RouteLabels, method_label, route_label};
@@ -88,10 +88,10 @@ pub fn app(state: AppState) -> Router {
             with_deadline(admin, state.admin_timeout),
             &state,
         ))
-        .merge(behind_admin_token(
-            with_deadline(internal, state.request_timeout),
-            &state,
-        ))
+        .merge(
+            with_deadline(internal, state.request_timeout)
+                .route_layer(middleware::from_fn_with_state(state.clone(), require_peer)),
+        )
         .merge(with_deadline(open, state.request_timeout))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,5 +1,9 @@
-//! The admin bearer token: read from `--admin-token-file`, compared in constant time, and re-read
-//! when the file changes, so it can be rotated without a restart or a mixed window.
+//! Bearer tokens: read from a token file, compared in constant time, and re-read when the file
+//! changes, so they can be rotated without a restart or a mixed window. There are three files,
+//! each its own credential: `--admin-token-file` (admin routes), `--peer-token-file` (traffic
+//! between servers: forwarding headers, `/v1/internal`; defaults to the admin file) and
+//! `--data-token-file` (data routes under `--require-token-for-data`; defaults to the admin
+//! file). See [`Credentials`] for which routes take which.
 //!
 //! The file holds one token per line (blank lines and surrounding whitespace ignored). The first
 //! line is the token this server *sends* to its peers; every line is *accepted*. A rotation is
@@ -37,6 +41,8 @@ pub struct AdminToken(Arc<Shared>);
 struct Shared {
     /// Where the tokens come from; `None` when no token file was given.
     file: Option<PathBuf>,
+    /// Which file this is, for messages ("admin token file").
+    what: &'static str,
     tokens: RwLock<Tokens>,
 }
 
@@ -80,26 +86,37 @@ impl AdminToken {
         let tokens = token.as_deref().map(Tokens::parse).unwrap_or_default();
         AdminToken(Arc::new(Shared {
             file: None,
+            what: "admin token file",
             tokens: RwLock::new(tokens),
         }))
     }
 
-    /// Reads the token file; it must hold at least one token.
+    /// Reads the admin token file; it must hold at least one token.
     pub fn from_file(path: Option<&Path>) -> anyhow::Result<Self> {
+        Self::from_named_file(path, "admin token file")
+    }
+
+    /// Reads a token file (`what` names it in messages); it must hold at least one token.
+    pub fn from_named_file(path: Option<&Path>, what: &'static str) -> anyhow::Result<Self> {
         let Some(p) = path else {
             return Ok(AdminToken::default());
         };
-        let text = std::fs::read_to_string(p).map_err(|e| {
-            anyhow::anyhow!("cannot read the admin token file {}: {e}", p.display())
-        })?;
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("cannot read the {what} {}: {e}", p.display()))?;
         let tokens = Tokens::parse(&text);
         if tokens.0.is_empty() {
-            anyhow::bail!("the admin token file {} is empty", p.display());
+            anyhow::bail!("the {what} {} is empty", p.display());
         }
         Ok(AdminToken(Arc::new(Shared {
             file: Some(p.to_owned()),
+            what,
             tokens: RwLock::new(tokens),
         })))
+    }
+
+    /// Whether both are the same shared tokens (one file, one reloader).
+    pub fn same_as(&self, other: &AdminToken) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// The token to send to peers (the file's first line), if one is configured.
@@ -128,9 +145,12 @@ impl AdminToken {
 
     pub fn require(&self, headers: &HeaderMap) -> Result<(), Error> {
         if self.0.tokens.read().0.is_empty() {
-            return Err(Error::Unauthorized(
-                "no admin token is configured on this server (--admin-token-file)",
-            ));
+            return Err(Error::Unauthorized(if self.0.what == "peer token file" {
+                "no peer token is configured on this server (--peer-token-file or \
+                 --admin-token-file)"
+            } else {
+                "no admin token is configured on this server (--admin-token-file)"
+            }));
         }
         if self.authorizes(headers) {
             Ok(())
@@ -168,6 +188,7 @@ impl AdminToken {
         let Some(path) = self.0.file.clone() else {
             return;
         };
+        let what = self.0.what;
         let mut tick = tokio::time::interval(RELOAD_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = Reload::Unchanged;
@@ -179,17 +200,90 @@ impl AdminToken {
             let now = self.reload().await;
             match &now {
                 Reload::Changed { accepted } => {
-                    tracing::info!(file = %path.display(), accepted, "admin token file reloaded");
+                    tracing::info!(file = %path.display(), accepted, "{what} reloaded");
                 }
                 // One warning per bad spell, not one every tick.
                 Reload::Kept(why) if now != last => tracing::warn!(
                     file = %path.display(), why = %why,
-                    "cannot use the admin token file; keeping the tokens in use"
+                    "cannot use the {what}; keeping the tokens in use"
                 ),
                 _ => {}
             }
             last = now;
         }
+    }
+}
+
+/// The three credentials and which routes take which:
+/// - admin routes (`/v1/admin`): the admin token only;
+/// - forwarding headers: the peer token only (they steer routing, so only servers send them);
+/// - `/v1/internal` (read-through): the peer token, or the admin token (which can export every
+///   record anyway);
+/// - data routes under `--require-token-for-data`: the data token, or the admin or peer token.
+///   Both of those can already read and write every key (export and import; internal reads and
+///   forwarded writes), so accepting them grants nothing more, and forwarded data requests carry
+///   the peer token. What the split guarantees is the other way: a data token opens no admin
+///   route and no peer path.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub admin: AdminToken,
+    pub peer: AdminToken,
+    pub data: AdminToken,
+}
+
+impl Credentials {
+    /// Reads the token files; an unset peer or data file means the admin file's tokens.
+    pub fn from_files(
+        admin: Option<&Path>,
+        peer: Option<&Path>,
+        data: Option<&Path>,
+    ) -> anyhow::Result<Self> {
+        let admin = AdminToken::from_file(admin)?;
+        let or_admin = |path: Option<&Path>, what| match path {
+            Some(_) => AdminToken::from_named_file(path, what),
+            None => Ok(admin.clone()),
+        };
+        Ok(Credentials {
+            peer: or_admin(peer, "peer token file")?,
+            data: or_admin(data, "data token file")?,
+            admin,
+        })
+    }
+
+    /// Everyone the same tokens (tests).
+    pub fn single(token: AdminToken) -> Self {
+        Credentials {
+            peer: token.clone(),
+            data: token.clone(),
+            admin: token,
+        }
+    }
+
+    /// Whether a data route under `--require-token-for-data` may be served.
+    pub fn authorizes_data(&self, headers: &HeaderMap) -> bool {
+        // `|` rather than `||`: every set is compared, whichever matched.
+        self.data.authorizes(headers)
+            | self.admin.authorizes(headers)
+            | self.peer.authorizes(headers)
+    }
+
+    /// `/v1/internal`: the peer token or the admin token, else 401.
+    pub fn require_peer_or_admin(&self, headers: &HeaderMap) -> Result<(), Error> {
+        if self.admin.authorizes(headers) {
+            return Ok(());
+        }
+        self.peer.require(headers)
+    }
+
+    /// Re-reads every distinct token file until `stop` (shared sets are reloaded once).
+    pub async fn reload_until(self, stop: CancellationToken) {
+        let mut sets = vec![self.admin.clone()];
+        for set in [self.peer, self.data] {
+            if !sets.iter().any(|s| s.same_as(&set)) {
+                sets.push(set);
+            }
+        }
+        futures::future::join_all(sets.into_iter().map(|s| s.reload_until(stop.clone()))).await;
     }
 }
 
@@ -263,6 +357,25 @@ mod tests {
         assert_eq!(t.reload().await, Reload::Changed { accepted: 1 });
         assert_eq!(t.sending().as_deref(), Some("new"));
         assert!(!t.authorizes(&bearer("old")));
+    }
+
+    #[test]
+    fn unset_peer_and_data_files_mean_the_admin_tokens_and_set_ones_are_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (admin, peer) = (dir.path().join("admin"), dir.path().join("peer"));
+        std::fs::write(&admin, "a\n").unwrap();
+        std::fs::write(&peer, "p\n").unwrap();
+        let c = Credentials::from_files(Some(&admin), None, None).unwrap();
+        assert!(c.peer.same_as(&c.admin) && c.data.same_as(&c.admin));
+        let c = Credentials::from_files(Some(&admin), Some(&peer), None).unwrap();
+        assert!(!c.peer.authorizes(&bearer("a")) && c.peer.authorizes(&bearer("p")));
+        assert!(!c.admin.authorizes(&bearer("p")));
+        // Data routes take any of the three; the internal route peer or admin.
+        assert!(c.authorizes_data(&bearer("a")) && c.authorizes_data(&bearer("p")));
+        assert!(!c.authorizes_data(&bearer("x")));
+        assert!(c.require_peer_or_admin(&bearer("a")).is_ok());
+        assert!(c.require_peer_or_admin(&bearer("x")).is_err());
+        assert!(Credentials::from_files(Some(&admin), Some(&dir.path().join("no")), None).is_err());
     }
 
     #[test]

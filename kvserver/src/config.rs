@@ -80,7 +80,8 @@ pub struct Config {
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
 
-    /// Put the data routes (book and /v1 keys) behind the admin token too.
+    /// Put the data routes (book and /v1 keys) behind a token: the data token
+    /// (`--data-token-file`, else the admin token), or the admin or peer token.
     #[arg(long, env = "KV_REQUIRE_TOKEN_FOR_DATA", default_value_t = false)]
     pub require_token_for_data: bool,
 
@@ -136,6 +137,31 @@ pub struct Config {
     /// count, the head of an export) may take before it is answered `timeout`.
     #[arg(long, env = "KV_ADMIN_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
     pub admin_timeout: Duration,
+
+    // TLS and credentials (docs/api.md, "TLS and credentials").
+    /// PEM certificate chain served on the data port (with `--tls-key-file`): the data port then
+    /// speaks HTTPS only. Re-read every 2 s, so a renewed Secret is served without a restart.
+    /// The ops port stays plain HTTP (kubelet probes, metrics scrapes).
+    #[arg(long, env = "KV_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, env = "KV_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// PEM CA certificates the peer client trusts for https:// peer URLs (re-read every 2 s).
+    #[arg(long, env = "KV_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// Token file for peer traffic (forwarded requests, read-through): sent to peers, and the only
+    /// tokens accepted on forwarding headers and /v1/internal. Defaults to `--admin-token-file`.
+    #[arg(long, env = "KV_PEER_TOKEN_FILE")]
+    pub peer_token_file: Option<PathBuf>,
+
+    /// Token file checked on data routes under `--require-token-for-data` (the admin token is
+    /// accepted there too). Defaults to `--admin-token-file`.
+    #[arg(long, env = "KV_DATA_TOKEN_FILE")]
+    pub data_token_file: Option<PathBuf>,
 }
 
 impl Config {

@@ -17,7 +17,8 @@
 //! - [`peer`]: the HTTP client to other shards.
 //! - [`storage`]: versioned records and tombstones on fjall, group commit, disk-full recovery.
 //! - [`topology_file`]: the topology persisted atomically on the data dir.
-//! - [`auth`]: the admin bearer token (read and compared).
+//! - [`auth`]: the admin, peer and data bearer tokens (read, reloaded and compared).
+//! - [`tls`]: the data port's certificate (rustls), reloaded when its files change.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`state`]: what handlers share.
 //! - [`error`]: the one error type and its HTTP rendering.
@@ -45,6 +46,7 @@ pub mod routing;
 pub mod server;
 pub mod state;
 pub mod storage;
+pub mod tls;
 pub mod topology_file;
 pub mod v1;
 

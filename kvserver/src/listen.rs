@@ -10,6 +10,10 @@
 //!   that never sent a whole request close, and the others finish their request (the caller
 //!   bounds that wait with `--shutdown-timeout`).
 //!
+//! - TLS when an acceptor is given (the data port under `--tls-cert-file`): the handshake runs in
+//!   the connection's task, under the header-read deadline, and a connection whose first byte is
+//!   not a TLS handshake (plain HTTP) gets a one-line 400 and is closed.
+//!
 //! Bodies have their own deadline, per route family (see `body` and `app`).
 
 use std::io;
@@ -24,9 +28,13 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -59,6 +67,7 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnLimits,
+    tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -98,15 +107,20 @@ pub async fn serve(
                 req
             }
         });
-        let conn = http.serve_connection(
-            io_of(stream, limits.write_timeout),
-            TowerToHyperService::new(service),
-        );
-        let conn = graceful.watch(conn);
-        let stop = stop.clone();
+        let (http, watcher, stop, tls) =
+            (http.clone(), graceful.watcher(), stop.clone(), tls.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let mut conn = std::pin::pin!(conn);
+            let io = tokio::select! {
+                io = secured(stream, tls.as_ref(), limits) => match io {
+                    Some(io) => io,
+                    None => return,
+                },
+                // Nothing was asked yet: nothing to finish.
+                () = stop.cancelled() => return,
+            };
+            let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+            let mut conn = std::pin::pin!(watcher.watch(conn));
             let ended = tokio::select! {
                 ended = &mut conn => ended,
                 () = stop.cancelled() => {
@@ -130,16 +144,51 @@ pub async fn serve(
     Ok(())
 }
 
-type Io = TokioIo<std::pin::Pin<Box<TimeoutStream<TcpStream>>>>;
+/// A connection's stream: plain, or TLS over the same deadline-guarded socket.
+type Io = Either<Timed, TlsStream<Timed>>;
+type Timed = std::pin::Pin<Box<TimeoutStream<TcpStream>>>;
 
-fn io_of(stream: TcpStream, write_timeout: Duration) -> Io {
+fn timed(stream: TcpStream, write_timeout: Duration) -> Timed {
     // Small answers go out at once rather than after Nagle's delay.
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
     let mut stream = TimeoutStream::new(stream);
     stream.set_write_timeout(Some(write_timeout));
-    TokioIo::new(Box::pin(stream))
+    Box::pin(stream)
+}
+
+/// The connection's stream once it is ready for HTTP: at once without TLS; after the handshake
+/// (within the header-read deadline) with it. `None`: closed (not TLS, failed, too slow).
+async fn secured(stream: TcpStream, tls: Option<&TlsAcceptor>, limits: ConnLimits) -> Option<Io> {
+    let Some(acceptor) = tls else {
+        return Some(Either::Left(timed(stream, limits.write_timeout)));
+    };
+    let handshake = async {
+        let mut first = [0u8; 1];
+        // Peeked, not read: the handshake still sees it.
+        if stream.peek(&mut first).await.ok()? == 0 {
+            return None;
+        }
+        let mut stream = timed(stream, limits.write_timeout);
+        if first[0] != crate::tls::HANDSHAKE_RECORD {
+            // Plain HTTP (or anything else): say why, then close.
+            let _ = stream.write_all(crate::tls::PLAIN_HTTP_ANSWER).await;
+            let _ = stream.shutdown().await;
+            return None;
+        }
+        match acceptor.accept(stream).await {
+            Ok(tls) => Some(Either::Right(tls)),
+            Err(e) => {
+                tracing::debug!(error = %e, "TLS handshake failed");
+                None
+            }
+        }
+    };
+    tokio::time::timeout(limits.header_read_timeout, handshake)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A failed accept: a connection that died in the backlog is skipped; anything else (out of

@@ -1,8 +1,14 @@
 //! The HTTP client to other shards: forwarding a request to the key's owner, and reading a key
-//! through from its previous owner during a migration. Both send the token this server sends now
-//! (the token file's first line, re-read on change); a peer that refuses it answers 401, which
-//! becomes 502 `peer_unauthorized` here rather than a 401 the client could not act on.
+//! through from its previous owner during a migration. Both send the peer token this server sends
+//! now (the peer token file's first line, re-read on change); a peer that refuses it answers 401,
+//! which becomes 502 `peer_unauthorized` here rather than a 401 the client could not act on.
+//!
+//! Peers are reached over HTTPS when the topology's peer URLs say `https://`; the client then
+//! trusts the CA certificates of `--tls-ca-file` (and no built-in roots: peers carry the
+//! cluster's own certificates), re-read while running like the server's own certificate.
 
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -12,6 +18,8 @@ use bytes::Bytes;
 use kvproto::Key;
 use kvproto::topology::ForwardedBy;
 use kvproto::wire::{header, path};
+use parking_lot::{Mutex, RwLock};
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::AdminToken;
 use crate::error::Error;
@@ -25,8 +33,43 @@ const PASSED_BACK: [&str; 3] = ["content-type", "etag", header::SERVED_BY];
 
 #[derive(Debug, Clone)]
 pub struct PeerClient {
-    http: reqwest::Client,
+    /// The client without a CA file (no https peer is trusted then).
+    plain: reqwest::Client,
+    /// `--tls-ca-file`, re-read while running.
+    ca: Option<Arc<CaFile>>,
     token: AdminToken,
+}
+
+/// The CA file, the bytes it was last loaded from, and a client trusting them.
+#[derive(Debug)]
+struct CaFile {
+    path: PathBuf,
+    pem: Mutex<Vec<u8>>,
+    http: RwLock<reqwest::Client>,
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(64)
+}
+
+/// A client trusting the CA certificates in `pem` (the content of the CA file at `path`).
+fn client_trusting(path: &Path, pem: &[u8]) -> anyhow::Result<reqwest::Client> {
+    let mut builder = client_builder();
+    for der in crate::tls::ca_certificates_in(path, pem)? {
+        let cert = reqwest::Certificate::from_der(&der).map_err(|e| {
+            anyhow::anyhow!(
+                "the CA file {} holds a bad certificate: {e}",
+                path.display()
+            )
+        })?;
+        builder = builder.add_root_certificate(cert);
+    }
+    Ok(builder.build()?)
 }
 
 /// What the previous owner holds for a key.
@@ -38,13 +81,84 @@ pub enum Remote {
 }
 
 impl PeerClient {
-    pub fn new(token: AdminToken) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
-            .pool_max_idle_per_host(64)
-            .build()?;
-        Ok(PeerClient { http, token })
+    pub fn new(token: AdminToken, ca_file: Option<&Path>) -> anyhow::Result<Self> {
+        let ca = match ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read the CA file {}: {e}", path.display())
+                })?;
+                let http = client_trusting(path, &pem)?;
+                Some(Arc::new(CaFile {
+                    path: path.to_owned(),
+                    pem: Mutex::new(pem),
+                    http: RwLock::new(http),
+                }))
+            }
+            None => None,
+        };
+        let plain = match &ca {
+            Some(ca) => ca.http.read().clone(),
+            None => client_builder().build()?,
+        };
+        Ok(PeerClient { plain, ca, token })
+    }
+
+    /// The client in force (the one trusting the CA file's current certificates).
+    fn http(&self) -> reqwest::Client {
+        match &self.ca {
+            Some(ca) => ca.http.read().clone(),
+            None => self.plain.clone(),
+        }
+    }
+
+    /// Re-reads the CA file once; returns whether a new set of CA certificates is now trusted.
+    pub fn reload_ca(&self) -> anyhow::Result<bool> {
+        let Some(ca) = &self.ca else {
+            return Ok(false);
+        };
+        let pem = std::fs::read(&ca.path)
+            .map_err(|e| anyhow::anyhow!("cannot read the CA file {}: {e}", ca.path.display()))?;
+        if *ca.pem.lock() == pem {
+            return Ok(false);
+        }
+        let http = client_trusting(&ca.path, &pem)?;
+        *ca.http.write() = http;
+        *ca.pem.lock() = pem;
+        Ok(true)
+    }
+
+    /// Re-reads the CA file every [`crate::tls::RELOAD_EVERY`] until `stop` (a CA rotated in
+    /// the Secret is trusted without a restart); returns at once without a CA file.
+    pub async fn reload_ca_until(self, stop: CancellationToken) {
+        if self.ca.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(crate::tls::RELOAD_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_error: Option<String> = None;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => return,
+            }
+            let this = self.clone();
+            match tokio::task::spawn_blocking(move || this.reload_ca()).await {
+                Ok(Ok(changed)) => {
+                    if changed {
+                        tracing::info!("peer CA file reloaded");
+                    }
+                    last_error = None;
+                }
+                Ok(Err(e)) => {
+                    let now = format!("{e:#}");
+                    if last_error.as_ref() != Some(&now) {
+                        tracing::warn!(error = %now, "cannot use the CA file; keeping the CA in use");
+                    }
+                    last_error = Some(now);
+                }
+                Err(e) => tracing::warn!(error = %e, "CA reload task failed"),
+            }
+        }
     }
 
     /// Sends the request on to `peer` (its base URL and shard) and relays the owner's answer.
@@ -58,7 +172,7 @@ impl PeerClient {
         by: ForwardedBy,
     ) -> Result<Response, Error> {
         let url = format!("{}{}", base_url.trim_end_matches('/'), path_and_query);
-        let mut req = self.http.request(method, url).body(body);
+        let mut req = self.http().request(method, url).body(body);
         for name in PASSED_ON {
             if let Some(v) = headers.get(&name) {
                 req = req.header(name, v);
@@ -103,7 +217,7 @@ impl PeerClient {
         key: &Key,
     ) -> Result<Remote, Error> {
         let Some(token) = self.token.sending() else {
-            tracing::warn!("read-through needs the admin token; treating as a miss");
+            tracing::warn!("read-through needs the peer token; treating as a miss");
             return Ok(Remote::Absent);
         };
         let url = format!(
@@ -112,7 +226,7 @@ impl PeerClient {
             path::internal_key(key)
         );
         let resp = self
-            .http
+            .http()
             .get(url)
             .bearer_auth(&*token)
             .send()

@@ -1,7 +1,7 @@
 //! Where a key request is served: here, or forwarded to the owner, per `Topology::route`.
 //!
-//! - A request carrying any forwarding header (`header::FORWARDING`) must carry an accepted admin
-//!   token, else it is answered 401: a client cannot steer a server into serving keys it does not
+//! - A request carrying any forwarding header (`header::FORWARDING`) must carry an accepted peer
+//!   token (`--peer-token-file`, else the admin token file), else it is answered 401: a client cannot steer a server into serving keys it does not
 //!   own, and a peer holding another token gets a clear refusal instead of a fresh start.
 //! - The hop count is a lower bound whatever the auth: a request carrying one is either refused
 //!   (401) or counted from it, never restarted at zero; each forward raises it by one, and a
@@ -72,10 +72,10 @@ pub fn forwarded_by(state: &AppState, headers: &HeaderMap) -> Result<Option<Forw
     if !header::FORWARDING.iter().any(|h| headers.contains_key(*h)) {
         return Ok(None);
     }
-    if !state.token.authorizes(headers) {
+    if !state.credentials.peer.authorizes(headers) {
         return Err(Error::Unauthorized(
             "a forwarded request (x-kv-forwarded-epoch, x-kv-hops or x-kv-read-through) needs \
-             `Authorization: Bearer <token>` with a token this server accepts",
+             `Authorization: Bearer <token>` with a peer token this server accepts",
         ));
     }
     // A forwarded request took at least one hop, even when it does not say how many; a count

@@ -12,6 +12,7 @@ use crate::app::{app, ops_app};
 use crate::config::{Config, SyncMode};
 use crate::listen::{self, ConnLimits};
 use crate::state::AppState;
+use crate::tls::ReloadingCert;
 
 /// Serves until `shutdown` resolves, then drains: data routes answer 503 for `--drain-delay`,
 /// the listeners close, in-flight requests get `--shutdown-timeout` to finish, and storage is
@@ -52,8 +53,18 @@ pub async fn serve(
             stop.clone(),
         ));
     }
-    // A rotated admin token takes effect without a restart (auth.rs).
-    tokio::spawn(state.token.clone().reload_until(stop.clone()));
+    // Rotated tokens and a renewed certificate take effect without a restart (auth.rs, tls.rs).
+    tokio::spawn(state.credentials.clone().reload_until(stop.clone()));
+    tokio::spawn(state.peers.clone().reload_ca_until(stop.clone()));
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let cert = ReloadingCert::load(cert, key)?;
+            let acceptor = cert.acceptor()?;
+            tokio::spawn(cert.reload_until(stop.clone()));
+            Some(acceptor)
+        }
+        _ => None,
+    };
     {
         let (state, stop, delay) = (state.clone(), stop.clone(), config.drain_delay);
         tokio::spawn(async move {
@@ -66,8 +77,15 @@ pub async fn serve(
         });
     }
     let limits = ConnLimits::from_config(config);
-    let data = listen::serve(listener, app(state.clone()), limits, stop.clone());
-    let ops = listen::serve(ops_listener, ops_app(state.clone()), limits, stop.clone());
+    let data = listen::serve(listener, app(state.clone()), limits, tls, stop.clone());
+    // The ops port stays plain HTTP: the kubelet's probes and metrics scrapes.
+    let ops = listen::serve(
+        ops_listener,
+        ops_app(state.clone()),
+        limits,
+        None,
+        stop.clone(),
+    );
     let both = async { tokio::try_join!(data, ops) };
     let deadline = async {
         stop.cancelled().await;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kvproto::Topology;
 use parking_lot::RwLock;
 
-use crate::auth::AdminToken;
+use crate::auth::{AdminToken, Credentials};
 use crate::config::Config;
 use crate::import_budget::ImportBudget;
 use crate::metrics::Metrics;
@@ -22,7 +22,10 @@ pub struct AppState(Arc<Shared>);
 pub struct Shared {
     pub store: Arc<Store>,
     pub shard: u32,
+    /// The admin token (admin routes).
     pub token: AdminToken,
+    /// Admin, peer and data tokens: which route takes which is `Credentials`' doc.
+    pub credentials: Credentials,
     pub peers: PeerClient,
     pub metrics: Metrics,
     pub max_value_bytes: usize,
@@ -68,14 +71,20 @@ impl AppState {
             config.cache_bytes,
         )
         .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
-        let token = AdminToken::from_file(config.admin_token_file.as_deref())?;
+        let credentials = Credentials::from_files(
+            config.admin_token_file.as_deref(),
+            config.peer_token_file.as_deref(),
+            config.data_token_file.as_deref(),
+        )?;
+        let token = credentials.admin.clone();
         let topology_path = topology_file::path_in(&config.data_dir);
         let topology = topology_file::load(&topology_path)?.map(Arc::new);
         let state = AppState(Arc::new(Shared {
             store: Arc::new(store),
             shard: config.shard_ordinal(),
-            peers: PeerClient::new(token.clone())?,
+            peers: PeerClient::new(credentials.peer.clone(), config.tls_ca_file.as_deref())?,
             token,
+            credentials,
             metrics: Metrics::default(),
             max_value_bytes: config.max_value_bytes,
             max_import_bytes: config.max_import_bytes,

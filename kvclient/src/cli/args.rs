@@ -67,7 +67,7 @@ pub struct Cli {
 /// The screen modes (no subcommand).
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// Book mode: comma-separated servers, `host[:port]`, port 80 by default.
+    /// Book mode: comma-separated servers, `host[:port]` (port 80 by default) or `https://host:port`.
     #[arg(value_name = "SERVERS", value_parser = server_list,
           required_unless_present_any = ["kvstore", "servers"],
           conflicts_with_all = ["kvstore", "servers"])]
@@ -113,9 +113,14 @@ pub struct ConnArgs {
     /// Retries of safe requests (default: 0 in book mode, 4 otherwise).
     #[arg(long, env = "KVCLIENT_RETRIES", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: Option<u32>,
-    /// File holding the bearer token, sent with every request.
+    /// File holding the bearer token, sent with every request (its first line): the data token
+    /// of a server under `--require-token-for-data`, or the admin token.
     #[arg(long, env = "KVCLIENT_TOKEN_FILE")]
     pub token_file: Option<std::path::PathBuf>,
+    /// PEM CA certificates to trust for `https://` servers (e.g. the `ca.crt` of the store's
+    /// TLS Secret). Without it, no https server is trusted.
+    #[arg(long, env = "KVCLIENT_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Where one-shot commands and the load generator send requests.

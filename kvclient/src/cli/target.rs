@@ -11,11 +11,22 @@ use super::kvstore;
 /// The client configuration from the connection flags.
 pub fn config(conn: &ConnArgs, default_retries: u32) -> Result<ClientConfig, CliError> {
     let token = match &conn.token_file {
+        // The first line: a server's token file may list the next token too (rotation).
         Some(path) => Some(
             std::fs::read_to_string(path)
                 .map_err(|e| CliError::Usage(format!("--token-file {}: {e}", path.display())))?
-                .trim()
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or_default()
                 .to_string(),
+        ),
+        None => None,
+    };
+    let ca_pem = match &conn.ca_file {
+        Some(path) => Some(
+            ClientConfig::read_ca_file(path)
+                .map_err(|e| CliError::Usage(format!("--ca-file: {e}")))?,
         ),
         None => None,
     };
@@ -32,6 +43,7 @@ pub fn config(conn: &ConnArgs, default_retries: u32) -> Result<ClientConfig, Cli
             }
         },
         token,
+        ca_pem,
         ..ClientConfig::default()
     })
 }
