@@ -200,7 +200,11 @@ async fn cleanup_holds_keys_not_the_values_it_drops() {
     let report: serde_json::Value = cleaned.json().await.unwrap();
     assert_eq!(report["removedKeys"], VALUES as u64, "{report}");
     let peak = peak_rss_bytes(pid);
-    eprintln!("cleanup: RSS {} MiB before, peak {} MiB", before >> 20, peak >> 20);
+    eprintln!(
+        "cleanup: RSS {} MiB before, peak {} MiB",
+        before >> 20,
+        peak >> 20
+    );
     let dropped = (VALUE * VALUES) as u64;
     assert!(
         peak.saturating_sub(before) < dropped / 2,

@@ -19,6 +19,9 @@ use crate::status::TopologyStatus;
 use crate::status_report::Outcome;
 use crate::validate::{Instance, validate};
 
+/// How often a store whose pods are starting is looked at again: each started pod gets its map.
+const PODS_STARTING_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Makes the children match the spec, then writes the status once.
 pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
     let sts = children::observed_statefulset(ctx, kvs).await?;
@@ -105,12 +108,18 @@ async fn steady(
     // Clients route over the acknowledged map, also while stopped: it is what comes back.
     let serving = topology.map_or(0, |t| t.shards);
     sweep_unused_volumes(ctx, &base, inst, &plan.report, serving).await;
+    // A pod that starts changes no watched object (its StatefulSet's counts move only when it is
+    // ready, and a server waiting for its map is not), so starting pods are polled.
+    let next = match plan.report {
+        Report::Starting { .. } | Report::ShardsNotReady { .. } => PODS_STARTING_POLL,
+        _ => ctx.config.requeue,
+    };
     let outcome = Outcome::Planned {
         report: plan.report,
         topology,
         serving,
     };
-    base.end(outcome, Ok(Action::requeue(ctx.config.requeue)))
+    base.end(outcome, Ok(Action::requeue(next)))
 }
 
 /// Deletes claims beyond the serving count once the store is Available at that count.
