@@ -137,7 +137,18 @@ async fn a_late_copy_batch_from_a_deposed_operator_changes_nothing() -> Result<(
         let store = "fc";
         stores::create(&ns, &stores::kvstore(store, 2, serde_json::json!({}))?).await?;
         stores::wait_phase(&ns, store, Phase::Available, 2, LONG).await?;
-        stores::annotate(&ns, store, COPY_BATCH_PAUSE, Some("200")).await?;
+        // Keys to move, so that the paced copy lasts long enough to be seen in Copy.
+        let before = shard(&ns, store, 0).await?.topology().await?;
+        for owner in 0..2 {
+            let server = shard(&ns, store, owner).await?;
+            for key in shard_http::keys_owned_by(&before, owner, "moving-", 600) {
+                let (status, body) = server.put(&key, "v").await?;
+                check((200..300).contains(&status), || {
+                    format!("put {key}: {status} {body}")
+                })?;
+            }
+        }
+        stores::annotate(&ns, store, COPY_BATCH_PAUSE, Some("1000")).await?;
         stores::scale(&ns, store, 3).await?;
         stores::wait_rebalance_phase(&ns, store, "Copy", LONG).await?;
         let copying = shard(&ns, store, 2).await?.topology().await?;
