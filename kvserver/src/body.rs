@@ -112,6 +112,14 @@ where
     }
 }
 
+/// The body length a request's `Content-Length` announces, if it is a number.
+pub fn declared_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+}
+
 /// Reads `body` whole: 413 beyond `limit` (a declared `Content-Length` above it is refused before
 /// reading), 503 `overloaded` when `budget` has no room for the bytes that arrived.
 async fn read_whole(
@@ -120,10 +128,7 @@ async fn read_whole(
     limit: usize,
     budget: Option<&Arc<Semaphore>>,
 ) -> Result<(Bytes, Option<OwnedSemaphorePermit>), Error> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = declared_length(headers);
     if let Some(len) = declared
         && len > limit
     {

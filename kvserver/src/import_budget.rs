@@ -4,7 +4,7 @@
 //! store, never exceed `--import-budget-bytes`. Without it, four concurrent large imports took
 //! one server to 2.2 GB. A body the budget could never hold is refused at once with 413.
 
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::Error;
@@ -42,10 +42,7 @@ impl ImportBudget {
     /// Waits until the budget holds the body `headers` announce. A body over
     /// `--max-import-bytes` or over the whole budget is refused (413) without waiting.
     pub async fn reserve(&self, headers: &HeaderMap) -> Result<Reserved<'_>, Error> {
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
+        let declared = crate::body::declared_length(headers);
         let limit = match declared {
             Some(len) if len > self.max_body => {
                 return Err(Error::ImportTooLarge {
@@ -82,7 +79,7 @@ impl ImportBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderValue, header};
     use futures::FutureExt;
 
     fn length(len: usize) -> HeaderMap {

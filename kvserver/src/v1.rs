@@ -137,10 +137,7 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition> {
 
 /// Reads a request body of at most `limit` bytes; 413 beyond.
 pub async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let declared = crate::body::declared_length(headers);
     if let Some(len) = declared
         && len > limit
     {
