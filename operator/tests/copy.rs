@@ -158,7 +158,20 @@ const LIMITS: ByteLimits = ByteLimits {
 /// every moving record landed and every batch kept its bound, and answers the most bytes in
 /// flight at once.
 async fn copy_mixed_sizes(oversize: bool) -> usize {
-    let (n, m, keys) = (3, 7, 400u32);
+    let options = CopyOptions::default();
+    copy_metered(400, |i| value_len(i, oversize), LIMITS, options).await
+}
+
+/// Copies `keys` keys of `value_len` sizes in a 3→7 growth within `limits`; checks that
+/// every moving record landed and every batch kept its byte bound, and answers the most
+/// bytes in flight at once.
+async fn copy_metered(
+    keys: u32,
+    value_len: impl Fn(u32) -> usize,
+    limits: ByteLimits,
+    options: CopyOptions,
+) -> usize {
+    let (n, m) = (3, 7);
     let target = growth(Sharding::Jump, n, m);
     let shards = Metered::default();
     for i in 0..keys {
@@ -167,7 +180,7 @@ async fn copy_mixed_sizes(oversize: bool) -> usize {
         let record = BulkRecord {
             key,
             version: 1,
-            value: Some(vec![b'v'; value_len(i, oversize)].into()),
+            value: Some(vec![b'v'; value_len(i)].into()),
         };
         shards.inner.insert(&target.peers[old], record);
     }
@@ -175,8 +188,7 @@ async fn copy_mixed_sizes(oversize: bool) -> usize {
         shards.put_topology(url, "", &target).await.unwrap();
     }
     let (progress, _) = watch::channel(CopyProgress::default());
-    let options = CopyOptions::default();
-    let copy = copy_moving_within(&shards, "", &target, n, options, LIMITS, &progress);
+    let copy = copy_moving_within(&shards, "", &target, n, options, limits, &progress);
     // A bounded wait: a copy whose readers wait on each other's budget never ends.
     let moved = tokio::time::timeout(Duration::from_secs(60), copy)
         .await
@@ -185,10 +197,11 @@ async fn copy_mixed_sizes(oversize: bool) -> usize {
 
     let batches = shards.batches.lock().unwrap().clone();
     for &(records, bytes) in &batches {
+        assert!(records > 0, "an import of no records");
         assert!(
-            bytes <= LIMITS.batch_bytes || records == 1,
+            bytes <= limits.batch_bytes || records == 1,
             "a batch of {records} records took {bytes} bytes, over {}",
-            LIMITS.batch_bytes
+            limits.batch_bytes
         );
     }
     let moving = (0..keys)
@@ -227,6 +240,38 @@ async fn batches_and_bytes_in_flight_stay_within_their_bounds_whatever_the_value
         peak > LIMITS.batch_bytes,
         "imports overlapped ({peak} bytes)"
     );
+}
+
+/// With one tiny record per import, each import's stream overhead is a third of its body: the
+/// budget must count it, or the imports in flight (up to 4 per old shard) outgrow it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_counts_each_imports_stream_overhead() {
+    let one_record = STREAM_OVERHEAD + tiny_record_len();
+    let limits = ByteLimits {
+        batch_bytes: 256 << 10,
+        budget_bytes: 6 * one_record,
+    };
+    let options = CopyOptions {
+        batch: 1,
+        ..CopyOptions::default()
+    };
+    let peak = copy_metered(300, |_| 1, limits, options).await;
+    assert!(
+        peak <= limits.budget_bytes,
+        "{peak} bytes in flight, over the {} byte budget",
+        limits.budget_bytes
+    );
+    assert!(peak > one_record, "imports overlapped ({peak} bytes)");
+}
+
+/// The encoded length of a record of `copy_metered`'s longest key with a 1-byte value.
+fn tiny_record_len() -> usize {
+    let record = BulkRecord {
+        key: Key::new("user:299").unwrap(),
+        version: 1,
+        value: Some(bytes::Bytes::from_static(b"v")),
+    };
+    record.encoded_len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,9 +6,9 @@
 //! Memory is bounded whatever the values' sizes. A batch is cut at `batch` records or
 //! `batch_bytes` encoded bytes, whichever comes first (a record larger than that goes alone),
 //! so a batch stays under the servers' `--max-import-bytes`. Every record takes its encoded size
-//! from one byte budget shared by all old shards before it is buffered, and gives it back when
-//! its batch is imported: records buffered and in flight together stay within `budget_bytes`
-//! (the encoded bodies in flight, at most as much again). A reader the budget cannot serve first
+//! (and the first of a batch the stream overhead too) from one byte budget shared by all old
+//! shards before it is buffered, and gives it back when its batch is imported: import bodies
+//! buffered and in flight together stay within `budget_bytes`. A reader the budget cannot serve first
 //! sends every batch it has begun, so no reader waits for bytes that nobody is about to free.
 
 use std::collections::HashMap;
@@ -237,19 +237,6 @@ impl Copy<'_> {
             let record = record.map_err(|source| ShardError::Unreachable { shard, source })?;
             let owner = self.target.owner(record.key.as_bytes());
             let bytes = record.encoded_len();
-            let permit = match self.budget.try_take(bytes) {
-                Some(permit) => Some(permit),
-                None => {
-                    // The budget is spent: send what this reader holds, so that its bytes come
-                    // back (to it or to another reader), then wait for them.
-                    for (owner, batch) in groups.drain() {
-                        if !forward(&mut outbox, owner, batch).await {
-                            return Ok(());
-                        }
-                    }
-                    self.budget.take(bytes).await
-                }
-            };
             let group = groups.entry(owner).or_default();
             if !group.records.is_empty()
                 && STREAM_OVERHEAD + group.bytes + bytes > self.limits.batch_bytes
@@ -257,6 +244,13 @@ impl Copy<'_> {
             {
                 return Ok(());
             }
+            let Some(permit) = self
+                .take_budget(&mut groups, owner, bytes, &mut outbox)
+                .await
+            else {
+                return Ok(());
+            };
+            let group = groups.entry(owner).or_default();
             group.push(record, bytes, permit);
             let full = group.records.len() >= self.options.batch.max(1)
                 || STREAM_OVERHEAD + group.bytes >= self.limits.batch_bytes;
@@ -270,6 +264,38 @@ impl Copy<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Takes the budget for a record of `bytes` bound for `owner`, with the stream overhead
+    /// when it opens a batch (an import's body is its records plus that overhead). When the
+    /// budget is spent it first sends every batch this reader holds, so that their bytes come
+    /// back (to it or to another reader), then waits. `None` when the sender has stopped.
+    async fn take_budget(
+        &self,
+        groups: &mut HashMap<u32, Batch>,
+        owner: u32,
+        bytes: usize,
+        outbox: &mut Outbox,
+    ) -> Option<Option<OwnedSemaphorePermit>> {
+        loop {
+            let opens_batch = groups.get(&owner).is_none_or(|g| g.records.is_empty());
+            let charge = bytes + if opens_batch { STREAM_OVERHEAD } else { 0 };
+            if let Some(permit) = self.budget.try_take(charge) {
+                return Some(Some(permit));
+            }
+            let held: Vec<(u32, Batch)> = groups
+                .drain()
+                .filter(|(_, batch)| !batch.records.is_empty())
+                .collect();
+            if held.is_empty() {
+                return Some(self.budget.take(charge).await);
+            }
+            for (owner, batch) in held {
+                if !forward(outbox, owner, batch).await {
+                    return None;
+                }
+            }
+        }
     }
 
     /// Imports `batch` on `owner`; its budget is given back when this returns.
