@@ -32,12 +32,15 @@ cluster-env: ## Print `export KUBECONFIG=...` for the local cluster
 images: ## Build OCI images of the project's binaries without a daemon and import them
 	tests/images/build.sh
 
-.PHONY: fuzz bench faults bench-kvserver bench-migration bench-load
+.PHONY: fuzz bench faults e2e bench-kvserver bench-migration bench-load
 fuzz: ## Run every fuzz target for 5 minutes (make test runs them for 20 s)
 	tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
 
 bench: ## Every shipped benchmark side by side with its baseline; writes BENCHMARKS.md
 	tests/bench/run.sh
+
+e2e: ## Every e2e case on the local cluster, the long ones make test leaves out included
+	E2E_SKIP= tests/e2e/run.sh
 
 faults: ## Fault injection on the local cluster; every case checks that no acknowledged write was lost
 	tests/faults/run.sh

@@ -40,8 +40,14 @@ tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 
 step "e2e on the local cluster: smoke test, images, Helm install, suites"
 # E2E_SUITES lists the test files of tests/e2e/tests to run (cargo runs them in name order, one
-# test at a time); faults is `make faults`, whose cases each restore the node before they end.
-E2E_SUITES="${E2E_SUITES:-operator rebalance hardening faults}" tests/e2e/run.sh
+# test at a time). To stay within CI's budget make test leaves out the long cases that another
+# kept case represents (E2E_SKIP); `make faults` runs every fault case and `make e2e` every case.
+#   operator_killed_in_every_phase      (kept: faults::operator_killed_during_copy)
+#   unreachable_shard_blocks_scale_down (kept: rebalance::shard_pod_deleted_during_copy)
+#   kvserver_pod_deleted_under_load     (kept: faults::kill9_kvserver_under_load, and the SIGTERM
+#                                        drain on loopback in kvserver/tests/lifecycle.rs)
+E2E_SKIP="${E2E_SKIP-operator_killed_in_every_phase unreachable_shard_blocks_scale_down kvserver_pod_deleted_under_load}" \
+  E2E_SUITES="${E2E_SUITES:-operator rebalance hardening faults}" tests/e2e/run.sh
 
 steps_passed=$((steps_passed + 1))
 printf '\nmake test: %d passed, 0 failed\n' "$steps_passed"

@@ -53,6 +53,10 @@ pub enum Category {
     Api,
     /// A shard server is unreachable or refused an admin call; retried with backoff.
     Shard,
+    /// Not a failure to report: the reconcile worked from a copy of the store older than the
+    /// API server's (the watch cache had not caught up with the last status write), or the
+    /// namespace is being deleted. No Event; retried soon, from fresh state.
+    Superseded,
     /// A bug or an impossible object.
     Internal,
 }
@@ -65,6 +69,7 @@ impl Category {
             Category::Rejected => "Rejected",
             Category::Api => "ApiError",
             Category::Shard => "ShardError",
+            Category::Superseded => "Superseded",
             Category::Internal => "InternalError",
         }
     }
@@ -87,7 +92,11 @@ impl Error {
         match self {
             Error::InvalidSpec(_) => Category::InvalidSpec,
             Error::Kube(kube::Error::Api(status)) if status.code == 422 => Category::Rejected,
-            Error::Kube(_) | Error::StatusMovedOn(_) => Category::Api,
+            Error::Kube(kube::Error::Api(status)) if namespace_terminating(status) => {
+                Category::Superseded
+            }
+            Error::StatusMovedOn(_) => Category::Superseded,
+            Error::Kube(_) => Category::Api,
             // Sending the same batch again cannot help: wait for the user, as for a bad spec.
             Error::Shard(e) if e.needs_configuration() => Category::Rejected,
             Error::Shard(_) => Category::Shard,
@@ -103,6 +112,16 @@ impl Error {
             },
         }
     }
+}
+
+/// The API server refuses new objects in a namespace being deleted (403, cause
+/// `NamespaceTerminating`): the store goes with it, so there is nothing to retry loudly.
+fn namespace_terminating(status: &kube::core::Status) -> bool {
+    status.code == 403
+        && status
+            .details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.reason == "NamespaceTerminating"))
 }
 
 #[cfg(test)]
@@ -144,5 +163,32 @@ mod tests {
             },
         });
         assert_eq!(too_large.category(), Category::Rejected);
+    }
+
+    #[test]
+    fn a_stale_read_and_a_terminating_namespace_are_superseded_not_failures() {
+        let moved =
+            Error::StatusMovedOn("kv's move is no longer where this reconcile found it".into());
+        assert_eq!(moved.category(), Category::Superseded);
+        let terminating = Error::Kube(kube::Error::Api(Box::new(kube::core::Status {
+            code: 403,
+            reason: "Forbidden".into(),
+            details: Some(kube::core::response::StatusDetails {
+                causes: vec![kube::core::response::StatusCause {
+                    reason: "NamespaceTerminating".into(),
+                    message: "namespace e2e is being terminated".into(),
+                    field: "metadata.namespace".into(),
+                }],
+                name: "kv".into(),
+                group: "apps".into(),
+                kind: "statefulsets".into(),
+                uid: String::new(),
+                retry_after_seconds: 0,
+            }),
+            ..kube::core::Status::default()
+        })));
+        assert_eq!(terminating.category(), Category::Superseded);
+        // Any other 403 is a real failure (e.g. RBAC missing a grant).
+        assert_eq!(api_error(403).category(), Category::Api);
     }
 }

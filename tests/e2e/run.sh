@@ -6,6 +6,7 @@
 # usage: tests/e2e/run.sh [CARGO_TEST_FILTER...]
 #   KEEP_CLUSTER=1   leave the local cluster running afterwards
 #   E2E_SUITES="operator rebalance"   which test files of tests/e2e/tests to run (default: all)
+#   E2E_SKIP="name ..."   test names to leave out (libtest --skip; make test leaves out its long cases)
 # shellcheck source=tests/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" e2e || exit 1
 # shellcheck source=tests/lib/deploy.sh
@@ -56,8 +57,11 @@ if ((${#suites[@]})); then
 else
   args+=(--tests)
 fi
-log "e2e suites: cargo test -p e2e ${args[*]}"
+read -r -a skipped <<<"${E2E_SKIP:-}"
+skip_args=()
+for name in "${skipped[@]}"; do skip_args+=(--skip "$name"); done
+log "e2e suites: cargo test -p e2e ${args[*]} -- ${skip_args[*]}"
 KVSTORE_IMAGE_REGISTRY="$IMAGE_REGISTRY" KVSTORE_IMAGE_TAG="$IMAGE_TAG" \
-  cargo test -p e2e --locked "${args[@]}" -- --test-threads=1 "$@"
+  cargo test -p e2e --locked "${args[@]}" -- --test-threads=1 "${skip_args[@]}" "$@"
 log "operator cluster tests (API server validation, scale subresource, pause, a scale through the operator)"
 cargo test -p operator --locked --test cluster -- --ignored --test-threads=1

@@ -25,7 +25,7 @@ mod volumes;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -37,7 +37,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event, finalizer};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::context::Context;
 use crate::crd::KVStore;
@@ -70,6 +70,10 @@ pub async fn reconcile(kvs: Arc<KVStore>, ctx: Arc<Context>) -> Result<Action> {
     );
     match &result {
         Ok(_) => ctx.reset_backoff(&key),
+        // Nothing went wrong: the next reconcile starts from fresh state.
+        Err(err) if err.category() == Category::Superseded => {
+            debug!(store = %key, reason = %err.detail(), "reconcile superseded");
+        }
         Err(err) => {
             let note = err.detail();
             events::publish(
@@ -85,11 +89,16 @@ pub async fn reconcile(kvs: Arc<KVStore>, ctx: Arc<Context>) -> Result<Action> {
     result
 }
 
+/// How soon a superseded reconcile runs again: long enough for the watch cache to catch up
+/// with the write it missed.
+const SUPERSEDED_RETRY: Duration = Duration::from_secs(1);
+
 /// Retry policy: spec problems wait for the user (a spec change triggers a reconcile anyway),
 /// transient ones back off exponentially per object.
 pub fn error_policy(kvs: Arc<KVStore>, err: &Error, ctx: Arc<Context>) -> Action {
     match err.category() {
         Category::InvalidSpec | Category::Rejected => Action::requeue(ctx.config.requeue),
+        Category::Superseded => Action::requeue(SUPERSEDED_RETRY),
         _ => Action::requeue(ctx.next_backoff(&kvs.object_key())),
     }
 }
@@ -113,6 +122,11 @@ pub async fn run(
         .for_each(|result| async move {
             match result {
                 Ok((obj, action)) => info!(store = %obj, ?action, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(err, obj))
+                    if err.category() == Category::Superseded =>
+                {
+                    debug!(store = %obj, reason = %err.detail(), "reconcile superseded");
+                }
                 Err(err) => warn!(error = %err, "reconcile failed"),
             }
         })
