@@ -63,6 +63,11 @@ pub struct RunArgs {
     #[arg(long, env = "KVSTORE_REQUEUE", default_value = "5m", value_parser = humantime::parse_duration)]
     pub requeue: Duration,
 
+    /// How long a shard may fail to answer during a move before the store is Degraded (until
+    /// then the move retries every 2 s and says why in status.rebalance.message).
+    #[arg(long, env = "KVSTORE_UNREACHABLE_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub unreachable_grace: Duration,
+
     /// This replica's name in Events and in the Lease; the pod name in a cluster.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -21,6 +21,10 @@ pub struct Config {
     pub backoff_base: Duration,
     /// Longest retry delay.
     pub backoff_max: Duration,
+    /// How long a shard may fail to answer during a move before the store is Degraded: a pod
+    /// that has just become Ready may not resolve or accept yet, and a healthy scale must not
+    /// page anyone. Until then the move retries every 2 s and its message says why.
+    pub unreachable_grace: Duration,
 }
 
 impl Default for Config {
@@ -29,6 +33,7 @@ impl Default for Config {
             requeue: Duration::from_secs(300),
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),
+            unreachable_grace: Duration::from_secs(30),
         }
     }
 }
@@ -41,6 +46,8 @@ pub struct Context {
     pub config: Config,
     pub shards: Arc<dyn DynShardAdmin>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Since when each store's move has found a shard unreachable, without a step done since.
+    unreachable_since: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
@@ -63,6 +70,7 @@ impl Context {
             config,
             shards,
             failures: Mutex::new(HashMap::new()),
+            unreachable_since: Mutex::new(HashMap::new()),
         }
     }
 
@@ -82,5 +90,26 @@ impl Context {
     pub fn reset_backoff(&self, key: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         failures.remove(key);
+    }
+
+    /// How long `key`'s move has found shards unreachable (zero at the first failure).
+    pub fn unreachable_for(&self, key: &str) -> Duration {
+        let mut since = self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        since
+            .entry(key.to_owned())
+            .or_insert_with(Instant::now)
+            .elapsed()
+    }
+
+    /// `key`'s move got a step done: every shard it needed answered.
+    pub fn shards_answered(&self, key: &str) {
+        let mut since = self
+            .unreachable_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        since.remove(key);
     }
 }

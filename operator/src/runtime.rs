@@ -95,6 +95,7 @@ async fn serve_ops(
 fn context(args: &RunArgs, client: Client, metrics: Arc<Metrics>) -> Arc<Context> {
     let config = Config {
         requeue: args.requeue,
+        unreachable_grace: args.unreachable_grace,
         ..Config::default()
     };
     Arc::new(Context::new(

@@ -12,6 +12,7 @@ use http::Method;
 use kube::runtime::controller::Action;
 use kvproto::{MigrationPhase, Sharding, Topology};
 use operator::KVStore;
+use operator::context::Config;
 use operator::controller::error_policy;
 use operator::error::Category;
 use operator::status::{KVStoreStatus, Phase, RebalancePhase, RebalanceStatus, TopologyStatus};
@@ -139,6 +140,48 @@ async fn a_growth_runs_every_phase_in_order_and_commits_the_next_epoch() {
     for phase in ["Handoff", "Copy", "Commit", "Cleanup", "Rebalanced"] {
         assert!(h.event_reasons().contains(&phase.to_owned()), "{phase}");
     }
+}
+
+/// Issue 16: right after a new pod is Ready its name may not resolve yet. A healthy scale must
+/// not flap to Degraded (it would page someone): the move waits for the shard, saying why,
+/// and is Degraded only once the shard has failed for the whole grace.
+#[tokio::test]
+async fn a_shard_briefly_unreachable_in_a_move_is_waited_for_not_degraded() {
+    let grace = Duration::from_millis(300);
+    let config = Config {
+        unreachable_grace: grace,
+        ..Config::default()
+    };
+    let shards = FakeShards::refusing(&["http://demo-3.demo.default.svc:80"]);
+    let h = Harness::with_config(World::running(4, 4, 3), shards, config);
+    let kvs = store(2, 4, Some(moving(4, 2, RebalancePhase::Handoff)));
+    let action = h.reconcile(kvs.clone()).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+    let status = h.status();
+    assert_ne!(status.phase, Some(Phase::Degraded));
+    let rebalance = status.rebalance.clone().unwrap();
+    let message = rebalance.message.unwrap_or_default();
+    assert!(
+        message.contains("demo-3") && message.contains("retrying"),
+        "{message}"
+    );
+    assert!(
+        !h.event_reasons()
+            .iter()
+            .any(|r| r == "Degraded" || r == "ShardError")
+    );
+
+    // Still refusing once the grace has passed: now it is Degraded, as before.
+    tokio::time::sleep(grace + Duration::from_millis(50)).await;
+    let mut kvs = kvs;
+    kvs.status = Some(status);
+    let err = h.reconcile(kvs).await.unwrap_err();
+    assert_eq!(err.category(), Category::Shard);
+    let (state, reason, _) = condition(&h.status(), "Degraded");
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("True", "ShardUnreachable")
+    );
 }
 
 #[tokio::test]

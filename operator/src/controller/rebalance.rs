@@ -74,14 +74,17 @@ pub(super) async fn run(
     };
     loop {
         match mover.execute(&mut r, &mut sts).await {
-            Ok(Step::Done) => match machine::next_phase(&r) {
-                Some(next) => {
-                    if let Err(err) = mover.advance(&mut r, next).await {
-                        return mover.status.fail(err);
+            Ok(Step::Done) => {
+                mover.ctx.shards_answered(&mover.status.kvs.object_key());
+                match machine::next_phase(&r) {
+                    Some(next) => {
+                        if let Err(err) = mover.advance(&mut r, next).await {
+                            return mover.status.fail(err);
+                        }
                     }
+                    None => return mover.finish(&r),
                 }
-                None => return mover.finish(&r),
-            },
+            }
             Ok(Step::Wait(why)) => return mover.wait(r, why),
             Err(err) => return mover.step_failed(r, err),
         }
@@ -278,13 +281,27 @@ impl Mover<'_> {
         self.status.end(outcome, Err(err))
     }
 
-    /// A step failed: retried with backoff; a shard's failure is Degraded, naming its pod.
+    /// A step failed: retried with backoff; a shard's failure is Degraded, naming its pod. A
+    /// shard that does not answer is first waited for (every 2 s, the message saying why) until
+    /// it has failed for the unreachable grace: a pod just started may not resolve yet.
     fn step_failed(self, r: RebalanceStatus, err: Error) -> Ending {
         self.ctx.metrics.rebalance_failed(r.phase.as_str());
         let Error::Shard(shard_err) = &err else {
             return self.status.fail(err);
         };
         let (reason, message) = shard_err.condition(&self.inst.name);
+        let grace = self.ctx.config.unreachable_grace;
+        if shard_err.is_unreachable() {
+            let failing = self.ctx.unreachable_for(&self.status.kvs.object_key());
+            if failing < grace {
+                info!(store = %self.inst.name, phase = r.phase.as_str(), %message, "rebalance step waits for a shard");
+                let why = format!(
+                    "{message}; retrying (Degraded if it lasts {}s)",
+                    grace.as_secs()
+                );
+                return self.wait(r, why);
+            }
+        }
         warn!(store = %self.inst.name, phase = r.phase.as_str(), %message, "rebalance step failed");
         let outcome = self.outcome(&r, Some((reason, message)));
         self.status.end(outcome, Err(err))

@@ -62,6 +62,12 @@ impl ShardError {
         matches!(self, ShardError::ImportTooLarge { .. })
     }
 
+    /// True when the shard did not answer or refused (not a state of its data): often brief,
+    /// e.g. a pod that has just started.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ShardError::Unreachable { .. })
+    }
+
     /// What went wrong, without the shard.
     pub fn detail(&self) -> String {
         match self {

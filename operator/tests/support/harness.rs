@@ -2,6 +2,7 @@
 //! and what the tests read back from the calls the reconcile made.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http::Method;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -23,7 +24,16 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A harness whose shard failures take their full effect at once (no unreachable grace).
     pub fn new(world: World, shards: FakeShards) -> Self {
+        let config = Config {
+            unreachable_grace: Duration::ZERO,
+            ..Config::default()
+        };
+        Harness::with_config(world, shards, config)
+    }
+
+    pub fn with_config(world: World, shards: FakeShards, config: Config) -> Self {
         let world = Arc::new(Mutex::new(world));
         let (client, server) = super::client(world.clone());
         let shards = Arc::new(shards);
@@ -31,7 +41,7 @@ impl Harness {
             client,
             Some("test".into()),
             Arc::new(Metrics::default()),
-            Config::default(),
+            config,
             shards.clone(),
         ));
         Harness {
