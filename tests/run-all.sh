@@ -32,6 +32,11 @@ cargo build --workspace --locked --bins
 step "unit and integration tests (CRD drift included)"
 cargo test --workspace --locked --exclude e2e
 
+step "linearizability checker: its own tests on hand-made histories"
+cache="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
+(cd tests/linearizability && GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" \
+  GOFLAGS=-mod=readonly PATH="/usr/local/go/bin:$PATH" go test ./...)
+
 step "chart: CRD copy, helm lint, kubeconform, linters"
 tests/chart/check.sh
 

@@ -214,6 +214,17 @@ pub struct LoadArgs {
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Record every operation of the timed phase in FILE (JSON lines), for the
+    /// linearizability checker (tests/linearizability).
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<std::path::PathBuf>,
+    /// Workers share this many keys instead of writing their own (needs --history: the
+    /// checker, not the read-back, verifies them).
+    #[arg(long, default_value_t = 0, requires = "history", value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub hot_keys: u32,
+    /// Fraction of hot-key writes sent as compare-and-set (If-Match the version last read).
+    #[arg(long, default_value_t = 0.25, value_parser = ratio)]
+    pub cas_ratio: f64,
     #[command(flatten)]
     pub target: Target,
 }

@@ -48,6 +48,8 @@ pub fn free_port() -> u16 {
 /// One kvserver process; killed when dropped.
 pub struct KvServer {
     child: Child,
+    /// The command line it was started with, for a restart on the same ports and data.
+    command: Vec<std::ffi::OsString>,
     pub port: u16,
     pub ops_port: u16,
     pub shard: u32,
@@ -70,28 +72,22 @@ impl KvServer {
         // Ports are picked then released; on the rare collision the server fails and we retry.
         for _ in 0..5 {
             let (port, ops_port) = (free_port(), free_port());
-            let child = Command::new(&bin)
-                .args(["--bind", "127.0.0.1"])
-                .args(["--port", &port.to_string()])
-                .args(["--ops-port", &ops_port.to_string()])
-                .arg("--data-dir")
-                .arg(&data)
-                .arg("--admin-token-file")
-                .arg(&token_file)
-                .args(["--shard", &shard.to_string()])
-                .args(extra)
-                .env_remove("POD_NAME")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(if std::env::var_os("KVCLIENT_TEST_SERVER_LOGS").is_some() {
-                    Stdio::inherit()
-                } else {
-                    Stdio::null()
-                })
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let mut command: Vec<std::ffi::OsString> = Vec::new();
+            for arg in ["--bind", "127.0.0.1", "--port", &port.to_string()] {
+                command.push(arg.into());
+            }
+            command.extend(["--ops-port".into(), ops_port.to_string().into()]);
+            command.extend(["--data-dir".into(), data.clone().into_os_string()]);
+            command.extend([
+                "--admin-token-file".into(),
+                token_file.clone().into_os_string(),
+            ]);
+            command.extend(["--shard".into(), shard.to_string().into()]);
+            command.extend(extra.iter().map(Into::into));
+            let child = spawn(&bin, &command);
             let mut server = KvServer {
                 child,
+                command,
                 port,
                 ops_port,
                 shard,
@@ -103,6 +99,25 @@ impl KvServer {
             }
         }
         panic!("kvserver did not become ready on 127.0.0.1 after 5 attempts");
+    }
+
+    /// SIGKILLs the server (no drain, no flush) and starts it again on the same ports and
+    /// data directory; waits (bounded) until it is ready.
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for _ in 0..50 {
+            self.child = spawn(&kvserver_bin(), &self.command);
+            if self.wait_ready(Duration::from_secs(30)) {
+                return;
+            }
+            // The killed process's port may linger for a moment.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "kvserver on port {} did not come back after kill -9",
+            self.port
+        );
     }
 
     fn wait_ready(&mut self, limit: Duration) -> bool {
@@ -158,6 +173,21 @@ impl Drop for KvServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(bin: &std::path::Path, command: &[std::ffi::OsString]) -> Child {
+    Command::new(bin)
+        .args(command)
+        .env_remove("POD_NAME")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("KVCLIENT_TEST_SERVER_LOGS").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
 }
 
 /// A minimal blocking HTTP/1.0 GET on 127.0.0.1 (readiness polling without a runtime).

@@ -9,9 +9,16 @@
 //! is counted `lost` (absent) or `wrong` (another value). Reads of a worker's own keys during
 //! the run are checked the same way (`stale_reads`).
 //!
+//! With `--history FILE` every operation of the timed phase is recorded for the
+//! linearizability checker (`tests/linearizability`); with `--hot-keys N` the workers share N
+//! keys instead, racing reads, overwrites and compare-and-sets on them, and the history ends
+//! with a read of each (the read-back above covers only keys a single worker owns).
+//!
 //! # Layout (each uses only what is listed before it)
 //! - [`keylog`]: the values a key may hold.
-//! - [`plan`]: what every worker shares (client, keys, stop flag, request counter).
+//! - [`history`]: the recorded operations and their file format.
+//! - [`plan`]: what every worker shares (client, keys, stop flag, request counter, history).
+//! - [`hot`]: one operation on a shared hot key, recorded.
 //! - [`prefill`]: one write of every key before the timed phase.
 //! - [`worker`]: one worker's loop and what it measured.
 //! - [`timed`]: the timed phase: every worker, and a progress bar on a terminal.
@@ -19,6 +26,8 @@
 //! - [`verify`]: the read-back of every written key.
 //! - [`print`]: the report as text or JSON.
 
+mod history;
+mod hot;
 mod keylog;
 mod plan;
 mod prefill;
@@ -41,8 +50,9 @@ use plan::Plan;
 /// Runs the load `args` describe, prints its report, and fails if a written key was lost.
 pub async fn run(args: &LoadArgs) -> Result<(), CliError> {
     let keys = plan::keys(args)?;
+    let hot = plan::hot_keys(args)?;
     let client = Arc::new(sharded(&args.target).await?);
-    let plan = Arc::new(Plan::new(args, client, keys));
+    let plan = Arc::new(Plan::new(args, client, keys, hot));
     let initial = if args.prefill {
         prefill::run(&plan).await?
     } else {
@@ -51,6 +61,15 @@ pub async fn run(args: &LoadArgs) -> Result<(), CliError> {
     let (results, elapsed) = timed::run(&plan, initial, args.duration).await?;
     let (mut report, logs) = summary::summarize(args, elapsed, results)?;
     verify::read_back(&plan, logs, &mut report.verify).await;
+    if let (Some(history), Some(path)) = (&plan.history, &args.history) {
+        hot::read_back(&plan, history).await;
+        history.write_to(path)?;
+        eprintln!(
+            "history: {} operations in {}",
+            history.len(),
+            path.display()
+        );
+    }
     print::print(&report, args.json)?;
     verdict(&report.verify)
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kvclient::ShardedClient;
 use kvproto::Key;
 
+use super::history::History;
 use crate::cli::args::LoadArgs;
 use crate::cli::error::CliError;
 
@@ -22,19 +23,34 @@ pub struct Plan {
     pub run_id: u32,
     /// Requests sent so far, for the progress bar.
     pub requests: AtomicU64,
+    /// The operations recorded, with `--history`.
+    pub history: Option<History>,
+    /// The keys every worker shares, with `--hot-keys`.
+    pub hot: Vec<Key>,
+    /// Fraction of hot-key writes that are compare-and-sets.
+    pub cas_ratio: f64,
 }
 
 /// The run's keys, `PREFIX0` to `PREFIX{N-1}`; a prefix that makes no valid key is a usage error.
 pub fn keys(args: &LoadArgs) -> Result<Vec<Key>, CliError> {
-    (0..args.keys)
-        .map(|i| Key::new(format!("{}{i}", args.prefix)))
+    named(args, "", args.keys)
+}
+
+/// The hot keys, `PREFIXhot-0` to `PREFIXhot-{N-1}`.
+pub fn hot_keys(args: &LoadArgs) -> Result<Vec<Key>, CliError> {
+    named(args, "hot-", args.hot_keys)
+}
+
+fn named(args: &LoadArgs, infix: &str, count: u32) -> Result<Vec<Key>, CliError> {
+    (0..count)
+        .map(|i| Key::new(format!("{}{infix}{i}", args.prefix)))
         .collect::<Result<_, _>>()
         .map_err(|e| CliError::Usage(format!("--prefix {:?}: {e}", args.prefix)))
 }
 
 impl Plan {
     /// The plan of `args` over `client`; from now on a signal stops the run.
-    pub fn new(args: &LoadArgs, client: Arc<ShardedClient>, keys: Vec<Key>) -> Self {
+    pub fn new(args: &LoadArgs, client: Arc<ShardedClient>, keys: Vec<Key>, hot: Vec<Key>) -> Self {
         Plan {
             client,
             keys,
@@ -43,6 +59,9 @@ impl Plan {
             workers: args.concurrency as usize,
             run_id: rand::random(),
             requests: AtomicU64::new(0),
+            history: args.history.as_ref().map(|_| History::default()),
+            hot,
+            cas_ratio: args.cas_ratio,
         }
     }
 }

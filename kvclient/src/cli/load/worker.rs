@@ -11,6 +11,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
+use super::history::{History, Line, Op};
+use super::hot::{self, LastRead};
 use super::keylog::{KeyLog, read_text};
 use super::plan::Plan;
 use crate::cli::error::CliError;
@@ -43,18 +45,25 @@ pub async fn worker(
     let owned: Vec<usize> = (w..plan.keys.len()).step_by(plan.workers).collect();
     let mut result = WorkerResult::new(logs)?;
     let mut seq: u64 = 0;
+    let mut last_read = LastRead::new();
     while Instant::now() < deadline && !plan.stop.load(Ordering::Relaxed) {
         let write = !owned.is_empty() && rng.random_bool(plan.write_ratio);
         let began = Instant::now();
-        if write {
+        if let (Some(history), false) = (&plan.history, plan.hot.is_empty()) {
+            seq += 1;
+            let value = format!("{}:{w}:{seq}", plan.run_id);
+            let (wrote, error) =
+                hot::operate(&plan, history, w, value, &mut rng, &mut last_read).await;
+            result.hot_counted(wrote, error.as_ref());
+        } else if write {
             let idx = owned[rng.random_range(0..owned.len())];
             seq += 1;
             result
-                .write(&plan, idx, format!("{}:{w}:{seq}", plan.run_id))
+                .write(&plan, w, idx, format!("{}:{w}:{seq}", plan.run_id))
                 .await;
         } else {
             result
-                .read(&plan, rng.random_range(0..plan.keys.len()))
+                .read(&plan, w, rng.random_range(0..plan.keys.len()))
                 .await;
         }
         let micros = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -77,9 +86,31 @@ impl WorkerResult {
         })
     }
 
+    /// Counts an operation on a hot key (see [`hot`]).
+    fn hot_counted(&mut self, wrote: bool, error: Option<&Error>) {
+        if wrote {
+            self.puts += 1;
+        } else {
+            self.gets += 1;
+        }
+        if let Some(e) = error {
+            if wrote && e.outcome_unknown() {
+                self.unknown_outcome_writes += 1;
+            }
+            self.count_error(e);
+        }
+    }
+
     /// Writes `value` to key `idx` and logs what the key may now hold.
-    async fn write(&mut self, plan: &Plan, idx: usize, value: String) {
+    async fn write(&mut self, plan: &Plan, w: usize, idx: usize, value: String) {
+        let call = plan.history.as_ref().map(|h| h.now());
         let outcome = plan.client.put(&plan.keys[idx], value.clone()).await;
+        if let (Some(history), Some(call)) = (&plan.history, call) {
+            let op = Op::Put {
+                value: value.clone(),
+            };
+            record(history, w, &plan.keys[idx], op, call, &outcome, None);
+        }
         self.puts += 1;
         let log = self.logs.entry(idx).or_default();
         match outcome {
@@ -98,8 +129,13 @@ impl WorkerResult {
     }
 
     /// Reads key `idx`; a key this worker writes must hold a value its log accepts.
-    async fn read(&mut self, plan: &Plan, idx: usize) {
+    async fn read(&mut self, plan: &Plan, w: usize, idx: usize) {
+        let call = plan.history.as_ref().map(|h| h.now());
         let outcome = plan.client.get(&plan.keys[idx]).await;
+        if let (Some(history), Some(call)) = (&plan.history, call) {
+            let found = outcome.as_ref().ok().and_then(|v| read_text(v.clone()));
+            record(history, w, &plan.keys[idx], Op::Get, call, &outcome, found);
+        }
         self.gets += 1;
         match outcome {
             Ok(found) => {
@@ -120,4 +156,29 @@ impl WorkerResult {
             .entry(Outcome::from_error(e).letter())
             .or_default() += 1;
     }
+}
+
+/// Records one operation on a worker's own keys in the history.
+fn record<T>(
+    history: &History,
+    w: usize,
+    key: &kvproto::Key,
+    op: Op,
+    call: u64,
+    result: &Result<T, Error>,
+    found: Option<String>,
+) {
+    let outcome = match result {
+        Ok(_) => super::history::Outcome::Ok,
+        Err(e) => super::history::Outcome::of_error(e),
+    };
+    history.record(Line {
+        client: w,
+        op,
+        key: key.as_str().to_owned(),
+        call,
+        returned: history.now(),
+        outcome,
+        found,
+    });
 }
