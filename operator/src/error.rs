@@ -12,6 +12,11 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
 
+    /// `spec.tls` names a Secret that does not exist or lacks a key: the servers cannot start
+    /// and the operator cannot trust them. Retried with backoff (cert-manager may issue it soon).
+    #[error("TLS Secret not ready: {0}")]
+    TlsSecret(String),
+
     /// A call to the Kubernetes API failed.
     #[error("kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
@@ -53,6 +58,8 @@ pub enum Category {
     Api,
     /// A shard server is unreachable or refused an admin call; retried with backoff.
     Shard,
+    /// The TLS Secret of `spec.tls` is missing or incomplete; retried with backoff.
+    TlsSecret,
     /// A bug or an impossible object.
     Internal,
 }
@@ -65,6 +72,7 @@ impl Category {
             Category::Rejected => "Rejected",
             Category::Api => "ApiError",
             Category::Shard => "ShardError",
+            Category::TlsSecret => "TlsSecretNotReady",
             Category::Internal => "InternalError",
         }
     }
@@ -86,6 +94,7 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::InvalidSpec(_) => Category::InvalidSpec,
+            Error::TlsSecret(_) => Category::TlsSecret,
             Error::Kube(kube::Error::Api(status)) if status.code == 422 => Category::Rejected,
             Error::Kube(_) | Error::StatusMovedOn(_) => Category::Api,
             // Sending the same batch again cannot help: wait for the user, as for a bad spec.
