@@ -50,6 +50,9 @@ pub const VERSION: &str = "v1alpha1";
     printcolumn = r#"{"name":"Epoch","type":"integer","priority":1,"description":"Epoch of the served shard map","jsonPath":".status.topology.epoch"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.tls) == has(oldSelf.tls)", "message": "tls cannot be turned on or off after creation: the servers' shard map names http:// or https:// peers"}
+]))]
 pub struct KVStoreSpec {
     /// Number of shards (kvserver pods). 0 stops the store and keeps every volume and the shard map; scaling back to the same count brings every key back. Changing between two non-zero counts moves keys between shards (rebalancing).
     #[serde(default = "default_replicas")]
@@ -109,9 +112,42 @@ pub struct KVStoreSpec {
     #[serde(default, skip_serializing_if = "PodOverrides::is_empty")]
     pub pod_overrides: PodOverrides,
 
+    /// Serve the data port (data, admin and peer traffic) over HTTPS with the certificate of a Secret. Unset: plain HTTP. Fixed at creation: the servers' shard map names http:// or https:// peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+
+    /// Who may use the data routes. Admin and peer traffic always need their own tokens, kept in the Secrets NAME-admin-token and NAME-peer-token.
+    #[serde(default, skip_serializing_if = "AuthSpec::is_default")]
+    pub auth: AuthSpec,
+
     /// Stops reconciling: the operator leaves the children as they are and says so in the ReconciliationPaused condition.
     #[serde(default)]
     pub paused: bool,
+}
+
+/// TLS on the data port.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsSpec {
+    /// A Secret in the store's namespace with `tls.crt`, `tls.key` and `ca.crt` (PEM), e.g. a `kubernetes.io/tls` Secret issued by cert-manager from a CA issuer. The certificate must name every shard's peer host, `*.NAME.NAMESPACE.svc`. The servers re-read it every 2 s, so a renewal in place needs no restart; the operator trusts its `ca.crt` (and only that) for its own calls to the servers.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+}
+
+/// Authentication of the data routes.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Data routes (book routes and /v1/keys) answer 401 without a bearer token: the data token of the Secret NAME-data-token (the admin and peer tokens are accepted too). Off: data routes are open to whoever reaches the port, as in the book.
+    #[serde(default)]
+    pub require_data_token: bool,
+}
+
+impl AuthSpec {
+    /// True for the defaults (nothing to write out).
+    pub fn is_default(&self) -> bool {
+        self == &AuthSpec::default()
+    }
 }
 
 /// When the kubelet pulls the image.

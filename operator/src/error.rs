@@ -12,6 +12,11 @@ pub enum Error {
     #[error("invalid spec: {0}")]
     InvalidSpec(String),
 
+    /// `spec.tls` names a Secret that does not exist or lacks a key: the servers cannot start
+    /// and the operator cannot trust them. Retried with backoff (cert-manager may issue it soon).
+    #[error("TLS Secret not ready: {0}")]
+    TlsSecret(String),
+
     /// A call to the Kubernetes API failed.
     #[error("kubernetes API call failed: {0}")]
     Kube(#[from] kube::Error),
@@ -57,6 +62,8 @@ pub enum Category {
     /// API server's (the watch cache had not caught up with the last status write), or the
     /// namespace is being deleted. No Event; retried soon, from fresh state.
     Superseded,
+    /// The TLS Secret of `spec.tls` is missing or incomplete; retried with backoff.
+    TlsSecret,
     /// A bug or an impossible object.
     Internal,
 }
@@ -70,6 +77,7 @@ impl Category {
             Category::Api => "ApiError",
             Category::Shard => "ShardError",
             Category::Superseded => "Superseded",
+            Category::TlsSecret => "TlsSecretNotReady",
             Category::Internal => "InternalError",
         }
     }
@@ -91,6 +99,7 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::InvalidSpec(_) => Category::InvalidSpec,
+            Error::TlsSecret(_) => Category::TlsSecret,
             Error::Kube(kube::Error::Api(status)) if status.code == 422 => Category::Rejected,
             Error::Kube(kube::Error::Api(status)) if namespace_terminating(status) => {
                 Category::Superseded

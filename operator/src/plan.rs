@@ -164,10 +164,11 @@ pub fn stable(inst: &Instance, epoch: i64, sharding: Sharding, shards: i32) -> T
     )
 }
 
-/// The base URLs of servers `0..n`, addressed through the headless Service.
+/// The base URLs of servers `0..n`, addressed through the headless Service (`https://` under
+/// `spec.tls`, which is fixed at creation: a map's peers never change scheme).
 pub fn peers(inst: &Instance, n: i32) -> Vec<String> {
     (0..u32::try_from(n).unwrap_or(0))
-        .map(|i| kvproto::peer_url(&inst.name, &inst.namespace, i, inst.port()))
+        .map(|i| kvproto::peer_url_tls(&inst.name, &inst.namespace, i, inst.port(), inst.tls()))
         .collect()
 }
 

@@ -34,6 +34,8 @@ pub enum Outcome {
     ShardUnreachable { message: String },
     /// The spec cannot be built; the children are left as they are.
     InvalidSpec { message: String },
+    /// `spec.tls` names a Secret that is missing or incomplete; the children are left as they are.
+    TlsSecretNotReady { message: String },
     /// The API server refused a child (e.g. an immutable StatefulSet field changed).
     Rejected { message: String },
     /// spec.paused: the children are left as they are.
@@ -110,6 +112,19 @@ pub fn compute_status(
                     "fix the spec to continue",
                 ),
                 cond(DEGRADED, true, "InvalidSpec", message),
+                not_paused(),
+            ],
+        ),
+        Outcome::TlsSecretNotReady { message } => (
+            Phase::Degraded,
+            vec![
+                cond(
+                    PROGRESSING,
+                    false,
+                    "TlsSecretNotReady",
+                    "waiting for the TLS Secret of spec.tls",
+                ),
+                cond(DEGRADED, true, "TlsSecretNotReady", message),
                 not_paused(),
             ],
         ),

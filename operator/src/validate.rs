@@ -1,6 +1,7 @@
 //! The pure first step of a reconcile: turn a `KVStore` into an [`Instance`] the builders can
 //! trust, or say precisely what is wrong with its spec.
 
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::{Resource, ResourceExt};
 use kvproto::wire::DEFAULT_OPS_PORT;
@@ -63,6 +64,11 @@ pub fn validate(kvs: &KVStore) -> Result<Instance> {
             ));
         }
     }
+    if let Some(tls) = &spec.tls
+        && let Err(why) = check_dns_subdomain(&tls.secret_name)
+    {
+        problems.push(format!("tls.secretName {:?}: {why}", tls.secret_name));
+    }
     if let Some(topology) = kvs.status.as_ref().and_then(|s| s.topology)
         && topology.sharding != spec.sharding
     {
@@ -88,6 +94,72 @@ impl Instance {
     pub fn port(&self) -> u16 {
         u16::try_from(self.spec.port).unwrap_or_default()
     }
+
+    /// True when the servers serve HTTPS (`spec.tls`): peers are `https://` URLs.
+    pub fn tls(&self) -> bool {
+        self.spec.tls.is_some()
+    }
+}
+
+/// Keys a TLS Secret must hold, as cert-manager writes them.
+pub const TLS_CERT_KEY: &str = "tls.crt";
+pub const TLS_KEY_KEY: &str = "tls.key";
+pub const TLS_CA_KEY: &str = "ca.crt";
+
+/// Checks the Secret `spec.tls.secretName` names (`None`: it does not exist) and answers its
+/// `ca.crt`, the CA the operator trusts for this store. The error names the Secret and every
+/// key that is missing, empty or not PEM, so the condition says what to fix.
+pub fn tls_secret_ca(inst: &Instance, secret: Option<&Secret>) -> Result<Vec<u8>, String> {
+    let Some(tls) = &inst.spec.tls else {
+        return Err("spec.tls is not set".to_owned());
+    };
+    let name = format!("{}/{}", inst.namespace, tls.secret_name);
+    let needs = "a Secret with tls.crt, tls.key and ca.crt (PEM), e.g. from a cert-manager \
+                 Certificate whose issuer is a CA";
+    let Some(secret) = secret else {
+        return Err(format!(
+            "spec.tls.secretName: Secret {name} not found; create {needs}"
+        ));
+    };
+    let data = secret.data.clone().unwrap_or_default();
+    let pem = |key: &str, marker: &str| {
+        data.get(key)
+            .map(|b| b.0.clone())
+            .filter(|b| String::from_utf8_lossy(b).contains(marker))
+    };
+    let mut missing = Vec::new();
+    for (key, marker) in [
+        (TLS_CERT_KEY, "-----BEGIN CERTIFICATE-----"),
+        (TLS_KEY_KEY, "PRIVATE KEY-----"),
+        (TLS_CA_KEY, "-----BEGIN CERTIFICATE-----"),
+    ] {
+        if pem(key, marker).is_none() {
+            missing.push(key);
+        }
+    }
+    match pem(TLS_CA_KEY, "-----BEGIN CERTIFICATE-----") {
+        Some(ca) if missing.is_empty() => Ok(ca),
+        _ => Err(format!(
+            "spec.tls.secretName: Secret {name} lacks {} (missing, empty or not PEM); it must be {needs}",
+            missing.join(", ")
+        )),
+    }
+}
+
+/// A Kubernetes object name (DNS-1123 subdomain): at most 253 lowercase alphanumerics, `-`
+/// and `.`, starting and ending alphanumeric.
+pub fn check_dns_subdomain(s: &str) -> std::result::Result<(), &'static str> {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    if s.is_empty() || s.len() > 253 {
+        return Err("must be 1 to 253 characters");
+    }
+    if !s.chars().all(|c| alnum(c) || c == '-' || c == '.') {
+        return Err("may hold only lowercase letters, digits, '-' and '.'");
+    }
+    if !s.starts_with(alnum) || !s.ends_with(alnum) {
+        return Err("must start and end with a letter or digit");
+    }
+    Ok(())
 }
 
 /// Accepts a positive Kubernetes quantity: digits with an optional fraction, then an optional
@@ -165,6 +237,80 @@ mod tests {
         assert!(msg.contains("final sync"), "{msg}");
         kvs.spec.termination_grace_period_seconds = grace::MIN_GRACE_SECONDS;
         assert!(validate(&kvs).is_ok());
+    }
+
+    fn tls_instance() -> Instance {
+        let mut kvs = kvstore("demo", 3);
+        kvs.spec.tls = Some(crate::crd::TlsSpec {
+            secret_name: "demo-tls".into(),
+        });
+        validate(&kvs).unwrap()
+    }
+
+    fn secret(entries: &[(&str, &str)]) -> Secret {
+        Secret {
+            data: Some(
+                entries
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            (*k).to_owned(),
+                            k8s_openapi::ByteString(v.as_bytes().to_vec()),
+                        )
+                    })
+                    .collect(),
+            ),
+            ..Secret::default()
+        }
+    }
+
+    const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+
+    #[test]
+    fn a_tls_secret_that_is_missing_or_incomplete_is_named_with_what_it_lacks() {
+        let inst = tls_instance();
+        assert!(inst.tls());
+        let msg = tls_secret_ca(&inst, None).unwrap_err();
+        assert!(msg.contains("Secret default/demo-tls not found"), "{msg}");
+        assert!(msg.contains("cert-manager"), "{msg}");
+
+        let no_ca = secret(&[("tls.crt", CERT), ("tls.key", KEY)]);
+        let msg = tls_secret_ca(&inst, Some(&no_ca)).unwrap_err();
+        assert!(msg.contains("lacks ca.crt "), "{msg}");
+
+        let garbage = secret(&[("tls.crt", "hello"), ("tls.key", ""), ("ca.crt", CERT)]);
+        let msg = tls_secret_ca(&inst, Some(&garbage)).unwrap_err();
+        assert!(msg.contains("lacks tls.crt, tls.key "), "{msg}");
+
+        let msg = tls_secret_ca(&inst, Some(&Secret::default())).unwrap_err();
+        assert!(msg.contains("lacks tls.crt, tls.key, ca.crt "), "{msg}");
+
+        let whole = secret(&[("tls.crt", CERT), ("tls.key", KEY), ("ca.crt", CERT)]);
+        assert_eq!(tls_secret_ca(&inst, Some(&whole)).unwrap(), CERT.as_bytes());
+        assert!(tls_secret_ca(&instance_plain(), Some(&whole)).is_err());
+    }
+
+    fn instance_plain() -> Instance {
+        validate(&kvstore("demo", 3)).unwrap()
+    }
+
+    #[test]
+    fn a_tls_secret_name_that_is_no_object_name_is_refused() {
+        let mut kvs = kvstore("demo", 3);
+        for bad in ["", "Demo-TLS", "-tls", "tls/other", "tls_1"] {
+            kvs.spec.tls = Some(crate::crd::TlsSpec {
+                secret_name: bad.into(),
+            });
+            let Err(Error::InvalidSpec(msg)) = validate(&kvs) else {
+                panic!("{bad:?} accepted");
+            };
+            assert!(msg.contains("tls.secretName"), "{msg}");
+        }
+        kvs.spec.tls = Some(crate::crd::TlsSpec {
+            secret_name: "demo-tls.v2".into(),
+        });
+        assert!(validate(&kvs).unwrap().tls());
     }
 
     #[test]

@@ -61,6 +61,20 @@ fn customised_store_statefulset_merges_the_overrides() {
 }
 
 #[test]
+fn a_tls_store_mounts_its_certificate_and_every_token() {
+    let inst = validate(&load("kvstore-tls.yaml")).unwrap();
+    check(&build::statefulset(&inst, 3, None), "tls-statefulset.yaml");
+    check(
+        &build::credential_secret(&inst, build::Credential::Peer, "peer-token"),
+        "tls-peer-secret.yaml",
+    );
+    check(
+        &build::credential_secret(&inst, build::Credential::Data, "data-token"),
+        "tls-data-secret.yaml",
+    );
+}
+
+#[test]
 fn random_tokens_are_long_and_differ() {
     let a = build::random_token();
     let b = build::random_token();

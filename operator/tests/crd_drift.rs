@@ -142,3 +142,28 @@ fn durability_offers_always_and_batch_and_says_what_each_loses() {
         assert!(description.contains(says), "{says}: {description}");
     }
 }
+
+/// TLS cannot be turned on or off on a live store (its shard map names the peers' scheme, and
+/// a map of the same epoch with other peers is refused), and its Secret name is bounded.
+#[test]
+fn tls_is_fixed_at_creation_and_data_auth_is_a_switch() {
+    let crd: serde_yaml::Value = serde_yaml::from_str(&crd_yaml().unwrap()).unwrap();
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+    let rules: Vec<&str> = spec["x-kubernetes-validations"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["rule"].as_str())
+        .collect();
+    assert!(
+        rules.contains(&"has(self.tls) == has(oldSelf.tls)"),
+        "{rules:?}"
+    );
+    let secret_name = &spec["properties"]["tls"]["properties"]["secretName"];
+    assert_eq!(secret_name["type"], "string");
+    assert_eq!(secret_name["minLength"].as_u64(), Some(1));
+    assert_eq!(secret_name["maxLength"].as_u64(), Some(253));
+    let require = &spec["properties"]["auth"]["properties"]["requireDataToken"];
+    assert_eq!(require["type"], "boolean");
+    assert_eq!(require["default"], false);
+}

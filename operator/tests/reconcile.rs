@@ -59,9 +59,20 @@ async fn a_new_store_gets_its_children_by_server_side_apply_and_a_token_once() {
         .into_iter()
         .filter(|c| c.method == Method::POST && c.path.ends_with("/secrets"))
         .collect();
-    assert_eq!(created.len(), 1);
-    let token = created[0].body["stringData"]["token"].as_str().unwrap();
-    assert_eq!(token.len(), 48);
+    let names: Vec<&str> = created
+        .iter()
+        .map(|c| c.body["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["demo-admin-token", "demo-peer-token", "demo-data-token"]
+    );
+    let tokens: Vec<&str> = created
+        .iter()
+        .map(|c| c.body["stringData"]["token"].as_str().unwrap())
+        .collect();
+    assert!(tokens.iter().all(|t| t.len() == 48), "{tokens:?}");
+    assert!(tokens[0] != tokens[1] && tokens[1] != tokens[2]);
 
     assert_eq!(
         h.statuses().len(),
@@ -104,14 +115,13 @@ async fn once_every_pod_is_ready_the_first_map_goes_to_every_server_with_the_kep
     let sts = &h.applies_to("statefulsets")[0].body;
     assert_eq!(
         sts["spec"]["template"]["metadata"]["annotations"]["kvstore.dev/admin-token-secret-uid"],
-        "secret-uid-1"
+        "demo-admin-token-uid"
     );
-    // The existing Secret is neither recreated nor applied: the token never rotates.
-    assert!(
-        h.calls()
-            .iter()
-            .all(|c| !(c.path.contains("/secrets") && c.method != Method::GET))
-    );
+    // The existing admin Secret is neither recreated nor applied: the token never rotates
+    // (the peer and data token Secrets are created, once: tls_reconcile.rs).
+    assert!(h.calls().iter().all(|c| !(c.path.contains("/secrets")
+        && c.method != Method::GET
+        && (c.path.contains("admin-token") || c.body["metadata"]["name"] == "demo-admin-token"))));
     let status = h.status();
     assert_eq!(status.phase, Some(Phase::Available));
     assert_eq!(status.replicas, 3);

@@ -230,6 +230,11 @@ def check_admission_policies(docs, user):
 
     token = built("demo-secret.yaml")
     assert admits(secrets, req("secrets", "CREATE"), obj=token), "the admin token the builder makes"
+    for fixture in ["tls-peer-secret.yaml", "tls-data-secret.yaml"]:
+        assert admits(secrets, req("secrets", "CREATE"), obj=built(fixture)), f"{fixture}: the peer and data tokens"
+    tls = copy.deepcopy(built("tls-peer-secret.yaml"))
+    tls["metadata"]["name"] = "secure-tls"
+    assert not admits(secrets, req("secrets", "CREATE"), obj=tls), "the operator never creates a TLS Secret"
     for what, change in [
         ("another name", lambda s: s["metadata"].update(name="db-password")),
         ("no owner", lambda s: s["metadata"].pop("ownerReferences")),

@@ -1,8 +1,11 @@
 //! Reads a KVStore (kvstore.dev/v1alpha1) as an untyped object, so the client does not depend
-//! on the operator crate, and derives the servers' addresses from it.
+//! on the operator crate, and derives the servers' addresses from it: `https://` under
+//! `spec.tls`, trusting `--ca-file` or else the `ca.crt` of the store's TLS Secret.
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
+use kvclient::ClientConfig;
 use kvproto::Sharding;
 use serde_json::Value;
 
@@ -11,8 +14,12 @@ use super::error::CliError;
 /// What the client needs from a KVStore.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreView {
-    /// `http://NAME-i.NAME.NAMESPACE.svc:PORT` for every pod the store may have.
+    /// `http://NAME-i.NAME.NAMESPACE.svc:PORT` (`https://` under `spec.tls`) for every pod the
+    /// store may have.
     pub servers: Vec<String>,
+    /// `spec.tls.secretName`: the servers speak HTTPS with a certificate from this Secret.
+    pub tls_secret: Option<String>,
+    pub namespace: String,
     /// `status.replicas`: shards that serve now (routing fallback before any topology).
     pub serving: Option<u32>,
     pub sharding: Sharding,
@@ -57,15 +64,55 @@ pub fn view(name: &str, namespace: &str, data: &Value) -> StoreView {
         .and_then(Value::as_str)
         .and_then(|s| s.parse().ok())
         .unwrap_or_default();
+    let tls_secret = data
+        .pointer("/spec/tls/secretName")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let pods = spec_replicas.unwrap_or(0).max(serving.unwrap_or(0)).max(1);
     let servers = (0..pods)
-        .map(|i| kvproto::peer_url(name, namespace, i, port))
+        .map(|i| kvproto::peer_url_tls(name, namespace, i, port, tls_secret.is_some()))
         .collect();
     StoreView {
         servers,
+        tls_secret,
+        namespace: namespace.to_owned(),
         serving,
         sharding,
     }
+}
+
+/// `config` for the store of `view`: under TLS without `--ca-file`, it trusts the `ca.crt` of
+/// the store's TLS Secret (which needs `get` on that Secret; the error says so).
+pub async fn trusting_store_ca(
+    client: &kube::Client,
+    view: &StoreView,
+    mut config: ClientConfig,
+) -> Result<ClientConfig, CliError> {
+    let Some(secret) = &view.tls_secret else {
+        return Ok(config);
+    };
+    if config.ca_pem.is_some() {
+        return Ok(config);
+    }
+    let ns = &view.namespace;
+    let fail = |why: String| {
+        CliError::Failed(format!(
+            "the KVStore serves HTTPS with the certificate of Secret {ns}/{secret}: give its \
+             ca.crt with --ca-file, or let this client get that Secret ({why})"
+        ))
+    };
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let found = api.get(secret).await.map_err(|e| match e {
+        kube::Error::Api(status) => fail(status.message),
+        other => fail(other.to_string()),
+    })?;
+    let ca = found
+        .data
+        .and_then(|mut d| d.remove("ca.crt"))
+        .map(|b| b.0)
+        .ok_or_else(|| fail("it has no ca.crt".to_owned()))?;
+    config.ca_pem = Some(ca);
+    Ok(config)
 }
 
 /// A client from the ambient kubeconfig or in-cluster service account.
@@ -92,5 +139,21 @@ mod tests {
         let bare = view("kv", "dev", &json!({"spec": {}}));
         assert_eq!(bare.servers, vec!["http://kv-0.kv.dev.svc:80".to_string()]);
         assert_eq!(bare.sharding, Sharding::Modulo);
+        assert_eq!(bare.tls_secret, None);
+    }
+
+    #[test]
+    fn a_tls_store_is_reached_over_https() {
+        let data = json!({"spec": {"replicas": 2, "port": 8443, "tls": {"secretName": "kv-tls"}}});
+        let v = view("kv", "dev", &data);
+        assert_eq!(
+            v.servers,
+            [
+                "https://kv-0.kv.dev.svc:8443",
+                "https://kv-1.kv.dev.svc:8443"
+            ]
+        );
+        assert_eq!(v.tls_secret.as_deref(), Some("kv-tls"));
+        assert_eq!(v.namespace, "dev");
     }
 }

@@ -54,6 +54,7 @@ pub async fn sharded(target: &Target) -> Result<ShardedClient, CliError> {
     let client = if let Some(name) = &target.kvstore {
         let kube = kvstore::kube_client().await?;
         let view = kvstore::discover(&kube, name, target.namespace.as_deref()).await?;
+        let config = kvstore::trusting_store_ca(&kube, &view, config).await?;
         let client = ShardedClient::new(&view.servers, config)?.with_sharding(view.sharding);
         client.set_fallback_shards(view.serving);
         client

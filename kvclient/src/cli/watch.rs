@@ -36,6 +36,7 @@ pub async fn run(args: WatchArgs) -> Result<(), CliError> {
     } else if let Some(name) = &args.kvstore {
         let kube = kvstore::kube_client().await?;
         let view = kvstore::discover(&kube, name, args.namespace.as_deref()).await?;
+        let config = kvstore::trusting_store_ca(&kube, &view, config).await?;
         let servers = match &args.servers {
             Some(list) => list.0.clone(),
             None => view.servers.clone(),

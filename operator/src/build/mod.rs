@@ -8,6 +8,8 @@ mod service;
 mod statefulset;
 
 pub use pdb::pod_disruption_budget;
-pub use secret::{TOKEN_KEY, random_token, token_secret};
+pub use secret::{Credential, TOKEN_KEY, credential_secret, random_token, token_secret};
 pub use service::service;
-pub use statefulset::{ADMIN_TOKEN_DIR, DATA_DIR, TOKEN_SECRET_UID_ANNOTATION, statefulset};
+pub use statefulset::{
+    ADMIN_TOKEN_DIR, DATA_DIR, TLS_DIR, TOKEN_SECRET_UID_ANNOTATION, statefulset,
+};

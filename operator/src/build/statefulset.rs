@@ -1,6 +1,7 @@
 //! The StatefulSet of kvserver shards: stable names, one volume per shard, probes on the ops
-//! port, a preStop sleep and a stop that fits the grace period ([`crate::grace`]), and a
-//! restricted security context.
+//! port (plain HTTP also under `spec.tls`), a preStop sleep and a stop that fits the grace
+//! period ([`crate::grace`]), a restricted security context, the three token files and, with
+//! `spec.tls`, the certificate files.
 
 use std::collections::BTreeMap;
 
@@ -11,29 +12,34 @@ use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
     KeyToPath, Lifecycle, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PodAffinityTerm, PodAntiAffinity, PodSecurityContext, PodSpec,
-    PodTemplateSpec, Probe, SeccompProfile, SecretVolumeSource, SecurityContext, SleepAction,
-    Sysctl, Volume, VolumeMount, VolumeResourceRequirements, WeightedPodAffinityTerm,
+    PodTemplateSpec, Probe, ProjectedVolumeSource, SeccompProfile, SecretProjection,
+    SecretVolumeSource, SecurityContext, SleepAction, Sysctl, Volume, VolumeMount,
+    VolumeProjection, VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kvproto::wire::DEFAULT_OPS_PORT;
 
 use super::meta::meta;
-use super::secret::TOKEN_KEY;
+use super::secret::{Credential, TOKEN_KEY};
 use crate::labels;
-use crate::validate::Instance;
+use crate::validate::{Instance, TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY};
 
 /// Where the kvserver keeps its data (the PVC's mount point).
 pub const DATA_DIR: &str = "/data";
-/// Where the admin token Secret is mounted.
+/// Where the token Secrets are mounted (one projected volume: `token` is the admin token,
+/// `peer-token` and `data-token` the others).
 pub const ADMIN_TOKEN_DIR: &str = "/var/run/kvstore";
+/// Where the TLS Secret of `spec.tls` is mounted (`tls.crt`, `tls.key`, `ca.crt`).
+pub const TLS_DIR: &str = "/var/run/kvstore-tls";
 /// Startup probe: every 5 s for up to 15 minutes, so a large shard can open its store before
 /// liveness starts counting.
 const STARTUP_PERIOD_SECONDS: i32 = 5;
 const STARTUP_FAILURES: i32 = 180;
 /// The distroless "nonroot" user and group.
 const NONROOT: i64 = 65532;
-const TOKEN_VOLUME: &str = "admin-token";
+const TOKEN_VOLUME: &str = "tokens";
+const TLS_VOLUME: &str = "tls";
 
 /// Pod annotation naming the admin token Secret's uid: servers read the token once at start, so
 /// a recreated Secret (new token) must restart them.
@@ -109,22 +115,87 @@ fn pod_spec(inst: &Instance) -> PodSpec {
         node_selector: (!overrides.node_selector.is_empty())
             .then(|| overrides.node_selector.clone()),
         tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
-        volumes: Some(vec![Volume {
-            name: TOKEN_VOLUME.to_owned(),
+        volumes: Some(volumes(inst)),
+        ..PodSpec::default()
+    }
+}
+
+/// The tokens (one projected volume of the three Secrets, mounted as a directory so that the
+/// kubelet updates it in place) and, with `spec.tls`, the certificate Secret.
+fn volumes(inst: &Instance) -> Vec<Volume> {
+    let items = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(key, path)| KeyToPath {
+                key: (*key).to_owned(),
+                path: (*path).to_owned(),
+                ..KeyToPath::default()
+            })
+            .collect::<Vec<_>>()
+    };
+    let tokens = Credential::ALL
+        .iter()
+        .map(|c| VolumeProjection {
+            secret: Some(SecretProjection {
+                name: c.secret_name(&inst.name),
+                items: Some(items(&[(TOKEN_KEY, c.file_name())])),
+                ..SecretProjection::default()
+            }),
+            ..VolumeProjection::default()
+        })
+        .collect();
+    let mut volumes = vec![Volume {
+        name: TOKEN_VOLUME.to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(tokens),
+            default_mode: Some(0o440),
+        }),
+        ..Volume::default()
+    }];
+    if let Some(tls) = &inst.spec.tls {
+        let keys = [TLS_CERT_KEY, TLS_KEY_KEY, TLS_CA_KEY].map(|k| (k, k));
+        volumes.push(Volume {
+            name: TLS_VOLUME.to_owned(),
             secret: Some(SecretVolumeSource {
-                secret_name: Some(labels::token_secret(&inst.name)),
-                items: Some(vec![KeyToPath {
-                    key: TOKEN_KEY.to_owned(),
-                    path: TOKEN_KEY.to_owned(),
-                    ..KeyToPath::default()
-                }]),
+                secret_name: Some(tls.secret_name.clone()),
+                items: Some(items(&keys)),
                 default_mode: Some(0o440),
                 ..SecretVolumeSource::default()
             }),
             ..Volume::default()
-        }]),
-        ..PodSpec::default()
+        });
     }
+    volumes
+}
+
+/// The kvserver's flags: its ports and files (data, tokens, certificates).
+fn args(inst: &Instance) -> Vec<String> {
+    let mut args = vec![
+        "--data-dir".to_owned(),
+        DATA_DIR.to_owned(),
+        "--port".to_owned(),
+        inst.spec.port.to_string(),
+        "--ops-port".to_owned(),
+        DEFAULT_OPS_PORT.to_string(),
+    ];
+    for c in Credential::ALL {
+        args.push(c.flag().to_owned());
+        args.push(format!("{ADMIN_TOKEN_DIR}/{}", c.file_name()));
+    }
+    if inst.spec.tls.is_some() {
+        for (flag, key) in [
+            ("--tls-cert-file", TLS_CERT_KEY),
+            ("--tls-key-file", TLS_KEY_KEY),
+            ("--tls-ca-file", TLS_CA_KEY),
+        ] {
+            args.push(flag.to_owned());
+            args.push(format!("{TLS_DIR}/{key}"));
+        }
+    }
+    if inst.spec.auth.require_data_token {
+        args.push("--require-token-for-data".to_owned());
+    }
+    args
 }
 
 /// A non-root process with no capabilities may bind a port below 1024 (the book's 80) only
@@ -149,16 +220,7 @@ fn container(inst: &Instance) -> Container {
         name: labels::KVSERVER_CONTAINER.to_owned(),
         image: Some(spec.image.clone()),
         image_pull_policy: Some(spec.image_pull_policy.as_str().to_owned()),
-        args: Some(vec![
-            "--data-dir".to_owned(),
-            DATA_DIR.to_owned(),
-            "--port".to_owned(),
-            spec.port.to_string(),
-            "--ops-port".to_owned(),
-            DEFAULT_OPS_PORT.to_string(),
-            "--admin-token-file".to_owned(),
-            format!("{ADMIN_TOKEN_DIR}/{TOKEN_KEY}"),
-        ]),
+        args: Some(args(inst)),
         env: Some(env(inst)),
         ports: Some(vec![
             ContainerPort {
@@ -216,19 +278,29 @@ fn container(inst: &Instance) -> Container {
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: labels::DATA_VOLUME.to_owned(),
-                mount_path: DATA_DIR.to_owned(),
-                ..VolumeMount::default()
-            },
-            VolumeMount {
-                name: TOKEN_VOLUME.to_owned(),
-                mount_path: ADMIN_TOKEN_DIR.to_owned(),
+        volume_mounts: Some(
+            vec![
+                VolumeMount {
+                    name: labels::DATA_VOLUME.to_owned(),
+                    mount_path: DATA_DIR.to_owned(),
+                    ..VolumeMount::default()
+                },
+                VolumeMount {
+                    name: TOKEN_VOLUME.to_owned(),
+                    mount_path: ADMIN_TOKEN_DIR.to_owned(),
+                    read_only: Some(true),
+                    ..VolumeMount::default()
+                },
+            ]
+            .into_iter()
+            .chain(spec.tls.is_some().then(|| VolumeMount {
+                name: TLS_VOLUME.to_owned(),
+                mount_path: TLS_DIR.to_owned(),
                 read_only: Some(true),
                 ..VolumeMount::default()
-            },
-        ]),
+            }))
+            .collect(),
+        ),
         ..Container::default()
     }
 }

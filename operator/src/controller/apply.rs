@@ -7,6 +7,7 @@ use tracing::warn;
 use super::children::{self, apply_children};
 use super::rebalance;
 use super::status_write::{Ending, StatusBase, Version};
+use super::tls;
 use super::token::{AdminToken, ensure_token};
 use super::volumes;
 use crate::context::Context;
@@ -57,6 +58,16 @@ async fn reconcile_live(
         Ok(token) => token,
         Err(err) => return base.fail(err),
     };
+    match tls::trust_store_ca(ctx, &inst).await {
+        Ok(()) => {}
+        Err(Error::TlsSecret(message)) => {
+            let outcome = Outcome::TlsSecretNotReady {
+                message: message.clone(),
+            };
+            return base.end(outcome, Err(Error::TlsSecret(message)));
+        }
+        Err(other) => return base.fail(other),
+    }
     // A move between shard counts runs its own state machine (crate::rebalance).
     let status = base.kvs.status.as_ref();
     let topology = status.and_then(|s| s.topology);

@@ -8,7 +8,8 @@
 //! - `rebalance`: the branch of a move between shard counts (checkpoint a phase, then run it);
 //! - `children`: the StatefulSet observed, and the server-side apply of the children;
 //! - `volumes`: the claims and pods of shards beyond the shard count;
-//! - `token`: the admin token Secret, created once;
+//! - `token`: the admin, peer and data token Secrets, each created once;
+//! - `tls`: the TLS Secret of `spec.tls`, checked, and its CA trusted by the admin client;
 //! - `cleanup`: the Cleanup branch (volumes per the retention policy);
 //! - `status_write`: the status writes (the end of a reconcile, a move's checkpoints) and the
 //!   Event of a phase change;
@@ -20,6 +21,7 @@ mod cleanup;
 mod events;
 mod rebalance;
 mod status_write;
+mod tls;
 mod token;
 mod volumes;
 

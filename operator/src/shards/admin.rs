@@ -13,8 +13,22 @@ pub type CallResult<T> = Result<T, kvclient::Error>;
 /// Records as an export streams them; an error ends the stream.
 pub type RecordStream = BoxStream<'static, CallResult<BulkRecord>>;
 
+/// The hosts of a store's servers, `NAME.NAMESPACE.svc`: every peer URL's host is one label
+/// under it (`NAME-i.NAME.NAMESPACE.svc`), as its certificate's `*.NAME.NAMESPACE.svc` names.
+pub fn store_domain(store: &str, namespace: &str) -> String {
+    format!("{store}.{namespace}.svc")
+}
+
 /// The admin API of one kvserver, as the operator uses it.
 pub trait ShardAdmin: Send + Sync {
+    /// Trusts `ca_pem` (PEM CA certificates, a TLS Secret's `ca.crt`) and only it for the
+    /// `https://` servers of the store whose hosts are under `domain` ([`store_domain`]);
+    /// `None` forgets it. Called before each reconcile's calls, so a rotated CA is trusted from
+    /// the next one. `http://` servers need nothing; a fake may ignore it.
+    fn trust(&self, domain: &str, ca_pem: Option<&[u8]>) {
+        let _ = (domain, ca_pem);
+    }
+
     /// `PUT /v1/admin/topology` on the server at `base_url`, with the admin `token`.
     fn put_topology(
         &self,

@@ -9,6 +9,7 @@ use super::admin::{CallResult, RecordStream, ShardAdmin};
 
 /// [`ShardAdmin`] with boxed futures; every `ShardAdmin` is one.
 pub trait DynShardAdmin: Send + Sync {
+    fn trust(&self, domain: &str, ca_pem: Option<&[u8]>);
     fn put_topology<'a>(
         &'a self,
         base_url: &'a str,
@@ -43,6 +44,10 @@ pub trait DynShardAdmin: Send + Sync {
 }
 
 impl<A: ShardAdmin> DynShardAdmin for A {
+    fn trust(&self, domain: &str, ca_pem: Option<&[u8]>) {
+        ShardAdmin::trust(self, domain, ca_pem);
+    }
+
     fn put_topology<'a>(
         &'a self,
         base_url: &'a str,

@@ -1,4 +1,6 @@
-//! The real admin client: kvclient's `ServerClient` with the store's token.
+//! The real admin client: kvclient's `ServerClient` with the store's token and, for a store
+//! under TLS, its CA ([`ShardAdmin::trust`]): each store's `https://` servers are trusted
+//! through that store's `ca.crt` only, never built-in roots nor another store's CA.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,13 +17,21 @@ use super::admin::{CallResult, RecordStream, ShardAdmin};
 /// Deadline of one admin call (other than bulk export and import).
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A CA trusted for a store's servers.
+type Ca = Arc<[u8]>;
+
+/// The clients by (base URL, token), each with the CA it was built with.
+type Clients = HashMap<(String, String), (Option<Ca>, ServerClient)>;
+
 /// kvclient's `ServerClient` with the store's token, one per server and token, kept so that
-/// the copy's many batches reuse their connections.
+/// the copy's many batches reuse their connections; rebuilt only when its store's CA changes.
 #[derive(Debug, Clone, Default)]
 pub struct KvClientAdmin {
-    /// Timeouts and retries of the admin calls (the token is set per store).
+    /// Timeouts and retries of the admin calls (the token and CA are set per store).
     pub config: ClientConfig,
-    clients: Arc<Mutex<HashMap<(String, String), ServerClient>>>,
+    clients: Arc<Mutex<Clients>>,
+    /// The CA of each TLS store, by the domain its servers' hosts are under.
+    trusted: Arc<Mutex<HashMap<String, Ca>>>,
 }
 
 impl KvClientAdmin {
@@ -30,6 +40,7 @@ impl KvClientAdmin {
         KvClientAdmin {
             config,
             clients: Arc::default(),
+            trusted: Arc::default(),
         }
     }
 
@@ -43,22 +54,70 @@ impl KvClientAdmin {
     }
 
     fn client(&self, base_url: &str, token: &str) -> CallResult<ServerClient> {
+        let ca = self.ca_for(base_url);
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         let key = (base_url.to_owned(), token.to_owned());
-        if let Some(client) = clients.get(&key) {
+        if let Some((built_with, client)) = clients.get(&key)
+            && same_ca(built_with.as_ref(), ca.as_ref())
+        {
             return Ok(client.clone());
         }
         let config = ClientConfig {
             token: Some(token.to_owned()),
+            ca_pem: ca.as_ref().map(|pem| pem.to_vec()),
             ..self.config.clone()
         };
         let client = ServerClient::new(base_url, config)?;
-        clients.insert(key, client.clone());
+        clients.insert(key, (ca, client.clone()));
         Ok(client)
+    }
+
+    /// The CA trusted for `base_url`: that of the domain its host is, or is under (`https://`
+    /// only; a plain server needs none).
+    fn ca_for(&self, base_url: &str) -> Option<Ca> {
+        let rest = base_url.strip_prefix("https://")?;
+        let host = rest.split([':', '/']).next().unwrap_or_default();
+        let trusted = self.trusted.lock().unwrap_or_else(|e| e.into_inner());
+        trusted
+            .iter()
+            .find(|(domain, _)| in_domain(host, domain))
+            .map(|(_, ca)| ca.clone())
+    }
+}
+
+/// True when `host` is `domain` or a name under it.
+fn in_domain(host: &str, domain: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    let domain = domain.to_ascii_lowercase();
+    host == domain
+        || host
+            .strip_suffix(&domain)
+            .is_some_and(|label| label.ends_with('.'))
+}
+
+fn same_ca(a: Option<&Ca>, b: Option<&Ca>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+        _ => false,
     }
 }
 
 impl ShardAdmin for KvClientAdmin {
+    fn trust(&self, domain: &str, ca_pem: Option<&[u8]>) {
+        let mut trusted = self.trusted.lock().unwrap_or_else(|e| e.into_inner());
+        match ca_pem {
+            // The same CA again (every reconcile): keep it, and the clients built with it.
+            Some(pem) if trusted.get(domain).is_some_and(|ca| **ca == *pem) => {}
+            Some(pem) => {
+                trusted.insert(domain.to_owned(), Arc::from(pem));
+            }
+            None => {
+                trusted.remove(domain);
+            }
+        }
+    }
+
     async fn put_topology(
         &self,
         base_url: &str,
@@ -104,5 +163,44 @@ impl ShardAdmin for KvClientAdmin {
 
     async fn key_count(&self, base_url: &str, token: &str) -> CallResult<u64> {
         Ok(self.client(base_url, token)?.info().await?.keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shards::store_domain;
+
+    #[test]
+    fn a_store_s_ca_is_used_for_its_own_https_servers_only() {
+        let admin = KvClientAdmin::default();
+        let domain = store_domain("demo", "ns");
+        admin.trust(&domain, Some(b"CA-1"));
+        let url = |store: &str, tls| kvproto::peer_url_tls(store, "ns", 2, 443, tls);
+        assert_eq!(
+            admin.ca_for(&url("demo", true)).as_deref(),
+            Some(&b"CA-1"[..])
+        );
+        assert_eq!(admin.ca_for(&url("demo", false)), None, "http needs no CA");
+        assert_eq!(admin.ca_for(&url("other", true)), None);
+        // `xdemo.ns.svc` is not under `demo.ns.svc`.
+        assert_eq!(admin.ca_for("https://a.xdemo.ns.svc:1"), None);
+        assert!(in_domain("DEMO-0.demo.ns.svc", "demo.ns.svc"));
+        assert!(in_domain("localhost", "localhost"));
+
+        // The same CA keeps its Arc (clients stay cached); a new one replaces it.
+        let before = admin.ca_for(&url("demo", true)).unwrap();
+        admin.trust(&domain, Some(b"CA-1"));
+        assert!(Arc::ptr_eq(
+            &before,
+            &admin.ca_for(&url("demo", true)).unwrap()
+        ));
+        admin.trust(&domain, Some(b"CA-2"));
+        assert_eq!(
+            admin.ca_for(&url("demo", true)).as_deref(),
+            Some(&b"CA-2"[..])
+        );
+        admin.trust(&domain, None);
+        assert_eq!(admin.ca_for(&url("demo", true)), None);
     }
 }

@@ -17,7 +17,7 @@ mod each;
 mod error;
 mod kvclient_admin;
 
-pub use admin::{CallResult, RecordStream, ShardAdmin};
+pub use admin::{CallResult, RecordStream, ShardAdmin, store_domain};
 pub use dyn_admin::DynShardAdmin;
 pub use each::{on_each, peer, push};
 pub use error::ShardError;

@@ -45,7 +45,10 @@ pub struct World {
     /// The store being reconciled, answered to its patches.
     pub kvstore: Value,
     pub statefulset: Option<Value>,
+    /// The admin token Secret (`demo-admin-token`).
     pub secret: Option<Value>,
+    /// Every other Secret, by name (the peer and data tokens, a TLS Secret).
+    pub secrets: std::collections::BTreeMap<String, Value>,
     /// Refuse StatefulSet applies as invalid (an immutable field changed).
     pub reject_statefulset: bool,
     /// Pods whose kvserver has started; `None`: as many as are ready.
@@ -115,13 +118,30 @@ fn answer(world: &mut World, call: &Call) -> (StatusCode, Value) {
             .statefulset
             .clone()
             .map_or_else(not_found, |s| (StatusCode::OK, s)),
-        (&Method::GET, "secrets", _) => world
-            .secret
-            .clone()
-            .map_or_else(not_found, |s| (StatusCode::OK, s)),
+        (&Method::GET, "secrets", name) => {
+            let secret = if name == "demo-admin-token" {
+                world.secret.clone()
+            } else {
+                world.secrets.get(name).cloned()
+            };
+            secret.map_or_else(not_found, |s| (StatusCode::OK, s))
+        }
         (&Method::POST, _, "secrets") => {
-            world.secret = Some(call.body.clone());
-            (StatusCode::CREATED, call.body.clone())
+            // As the API server stores it: `stringData` becomes base64 `data`.
+            let mut stored = call.body.clone();
+            if let Some(text) = stored["stringData"]["token"].as_str() {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(text);
+                stored["data"] = json!({ "token": b64 });
+            }
+            match call.body["metadata"]["name"].as_str() {
+                Some("demo-admin-token") => world.secret = Some(stored.clone()),
+                Some(name) => {
+                    world.secrets.insert(name.to_owned(), stored.clone());
+                }
+                None => {}
+            }
+            (StatusCode::CREATED, stored)
         }
         (&Method::PATCH, "statefulsets", _) if world.reject_statefulset => (
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -206,10 +226,22 @@ pub fn statefulset(desired: i32, current: i32, ready: i32) -> Value {
 
 /// The admin token Secret as the API server reports it (`data` is base64).
 pub fn secret(token: &str) -> Value {
+    named_secret("demo-admin-token", &[("token", token)])
+}
+
+/// A Secret `name` with these entries, as the API server reports it (`data` is base64).
+pub fn named_secret(name: &str, entries: &[(&str, &str)]) -> Value {
     use base64::Engine;
+    let data: serde_json::Map<String, Value> = entries
+        .iter()
+        .map(|(k, v)| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(v);
+            ((*k).to_owned(), Value::from(b64))
+        })
+        .collect();
     json!({
         "apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "demo-admin-token", "namespace": "default", "uid": "secret-uid-1"},
-        "data": {"token": base64::engine::general_purpose::STANDARD.encode(token)}
+        "metadata": {"name": name, "namespace": "default", "uid": format!("{name}-uid")},
+        "data": data
     })
 }

@@ -43,6 +43,8 @@ pub struct FakeShards {
     pub pushes: Mutex<Vec<(String, String, Topology)>>,
     /// Base URLs that refuse every call.
     pub refuse: Vec<String>,
+    /// Every CA handed to [`ShardAdmin::trust`], in order: domain, CA.
+    pub trusted: Mutex<Vec<(String, Option<Vec<u8>>)>>,
     servers: Mutex<BTreeMap<String, Server>>,
 }
 
@@ -99,6 +101,11 @@ impl FakeShards {
 }
 
 impl ShardAdmin for FakeShards {
+    fn trust(&self, domain: &str, ca_pem: Option<&[u8]>) {
+        let ca = ca_pem.map(<[u8]>::to_vec);
+        self.trusted.lock().unwrap().push((domain.to_owned(), ca));
+    }
+
     async fn put_topology(&self, url: &str, token: &str, topology: &Topology) -> CallResult<()> {
         self.on(url, |s| s.map = Some(topology.clone()))?;
         let push = (url.to_owned(), token.to_owned(), topology.clone());
