@@ -19,7 +19,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
@@ -27,10 +26,12 @@ use parking_lot::RwLock;
 use subtle::{Choice, ConstantTimeEq};
 use tokio_util::sync::CancellationToken;
 
+use crate::reload::Reread;
+
 use crate::error::Error;
 
 /// How often the token file is re-read.
-pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
+pub use crate::reload::RELOAD_EVERY;
 
 /// The tokens in force; cheap to clone (shared), so the router, the peer client and the reloader
 /// all see the same tokens.
@@ -188,29 +189,15 @@ impl AdminToken {
         let Some(path) = self.0.file.clone() else {
             return;
         };
-        let what = self.0.what;
-        let mut tick = tokio::time::interval(RELOAD_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last = Reload::Unchanged;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
+        let what = format!("{} ({})", self.0.what, path.display());
+        crate::reload::every_tick_until(&what, stop, || async {
+            match self.reload().await {
+                Reload::Unchanged => Reread::Unchanged,
+                Reload::Changed { accepted } => Reread::Changed(format!("{accepted} accepted")),
+                Reload::Kept(why) => Reread::Kept(why),
             }
-            let now = self.reload().await;
-            match &now {
-                Reload::Changed { accepted } => {
-                    tracing::info!(file = %path.display(), accepted, "{what} reloaded");
-                }
-                // One warning per bad spell, not one every tick.
-                Reload::Kept(why) if now != last => tracing::warn!(
-                    file = %path.display(), why = %why,
-                    "cannot use the {what}; keeping the tokens in use"
-                ),
-                _ => {}
-            }
-            last = now;
-        }
+        })
+        .await;
     }
 }
 

@@ -19,6 +19,7 @@
 //! - [`topology_file`]: the topology persisted atomically on the data dir.
 //! - [`auth`]: the admin, peer and data bearer tokens (read, reloaded and compared).
 //! - [`tls`]: the data port's certificate (rustls), reloaded when its files change.
+//! - [`reload`]: the tick that re-reads changing files (tokens, certificate, peer CA).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`state`]: what handlers share.
 //! - [`error`]: the one error type and its HTTP rendering.
@@ -42,6 +43,7 @@ pub mod listen;
 pub mod metrics;
 pub mod ops;
 pub mod peer;
+pub mod reload;
 pub mod routing;
 pub mod server;
 pub mod state;

@@ -127,38 +127,14 @@ impl PeerClient {
         Ok(true)
     }
 
-    /// Re-reads the CA file every [`crate::tls::RELOAD_EVERY`] until `stop` (a CA rotated in
+    /// Re-reads the CA file every [`crate::reload::RELOAD_EVERY`] until `stop` (a CA rotated in
     /// the Secret is trusted without a restart); returns at once without a CA file.
     pub async fn reload_ca_until(self, stop: CancellationToken) {
         if self.ca.is_none() {
             return;
         }
-        let mut tick = tokio::time::interval(crate::tls::RELOAD_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_error: Option<String> = None;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
-            }
-            let this = self.clone();
-            match tokio::task::spawn_blocking(move || this.reload_ca()).await {
-                Ok(Ok(changed)) => {
-                    if changed {
-                        tracing::info!("peer CA file reloaded");
-                    }
-                    last_error = None;
-                }
-                Ok(Err(e)) => {
-                    let now = format!("{e:#}");
-                    if last_error.as_ref() != Some(&now) {
-                        tracing::warn!(error = %now, "cannot use the CA file; keeping the CA in use");
-                    }
-                    last_error = Some(now);
-                }
-                Err(e) => tracing::warn!(error = %e, "CA reload task failed"),
-            }
-        }
+        let reread = move || self.reload_ca().map_err(|e| format!("{e:#}"));
+        crate::reload::every_tick_blocking_until("peer CA file", stop, reread).await;
     }
 
     /// Sends the request on to `peer` (its base URL and shard) and relays the owner's answer.

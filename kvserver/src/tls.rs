@@ -12,7 +12,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::RwLock;
 use rustls::crypto::CryptoProvider;
@@ -24,7 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// How often the certificate and key files are re-read.
-pub const RELOAD_EVERY: Duration = Duration::from_secs(2);
+pub use crate::reload::RELOAD_EVERY;
 
 /// The first byte of a TLS handshake record; anything else on a TLS port is not TLS.
 pub const HANDSHAKE_RECORD: u8 = 0x16;
@@ -110,34 +109,10 @@ impl ReloadingCert {
 
     /// Re-reads the files every [`RELOAD_EVERY`] until `stop`.
     pub async fn reload_until(self: Arc<Self>, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(RELOAD_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_error: Option<String> = None;
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => return,
-            }
-            let this = self.clone();
-            let result = tokio::task::spawn_blocking(move || this.reload()).await;
-            match result {
-                Ok(Ok(true)) => {
-                    tracing::info!(cert = %self.cert_file.display(), "TLS certificate reloaded");
-                    last_error = None;
-                }
-                Ok(Ok(false)) => last_error = None,
-                Ok(Err(e)) => {
-                    // cert-manager writes both files at once, but a reader may catch the gap:
-                    // one warning per bad spell, and the pair in force stays.
-                    let now = e.to_string();
-                    if last_error.as_ref() != Some(&now) {
-                        tracing::warn!(error = %now, "cannot use the TLS files; keeping the certificate in use");
-                    }
-                    last_error = Some(now);
-                }
-                Err(e) => tracing::warn!(error = %e, "TLS reload task failed"),
-            }
-        }
+        // cert-manager writes both files at once, but a reader may catch the gap: the pair in
+        // force stays until both parse and match.
+        crate::reload::every_tick_blocking_until("TLS certificate", stop, move || self.reload())
+            .await;
     }
 
     /// An acceptor serving whatever pair is in force at each handshake (HTTP/1.1 only).
