@@ -6,9 +6,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" test || exit 1
 # Each step must pass; the last line counts them in the plain "N passed, N failed" form.
 steps_passed=0
 current=""
+# Each step's wall time is printed as it ends (the CI budget is counted from these lines).
+step_started=$SECONDS
 step() {
-  [[ -n $current ]] && steps_passed=$((steps_passed + 1))
+  if [[ -n $current ]]; then
+    steps_passed=$((steps_passed + 1))
+    printf '=== %s: %ds (total %ds) ===\n' "$current" $((SECONDS - step_started)) "$SECONDS"
+  fi
   current="$*"
+  step_started=$SECONDS
   printf '\n=== %s ===\n' "$*"
 }
 trap 'rc=$?; if ((rc != 0)); then printf "\nmake test: step failed: %s\nmake test: %d passed, 1 failed\n" "$current" "$steps_passed"; fi' EXIT
@@ -55,4 +61,5 @@ E2E_SKIP="${E2E_SKIP-operator_killed_in_every_phase unreachable_shard_blocks_sca
   E2E_SUITES="${E2E_SUITES:-operator rebalance hardening faults}" tests/e2e/run.sh
 
 steps_passed=$((steps_passed + 1))
+printf '=== %s: %ds (total %ds) ===\n' "$current" $((SECONDS - step_started)) "$SECONDS"
 printf '\nmake test: %d passed, 0 failed\n' "$steps_passed"
