@@ -61,7 +61,12 @@ read -r -a skipped <<<"${E2E_SKIP:-}"
 skip_args=()
 for name in "${skipped[@]}"; do skip_args+=(--skip "$name"); done
 log "e2e suites: cargo test -p e2e ${args[*]} -- ${skip_args[*]}"
+mkdir -p "$KVSTORE_CACHE/e2e"
+E2E_TIMINGS="$KVSTORE_CACHE/e2e/timings-$(date -u +%Y%m%dT%H%M%SZ).tsv"
+export E2E_TIMINGS
+print_timings() { [[ -f $E2E_TIMINGS ]] && log "seconds per case ($E2E_TIMINGS):" && sort -t$'\t' -k2,2nr "$E2E_TIMINGS" >&2; }
 KVSTORE_IMAGE_REGISTRY="$IMAGE_REGISTRY" KVSTORE_IMAGE_TAG="$IMAGE_TAG" \
-  cargo test -p e2e --locked "${args[@]}" -- --test-threads=1 "${skip_args[@]}" "$@"
+  cargo test -p e2e --locked "${args[@]}" -- --test-threads=1 "${skip_args[@]}" "$@" || { print_timings; exit 1; }
+print_timings || true
 log "operator cluster tests (API server validation, scale subresource, pause, a scale through the operator)"
 cargo test -p operator --locked --test cluster -- --ignored --test-threads=1

@@ -12,6 +12,7 @@ use operator::KVStore;
 pub struct TestNamespace {
     pub client: Client,
     pub name: String,
+    created: std::time::Instant,
 }
 
 impl TestNamespace {
@@ -29,6 +30,7 @@ impl TestNamespace {
         Ok(TestNamespace {
             client: client.clone(),
             name,
+            created: std::time::Instant::now(),
         })
     }
 
@@ -111,6 +113,29 @@ impl TestNamespace {
         if std::env::var("E2E_KEEP").as_deref() != Ok("1") {
             let _ = self.delete().await;
         }
+        self.record_time(outcome.is_ok());
         outcome
+    }
+
+    /// Appends "test  seconds  ok|failed" to `$E2E_TIMINGS`, if set (tests/e2e/run.sh prints
+    /// them: the CI budget is planned from these). libtest names each test's thread after it.
+    fn record_time(&self, ok: bool) {
+        use std::io::Write;
+        let Some(path) = std::env::var_os("E2E_TIMINGS") else {
+            return;
+        };
+        let test = std::thread::current().name().unwrap_or("?").to_owned();
+        let line = format!(
+            "{test}\t{:.0}\t{}\n",
+            self.created.elapsed().as_secs_f64(),
+            if ok { "ok" } else { "failed" }
+        );
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path);
+        if let Ok(mut file) = file {
+            let _ = file.write_all(line.as_bytes());
+        }
     }
 }
