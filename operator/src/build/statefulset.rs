@@ -336,24 +336,27 @@ fn env(inst: &Instance) -> Vec<EnvVar> {
     ]
 }
 
-/// The user's affinity, plus a preferred spread of shards over nodes unless they set their own
-/// podAntiAffinity.
+/// The user's affinity, plus a preferred spread of shards over nodes and, more weakly, over
+/// zones (`topology.kubernetes.io/zone`), unless they set their own podAntiAffinity: losing a
+/// node or a zone then takes as few shards as the cluster allows.
 fn affinity(inst: &Instance) -> Affinity {
     let mut affinity = inst.spec.pod_overrides.affinity.clone().unwrap_or_default();
     if affinity.pod_anti_affinity.is_none() {
+        let apart_by = |topology_key: &str, weight: i32| WeightedPodAffinityTerm {
+            weight,
+            pod_affinity_term: PodAffinityTerm {
+                topology_key: topology_key.to_owned(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(labels::selector(&inst.name)),
+                    ..LabelSelector::default()
+                }),
+                ..PodAffinityTerm::default()
+            },
+        };
         affinity.pod_anti_affinity = Some(PodAntiAffinity {
             preferred_during_scheduling_ignored_during_execution: Some(vec![
-                WeightedPodAffinityTerm {
-                    weight: 100,
-                    pod_affinity_term: PodAffinityTerm {
-                        topology_key: "kubernetes.io/hostname".to_owned(),
-                        label_selector: Some(LabelSelector {
-                            match_labels: Some(labels::selector(&inst.name)),
-                            ..LabelSelector::default()
-                        }),
-                        ..PodAffinityTerm::default()
-                    },
-                },
+                apart_by("kubernetes.io/hostname", 100),
+                apart_by("topology.kubernetes.io/zone", 50),
             ]),
             ..PodAntiAffinity::default()
         });
