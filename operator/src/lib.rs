@@ -8,6 +8,7 @@
 //! - [`validate`]: pure check of a spec into an [`validate::Instance`].
 //! - [`grace`]: how a shard pod spends its termination grace period (preStop, drain, sync).
 //! - [`build`]: pure builders of the Service, StatefulSet, PodDisruptionBudget and token Secret.
+//! - [`placement`]: pure check of whether a shard's only volume is on a node that is gone.
 //! - [`plan`]: pure decision of a reconcile (pods to run, shard map to push, what to report),
 //!   including the wait before a move starts.
 //! - [`rebalance`]: moving keys between two non-zero shard counts: the state machine's pure
@@ -38,6 +39,7 @@ pub mod labels;
 pub mod leader;
 pub mod metrics;
 pub mod ops_server;
+pub mod placement;
 pub mod plan;
 pub mod rebalance;
 pub mod runtime;

@@ -21,6 +21,9 @@ pub enum Outcome {
         report: Report,
         topology: Option<TopologyStatus>,
         serving: i32,
+        /// Shards whose only volume is on a node that left the cluster (the message), found
+        /// while some shard is not ready: Degraded, and nothing is deleted.
+        lost: Option<String>,
     },
     /// A key move is in flight (`serving`: the count clients route over now); `problem` is
     /// the reason and message of what blocks its current phase, retried with backoff.
@@ -68,10 +71,14 @@ pub fn compute_status(
             report,
             topology,
             serving,
+            lost,
         } => {
             next.topology = *topology;
             next.replicas = *serving;
-            let (phase, mut conds) = planned(report, *topology);
+            let (phase, mut conds) = match lost {
+                Some(message) => volume_lost(message),
+                None => planned(report, *topology),
+            };
             conds.push(not_paused());
             (phase, conds)
         }
@@ -156,6 +163,23 @@ pub fn compute_status(
         set_condition(&mut next.conditions, c, generation, now);
     }
     next
+}
+
+/// A shard's only copy is on a node that is gone: only a human can choose to start it empty.
+fn volume_lost(message: &str) -> (Phase, Vec<Cond>) {
+    (
+        Phase::Degraded,
+        vec![
+            cond(AVAILABLE, false, "ShardVolumeLost", message),
+            cond(
+                PROGRESSING,
+                false,
+                "ShardVolumeLost",
+                "waiting for the node to return or for the claim to be deleted",
+            ),
+            cond(DEGRADED, true, "ShardVolumeLost", message),
+        ],
+    )
 }
 
 fn planned(report: &Report, topology: Option<TopologyStatus>) -> (Phase, Vec<Cond>) {
@@ -330,6 +354,7 @@ mod tests {
             report: Report::Available { shards: 3 },
             topology: map(),
             serving: 3,
+            lost: None,
         };
         let s = compute_status(None, "demo", Some(2), 3, &outcome, &at(10));
         assert_eq!(s.phase, Some(Phase::Available));
@@ -353,6 +378,7 @@ mod tests {
             report: Report::Available { shards: 3 },
             topology: map(),
             serving: 3,
+            lost: None,
         };
         let s1 = compute_status(None, "demo", Some(1), 3, &avail, &at(10));
         let s2 = compute_status(Some(&s1), "demo", Some(1), 3, &avail, &at(20));
@@ -361,10 +387,31 @@ mod tests {
             report: Report::ShardsNotReady { ready: 2, want: 3 },
             topology: map(),
             serving: 3,
+            lost: None,
         };
         let s3 = compute_status(Some(&s2), "demo", Some(1), 2, &lost, &at(30));
         assert_eq!(find(&s3, AVAILABLE).unwrap().last_transition_time, at(30));
         assert_eq!(s3.phase, Some(Phase::Degraded));
+    }
+
+    #[test]
+    fn a_shard_whose_only_volume_is_on_a_gone_node_is_degraded_saying_so() {
+        let outcome = Outcome::Planned {
+            report: Report::ShardsNotReady { ready: 2, want: 3 },
+            topology: map(),
+            serving: 3,
+            lost: Some("shard demo-2's only copy was on node n3, which is gone".into()),
+        };
+        let s = compute_status(None, "demo", Some(1), 2, &outcome, &at(10));
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        let degraded = find(&s, DEGRADED).unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "ShardVolumeLost")
+        );
+        assert!(degraded.message.contains("demo-2"), "{}", degraded.message);
+        assert_eq!(find(&s, PROGRESSING).unwrap().status, "False");
+        assert_eq!(s.topology, map(), "the map served is kept");
     }
 
     #[test]
@@ -373,6 +420,7 @@ mod tests {
             report: Report::Available { shards: 3 },
             topology: map(),
             serving: 3,
+            lost: None,
         };
         let s1 = compute_status(None, "demo", Some(1), 3, &avail, &at(10));
         let bad = Outcome::InvalidSpec {

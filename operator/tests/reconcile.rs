@@ -344,3 +344,63 @@ async fn a_statefulset_change_the_api_refuses_is_reported_as_degraded() {
     assert!(h.shards.pushes.lock().unwrap().is_empty());
     assert!(h.events().iter().any(|e| e["reason"] == "Rejected"));
 }
+
+/// A world where shard `i`'s claim is bound to a local volume on node `n{i}`, with `nodes` in
+/// the cluster and the last of three pods not ready.
+fn local_volumes(nodes: &[&str]) -> World {
+    let mut world = World::running(3, 3, 2);
+    for i in 0..3 {
+        world.claims.insert(
+            format!("data-demo-{i}"),
+            serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": format!("data-demo-{i}")},
+                "spec": {"volumeName": format!("local-pv-{i}")}}),
+        );
+        world.volumes.insert(
+            format!("local-pv-{i}"),
+            serde_json::json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": format!("local-pv-{i}")},
+            "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": [format!("n{i}")]}
+            ]}]}}}}),
+        );
+    }
+    world.nodes = nodes.iter().map(|n| (*n).to_owned()).collect();
+    world
+}
+
+/// Issue 15, factor 1: a node deleted for good took shard 2's only copy. The store says so,
+/// naming the shard, its claim and the node, and deletes nothing on its own.
+#[tokio::test]
+async fn a_shard_whose_only_volume_was_on_a_deleted_node_is_reported_and_nothing_is_deleted() {
+    let h = Harness::new(local_volumes(&["n0", "n1"]), FakeShards::default());
+    let mut kvs = kvstore(3);
+    serving(&mut kvs, 3);
+    h.reconcile(kvs).await.unwrap();
+    let status = h.status();
+    assert_eq!(status.phase, Some(Phase::Degraded));
+    let (state, reason) = condition(&status, "Degraded");
+    assert_eq!(
+        (state.as_str(), reason.as_str()),
+        ("True", "ShardVolumeLost")
+    );
+    let message = &status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Degraded")
+        .unwrap()
+        .message;
+    for part in ["demo-2", "data-demo-2", "local-pv-2", "n2"] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    assert!(!message.contains("demo-1'"), "{message}");
+    assert!(h.calls().iter().all(|c| c.method != Method::DELETE));
+
+    // The node is only down (it still exists): an ordinary not-ready shard.
+    let h = Harness::new(local_volumes(&["n0", "n1", "n2"]), FakeShards::default());
+    let mut kvs = kvstore(3);
+    serving(&mut kvs, 3);
+    h.reconcile(kvs).await.unwrap();
+    let (_, reason) = condition(&h.status(), "Degraded");
+    assert_eq!(reason, "ShardsNotReady");
+}

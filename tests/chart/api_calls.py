@@ -36,7 +36,13 @@ KINDS = {
     "ConfigMap": ("", "configmaps"),
     "Lease": ("coordination.k8s.io", "leases"),
     "Event": ("events.k8s.io", "events"),
+    "Node": ("", "nodes"),
+    "PersistentVolume": ("", "persistentvolumes"),
 }
+
+# Cluster-scoped kinds: a namespaced install (a Role) cannot grant them, so the chart grants
+# them in a ClusterRole of their own.
+CLUSTER_SCOPED = {("", "nodes"), ("", "persistentvolumes")}
 
 # kube::Api method -> (subresource, verbs).
 API_METHODS = {

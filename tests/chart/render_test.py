@@ -55,8 +55,24 @@ def grants(role):
 
 
 def store_calls():
-    """What the code calls on the stores' namespaces: everything but its Lease."""
-    return {c for c in api_calls.required(SRC) if c[:2] != LEASES}
+    """What the code calls on the stores' namespaces: everything but its Lease and the
+    cluster-scoped reads."""
+    return {
+        c for c in api_calls.required(SRC) if c[:2] != LEASES and c[:2] not in api_calls.CLUSTER_SCOPED
+    }
+
+
+def cluster_scoped_calls():
+    """The reads of nodes and volumes (whether a shard's only volume is on a node that is gone)."""
+    return {c for c in api_calls.required(SRC) if c[:2] in api_calls.CLUSTER_SCOPED}
+
+
+def check_node_reads(docs):
+    role = one(docs, "ClusterRole", "kvstore-operator-nodes")
+    same_grants(role, cluster_scoped_calls())
+    assert not {v for _, _, v in grants(role)} - {"get", "list"}, "reads only"
+    binding = one(docs, "ClusterRoleBinding", "kvstore-operator-nodes")
+    assert binding["roleRef"]["name"] == "kvstore-operator-nodes"
 
 
 def lease_calls():
@@ -100,8 +116,9 @@ def check_default(docs):
     probes = container(docs)
     assert probes["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    role = one(docs, "ClusterRole")
+    role = one(docs, "ClusterRole", "kvstore-operator")
     same_grants(role, store_calls())
+    check_node_reads(docs)
     rules = role["rules"]
     assert not any("create" in r["verbs"] and "pods" in r["resources"] for r in rules), "never creates Pods"
     secrets = {v for g, r, v in grants(role) if r == "secrets"}
@@ -126,14 +143,16 @@ def check_ha(docs):
     same_grants(role, lease_calls())
     unnamed = {v for r in role["rules"] if not r.get("resourceNames") for v in r["verbs"]}
     assert unnamed == {"create"}, f"only create (which cannot name it) is unnamed: {unnamed}"
-    same_grants(one(docs, "ClusterRole"), store_calls())
+    same_grants(one(docs, "ClusterRole", "kvstore-operator"), store_calls())
     assert one(docs, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
 
 
 def check_namespaced(docs):
     args = container(docs)["args"]
     assert "--namespace=kvstore-demo" in args, args
-    assert "ClusterRole" not in kinds(docs) and "ClusterRoleBinding" not in kinds(docs), kinds(docs)
+    # The only cluster-wide grant: reading nodes and volumes (no namespace holds them).
+    check_node_reads(docs)
+    assert kinds(docs).count("ClusterRole") == 1, kinds(docs)
     role = one(docs, "Role")
     assert role["metadata"]["namespace"] == "kvstore-demo", "the Role is in the watched namespace"
     binding = one(docs, "RoleBinding")

@@ -5,6 +5,7 @@ use kube::runtime::controller::Action;
 use tracing::warn;
 
 use super::children::{self, apply_children};
+use super::node_loss;
 use super::rebalance;
 use super::status_write::{Ending, StatusBase, Version};
 use super::tls;
@@ -13,6 +14,7 @@ use super::volumes;
 use crate::context::Context;
 use crate::crd::KVStore;
 use crate::error::{Category, Error, Result};
+use crate::placement;
 use crate::plan::{self, Observed, ObservedStatefulSet, Plan, Report};
 use crate::rebalance::machine::{self, Decision};
 use crate::shards::{self, ShardError};
@@ -125,12 +127,31 @@ async fn steady(
         Report::Starting { .. } | Report::ShardsNotReady { .. } => PODS_STARTING_POLL,
         _ => ctx.config.requeue,
     };
+    let lost = lost_volumes(ctx, inst, &plan.report).await;
     let outcome = Outcome::Planned {
         report: plan.report,
         topology,
         serving,
+        lost,
     };
     base.end(outcome, Ok(Action::requeue(next)))
+}
+
+/// While some shard is not ready: the message naming shards whose only volume is on a node
+/// that left the cluster, if any. A failed check says nothing (it is retried next time).
+async fn lost_volumes(ctx: &Context, inst: &Instance, report: &Report) -> Option<String> {
+    let want = match report {
+        Report::Starting { want, .. } | Report::ShardsNotReady { want, .. } => *want,
+        _ => return None,
+    };
+    match node_loss::lost_shards(ctx, inst, want).await {
+        Ok(lost) if !lost.is_empty() => Some(placement::message(&inst.name, &lost)),
+        Ok(_) => None,
+        Err(err) => {
+            warn!(error = %err, "could not check the shards' volumes for lost nodes");
+            None
+        }
+    }
 }
 
 /// Deletes claims beyond the serving count once the store is Available at that count.

@@ -8,6 +8,7 @@
 //! - `rebalance`: the branch of a move between shard counts (checkpoint a phase, then run it);
 //! - `children`: the StatefulSet observed, and the server-side apply of the children;
 //! - `volumes`: the claims and pods of shards beyond the shard count;
+//! - `node_loss`: shards whose only volume is on a node that left the cluster;
 //! - `token`: the admin, peer and data token Secrets, each created once;
 //! - `tls`: the TLS Secret of `spec.tls`, checked, and its CA trusted by the admin client;
 //! - `cleanup`: the Cleanup branch (volumes per the retention policy);
@@ -19,6 +20,7 @@ mod apply;
 mod children;
 mod cleanup;
 mod events;
+mod node_loss;
 mod rebalance;
 mod status_write;
 mod tls;

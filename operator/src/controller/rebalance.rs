@@ -321,6 +321,7 @@ impl Mover<'_> {
             report: Report::Available { shards: r.to },
             topology: Some(self.topology),
             serving: r.to,
+            lost: None,
         };
         // The count changed during the move: the next one starts right away.
         let next = if self.inst.spec.replicas != r.to {

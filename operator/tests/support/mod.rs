@@ -53,6 +53,10 @@ pub struct World {
     pub reject_statefulset: bool,
     /// Pods whose kvserver has started; `None`: as many as are ready.
     pub started: Option<i32>,
+    /// Claims and PersistentVolumes by name; the cluster's node names.
+    pub claims: std::collections::BTreeMap<String, Value>,
+    pub volumes: std::collections::BTreeMap<String, Value>,
+    pub nodes: Vec<String>,
     pub calls: Vec<Call>,
 }
 
@@ -160,6 +164,31 @@ fn answer(world: &mut World, call: &Call) -> (StatusCode, Value) {
             StatusCode::OK,
             json!({"kind": "PersistentVolumeClaimList", "apiVersion": "v1", "items": []}),
         ),
+        (&Method::GET, "persistentvolumeclaims", name) => world
+            .claims
+            .get(name)
+            .cloned()
+            .map_or_else(not_found, |c| (StatusCode::OK, c)),
+        (&Method::GET, "persistentvolumes", name) => world
+            .volumes
+            .get(name)
+            .cloned()
+            .map_or_else(not_found, |v| (StatusCode::OK, v)),
+        (&Method::GET, _, "nodes") => {
+            let items: Vec<Value> = world
+                .nodes
+                .iter()
+                .map(|n| {
+                    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                                "metadata": {"name": n}})
+                })
+                .collect();
+            (
+                StatusCode::OK,
+                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
+                       "metadata": {}, "items": items}),
+            )
+        }
         (&Method::POST, _, "events") => (StatusCode::CREATED, call.body.clone()),
         (&Method::GET, _, "pods") => (StatusCode::OK, pods(world)),
         (&Method::GET, "kvstores", "status") => (StatusCode::OK, world.kvstore.clone()),
