@@ -133,7 +133,7 @@ impl RaftLogStorage<ShardRaft> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<ShardRaft>, io::Error> {
         let last_purged: Option<LogId> = self.meta.get(name::LAST_PURGED)?;
-        let last = self.last_entry_id()?.or_else(|| last_purged.clone());
+        let last = self.last_entry_id()?.or(last_purged);
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last,

@@ -75,6 +75,22 @@ impl Meta {
         Ok(())
     }
 
+    /// Writes `Some` value, removes the name for `None` (read back as absent).
+    pub fn put_opt<T: Serialize>(
+        &self,
+        batch: &mut OwnedWriteBatch,
+        name: &'static str,
+        value: Option<&T>,
+    ) -> Result<(), StorageError> {
+        match value {
+            Some(v) => self.put(batch, name, v),
+            None => {
+                self.remove(batch, name);
+                Ok(())
+            }
+        }
+    }
+
     pub fn remove(&self, batch: &mut OwnedWriteBatch, name: &'static str) {
         batch.remove(&self.ks, name);
     }

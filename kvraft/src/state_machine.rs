@@ -103,12 +103,12 @@ impl<T: ApplyTarget> StateMachine<T> {
             return Ok(Outcome::Noop);
         }
         let mut next = self.applied.clone();
-        next.log_id = Some(entry.log_id.clone());
+        next.log_id = Some(entry.log_id);
         let mut batch = self.db.batch();
         let (outcome, effects) = match &entry.payload {
             EntryPayload::Blank => (Outcome::Noop, None),
             EntryPayload::Membership(m) => {
-                next.membership = StoredMembership::new(Some(entry.log_id.clone()), m.clone());
+                next.membership = StoredMembership::new(Some(entry.log_id), m.clone());
                 self.meta
                     .put(&mut batch, name::MEMBERSHIP, &next.membership)?;
                 (Outcome::Noop, None)
@@ -121,13 +121,15 @@ impl<T: ApplyTarget> StateMachine<T> {
                 self.apply_command(cmd, &mut tx, &mut next)?
             }
         };
-        self.meta.put(&mut batch, name::APPLIED, &next.log_id)?;
+        self.meta
+            .put_opt(&mut batch, name::APPLIED, next.log_id.as_ref())?;
         if next.version_floor != self.applied.version_floor {
             self.meta
                 .put(&mut batch, name::VERSION_FLOOR, &next.version_floor)?;
         }
         if next.topology != self.applied.topology {
-            self.meta.put(&mut batch, name::TOPOLOGY, &next.topology)?;
+            self.meta
+                .put_opt(&mut batch, name::TOPOLOGY, next.topology.as_ref())?;
         }
         batch.commit()?;
         self.applied = next;
@@ -257,7 +259,7 @@ impl<T: ApplyTarget> StateMachine<T> {
 
     fn view(&self) -> (SnapshotMeta, SnapshotData) {
         let meta = SnapshotMeta {
-            last_log_id: self.applied.log_id.clone(),
+            last_log_id: self.applied.log_id,
             last_membership: self.applied.membership.clone(),
         };
         let data = SnapshotData {
@@ -286,19 +288,21 @@ impl<T: ApplyTarget> StateMachine<T> {
         }
         batch.commit()?;
         let next = Applied {
-            log_id: meta.last_log_id.clone(),
+            log_id: meta.last_log_id,
             membership: meta.last_membership.clone(),
             version_floor: data.trailer.version_floor,
             topology: data.trailer.topology.clone(),
         };
         let mut flip = self.db.batch();
         self.meta.put(&mut flip, name::RECORDS_GEN, &generation)?;
-        self.meta.put(&mut flip, name::APPLIED, &next.log_id)?;
+        self.meta
+            .put_opt(&mut flip, name::APPLIED, next.log_id.as_ref())?;
         self.meta
             .put(&mut flip, name::MEMBERSHIP, &next.membership)?;
         self.meta
             .put(&mut flip, name::VERSION_FLOOR, &next.version_floor)?;
-        self.meta.put(&mut flip, name::TOPOLOGY, &next.topology)?;
+        self.meta
+            .put_opt(&mut flip, name::TOPOLOGY, next.topology.as_ref())?;
         self.meta.put(&mut flip, name::SNAPSHOT, meta)?;
         flip.commit()?;
         self.db.persist(PersistMode::SyncAll)?;
@@ -316,7 +320,7 @@ impl<T: ApplyTarget> RaftStateMachine<ShardRaft> for StateMachine<T> {
     type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        Ok((self.applied.log_id.clone(), self.applied.membership.clone()))
+        Ok((self.applied.log_id, self.applied.membership.clone()))
     }
 
     async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>

@@ -1,1 +1,105 @@
-//! todo
+//! The boot guard and the identity: a node ID is born with the volume and kept across
+//! restarts and clean reboots; an unclean reboot in batch mode gives a new one; a volume of
+//! another group is refused.
+
+use std::sync::Arc;
+
+use kvproto::raft::GroupId;
+
+use super::target::TestTarget;
+use super::{config, open_db};
+use crate::boot::{BootVerdict, read_boot_id};
+use crate::error::StorageError;
+use crate::log_store::Durability;
+use crate::storage::{Storage, StorageConfig};
+
+fn open(dir: &std::path::Path, cfg: &StorageConfig) -> Result<(u64, BootVerdict), StorageError> {
+    let db = open_db(dir);
+    let s = Storage::open(&db, cfg, Arc::new(TestTarget::default()))?;
+    Ok((s.identity().node_id, s.boot().clone()))
+}
+
+#[test]
+fn restarts_keep_the_node_id_and_an_unclean_reboot_in_batch_mode_does_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let batch = |boot| config(Durability::Batch, boot);
+    let (id, verdict) = open(dir.path(), &batch("boot-1")).expect("opens");
+    assert_ne!(id, 0);
+    assert_eq!(verdict, BootVerdict::Fresh);
+    // kill -9 and restart: same boot.
+    let (again, verdict) = open(dir.path(), &batch("boot-1")).expect("opens");
+    assert_eq!((again, verdict), (id, BootVerdict::SameBoot));
+    // Power loss: a new boot without the clean marker.
+    let (renewed, verdict) = open(dir.path(), &batch("boot-2")).expect("opens");
+    assert_eq!(
+        verdict,
+        BootVerdict::UncleanReboot {
+            previous_boot_id: "boot-1".to_owned()
+        }
+    );
+    assert_ne!(
+        renewed, id,
+        "a log that may have lost acknowledged appends rejoins as a new node"
+    );
+    // The new ID is kept from then on.
+    let (kept, _) = open(dir.path(), &batch("boot-2")).expect("opens");
+    assert_eq!(kept, renewed);
+}
+
+#[test]
+fn a_clean_shutdown_or_sync_always_keeps_the_node_id_across_reboots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open_db(dir.path());
+    let s = Storage::open(
+        &db,
+        &config(Durability::Batch, "boot-1"),
+        Arc::new(TestTarget::default()),
+    )
+    .expect("opens");
+    let id = s.identity().node_id;
+    s.close_clean().expect("closes");
+    drop(db);
+    let (after, verdict) = open(dir.path(), &config(Durability::Batch, "boot-2")).expect("opens");
+    assert_eq!((after, verdict), (id, BootVerdict::CleanReboot));
+    // With --sync always every append was on disk before it was reported: the log is trusted.
+    let (after, verdict) = open(dir.path(), &config(Durability::Always, "boot-3")).expect("opens");
+    assert!(matches!(verdict, BootVerdict::UncleanReboot { .. }));
+    assert_eq!(after, id);
+}
+
+#[test]
+fn a_volume_of_another_group_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    open(dir.path(), &config(Durability::Batch, "b")).expect("opens");
+    let other = StorageConfig {
+        group: GroupId {
+            store_uid: "uid-2".to_owned(),
+            shard: 0,
+        },
+        ..config(Durability::Batch, "b")
+    };
+    match open(dir.path(), &other) {
+        Err(StorageError::GroupMismatch { found, expected }) => {
+            assert_eq!((found.as_str(), expected.as_str()), ("uid-1/0", "uid-2/0"));
+        }
+        other => panic!("expected a group mismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_boot_id_is_read_trimmed_and_an_empty_one_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("boot_id");
+    std::fs::write(&path, "6f1c2a\n").expect("writes");
+    assert_eq!(read_boot_id(&path).expect("reads"), "6f1c2a");
+    std::fs::write(&path, "\n").expect("writes");
+    assert!(matches!(read_boot_id(&path), Err(StorageError::BootId(_))));
+    assert!(read_boot_id(&dir.path().join("missing")).is_err());
+    if std::path::Path::new(crate::boot::BOOT_ID_PATH).exists() {
+        assert!(
+            !read_boot_id(std::path::Path::new(crate::boot::BOOT_ID_PATH))
+                .expect("the kernel's boot id")
+                .is_empty()
+        );
+    }
+}

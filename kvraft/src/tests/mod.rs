@@ -86,8 +86,11 @@ pub fn routed(t: &Topology) -> Routed {
     Routed::of(t)
 }
 
+/// Raw (key, stored bytes) pairs.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Every record of the serving generation, raw.
-pub fn dump(s: &Storage<TestTarget>) -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn dump(s: &Storage<TestTarget>) -> Records {
     s.state_machine()
         .records()
         .iter()
