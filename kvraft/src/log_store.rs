@@ -101,7 +101,12 @@ impl LogStore {
         to: Bound<u64>,
         extra: impl FnOnce(&mut fjall::OwnedWriteBatch) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        let mut batch = self.db.batch();
+        // A batch's durability persists the journal under its lock, before the change is
+        // visible, so nothing reads a removal that a crash could undo.
+        let mut batch = self
+            .db
+            .batch()
+            .durability(Some(self.durability.persist_mode()));
         let from = from.map(entry_codec::key);
         let to = to.map(entry_codec::key);
         for guard in self.log.range((from, to)) {
@@ -110,7 +115,6 @@ impl LogStore {
         }
         extra(&mut batch)?;
         batch.commit()?;
-        self.db.persist(self.durability.persist_mode())?;
         Ok(())
     }
 }
@@ -148,10 +152,6 @@ impl RaftLogStorage<ShardRaft> for LogStore {
         let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         self.meta.put(&mut batch, name::VOTE, vote)?;
         batch.commit().map_err(StorageError::from)?;
-        // With a manually persisted journal the batch's durability is not enough on its own.
-        self.db
-            .persist(PersistMode::SyncAll)
-            .map_err(StorageError::from)?;
         Ok(())
     }
 
@@ -178,7 +178,10 @@ impl RaftLogStorage<ShardRaft> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = self.db.batch();
+        let mut batch = self
+            .db
+            .batch()
+            .durability(Some(self.durability.persist_mode()));
         for entry in entries {
             batch.insert(
                 &self.log,
@@ -188,7 +191,6 @@ impl RaftLogStorage<ShardRaft> for LogStore {
         }
         let result = batch
             .commit()
-            .and_then(|()| self.db.persist(self.durability.persist_mode()))
             .map_err(|e| io::Error::from(StorageError::from(e)));
         match result {
             Ok(()) => {

@@ -68,10 +68,9 @@ impl Meta {
         name: &'static str,
         value: &T,
     ) -> Result<(), StorageError> {
-        let mut batch = self.db.batch();
+        let mut batch = self.db.batch().durability(Some(PersistMode::SyncAll));
         self.put(&mut batch, name, value)?;
         batch.commit()?;
-        self.db.persist(PersistMode::SyncAll)?;
         Ok(())
     }
 

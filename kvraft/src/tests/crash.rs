@@ -186,3 +186,79 @@ async fn a_crash_after_the_flip_serves_the_new_generation() {
         "the old generation is deleted at open"
     );
 }
+
+/// Set in the child process of [`a_process_crash_keeps_every_flushed_append`].
+const CHILD_DIR: &str = "KVRAFT_CRASH_CHILD_DIR";
+
+/// The child's part: append and apply, then exit without running a destructor, as kill -9
+/// would (fjall's journal buffer in the process is lost, what reached the OS is not).
+#[tokio::test]
+async fn crash_child_appends_applies_and_dies() {
+    let Some(dir) = std::env::var_os(CHILD_DIR) else {
+        return; // Only meaningful as the child process.
+    };
+    let db = open_db(std::path::Path::new(&dir));
+    let mut s = open_storage(&db, Arc::new(TestTarget::default()));
+    let entries = log(12);
+    s.log
+        .save_vote(&openraft::impls::Vote::new(2, 1))
+        .await
+        .expect("vote");
+    s.log
+        .append(entries[..10].to_vec(), IOFlushed::noop())
+        .await
+        .expect("appends");
+    for e in &entries[..3] {
+        s.sm.apply_entry(e).expect("applies");
+    }
+    // This append's flush carries the three applies to the OS.
+    s.log
+        .append(entries[10..].to_vec(), IOFlushed::noop())
+        .await
+        .expect("appends");
+    for e in &entries[3..6] {
+        s.sm.apply_entry(e).expect("applies");
+    }
+    std::process::exit(0);
+}
+
+#[tokio::test]
+async fn a_process_crash_keeps_every_flushed_append() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "tests::crash::crash_child_appends_applies_and_dies",
+            "--test-threads=1",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("child runs");
+    assert!(status.success(), "child: {status}");
+
+    let db = open_db(dir.path());
+    let mut s = open_storage(&db, Arc::new(TestTarget::default()));
+    let state = s.log.get_log_state().await.expect("state");
+    assert_eq!(
+        state.last_log_id,
+        Some(log_id(1, 12)),
+        "every reported append survived"
+    );
+    let mut reader = s.log.get_log_reader().await;
+    assert_eq!(
+        reader.read_vote().await.expect("vote"),
+        Some(openraft::impls::Vote::new(2, 1))
+    );
+    let applied = s.state_machine().applied_index().unwrap_or(0);
+    assert!(
+        (3..=6).contains(&applied),
+        "applies flushed with an append survive, got {applied}"
+    );
+    let read = reader.try_get_log_entries(1..=12).await.expect("reads");
+    for e in &read[applied as usize..] {
+        s.sm.apply_entry(e).expect("applies");
+    }
+    let (_d, want, _) = reference(&log(12));
+    assert_eq!(dump(&s), want);
+}
