@@ -18,6 +18,8 @@ pub enum StorageError {
     GroupMismatch { found: String, expected: String },
     #[error("reading the kernel boot id: {0}")]
     BootId(io::Error),
+    #[error("starting the log's flush thread: {0}")]
+    Flusher(io::Error),
     #[error("no OS randomness for a node id: {0}")]
     Random(String),
 }

@@ -7,7 +7,8 @@
 //!   [`codec`]: the commands' binary codec.
 //! - `types`: the openraft type configuration (crate-private).
 //! - `entry_codec`: a log entry's bytes in `raft_log`; `meta`: the `raft_meta` keyspace.
-//! - `log_store`: the log (openraft `RaftLogStorage`), with [`Durability`].
+//! - `log_store`: the log (openraft `RaftLogStorage`), with [`Durability`]; `flusher`: the
+//!   thread that persists appends and reports them, several at a time (group commit).
 //! - [`apply`]: the small apply interface ([`ApplyTarget`]) a records store implements.
 //! - `state_machine`: applying entries through it (openraft `RaftStateMachine`);
 //!   `snapshot`: snapshot views and their builder; `records`: generations of the records
@@ -24,6 +25,7 @@ pub mod codec;
 pub mod command;
 mod entry_codec;
 pub mod error;
+mod flusher;
 pub mod identity;
 mod log_store;
 mod meta;

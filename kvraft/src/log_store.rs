@@ -2,9 +2,10 @@
 //! `raft_log` keyed by index, vote, committed and last-purged ids in `raft_meta`, all in the
 //! database the records live in, so one journal orders them (docs/replication.md section 4).
 //!
-//! Durability: an append is reported flushed only after its journal write reached the OS
-//! (`--sync batch`) or the disk (`--sync always`); a vote is always synced to disk, whatever
-//! the mode, since a forgotten vote can elect two leaders in one term.
+//! Durability: an append is readable when `append` returns and reported flushed (by the
+//! flush thread, `flusher.rs`) only after its journal write reached the OS (`--sync batch`)
+//! or the disk (`--sync always`); a vote is always synced to disk before `save_vote`
+//! returns, whatever the mode, since a forgotten vote can elect two leaders in one term.
 
 use std::fmt::Debug;
 use std::io;
@@ -16,6 +17,7 @@ use openraft::{OptionalSend, RaftLogReader};
 
 use crate::entry_codec;
 use crate::error::StorageError;
+use crate::flusher::Flusher;
 use crate::meta::{LOG_KEYSPACE, Meta, name};
 use crate::types::{Entry, LogId, ShardRaft, Vote};
 
@@ -46,6 +48,7 @@ pub struct LogStore {
     log: Keyspace,
     meta: Meta,
     durability: Durability,
+    flusher: Flusher,
 }
 
 impl LogStore {
@@ -55,6 +58,7 @@ impl LogStore {
             log: db.keyspace(LOG_KEYSPACE, KeyspaceCreateOptions::default)?,
             meta: Meta::open(db)?,
             durability,
+            flusher: Flusher::start(db, durability.persist_mode())?,
         })
     }
 
@@ -178,10 +182,8 @@ impl RaftLogStorage<ShardRaft> for LogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut batch = self
-            .db
-            .batch()
-            .durability(Some(self.durability.persist_mode()));
+        // Committed without a sync: readable at once, durable when the flusher reports it.
+        let mut batch = self.db.batch();
         for entry in entries {
             batch.insert(
                 &self.log,
@@ -194,7 +196,7 @@ impl RaftLogStorage<ShardRaft> for LogStore {
             .map_err(|e| io::Error::from(StorageError::from(e)));
         match result {
             Ok(()) => {
-                callback.io_completed(Ok(()));
+                self.flusher.flush(callback);
                 Ok(())
             }
             Err(e) => {

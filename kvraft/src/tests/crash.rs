@@ -12,7 +12,8 @@ use openraft::storage::{IOFlushed, RaftLogStorage, RaftStateMachine};
 
 use super::target::TestTarget;
 use super::{Records, dump, entry, log_id, open_db, open_storage, put};
-use crate::types::Entry;
+use crate::types::{Entry, ShardRaft};
+use openraft::type_config::TypeConfigExt;
 
 fn log(n: u64) -> Vec<Entry> {
     (1..=n)
@@ -83,10 +84,7 @@ async fn a_synced_log_vote_and_apply_survive_a_drop() {
             .save_vote(&openraft::impls::Vote::new(3, 9))
             .await
             .expect("vote");
-        s.log
-            .append(entries.clone(), IOFlushed::noop())
-            .await
-            .expect("appends");
+        append_and_wait(&mut s.log, entries.clone()).await;
         for e in &entries[..6] {
             s.sm.apply_entry(e).expect("applies");
         }
@@ -187,6 +185,15 @@ async fn a_crash_after_the_flip_serves_the_new_generation() {
     );
 }
 
+/// Appends and waits until the log reports the entries durable, as openraft does.
+async fn append_and_wait(log: &mut crate::log_store::LogStore, entries: Vec<Entry>) {
+    let (tx, rx) = ShardRaft::oneshot();
+    log.append(entries, IOFlushed::signal(tx))
+        .await
+        .expect("appends");
+    rx.await.expect("the flush is reported").expect("flushed");
+}
+
 /// Set in the child process of [`a_process_crash_keeps_every_flushed_append`].
 const CHILD_DIR: &str = "KVRAFT_CRASH_CHILD_DIR";
 
@@ -204,18 +211,12 @@ async fn crash_child_appends_applies_and_dies() {
         .save_vote(&openraft::impls::Vote::new(2, 1))
         .await
         .expect("vote");
-    s.log
-        .append(entries[..10].to_vec(), IOFlushed::noop())
-        .await
-        .expect("appends");
+    append_and_wait(&mut s.log, entries[..10].to_vec()).await;
     for e in &entries[..3] {
         s.sm.apply_entry(e).expect("applies");
     }
     // This append's flush carries the three applies to the OS.
-    s.log
-        .append(entries[10..].to_vec(), IOFlushed::noop())
-        .await
-        .expect("appends");
+    append_and_wait(&mut s.log, entries[10..].to_vec()).await;
     for e in &entries[3..6] {
         s.sm.apply_entry(e).expect("applies");
     }

@@ -6,6 +6,7 @@ mod boot;
 mod codec;
 mod crash;
 mod determinism;
+mod log;
 mod snapshot;
 mod suite;
 mod target;
