@@ -83,6 +83,11 @@ pub trait ApplyTarget: Send + Sync + 'static {
         owned: &dyn Fn(&Key) -> bool,
     ) -> Result<(CleanupReport, Self::Effects), ApplyError>;
 
+    /// The highest version the records hold or were ever given (kvserver's clock floor). Asked
+    /// once, when a group starts on a volume without a stored version floor, so a group made
+    /// from an existing store goes on above every version it already handed out.
+    fn version_floor(&self, records: &Keyspace) -> Result<u64, ApplyError>;
+
     /// Called after the entry's batch is committed, with what its staging returned.
     fn committed(&self, effects: Self::Effects);
 

@@ -98,6 +98,20 @@ impl LogStore {
         Ok(out)
     }
 
+    /// Forgets the whole log and the vote, as if purged up to `applied`: what a copy does when
+    /// it no longer trusts its log (the boot guard) and rejoins as a new node. The state
+    /// machine, a prefix of the committed log, is kept; the leader sends what follows it.
+    pub(crate) fn forget(&self, applied: Option<LogId>) -> Result<(), StorageError> {
+        let meta = self.meta.clone();
+        self.remove_range(Bound::Unbounded, Bound::Unbounded, |batch| {
+            meta.remove(batch, name::VOTE);
+            meta.remove(batch, name::COMMITTED);
+            meta.put_opt(batch, name::LAST_PURGED, applied.as_ref())
+        })?;
+        self.db.persist(PersistMode::SyncAll)?;
+        Ok(())
+    }
+
     /// Removes `[from, to)` of the log in one batch, with `extra` meta changes.
     fn remove_range(
         &self,

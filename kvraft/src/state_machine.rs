@@ -54,10 +54,18 @@ impl<T: ApplyTarget> StateMachine<T> {
     pub(crate) fn open(db: &Database, shard: u32, target: Arc<T>) -> Result<Self, StorageError> {
         let meta = Meta::open(db)?;
         let (generation, records) = records::open_current(db, &meta)?;
+        let version_floor = match meta.get(name::VERSION_FLOOR)? {
+            Some(floor) => floor,
+            None => {
+                let floor = target.version_floor(&records)?;
+                meta.put_synced(name::VERSION_FLOOR, &floor)?;
+                floor
+            }
+        };
         let applied = Applied {
             log_id: meta.get(name::APPLIED)?,
             membership: meta.get(name::MEMBERSHIP)?.unwrap_or_default(),
-            version_floor: meta.get(name::VERSION_FLOOR)?.unwrap_or(0),
+            version_floor,
             topology: meta.get(name::TOPOLOGY)?,
         };
         target.reset(&records);
@@ -75,6 +83,10 @@ impl<T: ApplyTarget> StateMachine<T> {
     /// The keyspace the records are served from now.
     pub fn records(&self) -> &Keyspace {
         &self.records
+    }
+
+    pub(crate) fn applied_log_id(&self) -> Option<LogId> {
+        self.applied.log_id
     }
 
     /// The index of the last applied entry.

@@ -42,17 +42,21 @@ impl<T: ApplyTarget> Storage<T> {
     pub fn open(db: &Database, cfg: &StorageConfig, target: Arc<T>) -> Result<Self, StorageError> {
         let meta = Meta::open(db)?;
         let boot = boot::check_and_mark_running(&meta, &cfg.boot_id)?;
-        let identity = if boot.trusts_log(cfg.durability) {
+        let trusted = boot.trusts_log(cfg.durability);
+        let identity = if trusted {
             Identity::load_or_create(&meta, &cfg.group)?
         } else {
             tracing::warn!(
                 ?boot,
-                "unclean reboot in batch mode: the log is not trusted"
+                "unclean reboot in batch mode: the log is not trusted, rejoining as a new node"
             );
             Identity::create(&meta, &cfg.group)?
         };
         let log = LogStore::open(db, cfg.durability)?;
         let sm = StateMachine::open(db, cfg.group.shard, target)?;
+        if !trusted {
+            log.forget(sm.applied_log_id())?;
+        }
         Ok(Storage {
             log,
             sm,

@@ -103,3 +103,102 @@ fn the_boot_id_is_read_trimmed_and_an_empty_one_refused() {
         );
     }
 }
+
+#[tokio::test]
+async fn an_untrusted_log_is_forgotten_and_the_records_kept() {
+    use openraft::RaftLogReader;
+    use openraft::storage::RaftLogStorage;
+
+    use super::{dump, entry, put};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let records;
+    {
+        let db = open_db(dir.path());
+        let mut s = Storage::open(
+            &db,
+            &config(Durability::Batch, "boot-1"),
+            Arc::new(TestTarget::default()),
+        )
+        .expect("opens");
+        s.log
+            .save_vote(&openraft::impls::Vote::new(4, 2))
+            .await
+            .expect("vote");
+        let entries: Vec<_> = (1..=5)
+            .map(|i| entry(i, put("k", &i.to_string(), i)))
+            .collect();
+        let (tx, rx) = <crate::types::ShardRaft as openraft::type_config::TypeConfigExt>::oneshot();
+        s.log
+            .append(entries.clone(), openraft::storage::IOFlushed::signal(tx))
+            .await
+            .expect("appends");
+        rx.await.expect("reported").expect("flushed");
+        for e in &entries[..3] {
+            s.sm.apply_entry(e).expect("applies");
+        }
+        db.persist(fjall::PersistMode::SyncAll).expect("syncs");
+        records = dump(&s);
+    }
+    // Power lost: a new boot id, no clean marker.
+    let db = open_db(dir.path());
+    let mut s = Storage::open(
+        &db,
+        &config(Durability::Batch, "boot-2"),
+        Arc::new(TestTarget::default()),
+    )
+    .expect("opens");
+    assert!(matches!(s.boot(), BootVerdict::UncleanReboot { .. }));
+    let state = s.log.get_log_state().await.expect("state");
+    assert_eq!(
+        state.last_purged_log_id,
+        Some(super::log_id(1, 3)),
+        "as if purged up to applied"
+    );
+    assert_eq!(state.last_log_id, Some(super::log_id(1, 3)));
+    let mut reader = s.log.get_log_reader().await;
+    assert_eq!(
+        reader.read_vote().await.expect("vote"),
+        None,
+        "the old node's vote is gone"
+    );
+    assert!(
+        reader
+            .try_get_log_entries(1..=5)
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+    assert_eq!(dump(&s), records, "the applied records are kept");
+}
+
+#[test]
+fn a_group_made_from_an_existing_store_goes_on_above_its_versions() {
+    use super::{entry, put};
+    use crate::command::Outcome;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // Today's store: records in `kv` with versions far above any clock in the entries.
+        let db = open_db(dir.path());
+        let kv = db
+            .keyspace("kv", fjall::KeyspaceCreateOptions::default)
+            .expect("keyspace");
+        kv.insert("old", super::target::encode(true, 5_000_000, b"v"))
+            .expect("inserts");
+        db.persist(fjall::PersistMode::SyncAll).expect("syncs");
+    }
+    let db = open_db(dir.path());
+    let mut s = Storage::open(
+        &db,
+        &config(Durability::Batch, "b"),
+        Arc::new(TestTarget::default()),
+    )
+    .expect("opens");
+    assert_eq!(s.state_machine().version_floor(), 5_000_000);
+    assert_eq!(
+        s.sm.apply_entry(&entry(1, put("new", "v", 10)))
+            .expect("applies"),
+        Outcome::Written { version: 5_000_001 }
+    );
+}

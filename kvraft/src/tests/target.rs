@@ -183,6 +183,15 @@ impl ApplyTarget for TestTarget {
         Ok((report, ()))
     }
 
+    fn version_floor(&self, records: &Keyspace) -> Result<u64, ApplyError> {
+        let mut floor = 0;
+        for guard in records.iter() {
+            let (k, v) = guard.into_inner()?;
+            floor = floor.max(decode(&k, &v)?.version);
+        }
+        Ok(floor)
+    }
+
     fn committed(&self, _effects: ()) {}
 
     fn reset(&self, _records: &Keyspace) {
