@@ -83,6 +83,8 @@ impl LogStore {
             Bound::Unbounded => 0,
         };
         let end = match range.end_bound() {
+            Bound::Included(&e) if e < start => return Ok(Vec::new()),
+            Bound::Excluded(&e) if e <= start => return Ok(Vec::new()),
             Bound::Included(&e) => Bound::Included(entry_codec::key(e)),
             Bound::Excluded(&e) => Bound::Excluded(entry_codec::key(e)),
             Bound::Unbounded => Bound::Unbounded,

@@ -39,3 +39,35 @@ async fn many_appends_are_readable_at_once_and_each_reported_flushed() {
     let state = s.log.get_log_state().await.expect("state");
     assert_eq!(state.last_log_id, Some(log_id(1, 200)));
 }
+
+#[tokio::test]
+async fn empty_and_inverted_ranges_read_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open_db(dir.path());
+    let mut s = open_storage(&db, Arc::new(TestTarget::default()));
+    let (tx, rx) = ShardRaft::oneshot();
+    let entries: Vec<_> = (1..=5).map(|i| entry(i, put("k", "v", i))).collect();
+    s.log
+        .append(entries, IOFlushed::signal(tx))
+        .await
+        .expect("appends");
+    rx.await.expect("reported").expect("flushed");
+    let mut r = s.log.get_log_reader().await;
+    assert!(r.try_get_log_entries(3..3).await.expect("reads").is_empty());
+    #[allow(clippy::reversed_empty_ranges)]
+    let inverted = 4..2;
+    assert!(
+        r.try_get_log_entries(inverted)
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+    assert!(
+        r.limited_get_log_entries(5, 5)
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+    assert_eq!(r.try_get_log_entries(4..).await.expect("reads").len(), 2);
+    assert_eq!(r.try_get_log_entries(..=2).await.expect("reads").len(), 2);
+}
