@@ -153,3 +153,72 @@ async fn the_view_is_the_moment_the_builder_was_made() {
         a.sm.applied_state().await.expect("state").0
     );
 }
+
+mod random {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use openraft::RaftSnapshotBuilder;
+    use openraft::storage::RaftStateMachine;
+    use proptest::prelude::*;
+
+    use super::super::target::TestTarget;
+    use super::super::{dump, entry, key, open_db, open_storage};
+    use crate::command::{Command, Precondition};
+
+    fn command(k: u8, at: u64, delete: bool) -> Command {
+        if delete {
+            Command::Delete {
+                key: key(&format!("k{k}")),
+                precondition: Precondition::None,
+                at_micros: at,
+                routed: Default::default(),
+            }
+        } else {
+            Command::Put {
+                key: key(&format!("k{k}")),
+                value: Bytes::from(format!("{k}@{at}")),
+                precondition: Precondition::None,
+                at_micros: at,
+                routed: Default::default(),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        /// A follower that installs a snapshot taken anywhere in a log and then applies the
+        /// rest ends where the leader ends.
+        #[test]
+        fn install_anywhere_then_catch_up(
+            ops in proptest::collection::vec((0u8..8, 0u64..500, any::<bool>()), 2..50),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let log: Vec<_> = ops
+                .iter()
+                .enumerate()
+                .map(|(i, (k, at, del))| entry(i as u64 + 1, command(*k, *at, *del)))
+                .collect();
+            let cut = cut.index(log.len());
+            let (da, dbb) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+            let (db_a, db_b) = (open_db(da.path()), open_db(dbb.path()));
+            let mut a = open_storage(&db_a, Arc::new(TestTarget::default()));
+            let mut b = open_storage(&db_b, Arc::new(TestTarget::default()));
+            for e in &log[..=cut] {
+                a.sm.apply_entry(e).expect("applies");
+            }
+            rt.block_on(async {
+                let snap = a.sm.get_snapshot_builder().await.build_snapshot().await.expect("builds");
+                b.sm.install_snapshot(&snap.meta, snap.snapshot).await.expect("installs");
+            });
+            for e in &log[cut + 1..] {
+                let (oa, ob) = (a.sm.apply_entry(e).expect("applies"), b.sm.apply_entry(e).expect("applies"));
+                prop_assert_eq!(oa, ob);
+            }
+            prop_assert_eq!(dump(&a), dump(&b));
+            prop_assert_eq!(a.state_machine().version_floor(), b.state_machine().version_floor());
+            prop_assert_eq!(a.state_machine().applied_index(), b.state_machine().applied_index());
+        }
+    }
+}
