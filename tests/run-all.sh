@@ -27,7 +27,7 @@ cargo fmt --all -- --check
 
 step "module layering: no module uses one that uses it back"
 python3 tests/lint/test_module_cycles.py
-python3 tests/lint/module_cycles.py kvproto kvserver kvclient operator tests/e2e fuzz
+python3 tests/lint/module_cycles.py kvproto kvserver kvclient operator tests/e2e fuzz kvraft
 
 step "clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -8,11 +8,13 @@
 //! - [`wire`]: JSON bodies and HTTP header names of the `/v1` API.
 //! - [`bulk`]: the framed binary stream used by bulk export and import.
 //! - [`fence`]: the epoch and phase a move's imports and cleanups carry, and who admits them.
+//! - [`raft`]: what a replicated shard's copy reports about its Raft group (read by the operator).
 #![forbid(unsafe_code)]
 
 pub mod bulk;
 pub mod fence;
 pub mod key;
+pub mod raft;
 pub mod shard;
 pub mod topology;
 pub mod wire;
@@ -20,4 +22,6 @@ pub mod wire;
 pub use fence::{Fence, FenceError, FencedPhase};
 pub use key::{Key, KeyError};
 pub use shard::Sharding;
-pub use topology::{MigrationPhase, Topology, TopologyError, peer_url, peer_url_tls};
+pub use topology::{
+    MigrationPhase, ReplicatedTopology, Topology, TopologyError, peer_url, peer_url_tls,
+};

@@ -70,6 +70,90 @@ pub struct Topology {
     pub migration: Option<Migration>,
 }
 
+/// A [`Topology`] with the copy URLs of every shard, for stores with replicated shards
+/// (docs/replication.md section 5): the same JSON object with one more member, `copies`, absent
+/// at factor 1, so a factor-1 map is byte for byte today's and a server that does not know
+/// `copies` reads the rest unchanged.
+///
+/// It wraps `Topology` rather than adding the member to it so that the crates building
+/// `Topology` literals are not touched before they route to copies (phases 4 to 6).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicatedTopology {
+    #[serde(flatten)]
+    pub topology: Topology,
+    /// Base URLs of every copy of each shard, indexed like `peers`; copy 0 is `peers[i]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<Vec<Vec<String>>>,
+}
+
+/// Why the copies of a [`ReplicatedTopology`] were refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum CopiesError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error("topology lists copies for {copies} shards but has {peers} peers")]
+    Count { copies: usize, peers: usize },
+    #[error("shard {0} lists no copies")]
+    NoCopies(usize),
+    #[error("copy 0 of shard {shard} is {copy:?}, not its peer {peer:?}")]
+    NotPeer {
+        shard: usize,
+        copy: String,
+        peer: String,
+    },
+}
+
+impl ReplicatedTopology {
+    /// Checks the map and that `copies`, when present, has one non-empty row per peer whose
+    /// first URL is that peer.
+    pub fn validate(&self) -> Result<(), CopiesError> {
+        self.topology.validate()?;
+        let Some(copies) = &self.copies else {
+            return Ok(());
+        };
+        let peers = &self.topology.peers;
+        if copies.len() != peers.len() {
+            return Err(CopiesError::Count {
+                copies: copies.len(),
+                peers: peers.len(),
+            });
+        }
+        for (shard, (row, peer)) in copies.iter().zip(peers).enumerate() {
+            match row.first() {
+                None => return Err(CopiesError::NoCopies(shard)),
+                Some(first) if first != peer => {
+                    return Err(CopiesError::NotPeer {
+                        shard,
+                        copy: first.clone(),
+                        peer: peer.clone(),
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The copy URLs of `shard`: its row of `copies`, or just its peer at factor 1.
+    pub fn copies_of(&self, shard: u32) -> Vec<String> {
+        let i = shard as usize;
+        match self.copies.as_ref().and_then(|c| c.get(i)) {
+            Some(row) => row.clone(),
+            None => self.topology.peers.get(i).cloned().into_iter().collect(),
+        }
+    }
+}
+
+impl From<Topology> for ReplicatedTopology {
+    fn from(topology: Topology) -> Self {
+        ReplicatedTopology {
+            topology,
+            copies: None,
+        }
+    }
+}
+
 /// Why a topology was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum TopologyError {
@@ -462,6 +546,93 @@ mod tests {
         );
         t.shards = 0;
         assert_eq!(t.validate(), Err(TopologyError::NoShards));
+    }
+
+    /// Today's JSON of a factor-1 map, pinned: replication must not change it.
+    const STABLE_JSON: &str = r#"{"epoch":1,"sharding":"modulo","shards":2,"peers":["http://s-0.s:80","http://s-1.s:80"]}"#;
+    const MIGRATING_JSON: &str = r#"{"epoch":2,"sharding":"modulo","shards":3,"peers":["http://s-0.s:80","http://s-1.s:80","http://s-2.s:80"],"migration":{"fromShards":2,"phase":"Handoff"}}"#;
+
+    #[test]
+    fn a_factor_1_topology_serializes_as_today() {
+        let stable = Topology::stable(1, Sharding::Modulo, peers(2));
+        assert_eq!(serde_json::to_string(&stable).expect("json"), STABLE_JSON);
+        let replicated = ReplicatedTopology::from(stable.clone());
+        assert_eq!(
+            serde_json::to_string(&replicated).expect("json"),
+            STABLE_JSON
+        );
+        let migrating = migrating(2, 3, MigrationPhase::Handoff);
+        assert_eq!(
+            serde_json::to_string(&ReplicatedTopology::from(migrating.clone())).expect("json"),
+            MIGRATING_JSON
+        );
+        let back: ReplicatedTopology = serde_json::from_str(MIGRATING_JSON).expect("parses");
+        assert_eq!(back, ReplicatedTopology::from(migrating));
+    }
+
+    #[test]
+    fn copies_round_trip_and_an_old_reader_ignores_them() {
+        let replicated = ReplicatedTopology {
+            topology: Topology::stable(1, Sharding::Modulo, peers(2)),
+            copies: Some(vec![
+                vec!["http://s-0.s:80".into(), "http://s-r1-0.s:80".into()],
+                vec!["http://s-1.s:80".into(), "http://s-r1-1.s:80".into()],
+            ]),
+        };
+        replicated.validate().expect("valid");
+        let json = serde_json::to_string(&replicated).expect("json");
+        assert!(
+            json.starts_with(&STABLE_JSON[..STABLE_JSON.len() - 1]),
+            "{json}"
+        );
+        assert!(json.ends_with(r#","copies":[["http://s-0.s:80","http://s-r1-0.s:80"],["http://s-1.s:80","http://s-r1-1.s:80"]]}"#), "{json}");
+        let back: ReplicatedTopology = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, replicated);
+        let old: Topology = serde_json::from_str(&json).expect("an old server parses it");
+        assert_eq!(old, replicated.topology);
+        assert_eq!(
+            back.copies_of(1),
+            vec!["http://s-1.s:80", "http://s-r1-1.s:80"]
+        );
+        assert_eq!(
+            ReplicatedTopology::from(old).copies_of(1),
+            vec!["http://s-1.s:80"]
+        );
+    }
+
+    #[test]
+    fn copies_must_cover_every_peer_starting_with_it() {
+        let base = ReplicatedTopology::from(Topology::stable(1, Sharding::Modulo, peers(2)));
+        let with = |copies: Vec<Vec<&str>>| ReplicatedTopology {
+            copies: Some(
+                copies
+                    .into_iter()
+                    .map(|r| r.into_iter().map(String::from).collect())
+                    .collect(),
+            ),
+            ..base.clone()
+        };
+        assert_eq!(
+            with(vec![vec!["http://s-0.s:80"]]).validate(),
+            Err(CopiesError::Count {
+                copies: 1,
+                peers: 2
+            })
+        );
+        assert_eq!(
+            with(vec![vec!["http://s-0.s:80"], vec![]]).validate(),
+            Err(CopiesError::NoCopies(1))
+        );
+        assert!(matches!(
+            with(vec![vec!["http://s-0.s:80"], vec!["http://x:80"]]).validate(),
+            Err(CopiesError::NotPeer { shard: 1, .. })
+        ));
+        let mut no_shards = base.clone();
+        no_shards.topology.shards = 0;
+        assert_eq!(
+            no_shards.validate(),
+            Err(CopiesError::Topology(TopologyError::NoShards))
+        );
     }
 
     #[test]

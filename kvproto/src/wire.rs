@@ -65,6 +65,23 @@ pub mod header {
     /// The headers that make a request a forwarded one: any of them without the admin token is
     /// answered 401.
     pub const FORWARDING: [&str; 3] = [FORWARDED_EPOCH, HOPS, READ_THROUGH];
+
+    /// On a response of a replicated shard: the pod name of the shard's leader as this copy knows
+    /// it (clients send the shard's next request there).
+    pub const LEADER: &str = "x-kv-leader";
+    /// On a read request: which copy may serve it; [`READ_FOLLOWER`] lets any copy answer from
+    /// its applied state. Absent = linearizable (the leader after a lease or read-index check).
+    pub const READ: &str = "x-kv-read";
+    /// The value of [`READ`] that opts into follower reads.
+    pub const READ_FOLLOWER: &str = "follower";
+    /// On every Raft RPC: the group it is meant for, `<store-uid>/<shard>`
+    /// ([`crate::raft::GroupId`]); a mismatch is 409 `raft_group_mismatch`.
+    pub const RAFT_GROUP: &str = "x-kv-raft-group";
+    /// On every Raft RPC: the wire version of its body ([`crate::raft::PROTOCOL_VERSION`]); a
+    /// version the receiver does not know is refused with 409.
+    pub const RAFT_PROTOCOL: &str = "x-kv-raft-protocol";
+    /// On a follower read: the log index the copy had applied when it answered.
+    pub const APPLIED_INDEX: &str = "x-kv-applied-index";
 }
 
 /// Machine-readable error codes; every 4xx/5xx carries one in an [`ErrorBody`].
@@ -92,7 +109,14 @@ pub enum ErrorCode {
     /// 409: an import or cleanup fenced for a move step the server is no longer (or not yet) at.
     Fenced,
     /// 504: the request timed out after it may have been applied; read the key to learn the outcome.
+    /// On a replicated shard: the write was proposed but its commit was not observed.
     OutcomeUnknown,
+    /// 503: the shard's copies have no leader right now (an election, or no quorum); nothing was
+    /// proposed, so any request may be retried.
+    NoLeader,
+    /// 409: a Raft RPC for another group (`x-kv-raft-group`) or an unknown protocol version
+    /// (`x-kv-raft-protocol`): a recycled pod name or a stale volume never joins the wrong group.
+    RaftGroupMismatch,
 }
 
 /// The JSON body of every error on the `/v1` API.
@@ -191,6 +215,21 @@ mod tests {
             "*",
         ] {
             assert_eq!(etag::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn replication_error_codes_have_their_wire_names() {
+        for (code, name) in [
+            (ErrorCode::NoLeader, "\"no_leader\""),
+            (ErrorCode::OutcomeUnknown, "\"outcome_unknown\""),
+            (ErrorCode::RaftGroupMismatch, "\"raft_group_mismatch\""),
+        ] {
+            assert_eq!(serde_json::to_string(&code).expect("json"), name);
+            assert_eq!(
+                serde_json::from_str::<ErrorCode>(name).expect("parses"),
+                code
+            );
         }
     }
 

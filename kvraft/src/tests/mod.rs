@@ -1,0 +1,103 @@
+//! Tests of the storage: openraft's storage suite, the codecs, apply determinism, snapshots,
+//! crash points and the boot guard. They drive the openraft-facing types directly, so they
+//! live inside the crate.
+
+mod boot;
+mod codec;
+mod crash;
+mod determinism;
+mod log;
+mod snapshot;
+mod suite;
+mod target;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fjall::Database;
+use kvproto::raft::GroupId;
+use kvproto::{Key, Topology};
+use openraft::EntryPayload;
+
+use crate::command::{Command, Precondition, Routed};
+use crate::log_store::Durability;
+use crate::storage::{Storage, StorageConfig};
+use crate::types::{Entry, LeaderId, LogId};
+use target::TestTarget;
+
+pub const BOOT: &str = "boot-a";
+
+pub fn group() -> GroupId {
+    GroupId {
+        store_uid: "uid-1".to_owned(),
+        shard: 0,
+    }
+}
+
+/// The database as kvserver opens it (journal persisted by hand).
+pub fn open_db(dir: &Path) -> Database {
+    Database::builder(dir)
+        .manual_journal_persist(true)
+        .open()
+        .unwrap_or_else(|e| panic!("open {}: {e}", dir.display()))
+}
+
+pub fn config(durability: Durability, boot_id: &str) -> StorageConfig {
+    StorageConfig {
+        group: group(),
+        durability,
+        boot_id: boot_id.to_owned(),
+    }
+}
+
+pub fn open_storage(db: &Database, target: Arc<TestTarget>) -> Storage<TestTarget> {
+    Storage::open(db, &config(Durability::Batch, BOOT), target).expect("storage opens")
+}
+
+pub fn key(s: &str) -> Key {
+    Key::new(s).expect("valid key")
+}
+
+pub fn log_id(term: u64, index: u64) -> LogId {
+    LogId {
+        leader_id: LeaderId { term, node_id: 1 },
+        index,
+    }
+}
+
+pub fn entry(index: u64, cmd: Command) -> Entry {
+    Entry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(cmd),
+    }
+}
+
+pub fn put(k: &str, v: &str, at_micros: u64) -> Command {
+    Command::Put {
+        key: key(k),
+        value: Bytes::copy_from_slice(v.as_bytes()),
+        precondition: Precondition::None,
+        at_micros,
+        routed: Routed::default(),
+    }
+}
+
+pub fn routed(t: &Topology) -> Routed {
+    Routed::of(t)
+}
+
+/// Raw (key, stored bytes) pairs.
+pub type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Every record of the serving generation, raw.
+pub fn dump(s: &Storage<TestTarget>) -> Records {
+    s.state_machine()
+        .records()
+        .iter()
+        .map(|g| {
+            let (k, v) = g.into_inner().expect("readable");
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
