@@ -16,7 +16,8 @@
 # the machine.
 # Usage: kvserver/bench/run.sh [duration, default 10s]   (ROUNDS=3 by default)
 #   KVSERVER_BENCH_TSV=FILE also writes the medians there for tests/bench/run.sh, one row per
-#   server and op: "op<TAB>server<TAB>req/s<TAB>p50 ms<TAB>p99 ms<TAB>errors", plus one row per
+#   server and op: "op<TAB>server<TAB>req/s<TAB>p50 ms<TAB>p99 ms<TAB>errors<TAB>user µs/req<TAB>
+#   sys µs/req" (the server process's CPU per request), plus one row per
 #   server "rss<TAB>server<TAB>idle VmRSS KiB" read from /proc right after it came up, and
 #   "meta<TAB>KEY<TAB>TEXT" rows describing the settings.
 #   KVSERVER_BENCH_BASE=PATH adds another kvserver binary (e.g. an earlier commit's release build)
@@ -81,7 +82,8 @@ wait_up() { # port kind
   echo "server on port $1 did not come up" >&2; return 1
 }
 
-# wrk's summary -> "<req/s> <p50 ms> <p99 ms> <errors>" (errors: non-2xx answers + socket errors)
+# wrk's summary -> "<req/s> <p50 ms> <p99 ms> <errors> <requests>" (errors: non-2xx answers +
+# socket errors)
 measure_wrk() { # port script
   "${PIN_CLIENT[@]}" wrk "${WRK_ARGS[@]}" -s "$BENCH_DIR/$2" "http://127.0.0.1:$1" | awk '
     function ms(v,   unit) { unit = v; gsub(/[0-9.]/, "", unit); gsub(/[a-z]/, "", v)
@@ -91,10 +93,11 @@ measure_wrk() { # port script
     $1 == "99%" { p99 = ms($2) }
     /Non-2xx or 3xx responses/ { errors += $NF }
     /Socket errors/ { for (i = 3; i <= NF; i++) { v = $i; gsub(/,/, "", v); if (v ~ /^[0-9]+$/) errors += v } }
-    END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, errors }'
+    /requests in/ { n = $1 }
+    END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, errors, n }'
 }
 
-# redis-benchmark --csv -> the same "<req/s> <p50 ms> <p99 ms> <errors>". It counts requests,
+# redis-benchmark --csv -> the same "<req/s> <p50 ms> <p99 ms> <errors> <requests>". It counts requests,
 # not seconds, so each run asks for the duration's worth at the rate the warm-up run saw.
 SECONDS_PER_RUN=$(awk -v d="$DURATION" 'BEGIN { v = d; gsub(/[a-z]/, "", v); u = d; gsub(/[0-9.]/, "", u)
   print (u == "m") ? v * 60 : (u == "h") ? v * 3600 : v }')
@@ -102,9 +105,23 @@ declare -A REDIS_N
 measure_redis() { # port op [requests]
   local n=${3:-${REDIS_N[$1 $2]}}
   "${PIN_CLIENT[@]}" redis-benchmark -h 127.0.0.1 -p "$1" -c "$CONNS" --threads 2 -d "$VALUE_BYTES" \
-    -r "$KEYS" -n "$n" -t "$2" --csv 2>/dev/null | awk -F'"' '
+    -r "$KEYS" -n "$n" -t "$2" --csv 2>/dev/null | awk -F'"' -v n="$n" '
     NR > 1 && $2 != "" { rps = $4; p50 = $10; p99 = $14 }
-    END { printf "%.0f %.2f %.2f 0\n", rps, p50, p99 }'
+    END { printf "%.0f %.2f %.2f 0 %d\n", rps, p50, p99, n }'
+}
+
+# The server's CPU per request: user and system microseconds of the whole process (every
+# thread) over one measured run, from /proc/PID/stat.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
+with_cpu() { # pid command... -> the command's line plus "<user µs/req> <sys µs/req>"
+  local pid=$1 u0 s0 u1 s1 line; shift
+  read -r u0 s0 < <(cpu_ticks "$pid")
+  line=$("$@")
+  read -r u1 s1 < <(cpu_ticks "$pid")
+  awk -v l="$line" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$CLK_TCK" 'BEGIN {
+    split(l, f, " "); n = (f[5] > 0) ? f[5] : 1
+    printf "%s %.2f %.2f\n", l, u * 1e6 / hz / n, s * 1e6 / hz / n }'
 }
 
 # Every server runs at once; rounds alternate between them and each figure is the median of
@@ -117,7 +134,7 @@ start() { # name kind command... (the command's port is ${PORT[name]}, set by th
   KIND[$name]=$kind
   wait_up "${PORT[$name]}" "$kind"
   # Idle footprint: resident set right after the first answer (`taskset` and `env` exec, so the
-  # PID is the server's; nginx's is its master's).
+  # PID is the server's).
   RSS[$name]=$(awk '/^VmRSS:/ { print $2 }' "/proc/${PIDS[$name]}/status")
 }
 stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
@@ -141,10 +158,12 @@ nginx_start() { # name: the values SET writes, as static files under /load/
   mkdir -p "$root/www/load" "$root/tmp"
   local value; value=$(printf "%${VALUE_BYTES}s" "" | tr ' ' v)
   for i in $(seq 0 $((KEYS - 1))); do printf '%s' "$value" >"$root/www/load/key$i"; done
-  # The usual static-file setup: one worker (one CPU), sendfile, no access log, open-file cache;
+  # The usual static-file setup: one process (one CPU; no master, so its PID is the one serving),
+  # sendfile, no access log, open-file cache;
   # keep-alive unbounded like kvserver's (nginx closes a connection after 1000 by default).
   cat >"$root/nginx.conf" <<EOF
 worker_processes 1;
+master_process off;
 daemon off;
 user $(id -un);
 pid $root/nginx.pid;
@@ -198,17 +217,17 @@ for name in "${NAMES[@]}"; do
   done
 done
 
-declare -A RESULTS # "name op" -> lines of "<req/s> <p50 ms> <p99 ms> <errors>"
+declare -A RESULTS # "name op" -> lines of "<req/s> <p50 ms> <p99 ms> <errors> <requests> <user µs/req> <sys µs/req>"
 for round in $(seq 1 "$ROUNDS"); do
   for op in set get; do
     for name in "${NAMES[@]}"; do
       case ${KIND[$name]} in
-        redis) r=$(measure_redis "${PORT[$name]}" "$op") ;;
-        nginx) [[ $op == get ]] || continue; r=$(measure_wrk "${PORT[$name]}" get.lua) ;;
-        *) r=$(measure_wrk "${PORT[$name]}" "$op.lua") ;;
+        redis) r=$(with_cpu "${PIDS[$name]}" measure_redis "${PORT[$name]}" "$op") ;;
+        nginx) [[ $op == get ]] || continue; r=$(with_cpu "${PIDS[$name]}" measure_wrk "${PORT[$name]}" get.lua) ;;
+        *) r=$(with_cpu "${PIDS[$name]}" measure_wrk "${PORT[$name]}" "$op.lua") ;;
       esac
       RESULTS["$name $op"]+="$r"$'\n'
-      echo "round $round: $name $op: $r (req/s, p50 ms, p99 ms, errors)" >&2
+      echo "round $round: $name $op: $r (req/s, p50 ms, p99 ms, errors, requests, server user/sys CPU µs per request)" >&2
     done
   done
 done
@@ -216,11 +235,15 @@ stop_all
 
 # median of the req/s column, and the latencies of that same run
 median() { printf '%s' "${RESULTS[$1 $2]:-}" | sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
-declare -A GET SET GETP SETP GET50 SET50 GETE SETE
+# and the CPU figures: the median of each column on its own.
+median_col() { printf '%s' "${RESULTS[$1 $2]:-}" | awk -v c="$3" '{ print $c }' | sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
+declare -A GET SET GETP SETP GET50 SET50 GETE SETE GETU GETS SETU SETS
 for name in "${NAMES[@]}"; do
-  read -r "GET[$name]" "GET50[$name]" "GETP[$name]" "GETE[$name]" < <(median "$name" get)
+  read -r "GET[$name]" "GET50[$name]" "GETP[$name]" "GETE[$name]" _ < <(median "$name" get)
+  GETU[$name]=$(median_col "$name" get 6) GETS[$name]=$(median_col "$name" get 7)
   [[ -n ${RESULTS[$name set]:-} ]] || continue
-  read -r "SET[$name]" "SET50[$name]" "SETP[$name]" "SETE[$name]" < <(median "$name" set)
+  read -r "SET[$name]" "SET50[$name]" "SETP[$name]" "SETE[$name]" _ < <(median "$name" set)
+  SETU[$name]=$(median_col "$name" set 6) SETS[$name]=$(median_col "$name" set 7)
 done
 
 SETTINGS="$CONNS connections, $KEYS keys, $VALUE_BYTES-byte values, median of $ROUNDS interleaved rounds of $DURATION, $PINNING"
@@ -228,12 +251,12 @@ if [[ -n ${KVSERVER_BENCH_TSV:-} ]]; then
   {
     printf 'meta\twrk\t%s\n' "wrk ${WRK_ARGS[*]}, book routes, $KEYS keys, $VALUE_BYTES-byte values, median of $ROUNDS interleaved rounds"
     printf 'meta\tredis\t%s\n' "redis-benchmark -c $CONNS --threads 2 -d $VALUE_BYTES -r $KEYS -t set|get, as many requests as the warm-up rate fills $DURATION with (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'))"
-    printf 'meta\tnginx\t%s\n' "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), one worker, sendfile, open-file cache, no access log, the $KEYS values as files under /load/"
+    printf 'meta\tnginx\t%s\n' "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //'), one process, sendfile, open-file cache, no access log, the $KEYS values as files under /load/"
     printf 'meta\tpinning\t%s\n' "$PINNING"
     printf 'meta\tloadavg\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
     for name in "${NAMES[@]}"; do
-      printf 'get\t%s\t%s\t%s\t%s\t%s\n' "$name" "${GET[$name]}" "${GET50[$name]}" "${GETP[$name]}" "${GETE[$name]}"
-      [[ -z ${SET[$name]:-} ]] || printf 'set\t%s\t%s\t%s\t%s\t%s\n' "$name" "${SET[$name]}" "${SET50[$name]}" "${SETP[$name]}" "${SETE[$name]}"
+      printf 'get\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "${GET[$name]}" "${GET50[$name]}" "${GETP[$name]}" "${GETE[$name]}" "${GETU[$name]}" "${GETS[$name]}"
+      [[ -z ${SET[$name]:-} ]] || printf 'set\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "${SET[$name]}" "${SET50[$name]}" "${SETP[$name]}" "${SETE[$name]}" "${SETU[$name]}" "${SETS[$name]}"
       printf 'rss\t%s\t%s\n' "$name" "${RSS[$name]}"
     done
   } >"$KVSERVER_BENCH_TSV"
@@ -244,10 +267,10 @@ verdict() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { print (b > 0 && a / b >= 
 echo
 echo "$SETTINGS; HTTP: wrk ${WRK_ARGS[*]}; redis: redis-benchmark -c$CONNS --threads 2 -d$VALUE_BYTES -r$KEYS; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%Y-%m-%d)"
 echo
-echo "| server | GET req/s | GET p50/p99 ms | SET req/s | SET p50/p99 ms | GET vs Flask | SET vs Flask | GET vs in-memory | idle RSS KiB |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| server | GET req/s | GET p50/p99 ms | GET CPU µs/req user+sys | SET req/s | SET p50/p99 ms | SET CPU µs/req user+sys | GET vs Flask | SET vs Flask | GET vs in-memory | idle RSS KiB |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for name in "${NAMES[@]}"; do
-  echo "| $name | ${GET[$name]} | ${GET50[$name]} / ${GETP[$name]} | ${SET[$name]:-—} | ${SET50[$name]:-—} / ${SETP[$name]:-—} | $(ratio "${GET[$name]}" "${GET[flask]}") | $(ratio "${SET[$name]:-0}" "${SET[flask]}") | $(ratio "${GET[$name]}" "${GET[inmem]}") | ${RSS[$name]} |"
+  echo "| $name | ${GET[$name]} | ${GET50[$name]} / ${GETP[$name]} | ${GETU[$name]}+${GETS[$name]} | ${SET[$name]:-—} | ${SET50[$name]:-—} / ${SETP[$name]:-—} | ${SETU[$name]:-—}+${SETS[$name]:-—} | $(ratio "${GET[$name]}" "${GET[flask]}") | $(ratio "${SET[$name]:-0}" "${SET[flask]}") | $(ratio "${GET[$name]}" "${GET[inmem]}") | ${RSS[$name]} |"
 done
 echo
 echo "| floor (issue 16) | kvserver req/s | baseline req/s | ratio | floor | verdict |"
