@@ -9,10 +9,6 @@ use kvserver::Config;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc rather than glibc malloc: cheaper per small block on the request path.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
