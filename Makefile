@@ -32,7 +32,7 @@ cluster-env: ## Print `export KUBECONFIG=...` for the local cluster
 images: ## Build OCI images of the project's binaries without a daemon and import them
 	tests/images/build.sh
 
-.PHONY: fuzz bench faults e2e bench-kvserver bench-migration bench-load
+.PHONY: fuzz bench faults e2e bench-kvserver bench-profile bench-migration bench-load
 fuzz: ## Run every fuzz target for 5 minutes (make test runs them for 20 s)
 	tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
 
@@ -45,8 +45,11 @@ e2e: ## Every e2e case on the local cluster, the long ones make test leaves out 
 faults: ## Fault injection on the local cluster; every case checks that no acknowledged write was lost
 	tests/faults/run.sh
 
-bench-kvserver: ## kvserver GET/SET vs the Flask book server and a bare in-memory axum server (wrk)
+bench-kvserver: ## kvserver GET/SET vs redis-server, nginx, the Flask book server and a bare axum server (wrk, redis-benchmark)
 	kvserver/bench/run.sh
+
+bench-profile: ## Where kvserver's time goes under the GET and SET loads (perf); prints the JSON path
+	kvserver/bench/profile.sh $${TMPDIR:-/tmp}/kvserver-profile.json
 
 bench-migration: ## Migration keys/s of the operator's copy engine vs one HTTP request per key
 	tests/bench/migration.sh

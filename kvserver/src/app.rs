@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use kvproto::wire::path::INTERNAL_KEYS_PREFIX;
-use kvproto::wire::{ErrorBody, ErrorCode, header as kvh};
+use kvproto::wire::{ErrorBody, ErrorCode};
 use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::{BoxError, ServiceBuilder};
@@ -37,7 +37,7 @@ use crate::body::ReadBodyLayer;
 use crate::error::{Dialect, Error};
 use crate::metrics::{RequestLabels, RouteLabels, method_label, route_label};
 use crate::state::AppState;
-use crate::{admin, book, ops, v1};
+use crate::{admin, book, header_names, ops, v1};
 
 /// Largest topology push body: room for about 1,300 peers at the longest URL a pod name and
 /// namespace allow (far more at usual lengths).
@@ -177,11 +177,14 @@ async fn with_topology_headers(
     let topology = state.topology();
     let headers = resp.headers_mut();
     headers.insert(
-        kvh::EPOCH,
+        header_names::EPOCH.clone(),
         HeaderValue::from(topology.as_ref().map_or(0, |t| t.epoch)),
     );
     if let Some(t) = topology {
-        headers.insert(kvh::ROUTING_SHARDS, HeaderValue::from(t.routing_shards()));
+        headers.insert(
+            header_names::ROUTING_SHARDS.clone(),
+            HeaderValue::from(t.routing_shards()),
+        );
     }
     resp
 }

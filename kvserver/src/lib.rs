@@ -37,6 +37,7 @@ pub mod book;
 pub mod config;
 pub mod error;
 pub mod etag_header;
+pub mod header_names;
 pub mod import_budget;
 pub mod keys;
 pub mod listen;

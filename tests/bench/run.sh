@@ -4,7 +4,9 @@
 # in it is typed by hand.
 #
 #   1. release build of the binaries
-#   2. loopback: kvserver GET/SET vs Flask and a bare axum server (kvserver/bench/run.sh);
+#   2. loopback: kvserver GET/SET vs redis-server, nginx, Flask and a bare axum server
+#      (kvserver/bench/run.sh), where kvserver's time goes (kvserver/bench/profile.sh) and
+#      user-space instructions per request of each server (kvserver/bench/instructions.sh);
 #      migration keys/s of the copy engine vs one request per key (tests/bench/migration.sh)
 #   3. cluster (tests/bench/cluster_setup.sh: local cluster, images, operator):
 #      scale 3→5→2 with 100k keys vs an empty store (scale_e2e.sh), footprint (footprint.sh),
@@ -15,7 +17,7 @@
 #   BENCH_QUICK=1     smaller settings for development (short wrk runs, fewer keys, 30 s load)
 #   BENCH_OUT=DIR     where the raw results go (default $KVSTORE_CACHE/bench/<UTC time>)
 #   BENCH_MD=FILE     where the report goes (default BENCHMARKS.md at the repo root)
-#   BENCH_SKIP=...    space-separated parts to skip: kvserver migration scale footprint load
+#   BENCH_SKIP=...    space-separated parts to skip: kvserver profile instructions migration scale footprint load
 #   KEEP_CLUSTER=1    leave the local cluster up even if this run started it
 # Exits non-zero if any part failed (the report is still written, naming what failed).
 # shellcheck source=tests/lib/common.sh
@@ -28,10 +30,11 @@ heading() { echo >&2; log "$@"; }
 skip() { [[ " ${BENCH_SKIP:-} " == *" $1 "* ]]; }
 
 if [[ ${BENCH_QUICK:-0} == 1 ]]; then
-  KV_DURATION=3s KV_ROUNDS=1 MIG_KEYS=20000 MIG_BOOK_KEYS=2000 SCALE_KEYS=20000
+  # Still three rounds: the floors of issue 16 are medians of three interleaved rounds.
+  KV_DURATION=3s KV_ROUNDS=3 PROFILE_DURATION=3s MIG_KEYS=20000 MIG_BOOK_KEYS=2000 SCALE_KEYS=20000
   LOAD_DURATION=30 LOAD_SCALE_AT=12
 else
-  KV_DURATION=10s KV_ROUNDS=3 MIG_KEYS=100000 MIG_BOOK_KEYS=10000 SCALE_KEYS=100000
+  KV_DURATION=10s KV_ROUNDS=3 PROFILE_DURATION=5s MIG_KEYS=100000 MIG_BOOK_KEYS=10000 SCALE_KEYS=100000
   LOAD_DURATION=60 LOAD_SCALE_AT=25
 fi
 
@@ -70,6 +73,8 @@ cargo build --release --locked -p operator --example migrate_bench
 SECS[build]=$((SECONDS - started))
 
 part kvserver env ROUNDS="$KV_ROUNDS" KVSERVER_BENCH_TSV="$OUT/kvserver.tsv" kvserver/bench/run.sh "$KV_DURATION"
+part profile kvserver/bench/profile.sh "$OUT/profile.json" "$PROFILE_DURATION"
+part instructions kvserver/bench/instructions.sh "$OUT/instructions.json" "$PROFILE_DURATION"
 part migration env PROFILE=release BOOK_KEYS="$MIG_BOOK_KEYS" MIGRATION_BENCH_JSON="$OUT/migration.json" \
   tests/bench/migration.sh "$MIG_KEYS"
 

@@ -49,13 +49,23 @@ impl Engine {
         // A smaller memtable than fjall's 64 MiB default: inserts search a skiplist holding
         // every version since the last flush, and overwrite-heavy loads (the book's) pay for its
         // depth on every write. Flushes of 8 MiB are cheap. (Fixed when the keyspace is created.)
+        //
+        // The keyspaces need the flag too: the database's covers write batches only, and a
+        // keyspace without it has fjall write(2) its journal under the journal lock on every
+        // single insert and remove, one syscall per request. Like the memtable size, the flag
+        // is fixed when a keyspace is created: a store created before keeps fjall's flush (as
+        // correct, only slower).
         let kv = db
             .keyspace("kv", || {
-                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+                KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
+                    .manual_journal_persist(true)
             })
             .map_err(StorageError::from)?;
         let meta = db
-            .keyspace("meta", KeyspaceCreateOptions::default)
+            .keyspace("meta", || {
+                KeyspaceCreateOptions::default().manual_journal_persist(true)
+            })
             .map_err(StorageError::from)?;
         Ok(Engine { db, kv, meta })
     }
@@ -137,5 +147,30 @@ impl Slot {
         let engine = Engine::open(&self.dir)?;
         *slot = Some(Arc::new(engine));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `needle` is in the store's journal files on disk (they are preallocated, so their
+    /// length says nothing).
+    fn journal_holds(dir: &Path, needle: &[u8]) -> bool {
+        journal_check::journal_ids(dir).unwrap().iter().any(|id| {
+            let bytes = std::fs::read(dir.join(format!("{id}.jnl"))).unwrap();
+            bytes.windows(needle.len()).any(|w| w == needle)
+        })
+    }
+
+    #[test]
+    fn a_single_insert_waits_in_the_journal_buffer_for_the_stores_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(dir.path()).unwrap();
+        engine.kv.insert("the-key", "a-value-to-find").unwrap();
+        // fjall's own per-insert write(2) would have put it in the file already.
+        assert!(!journal_holds(dir.path(), b"a-value-to-find"));
+        engine.db.persist(fjall::PersistMode::Buffer).unwrap();
+        assert!(journal_holds(dir.path(), b"a-value-to-find"));
     }
 }
