@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use kvclient::Error;
+use kvproto::Key;
 use serde::Serialize;
 use tokio::time::Instant;
 
@@ -24,6 +25,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a request.
+    pub fn of<T>(result: &Result<T, Error>) -> Outcome {
+        result
+            .as_ref()
+            .map_or_else(Outcome::of_error, |_| Outcome::Ok)
+    }
+
     /// The outcome of a failed request.
     pub fn of_error(e: &Error) -> Outcome {
         if e.http_status().is_some_and(|s| (400..500).contains(&s)) {
@@ -87,7 +95,25 @@ impl History {
         u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    pub fn record(&self, line: Line) {
+    /// Records an operation on `key` by `client`, called at `call`, returning now.
+    pub fn record(
+        &self,
+        client: usize,
+        key: &Key,
+        op: Op,
+        call: u64,
+        outcome: Outcome,
+        found: Option<String>,
+    ) {
+        let line = Line {
+            client,
+            op,
+            key: key.as_str().to_owned(),
+            call,
+            returned: self.now(),
+            outcome,
+            found,
+        };
         self.lines
             .lock()
             .unwrap_or_else(|e| e.into_inner())

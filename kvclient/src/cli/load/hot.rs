@@ -10,7 +10,7 @@ use kvclient::{Condition, Versioned};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::history::{History, Line, Op, Outcome};
+use super::history::{History, Op, Outcome};
 use super::keylog::read_text;
 use super::plan::Plan;
 
@@ -56,21 +56,12 @@ pub async fn operate(
         let result = plan.client.put(key, value.clone()).await;
         (Op::Put { value }, result.map(|_| ()), None)
     };
-    let returned = history.now();
     let (outcome, error) = match result {
         Ok(()) => (Outcome::Ok, None),
         Err(kvclient::Error::PreconditionFailed { .. }) => (Outcome::Fail, None),
         Err(e) => (Outcome::of_error(&e), Some(e)),
     };
-    history.record(Line {
-        client: w,
-        op,
-        key: key.as_str().to_owned(),
-        call,
-        returned,
-        outcome,
-        found,
-    });
+    history.record(w, key, op, call, outcome, found);
     (write, error)
 }
 
@@ -80,19 +71,8 @@ pub async fn read_back(plan: &Plan, history: &History) {
     for key in &plan.hot {
         let call = history.now();
         let result = plan.client.get(key).await;
-        let returned = history.now();
-        let (outcome, found) = match result {
-            Ok(v) => (Outcome::Ok, read_text(v)),
-            Err(e) => (Outcome::of_error(&e), None),
-        };
-        history.record(Line {
-            client: plan.workers,
-            op: Op::Get,
-            key: key.as_str().to_owned(),
-            call,
-            returned,
-            outcome,
-            found,
-        });
+        let outcome = Outcome::of(&result);
+        let found = result.ok().and_then(read_text);
+        history.record(plan.workers, key, Op::Get, call, outcome, found);
     }
 }

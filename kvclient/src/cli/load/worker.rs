@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::history::{History, Line, Op};
+use super::history::{Op, Outcome as Recorded};
 use super::hot::{self, LastRead};
 use super::keylog::{KeyLog, read_text};
 use super::plan::Plan;
@@ -109,7 +109,7 @@ impl WorkerResult {
             let op = Op::Put {
                 value: value.clone(),
             };
-            record(history, w, &plan.keys[idx], op, call, &outcome, None);
+            history.record(w, &plan.keys[idx], op, call, Recorded::of(&outcome), None);
         }
         self.puts += 1;
         let log = self.logs.entry(idx).or_default();
@@ -134,7 +134,14 @@ impl WorkerResult {
         let outcome = plan.client.get(&plan.keys[idx]).await;
         if let (Some(history), Some(call)) = (&plan.history, call) {
             let found = outcome.as_ref().ok().and_then(|v| read_text(v.clone()));
-            record(history, w, &plan.keys[idx], Op::Get, call, &outcome, found);
+            history.record(
+                w,
+                &plan.keys[idx],
+                Op::Get,
+                call,
+                Recorded::of(&outcome),
+                found,
+            );
         }
         self.gets += 1;
         match outcome {
@@ -156,29 +163,4 @@ impl WorkerResult {
             .entry(Outcome::from_error(e).letter())
             .or_default() += 1;
     }
-}
-
-/// Records one operation on a worker's own keys in the history.
-fn record<T>(
-    history: &History,
-    w: usize,
-    key: &kvproto::Key,
-    op: Op,
-    call: u64,
-    result: &Result<T, Error>,
-    found: Option<String>,
-) {
-    let outcome = match result {
-        Ok(_) => super::history::Outcome::Ok,
-        Err(e) => super::history::Outcome::of_error(e),
-    };
-    history.record(Line {
-        client: w,
-        op,
-        key: key.as_str().to_owned(),
-        call,
-        returned: history.now(),
-        outcome,
-        found,
-    });
 }
