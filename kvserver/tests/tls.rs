@@ -87,6 +87,27 @@ fn https(p: &Proc) -> String {
     format!("https://{}", p.data)
 }
 
+/// Waits until each of `servers` is healthy, then gives each the stable map naming them all in
+/// that order (epoch 1, modulo), with the admin token.
+async fn push_stable_map(client: &reqwest::Client, servers: &[&Proc]) {
+    let map = Topology::stable(
+        1,
+        Sharding::Modulo,
+        servers.iter().map(|s| https(s)).collect(),
+    );
+    for s in servers {
+        wait_healthy(&s.ops_url()).await;
+        let r = client
+            .put(format!("{}/v1/admin/topology", https(s)))
+            .bearer_auth("admin-t")
+            .json(&map)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+}
+
 /// A TLS server with its own admin, peer and data tokens ("admin-t", "peer-t", "data-t").
 fn tls_server(pki: &Pki, name: &str, data_dir: &Path, extra: &[&str]) -> Proc {
     tls_server_trusting(pki, name, data_dir, extra, true)
@@ -213,18 +234,7 @@ async fn two_tls_servers_forward_to_each_other_with_the_peer_token() {
     let s0 = tls_server(&pki, "s0", d0.path(), &["--shard", "0"]);
     let s1 = tls_server(&pki, "s1", d1.path(), &["--shard", "1"]);
     let client = pki.client();
-    let map = Topology::stable(1, Sharding::Modulo, vec![https(&s0), https(&s1)]);
-    for s in [&s0, &s1] {
-        wait_healthy(&s.ops_url()).await;
-        let r = client
-            .put(format!("{}/v1/admin/topology", https(s)))
-            .bearer_auth("admin-t")
-            .json(&map)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    }
+    push_stable_map(&client, &[&s0, &s1]).await;
     // 'c' = 99 is shard 1's, 'b' = 98 shard 0's: each write goes through the other server.
     for (via, key, owner) in [(&s0, "c", "1"), (&s1, "b", "0")] {
         let r = client
@@ -251,18 +261,7 @@ async fn a_peer_whose_certificate_is_not_trusted_is_unavailable() {
     let s0 = tls_server_trusting(&pki, "s0", d0.path(), &["--shard", "0"], false);
     let s1 = tls_server(&pki, "s1", d1.path(), &["--shard", "1"]);
     let client = pki.client();
-    let map = Topology::stable(1, Sharding::Modulo, vec![https(&s0), https(&s1)]);
-    for s in [&s0, &s1] {
-        wait_healthy(&s.ops_url()).await;
-        let r = client
-            .put(format!("{}/v1/admin/topology", https(s)))
-            .bearer_auth("admin-t")
-            .json(&map)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    push_stable_map(&client, &[&s0, &s1]).await;
     // s0 does not trust the CA that signed s1's certificate: the forward fails, nothing lands.
     let r = client
         .put(format!("{}/v1/keys/c", https(&s0)))
@@ -298,18 +297,7 @@ async fn a_rotated_peer_ca_file_is_trusted_without_a_restart() {
     );
     let s1 = tls_server(&pki, "s1", d1.path(), &["--shard", "1"]);
     let client = pki.client();
-    let map = Topology::stable(1, Sharding::Modulo, vec![https(&s0), https(&s1)]);
-    for s in [&s0, &s1] {
-        wait_healthy(&s.ops_url()).await;
-        let r = client
-            .put(format!("{}/v1/admin/topology", https(s)))
-            .bearer_auth("admin-t")
-            .json(&map)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    push_stable_map(&client, &[&s0, &s1]).await;
     let forward = || async {
         client
             .put(format!("{}/v1/keys/c", https(&s0)))
