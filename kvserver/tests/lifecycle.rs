@@ -9,25 +9,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// Polls until the process exits or `bound` has passed since `since`.
-async fn wait_exit(
-    server: &mut Proc,
-    since: Instant,
-    bound: Duration,
-) -> Option<std::process::ExitStatus> {
-    while since.elapsed() < bound {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            return Some(status);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    None
-}
-
 /// Sends SIGTERM and polls until the process exits or 10 s have passed since `since`.
 async fn sigterm_and_wait(server: &mut Proc, since: Instant) -> Option<std::process::ExitStatus> {
     server.sigterm();
-    wait_exit(server, since, Duration::from_secs(10)).await
+    server.wait_exit(since, Duration::from_secs(10)).await
 }
 
 /// Issue 13 item 7: draining used to be also `GET /drain` on the ops port, which any pod could
@@ -85,7 +70,8 @@ async fn sigterm_drains_then_exits_cleanly_and_a_restart_serves_again() {
     assert_eq!(r.status(), 503);
     assert_eq!(r.text().await.unwrap(), "_shutting_down_");
 
-    let status = wait_exit(&mut server, sent, Duration::from_secs(20))
+    let status = server
+        .wait_exit(sent, Duration::from_secs(20))
         .await
         .expect("kvserver did not exit within 20 s of SIGTERM (5 s drain delay)");
     assert!(status.success(), "exit status {status}");

@@ -253,14 +253,10 @@ async fn a_stalled_reader_is_cut_and_a_slow_steady_one_is_not() {
         // SIGTERM: the final flush, then the exit (awaited, bounded).
         let mut seeder = seeder;
         seeder.sigterm();
-        let mut exited = false;
-        for _ in 0..400 {
-            if seeder.child.try_wait().unwrap().is_some() {
-                exited = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let exited = seeder
+            .wait_exit(std::time::Instant::now(), Duration::from_secs(10))
+            .await
+            .is_some();
         assert!(
             exited,
             "the seeding server did not exit within 10 s of SIGTERM"

@@ -149,6 +149,20 @@ impl Proc {
             .unwrap();
         assert!(killed.success());
     }
+    /// Polls until the process exits or `bound` has passed since `since`.
+    pub async fn wait_exit(
+        &mut self,
+        since: std::time::Instant,
+        bound: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        while since.elapsed() < bound {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        None
+    }
     pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
