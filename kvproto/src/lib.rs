@@ -9,12 +9,14 @@
 //! - [`bulk`]: the framed binary stream used by bulk export and import.
 //! - [`fence`]: the epoch and phase a move's imports and cleanups carry, and who admits them.
 //! - [`raft`]: what a replicated shard's copy reports about its Raft group (read by the operator).
+//! - [`raft_admin`]: the operator's management routes for a replicated shard's group.
 #![forbid(unsafe_code)]
 
 pub mod bulk;
 pub mod fence;
 pub mod key;
 pub mod raft;
+pub mod raft_admin;
 pub mod shard;
 pub mod topology;
 pub mod wire;
