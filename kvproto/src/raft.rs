@@ -148,7 +148,9 @@ pub struct MemberStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RaftStatus {
-    pub group: GroupId,
+    /// Absent on a copy 0 that has not been given its group yet (`POST .../init` carries it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupId>,
     #[serde(with = "node_id_string")]
     pub node_id: u64,
     pub state: ServerState,
@@ -209,10 +211,10 @@ mod tests {
     #[test]
     fn status_round_trips_with_node_ids_as_strings() {
         let status = RaftStatus {
-            group: GroupId {
+            group: Some(GroupId {
                 store_uid: "uid".to_owned(),
                 shard: 0,
-            },
+            }),
             node_id: u64::MAX,
             state: ServerState::Leader,
             term: 4,

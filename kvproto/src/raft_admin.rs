@@ -7,10 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::raft::Member;
+use crate::raft::{GroupId, Member};
 
-/// `GET`: the copy's [`crate::raft::RaftStatus`]; a copy that is no member yet reports its
-/// node ID, state `learner` and no members, which is how the operator learns a new copy's ID.
+/// `GET`: the copy's [`crate::raft::RaftStatus`] (every kvserver answers it; the node ID is
+/// created on the volume at first need). A copy that is no member yet reports its node ID,
+/// state `learner` and no members, which is how the operator learns a new copy's ID.
 pub const STATUS_PATH: &str = "/v1/admin/raft/status";
 /// `POST` [`InitRequest`]: form the group. 200 when this copy already belongs to exactly that
 /// group; 409 `conflict` when it belongs to another membership.
@@ -31,7 +32,11 @@ pub const TRANSFER_LEADER_PATH: &str = "/v1/admin/raft/transfer-leader";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitRequest {
-    /// The initial voters; the receiving copy must be one of them.
+    /// The group the copy joins for good: copy 0 of a store has no `--raft-store-uid` flag
+    /// (factor 1's objects stay as they are), so it learns its group here.
+    pub group: GroupId,
+    /// The initial voters; the receiving copy must be one of them (by node ID), and takes its
+    /// own advertised address from its entry.
     pub voters: Vec<Member>,
 }
 
@@ -70,10 +75,15 @@ mod tests {
     #[test]
     fn requests_round_trip_with_node_ids_as_strings() {
         let init = InitRequest {
+            group: GroupId {
+                store_uid: "uid".to_owned(),
+                shard: 2,
+            },
             voters: vec![member(u64::MAX, "kv-0"), member(7, "kv-r1-0")],
         };
         let json = serde_json::to_value(&init).expect("serializes");
         assert_eq!(json["voters"][0]["nodeId"], "18446744073709551615");
+        assert_eq!(json["group"], "uid/2");
         assert_eq!(
             serde_json::from_value::<InitRequest>(json).expect("parses"),
             init
