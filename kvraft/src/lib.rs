@@ -15,8 +15,12 @@
 //!   keyspace that a snapshot install flips between.
 //! - `identity`: the node ID born with the volume; `boot`: the boot guard.
 //! - [`storage`]: opening all of it on one database.
-//!
-//! Not here yet (phase 3): the network (axum routes, reqwest client) and `ShardGroup`.
+//! - [`network`]: the Raft RPCs between copies: axum routes (`network/routes.rs`, behind the
+//!   group/protocol check of `guard.rs`), the reqwest client openraft sends with
+//!   (`client.rs`, failures classified in `failure.rs`), the append body framing
+//!   (`append_codec.rs`) and snapshot streaming (`snapshot_stream.rs`).
+//! - `group`: [`ShardGroup`], the group on this copy: open, write, read barrier, membership,
+//!   leadership, status (`group/{config,error,write,read,membership,status}.rs`).
 #![forbid(unsafe_code)]
 
 pub mod apply;
@@ -26,9 +30,11 @@ pub mod command;
 mod entry_codec;
 pub mod error;
 mod flusher;
+mod group;
 pub mod identity;
 mod log_store;
 mod meta;
+pub mod network;
 mod records;
 mod snapshot;
 mod state_machine;
@@ -43,6 +49,10 @@ pub use boot::{BOOT_ID_PATH, BootVerdict, read_boot_id};
 pub use codec::CodecError;
 pub use command::{Command, DeleteMode, Outcome, Precondition, Routed, WriteOutcome};
 pub use error::{ApplyError, StorageError};
+pub use group::{
+    GroupError, RaftConfig, ReadError, ReadMode, ReadPolicy, ReadToken, ShardGroup, UnsafeMode,
+    WriteError,
+};
 pub use identity::Identity;
 pub use log_store::Durability;
 pub use records::RECORDS_KEYSPACE;

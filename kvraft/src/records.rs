@@ -74,6 +74,14 @@ pub(crate) fn highest(db: &Database) -> u64 {
         .unwrap_or(0)
 }
 
+/// A generation no keyspace has used since `last` was handed out: above every present one
+/// and above `last`, which it becomes (snapshot receivers stage into it).
+pub(crate) fn next_generation(db: &Database, last: &mut u64) -> u64 {
+    let next = highest(db).max(*last) + 1;
+    *last = next;
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

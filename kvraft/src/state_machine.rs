@@ -23,7 +23,7 @@ use crate::command::{Command, DeleteMode, Outcome, Routed, WriteOutcome};
 use crate::error::StorageError;
 use crate::meta::{Meta, name};
 use crate::records;
-use crate::snapshot::{SnapshotBuilder, SnapshotData, Trailer};
+use crate::snapshot::{SnapshotBuilder, SnapshotData, Source, Trailer};
 use crate::types::{Entry, LogId, ShardRaft, Snapshot, SnapshotMeta, StoredMembership};
 
 /// Records copied per batch while a snapshot is installed into a fresh generation.
@@ -274,31 +274,25 @@ impl<T: ApplyTarget> StateMachine<T> {
             last_log_id: self.applied.log_id,
             last_membership: self.applied.membership.clone(),
         };
-        let data = SnapshotData {
-            view: self.db.snapshot(),
-            records: self.records.clone(),
-            trailer: self.trailer(),
-        };
+        let data = SnapshotData::view(self.db.snapshot(), self.records.clone(), self.trailer());
         (meta, data)
     }
 
-    /// Writes `data`'s records into a fresh generation, then flips to it in one synced batch.
+    /// Flips to `data`'s records in one synced batch: a received snapshot is already in its own
+    /// generation; a view is first copied into a fresh one.
     pub(crate) fn install(
         &mut self,
         meta: &SnapshotMeta,
-        data: &SnapshotData,
+        mut data: SnapshotData,
     ) -> Result<(), StorageError> {
-        let generation = records::highest(&self.db).max(self.generation) + 1;
-        let fresh = records::open_keyspace(&self.db, generation)?;
-        let mut batch = self.db.batch();
-        for (i, record) in data.records().enumerate() {
-            let (k, v) = record?;
-            batch.insert(&fresh, k, v);
-            if (i + 1) % INSTALL_BATCH == 0 {
-                std::mem::replace(&mut batch, self.db.batch()).commit()?;
-            }
-        }
-        batch.commit()?;
+        let staged = match &mut data.source {
+            Source::Staged(staged) => staged.take(),
+            Source::View { .. } => None,
+        };
+        let (generation, fresh) = match staged {
+            Some((generation, ks)) if generation != self.generation => (generation, ks),
+            _ => self.copy_into_fresh_generation(&data)?,
+        };
         let next = Applied {
             log_id: meta.last_log_id,
             membership: meta.last_membership.clone(),
@@ -324,6 +318,24 @@ impl<T: ApplyTarget> StateMachine<T> {
         self.db.delete_keyspace(old)?;
         self.target.reset(&self.records);
         Ok(())
+    }
+
+    fn copy_into_fresh_generation(
+        &self,
+        data: &SnapshotData,
+    ) -> Result<(u64, Keyspace), StorageError> {
+        let generation = records::highest(&self.db).max(self.generation) + 1;
+        let fresh = records::open_keyspace(&self.db, generation)?;
+        let mut batch = self.db.batch();
+        for (i, record) in data.records().enumerate() {
+            let (k, v) = record?;
+            batch.insert(&fresh, k, v);
+            if (i + 1) % INSTALL_BATCH == 0 {
+                std::mem::replace(&mut batch, self.db.batch()).commit()?;
+            }
+        }
+        batch.commit()?;
+        Ok((generation, fresh))
     }
 }
 
@@ -361,7 +373,7 @@ impl<T: ApplyTarget> RaftStateMachine<ShardRaft> for StateMachine<T> {
         meta: &SnapshotMeta,
         snapshot: Self::SnapshotData,
     ) -> Result<(), io::Error> {
-        Ok(self.install(meta, &snapshot)?)
+        Ok(self.install(meta, snapshot)?)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<SnapshotData>>, io::Error> {

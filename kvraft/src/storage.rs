@@ -23,10 +23,8 @@ pub struct StorageConfig {
     pub boot_id: String,
 }
 
-/// A group's storage, opened: what `ShardGroup` (phase 3) hands to openraft.
+/// A group's storage, opened: what [`crate::ShardGroup::open`] hands to openraft.
 pub struct Storage<T: ApplyTarget> {
-    // Handed to openraft by `ShardGroup` (phase 3); the tests drive it directly.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) log: LogStore,
     pub(crate) sm: StateMachine<T>,
     meta: Meta,
@@ -82,6 +80,31 @@ impl<T: ApplyTarget> Storage<T> {
 
     /// A clean shutdown: everything synced, then the marker that says so.
     pub fn close_clean(self) -> Result<(), StorageError> {
+        boot::mark_clean(&self.meta, &self.boot_id)
+    }
+
+    /// The log and the state machine for openraft, and what marks a clean shutdown later.
+    pub(crate) fn into_parts(self) -> (LogStore, StateMachine<T>, CleanShutdown) {
+        let closer = CleanShutdown {
+            meta: self.meta,
+            boot_id: self.boot_id,
+        };
+        (self.log, self.sm, closer)
+    }
+}
+
+/// Marks the volume cleanly shut down once openraft has stopped using the storage.
+pub(crate) struct CleanShutdown {
+    meta: Meta,
+    boot_id: String,
+}
+
+impl CleanShutdown {
+    pub fn database(&self) -> &Database {
+        &self.meta.db
+    }
+
+    pub fn mark(&self) -> Result<(), StorageError> {
         boot::mark_clean(&self.meta, &self.boot_id)
     }
 }

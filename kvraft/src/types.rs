@@ -24,3 +24,7 @@ pub type StoredMembership = openraft::StoredMembership<LeaderId, u64, Member>;
 pub type Membership = openraft::Membership<u64, Member>;
 pub type SnapshotMeta = openraft::SnapshotMeta<LeaderId, u64, Member>;
 pub type Snapshot<SD> = openraft::Snapshot<LeaderId, u64, Member, SD>;
+pub type RaftMetrics = openraft::RaftMetrics<ShardRaft>;
+pub type ClientWriteError = openraft::error::ClientWriteError<ShardRaft>;
+pub type ForwardToLeader = openraft::error::ForwardToLeader<ShardRaft>;
+pub type RaftError<E> = openraft::error::RaftError<ShardRaft, E>;

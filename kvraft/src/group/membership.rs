@@ -1,0 +1,203 @@
+//! Membership and leadership, driven by the operator (docs/replication.md section 7):
+//! initialize a group, add a learner, set the voters (joint consensus, waits until committed),
+//! hand leadership to another voter. Each is idempotent: asking for what already holds
+//! proposes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use kvproto::raft::{GroupId, Member};
+use openraft::ChangeMembers;
+use openraft::error::{ChangeMembershipError, InitializeError};
+
+use super::error::GroupError;
+use super::shard_group::ShardGroup;
+use super::write::leader_elsewhere;
+use crate::apply::ApplyTarget;
+use crate::types::{ClientWriteError, RaftError};
+
+impl<T: ApplyTarget> ShardGroup<T> {
+    /// Makes `voters` (this copy among them) the group's first membership. A copy already in a
+    /// group answers `Ok` (idempotent). Waits up to `write_timeout` for a leader.
+    pub async fn initialize(&self, group: GroupId, voters: Vec<Member>) -> Result<(), GroupError> {
+        if group != self.inner.identity.group {
+            return Err(GroupError::GroupMismatch {
+                ours: self.inner.identity.group.to_string(),
+                theirs: group.to_string(),
+            });
+        }
+        let raft = &self.inner.raft;
+        if raft.is_initialized().await.map_err(fatal)? {
+            return Ok(());
+        }
+        if !voters.iter().any(|m| m.node_id == self.inner.me.node_id) {
+            return Err(GroupError::Refused(format!(
+                "the voters must include this copy ({})",
+                self.inner.me
+            )));
+        }
+        let nodes: BTreeMap<u64, Member> = voters.into_iter().map(|m| (m.node_id, m)).collect();
+        match raft.initialize(nodes).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(RaftError::APIError(InitializeError::NotInMembers(e))) => {
+                return Err(GroupError::Refused(e.to_string()));
+            }
+            Err(RaftError::Fatal(f)) => return Err(fatal(f)),
+        }
+        // An election follows; the first writes need not meet "no leader" if it is quick.
+        let _ = raft
+            .wait(Some(self.inner.cfg.write_timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader after initialize")
+            .await;
+        Ok(())
+    }
+
+    /// Adds `m` as a learner through this copy (the leader) and returns once that membership
+    /// is committed, without waiting for the learner to catch up (it gets a snapshot, then
+    /// the log; [`Self::status`] shows its lag).
+    pub async fn add_learner(&self, m: Member) -> Result<(), GroupError> {
+        if let Some(known) = self.member(m.node_id) {
+            return if known == m {
+                Ok(())
+            } else {
+                Err(GroupError::Refused(format!(
+                    "node {} is already a member as {known}",
+                    m.node_id
+                )))
+            };
+        }
+        let add = self.inner.raft.add_learner(m.node_id, m, false);
+        match tokio::time::timeout(self.inner.cfg.membership_timeout, add).await {
+            Err(_) => Err(GroupError::Timeout("adding a learner".to_owned())),
+            Ok(answer) => answer.map(|_| ()).map_err(|e| self.membership_error(e)),
+        }
+    }
+
+    /// Makes `voters` exactly the voting members (joint consensus), adding any that are not
+    /// members yet as learners first; voters not named are removed from the group. Returns
+    /// once the final membership is committed.
+    pub async fn set_voters(&self, voters: Vec<Member>) -> Result<(), GroupError> {
+        if voters.is_empty() {
+            return Err(GroupError::Refused(
+                "a group needs at least one voter".to_owned(),
+            ));
+        }
+        let wanted: BTreeSet<u64> = voters.iter().map(|m| m.node_id).collect();
+        let metrics = self.metrics();
+        let membership = metrics.membership_config.membership();
+        let mut missing = BTreeMap::new();
+        for m in &voters {
+            match membership.get_node(&m.node_id) {
+                None => {
+                    missing.insert(m.node_id, m.clone());
+                }
+                Some(known) if known != m => {
+                    return Err(GroupError::Refused(format!(
+                        "node {} is already a member as {known}",
+                        m.node_id
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        let current: BTreeSet<u64> = membership.voter_ids().collect();
+        if missing.is_empty() && membership.get_joint_config().len() == 1 && current == wanted {
+            return Ok(());
+        }
+        let change = if missing.is_empty() {
+            ChangeMembers::ReplaceAllVoters(wanted)
+        } else {
+            ChangeMembers::Batch(vec![
+                ChangeMembers::AddNodes(missing),
+                ChangeMembers::ReplaceAllVoters(wanted),
+            ])
+        };
+        let change = self.inner.raft.change_membership(change, false);
+        match tokio::time::timeout(self.inner.cfg.membership_timeout, change).await {
+            Err(_) => Err(GroupError::Timeout("changing the voters".to_owned())),
+            Ok(answer) => answer.map(|_| ()).map_err(|e| self.membership_error(e)),
+        }
+    }
+
+    /// Hands leadership from this copy (the leader) to `to`, or to the most caught-up other
+    /// voter, and waits until another copy leads. Returns the new leader.
+    pub async fn transfer_leadership(&self, to: Option<Member>) -> Result<Member, GroupError> {
+        let metrics = self.metrics();
+        let me = self.inner.me.node_id;
+        if !self.is_leader() {
+            return Err(GroupError::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let target = match &to {
+            Some(m) if m.node_id == me => return Ok(self.inner.me.clone()),
+            Some(m) if voters.contains(&m.node_id) => m.node_id,
+            Some(m) => {
+                return Err(GroupError::Refused(format!("{m} is not a voter")));
+            }
+            None => {
+                let matched = |id: &u64| {
+                    metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(id).cloned().flatten())
+                        .map(|l| l.index)
+                };
+                voters
+                    .iter()
+                    .filter(|id| **id != me)
+                    .max_by_key(|id| matched(id))
+                    .copied()
+                    .ok_or_else(|| GroupError::Refused("no other voter to lead".to_owned()))?
+            }
+        };
+        self.inner
+            .raft
+            .trigger()
+            .transfer_leader(target)
+            .await
+            .map_err(fatal)?;
+        let bound = self.transfer_bound();
+        let moved = self
+            .inner
+            .raft
+            .wait(Some(bound))
+            .metrics(
+                |m| m.current_leader.is_some_and(|l| l != me),
+                "another copy leads after a transfer",
+            )
+            .await
+            .map_err(|e| GroupError::Timeout(format!("leadership did not move: {e}")))?;
+        moved
+            .current_leader
+            .and_then(|id| self.member(id))
+            .ok_or_else(|| GroupError::Timeout("the new leader is not a member".to_owned()))
+    }
+
+    /// A transfer is an election the target starts at once: a few election timeouts at most.
+    fn transfer_bound(&self) -> Duration {
+        (self.inner.cfg.election_timeout_max() * 3).max(self.inner.cfg.write_timeout)
+    }
+
+    fn membership_error(&self, e: RaftError<ClientWriteError>) -> GroupError {
+        match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => GroupError::NotLeader {
+                leader: leader_elsewhere(&f, self.inner.me.node_id).flatten(),
+            },
+            RaftError::APIError(ClientWriteError::ChangeMembershipError(
+                ChangeMembershipError::InProgress(p),
+            )) => GroupError::InProgress(p.to_string()),
+            RaftError::APIError(ClientWriteError::LogEntryDiscarded(_)) => {
+                GroupError::Timeout("the membership entry was discarded by a new leader".to_owned())
+            }
+            RaftError::APIError(other) => GroupError::Refused(other.to_string()),
+            RaftError::Fatal(f) => fatal(f),
+        }
+    }
+}
+
+fn fatal(e: impl std::fmt::Display) -> GroupError {
+    GroupError::Fatal(e.to_string())
+}
