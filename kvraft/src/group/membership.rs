@@ -18,7 +18,9 @@ use crate::types::{ClientWriteError, RaftError};
 
 impl<T: ApplyTarget> ShardGroup<T> {
     /// Makes `voters` (this copy among them) the group's first membership. A copy already in a
-    /// group answers `Ok` (idempotent). Waits up to `write_timeout` for a leader.
+    /// group answers `Ok` (idempotent). Waits up to `write_timeout` for a leader, then, when
+    /// this copy leads a log that was never compacted, seals the records it held before the
+    /// group existed (see [`Self::seal_records_before_the_log`]).
     pub async fn initialize(&self, group: GroupId, voters: Vec<Member>) -> Result<(), GroupError> {
         if group != self.inner.identity.group {
             return Err(GroupError::GroupMismatch {
@@ -28,7 +30,7 @@ impl<T: ApplyTarget> ShardGroup<T> {
         }
         let raft = &self.inner.raft;
         if raft.is_initialized().await.map_err(fatal)? {
-            return Ok(());
+            return self.seal_records_before_the_log().await;
         }
         if !voters.iter().any(|m| m.node_id == self.inner.me.node_id) {
             return Err(GroupError::Refused(format!(
@@ -49,6 +51,51 @@ impl<T: ApplyTarget> ShardGroup<T> {
             .wait(Some(self.inner.cfg.write_timeout))
             .metrics(|m| m.current_leader.is_some(), "a leader after initialize")
             .await;
+        self.seal_records_before_the_log().await
+    }
+
+    /// A store converted to a group (factor 1 to 3) holds records no log entry carries, so a
+    /// learner replaying the log from its start would never get them. The leader therefore
+    /// builds a snapshot and purges the log up to it once, before any learner joins: every
+    /// learner then starts from a snapshot, which carries the records. Does nothing on a
+    /// follower or once the log was ever purged.
+    async fn seal_records_before_the_log(&self) -> Result<(), GroupError> {
+        let raft = &self.inner.raft;
+        let bound = Some(self.inner.cfg.membership_timeout);
+        let m = self.metrics();
+        if !self.is_leader() || m.purged.is_some() {
+            return Ok(());
+        }
+        let applied = raft
+            .wait(bound)
+            .metrics(|m| m.last_applied.is_some(), "the first entry applied")
+            .await
+            .map_err(|e| GroupError::Timeout(e.to_string()))?
+            .last_applied;
+        if m.snapshot.is_none() || m.snapshot < applied {
+            raft.trigger().snapshot().await.map_err(fatal)?;
+        }
+        let snapshot = raft
+            .wait(bound)
+            .metrics(
+                |m| m.snapshot.is_some() && m.snapshot >= applied,
+                "a snapshot",
+            )
+            .await
+            .map_err(|e| GroupError::Timeout(e.to_string()))?
+            .snapshot;
+        let Some(upto) = snapshot else {
+            return Ok(());
+        };
+        raft.trigger().purge_log(upto.index).await.map_err(fatal)?;
+        raft.wait(bound)
+            .metrics(|m| m.purged.is_some(), "the log purged up to the snapshot")
+            .await
+            .map_err(|e| GroupError::Timeout(e.to_string()))?;
+        tracing::info!(
+            upto = upto.index,
+            "records sealed into a snapshot for learners"
+        );
         Ok(())
     }
 

@@ -1,8 +1,9 @@
-//! Tests of the storage: openraft's storage suite, the codecs, apply determinism, snapshots,
-//! crash points and the boot guard. They drive the openraft-facing types directly, so they
-//! live inside the crate.
+//! Tests of the storage (openraft's storage suite, the codecs, apply determinism, snapshots,
+//! crash points, the boot guard) and of whole groups over real sockets (`cluster/`). They
+//! drive the openraft-facing types directly, so they live inside the crate.
 
 mod boot;
+mod cluster;
 mod codec;
 mod crash;
 mod determinism;
