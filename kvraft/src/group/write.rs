@@ -17,6 +17,7 @@ impl<T: ApplyTarget> ShardGroup<T> {
     pub async fn write(&self, cmd: Command) -> Result<Outcome, WriteError> {
         #[cfg(feature = "unsafe-fault-modes")]
         if self.inner.cfg.unsafe_mode == UnsafeMode::AckLocal
+            && self.is_leader()
             && let Some(guess) = guessed_outcome(&cmd)
         {
             return self.write_ack_local(cmd, guess).await;
@@ -50,8 +51,8 @@ impl<T: ApplyTarget> ShardGroup<T> {
         }
     }
 
-    /// `UnsafeMode::AckLocal`: answer as soon as the entry is in this copy's log (or its real
-    /// outcome arrives first), before a quorum has it.
+    /// `UnsafeMode::AckLocal` on a copy that believes it leads: answer as soon as the entry
+    /// is in this copy's log (or its real outcome arrives first), before a quorum has it.
     #[cfg(feature = "unsafe-fault-modes")]
     async fn write_ack_local(&self, cmd: Command, guess: Outcome) -> Result<Outcome, WriteError> {
         let raft = self.inner.raft.clone();

@@ -13,7 +13,7 @@ pub(crate) mod client;
 mod failure;
 mod guard;
 pub(crate) mod routes;
-mod snapshot_stream;
+pub(crate) mod snapshot_stream;
 
 /// Appends (and heartbeats) from the leader: [`APPEND_CONTENT_TYPE`] bodies.
 pub const APPEND_PATH: &str = "/v1/raft/append";

@@ -9,6 +9,7 @@ mod crash;
 mod determinism;
 mod log;
 mod snapshot;
+mod stream;
 mod suite;
 mod target;
 
