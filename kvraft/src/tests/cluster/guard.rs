@@ -1,10 +1,11 @@
 //! The RPC guard over a real socket: another group or an unknown protocol version is refused
 //! with 409 `raft_group_mismatch` before the body is read; the right headers reach openraft.
+//! Peers send the configured peer token as a bearer token.
 
 use kvproto::raft::PROTOCOL_VERSION;
 use kvproto::wire::{ErrorBody, ErrorCode, header};
 
-use super::harness::{Cluster, SERIAL};
+use super::harness::{Cluster, Partition, SERIAL};
 use crate::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,4 +44,21 @@ async fn rpcs_for_another_group_or_protocol_are_refused_with_409() {
         .expect("answers");
     assert_eq!(resp.status(), 400);
     c.nodes[0].stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peers_send_the_peer_token() {
+    let _serial = SERIAL.lock().await;
+    // Every router refuses an RPC without `authorization: Bearer s3cret` (401).
+    let partition = Partition::requiring_token("s3cret");
+    let c = Cluster::voters_with(3, partition, |cfg| {
+        cfg.peer_token = Some("s3cret".to_owned());
+    })
+    .await;
+    let all = c.all();
+    c.put(&all, "k", "v").await;
+    assert_eq!(c.converged(&all).await.len(), 1);
+    for n in &c.nodes {
+        n.stop().await;
+    }
 }

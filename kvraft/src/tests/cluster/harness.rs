@@ -34,13 +34,23 @@ pub const BOUND: Duration = Duration::from_secs(30);
 
 const FROM: &str = "x-test-from";
 
-/// Which nodes are cut off from everyone.
+/// Which nodes are cut off from everyone, and the peer token RPCs must carry, if any (as
+/// kvserver's peer-token layer would demand).
 #[derive(Default)]
 pub struct Partition {
     cut: Mutex<BTreeSet<usize>>,
+    pub token: Option<String>,
 }
 
 impl Partition {
+    /// No one cut; RPCs must carry `token` as a bearer token.
+    pub fn requiring_token(token: &str) -> Partition {
+        Partition {
+            token: Some(token.to_owned()),
+            ..Partition::default()
+        }
+    }
+
     fn blocks(&self, to: usize, from: Option<usize>) -> bool {
         let cut = self.cut.lock().expect("lock");
         cut.contains(&to) || from.is_some_and(|f| cut.contains(&f))
@@ -59,6 +69,15 @@ async fn gate(
         .and_then(|v| v.parse().ok());
     if partition.blocks(me, from) {
         return (StatusCode::SERVICE_UNAVAILABLE, "partitioned").into_response();
+    }
+    if let Some(token) = &partition.token {
+        let sent = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if sent != Some(format!("Bearer {token}").as_str()) {
+            return (StatusCode::UNAUTHORIZED, "no peer token").into_response();
+        }
     }
     next.run(req).await
 }
@@ -172,7 +191,15 @@ pub struct Cluster {
 impl Cluster {
     /// `n` nodes started (not yet in a group).
     pub async fn start(n: usize, tune: impl Fn(&mut RaftConfig)) -> Cluster {
-        let partition = Arc::new(Partition::default());
+        Cluster::start_with(n, Partition::default(), tune).await
+    }
+
+    pub async fn start_with(
+        n: usize,
+        partition: Partition,
+        tune: impl Fn(&mut RaftConfig),
+    ) -> Cluster {
+        let partition = Arc::new(partition);
         let mut nodes = Vec::new();
         for i in 0..n {
             nodes.push(Node::start(i, &partition, |_| {}, &tune).await);
@@ -182,7 +209,15 @@ impl Cluster {
 
     /// `n` nodes initialized as one group of `n` voters, with a leader.
     pub async fn voters(n: usize, tune: impl Fn(&mut RaftConfig)) -> Cluster {
-        let c = Cluster::start(n, tune).await;
+        Cluster::voters_with(n, Partition::default(), tune).await
+    }
+
+    pub async fn voters_with(
+        n: usize,
+        partition: Partition,
+        tune: impl Fn(&mut RaftConfig),
+    ) -> Cluster {
+        let c = Cluster::start_with(n, partition, tune).await;
         let voters = c.nodes.iter().map(|n| n.me.clone()).collect();
         c.nodes[0]
             .group
