@@ -20,37 +20,13 @@ use crate::etag_header;
 use crate::keys;
 use crate::state::AppState;
 use crate::storage::StorageError;
-use crate::topology_file;
 use crate::v1::read_limited;
+use crate::write_path;
 
 pub async fn put_topology(State(state): State<AppState>, body: Bytes) -> Result<Json<Topology>> {
     let next: Topology = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("body is not a Topology: {e}")))?;
-    let _one_at_a_time = state.topology_gate.write().await;
-    match state.topology() {
-        Some(current) => current
-            .check_transition(&next)
-            .map_err(|e| Error::TopologyConflict(e.to_string()))?,
-        None => next
-            .validate()
-            .map_err(|e| Error::BadRequest(e.to_string()))?,
-    }
-    if state.topology().is_some_and(|t| *t == next) {
-        return Ok(Json(next));
-    }
-    let path = state.topology_path.clone();
-    let to_save = next.clone();
-    tokio::task::spawn_blocking(move || topology_file::save(&path, &to_save))
-        .await
-        .map_err(|e| StorageError::Engine(e.to_string()))??;
-    tracing::info!(
-        epoch = next.epoch,
-        phase = next.phase_name(),
-        shards = next.shards,
-        "topology accepted"
-    );
-    state.set_topology(next.clone());
-    Ok(Json(next))
+    Ok(Json(write_path::set_topology(&state, next).await?))
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -194,7 +170,7 @@ pub async fn import(
     let records = BulkCodec::decode_bytes(&bytes, state.max_value_bytes)?;
     drop(bytes);
     let _admitted = admit(&state, fence).await?;
-    let report = state.store.import(records, q.mode).await?;
+    let report = write_path::import(&state, records, q.mode).await?;
     tracing::info!(applied = report.applied, skipped = report.skipped, mode = ?q.mode, "import applied");
     Ok(Json(report))
 }
@@ -216,14 +192,12 @@ pub async fn cleanup(
         )));
     }
     let me = state.shard;
-    let report = state
-        .store
-        .cleanup(move |key| {
-            topology
-                .as_ref()
-                .is_none_or(|t| t.owner(key.as_bytes()) == me)
-        })
-        .await?;
+    let report = write_path::cleanup(&state, move |key| {
+        topology
+            .as_ref()
+            .is_none_or(|t| t.owner(key.as_bytes()) == me)
+    })
+    .await?;
     tracing::info!(
         removed_keys = report.removed_keys,
         removed_tombstones = report.removed_tombstones,

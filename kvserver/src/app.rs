@@ -37,7 +37,7 @@ use crate::body::ReadBodyLayer;
 use crate::error::{Dialect, Error};
 use crate::metrics::{RequestLabels, RouteLabels, method_label, route_label};
 use crate::state::AppState;
-use crate::{admin, book, header_names, ops, v1};
+use crate::{admin, book, header_names, ops, raft_admin, v1};
 
 /// Largest topology push body: room for about 1,300 peers at the longest URL a pod name and
 /// namespace allow (far more at usual lengths).
@@ -69,7 +69,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/export", get(admin::export))
         .route("/v1/admin/export/count", get(admin::export_count))
         .route("/v1/admin/import", post(admin::import))
-        .route("/v1/admin/cleanup", post(admin::cleanup));
+        .route("/v1/admin/cleanup", post(admin::cleanup))
+        .route(kvproto::raft_admin::STATUS_PATH, get(raft_admin::status));
     let internal = Router::new().route(
         &format!("{INTERNAL_KEYS_PREFIX}{{*rest}}"),
         get(admin::internal_get),

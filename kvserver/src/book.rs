@@ -17,6 +17,7 @@ use crate::keys;
 use crate::routing::{Decision, decide};
 use crate::state::AppState;
 use crate::storage::{Precondition, StorageError};
+use crate::write_path;
 
 /// Flask's default content type, which the book's server answered with.
 const FLASK_CONTENT_TYPE: &str = "text/html; charset=utf-8";
@@ -61,10 +62,7 @@ pub async fn save(State(state): State<AppState>, req: Request) -> Result<Respons
         }
         Decision::Local { .. } => {
             let value = Bytes::from(value);
-            state
-                .store
-                .put(&key, value.clone(), Precondition::None, None)
-                .await?;
+            write_path::put(&state, &key, value.clone(), Precondition::None, None).await?;
             Ok(ok(value))
         }
     }

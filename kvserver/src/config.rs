@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use kvproto::raft::GroupId;
+use thiserror::Error;
 
 /// When an acknowledged write is forced to stable storage. Every mode writes the record to the
 /// OS (the engine's journal) before the answer, so a process crash never loses an acknowledged
@@ -17,6 +19,46 @@ pub enum SyncMode {
     Batch,
     /// Never fsync explicitly; the OS writes back when it likes (typically within 30 s).
     Never,
+}
+
+/// How a replicated shard's leader makes sure it still leads before a read (docs/replication.md
+/// section 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum RaftReadPolicy {
+    /// The leader's lease (no round trip while it holds); a stale lease falls back to read-index.
+    #[default]
+    Lease,
+    /// One quorum heartbeat per read batch: for clocks that may stop (suspended VMs).
+    ReadIndex,
+}
+
+/// A combination of flags the server refuses to start with (exit code 2, like clap's own).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum UsageError {
+    #[error(
+        "--sync never cannot be used with --raft-store-uid: a replicated copy acknowledges \
+         appends its log may lose (use --sync batch or --sync always)"
+    )]
+    SyncNeverWithRaft,
+    #[error("--raft-store-uid {uid:?} is not a store uid: {reason}")]
+    StoreUid { uid: String, reason: String },
+    #[error("--raft-advertise-url {url:?} {reason} (expected http(s)://HOST:PORT)")]
+    AdvertiseUrl { url: String, reason: &'static str },
+    #[error("{flag} must be at least 1ms (got {value:?})")]
+    TooShort { flag: &'static str, value: Duration },
+    #[error(
+        "--raft-election-timeout-min ({election:?}) must be at least twice --raft-heartbeat \
+         ({heartbeat:?}): a follower must not start an election over one late heartbeat"
+    )]
+    ElectionTimeout {
+        election: Duration,
+        heartbeat: Duration,
+    },
+    #[error(
+        "--raft-write-timeout ({write:?}) must be shorter than --request-timeout ({request:?}), \
+         so a write that cannot commit answers outcome_unknown before the request deadline"
+    )]
+    WriteTimeout { write: Duration, request: Duration },
 }
 
 /// The server's configuration.
@@ -162,6 +204,32 @@ pub struct Config {
     /// accepted there too). Defaults to `--admin-token-file`.
     #[arg(long, env = "KV_DATA_TOKEN_FILE")]
     pub data_token_file: Option<PathBuf>,
+
+    // Replication (docs/replication.md; the operator sets these on copies 1.. of a shard).
+    /// The KVStore's `metadata.uid`: this server is a copy of shard `--shard` of that store's
+    /// group `<uid>/<shard>`. Copy 0 has no flag: it learns its group when the group is formed.
+    #[arg(long, env = "KV_RAFT_STORE_UID", requires = "raft_advertise_url")]
+    pub raft_store_uid: Option<String>,
+
+    /// This copy's base URL as its group reaches it, `http(s)://POD.NAME.NS.svc:PORT`.
+    #[arg(long, env = "KV_RAFT_ADVERTISE_URL", requires = "raft_store_uid")]
+    pub raft_advertise_url: Option<String>,
+
+    /// How often a replicated shard's leader sends heartbeats.
+    #[arg(long, env = "KV_RAFT_HEARTBEAT", default_value = "150ms", value_parser = humantime::parse_duration)]
+    pub raft_heartbeat: Duration,
+
+    /// The shortest silence after which a follower starts an election (the longest is twice it).
+    #[arg(long, env = "KV_RAFT_ELECTION_TIMEOUT_MIN", default_value = "600ms", value_parser = humantime::parse_duration)]
+    pub raft_election_timeout_min: Duration,
+
+    /// How a leader confirms it leads before a read: lease | read-index.
+    #[arg(long, env = "KV_RAFT_READ_POLICY", value_enum, default_value_t = RaftReadPolicy::Lease)]
+    pub raft_read_policy: RaftReadPolicy,
+
+    /// How long a replicated write waits to be committed before it answers 504 `outcome_unknown`.
+    #[arg(long, env = "KV_RAFT_WRITE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub raft_write_timeout: Duration,
 }
 
 impl Config {
@@ -178,6 +246,59 @@ impl Config {
             .unwrap_or(self.max_import_bytes.saturating_mul(2))
     }
 
+    /// The group this copy belongs to by its flags (copies 1..); `None` on copy 0.
+    pub fn raft_group(&self) -> Option<GroupId> {
+        self.raft_store_uid.as_ref().map(|uid| GroupId {
+            store_uid: uid.clone(),
+            shard: self.shard_ordinal(),
+        })
+    }
+
+    /// Refuses combinations clap cannot express (run before anything is opened).
+    pub fn validate(&self) -> Result<(), UsageError> {
+        if let Some(uid) = &self.raft_store_uid {
+            if self.sync == SyncMode::Never {
+                return Err(UsageError::SyncNeverWithRaft);
+            }
+            // The group's wire form must parse back, so every copy names it alike.
+            let group = format!("{uid}/{}", self.shard_ordinal());
+            if let Err(e) = group.parse::<GroupId>() {
+                return Err(UsageError::StoreUid {
+                    uid: uid.clone(),
+                    reason: if uid.is_empty() {
+                        "it is empty".to_owned()
+                    } else {
+                        e.to_string()
+                    },
+                });
+            }
+        }
+        if let Some(url) = &self.raft_advertise_url {
+            check_advertise_url(url)?;
+        }
+        for (flag, value) in [
+            ("--raft-heartbeat", self.raft_heartbeat),
+            ("--raft-write-timeout", self.raft_write_timeout),
+        ] {
+            if value < Duration::from_millis(1) {
+                return Err(UsageError::TooShort { flag, value });
+            }
+        }
+        if self.raft_election_timeout_min < self.raft_heartbeat.saturating_mul(2) {
+            return Err(UsageError::ElectionTimeout {
+                election: self.raft_election_timeout_min,
+                heartbeat: self.raft_heartbeat,
+            });
+        }
+        if self.raft_write_timeout >= self.request_timeout {
+            return Err(UsageError::WriteTimeout {
+                write: self.raft_write_timeout,
+                request: self.request_timeout,
+            });
+        }
+        Ok(())
+    }
+
     /// A configuration for tests: the data dir given, everything else at its default.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         let mut config = Config::parse_from(["kvserver"]);
@@ -185,6 +306,28 @@ impl Config {
         config.drain_delay = Duration::ZERO;
         config
     }
+}
+
+/// An advertised base URL: http or https, a host, nothing after the authority but `/`.
+fn check_advertise_url(url: &str) -> Result<(), UsageError> {
+    let refuse = |reason| UsageError::AdvertiseUrl {
+        url: url.to_owned(),
+        reason,
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|_| refuse("is not a URL"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(refuse("is not http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(refuse("has no host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(refuse("carries credentials"));
+    }
+    if parsed.path() != "/" || parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(refuse("has a path, query or fragment"));
+    }
+    Ok(())
 }
 
 /// `server-2` → 2; `web-db-10` → 10; `server` → None.
@@ -216,5 +359,131 @@ mod tests {
         assert_eq!(c.max_value_bytes, 1 << 20);
         assert_eq!(c.sync, SyncMode::Batch);
         assert!(!c.require_token_for_data);
+    }
+
+    fn copy(extra: &[&str]) -> Result<Config, clap::Error> {
+        let mut args = vec![
+            "kvserver",
+            "--pod-name",
+            "kv-r1-3",
+            "--raft-store-uid",
+            "0b9c-11",
+            "--raft-advertise-url",
+            "http://kv-r1-3.kv.ns.svc:8080",
+        ];
+        args.extend_from_slice(extra);
+        Config::try_parse_from(args)
+    }
+
+    #[test]
+    fn a_copy_names_its_group_and_the_defaults_are_the_designs() {
+        let c = copy(&[]).unwrap();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(
+            c.raft_group().map(|g| g.to_string()).as_deref(),
+            Some("0b9c-11/3")
+        );
+        assert_eq!(c.raft_heartbeat, Duration::from_millis(150));
+        assert_eq!(c.raft_election_timeout_min, Duration::from_millis(600));
+        assert_eq!(c.raft_read_policy, RaftReadPolicy::Lease);
+        assert_eq!(c.raft_write_timeout, Duration::from_secs(3));
+        let c = copy(&["--raft-read-policy", "read-index", "--sync", "always"]).unwrap();
+        assert_eq!(
+            (c.raft_read_policy, c.validate()),
+            (RaftReadPolicy::ReadIndex, Ok(()))
+        );
+        // Copy 0 has no flag, and no group.
+        let c0 = Config::parse_from(["kvserver", "--sync", "never"]);
+        assert_eq!((c0.raft_group(), c0.validate()), (None, Ok(())));
+    }
+
+    #[test]
+    fn the_uid_and_the_advertised_url_come_together() {
+        for alone in [
+            &["kvserver", "--raft-store-uid", "u"][..],
+            &["kvserver", "--raft-advertise-url", "http://a:1"][..],
+        ] {
+            let e = Config::try_parse_from(alone).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        }
+    }
+
+    #[test]
+    fn sync_never_with_a_group_is_refused() {
+        let c = copy(&["--sync", "never"]).unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e, UsageError::SyncNeverWithRaft);
+        assert!(e.to_string().contains("--sync never"), "{e}");
+    }
+
+    #[test]
+    fn a_store_uid_must_make_a_group_id() {
+        for bad in ["", "a/b"] {
+            let mut c = copy(&[]).unwrap();
+            c.raft_store_uid = Some(bad.to_owned());
+            let e = c.validate().unwrap_err();
+            assert!(matches!(e, UsageError::StoreUid { .. }), "{bad:?}: {e}");
+        }
+        let mut c = copy(&[]).unwrap();
+        c.raft_store_uid = Some(String::new());
+        assert!(c.validate().unwrap_err().to_string().contains("empty"));
+    }
+
+    #[test]
+    fn the_advertised_url_must_be_an_http_base_url() {
+        for good in [
+            "http://kv-r1-3.kv.ns.svc:8080",
+            "https://10.0.0.7:443/",
+            "http://h",
+        ] {
+            assert_eq!(check_advertise_url(good), Ok(()), "{good}");
+        }
+        for (bad, why) in [
+            ("kv-r1-3:8080", "not http"),
+            ("not a url", "not a URL"),
+            ("ftp://h:21", "not http"),
+            ("http://h:1/v1", "path"),
+            ("http://h:1/?x=1", "query"),
+            ("http://u:p@h:1", "credentials"),
+            ("http://:1", "not a URL"),
+        ] {
+            let e = check_advertise_url(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn raft_timeouts_must_be_sane() {
+        let refused = |extra: &[&str]| copy(extra).unwrap().validate().unwrap_err();
+        assert!(matches!(
+            refused(&["--raft-heartbeat", "0s"]),
+            UsageError::TooShort {
+                flag: "--raft-heartbeat",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(&["--raft-write-timeout", "0s"]),
+            UsageError::TooShort {
+                flag: "--raft-write-timeout",
+                ..
+            }
+        ));
+        assert!(matches!(
+            refused(&["--raft-heartbeat", "400ms"]),
+            UsageError::ElectionTimeout { .. }
+        ));
+        assert!(matches!(
+            refused(&["--raft-write-timeout", "10s"]),
+            UsageError::WriteTimeout { .. }
+        ));
+        let ok = copy(&[
+            "--raft-heartbeat",
+            "300ms",
+            "--raft-election-timeout-min",
+            "600ms",
+        ]);
+        assert_eq!(ok.unwrap().validate(), Ok(()));
+        assert!(copy(&["--raft-heartbeat", "fast"]).is_err());
     }
 }

@@ -11,6 +11,7 @@ use kvproto::bulk::BulkError;
 use kvproto::wire::{BOOK_SHUTTING_DOWN, ErrorBody, ErrorCode};
 use thiserror::Error;
 
+use crate::raft_node::RaftNodeError;
 use crate::storage::StorageError;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -73,6 +74,22 @@ pub enum Error {
     OutcomeUnknown,
     #[error("server overloaded; retry")]
     Overloaded,
+    /// The request (or this volume) names another raft group than this copy's.
+    #[error("{0}")]
+    RaftGroupMismatch(String),
+    /// The group's storage failed (logged, summarised to the client).
+    #[error("raft: {0}")]
+    Raft(String),
+}
+
+impl From<RaftNodeError> for Error {
+    fn from(e: RaftNodeError) -> Self {
+        match e {
+            RaftNodeError::GroupMismatch(m) => Error::RaftGroupMismatch(m),
+            RaftNodeError::Store(s) => Error::Storage(s),
+            other => Error::Raft(other.to_string()),
+        }
+    }
 }
 
 impl Error {
@@ -88,7 +105,9 @@ impl Error {
             Error::NotFound(_) | Error::RouteNotFound(_) => StatusCode::NOT_FOUND,
             Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::TopologyConflict(_) | Error::Fenced(_) => StatusCode::CONFLICT,
+            Error::TopologyConflict(_) | Error::Fenced(_) | Error::RaftGroupMismatch(_) => {
+                StatusCode::CONFLICT
+            }
             Error::PeerUnauthorized { .. } => StatusCode::BAD_GATEWAY,
             Error::LoopDetected { .. } => StatusCode::LOOP_DETECTED,
             Error::Draining
@@ -100,7 +119,7 @@ impl Error {
             Error::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
             Error::Storage(StorageError::Full) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Storage(StorageError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Storage(_) | Error::Raft(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -125,8 +144,9 @@ impl Error {
             Error::PeerUnauthorized { .. } => ErrorCode::PeerUnauthorized,
             Error::LoopDetected { .. } => ErrorCode::LoopDetected,
             Error::Storage(StorageError::Full) => ErrorCode::StorageFull,
-            Error::Storage(_) => ErrorCode::StorageError,
+            Error::Storage(_) | Error::Raft(_) => ErrorCode::StorageError,
             Error::RouteNotFound(_) => ErrorCode::RouteNotFound,
+            Error::RaftGroupMismatch(_) => ErrorCode::RaftGroupMismatch,
         }
     }
 
@@ -134,7 +154,7 @@ impl Error {
     fn public_message(&self) -> String {
         match self {
             Error::Storage(StorageError::Full) => self.to_string(),
-            Error::Storage(_) => "storage error; see the server log".to_owned(),
+            Error::Storage(_) | Error::Raft(_) => "storage error; see the server log".to_owned(),
             other => other.to_string(),
         }
     }

@@ -15,6 +15,9 @@
 //! - [`keys`]: serving one key: raw-path key parsing, lookup with read-through, forwarding.
 //! - [`routing`]: `Topology::route` applied to a request, forwarded headers.
 //! - [`peer`]: the HTTP client to other shards.
+//! - [`write_path`]: the one seam data writes, imports, cleanups and topology pushes go
+//!   through (the store directly; a replicated shard's group next).
+//! - [`raft_node`]: this copy's raft identity and group storage; [`raft_admin`]: its routes.
 //! - [`storage`]: versioned records and tombstones on fjall, group commit, disk-full recovery.
 //! - [`topology_file`]: the topology persisted atomically on the data dir.
 //! - [`auth`]: the admin, peer and data bearer tokens (read, reloaded and compared).
@@ -44,6 +47,8 @@ pub mod listen;
 pub mod metrics;
 pub mod ops;
 pub mod peer;
+pub mod raft_admin;
+pub mod raft_node;
 pub mod reload;
 pub mod routing;
 pub mod server;
@@ -52,9 +57,10 @@ pub mod storage;
 pub mod tls;
 pub mod topology_file;
 pub mod v1;
+pub mod write_path;
 
 pub use app::{app, ops_app};
-pub use config::{Config, SyncMode};
+pub use config::{Config, RaftReadPolicy, SyncMode, UsageError};
 pub use error::Error;
 pub use server::{run, serve};
 pub use state::AppState;

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use kvserver::Config;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -19,6 +19,12 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let config = Config::parse();
+    if let Err(e) = config.validate() {
+        // A usage error, worded and exited like clap's own (exit code 2).
+        Config::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, e)
+            .exit();
+    }
     match start(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -23,6 +23,7 @@ pub async fn run(
     ops_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    config.validate()?;
     let open_config = config.clone();
     let state = tokio::task::spawn_blocking(move || AppState::open(&open_config)).await??;
     tracing::info!(
@@ -97,6 +98,8 @@ pub async fn serve(
     }
     stop.cancel();
     state.store.flush().await?;
+    let raft = state.raft.clone();
+    tokio::task::spawn_blocking(move || raft.close()).await??;
     tracing::info!("storage flushed; bye");
     Ok(())
 }

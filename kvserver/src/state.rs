@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::import_budget::ImportBudget;
 use crate::metrics::Metrics;
 use crate::peer::PeerClient;
+use crate::raft_node::RaftNode;
 use crate::storage::Store;
 use crate::topology_file;
 
@@ -21,6 +22,9 @@ pub struct AppState(Arc<Shared>);
 #[derive(Debug)]
 pub struct Shared {
     pub store: Arc<Store>,
+    /// This copy's place in its shard's raft group (identity, the group's storage), and so
+    /// where its writes go (`write_path.rs`).
+    pub raft: Arc<RaftNode>,
     pub shard: u32,
     /// The admin token (admin routes).
     pub token: AdminToken,
@@ -63,14 +67,19 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// Opens the store and loads the persisted topology. Blocking (scans the store once).
+    /// Opens the store (and the raft group's storage, if the volume holds one for the group
+    /// the flags name) and loads the persisted topology. Blocking (scans the store once).
     pub fn open(config: &Config) -> anyhow::Result<AppState> {
-        let store = Store::open(
-            &config.data_dir.join("store"),
-            config.sync,
-            config.cache_bytes,
-        )
-        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
+        let store = Arc::new(
+            Store::open(
+                &config.data_dir.join("store"),
+                config.sync,
+                config.cache_bytes,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?,
+        );
+        let raft = RaftNode::new(config, store.clone())
+            .map_err(|e| anyhow::anyhow!("cannot open the raft storage: {e}"))?;
         let credentials = Credentials::from_files(
             config.admin_token_file.as_deref(),
             config.peer_token_file.as_deref(),
@@ -80,7 +89,8 @@ impl AppState {
         let topology_path = topology_file::path_in(&config.data_dir);
         let topology = topology_file::load(&topology_path)?.map(Arc::new);
         let state = AppState(Arc::new(Shared {
-            store: Arc::new(store),
+            store,
+            raft: Arc::new(raft),
             shard: config.shard_ordinal(),
             peers: PeerClient::new(credentials.peer.clone(), config.tls_ca_file.as_deref())?,
             token,

@@ -17,6 +17,7 @@ use crate::keys;
 use crate::routing::{Decision, decide, needs_tombstones};
 use crate::state::AppState;
 use crate::storage::{DeleteMode, Precondition, WriteOutcome};
+use crate::write_path;
 
 pub const KEY_PREFIX: &str = "/v1/keys/";
 const DEFAULT_LIMIT: usize = 1000;
@@ -64,7 +65,7 @@ pub async fn put_key(State(state): State<AppState>, req: Request) -> Result<Resp
             } else {
                 keys::remote_version(&state, &key, read_through).await?
             };
-            let outcome = state.store.put(&key, value, pre, remote).await?;
+            let outcome = write_path::put(&state, &key, value, pre, remote).await?;
             written(&state, outcome, &key)
         }
     }
@@ -86,7 +87,7 @@ pub async fn delete_key(State(state): State<AppState>, req: Request) -> Result<R
                 DeleteMode::Remove
             };
             let remote = keys::remote_version(&state, &key, read_through).await?;
-            let outcome = state.store.delete(&key, pre, mode, remote).await?;
+            let outcome = write_path::delete(&state, &key, pre, mode, remote).await?;
             written(&state, outcome, &key)
         }
     }

@@ -1,7 +1,8 @@
 //! Cleanup after a migration: the records to purge (every tombstone, and every live key this
-//! shard no longer owns), computed before anything is written.
+//! shard no longer owns), computed before anything is written; the direct path and a raft
+//! entry (`raft_target.rs`) purge by the same rules.
 
-use fjall::OwnedWriteBatch as WriteBatch;
+use fjall::{Keyspace, OwnedWriteBatch as WriteBatch};
 use kvproto::Key;
 use kvproto::wire::CleanupReport;
 
@@ -25,11 +26,11 @@ pub struct Dropped {
 }
 
 impl Purge {
-    /// Scans the keyspace. Blocking.
-    pub fn new(engine: &Engine, owned: impl Fn(&Key) -> bool) -> Result<Purge, StorageError> {
+    /// Scans the records keyspace `kv`. Blocking.
+    pub fn new(kv: &Keyspace, owned: impl Fn(&Key) -> bool) -> Result<Purge, StorageError> {
         let mut report = CleanupReport::default();
         let mut dropped = Vec::new();
-        for stored in records(engine.kv.iter()) {
+        for stored in records(kv.iter()) {
             let (key, record) = stored?.into_parts()?;
             if record.is_tombstone() {
                 report.removed_tombstones += 1;

@@ -3,7 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::engine::Engine;
+use fjall::Keyspace;
+
 use super::error::StorageError;
 use super::record::Record;
 use super::scan::records;
@@ -17,10 +18,10 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Scans the whole keyspace. Blocking.
-    pub fn scan(engine: &Engine) -> Result<Totals, StorageError> {
+    /// Scans the whole records keyspace `kv`. Blocking.
+    pub fn scan(kv: &Keyspace) -> Result<Totals, StorageError> {
         let mut totals = Totals::default();
-        for stored in records(engine.kv.iter()) {
+        for stored in records(kv.iter()) {
             let record = stored?.record()?;
             totals.max_version = totals.max_version.max(record.version);
             if !record.is_tombstone() {

@@ -1,5 +1,8 @@
 //! The fjall database behind a slot that can be emptied and refilled.
 //!
+//! The records live in the `kv` keyspace; a replicated shard's snapshot install moves them to
+//! another generation of it (`kv.<g>`, kvraft's), which the slot then serves, reopens included.
+//!
 //! fjall poisons itself after a failed journal write (a full disk, say) and then refuses every
 //! write until it is reopened. Reads keep working on the poisoned instance, so the store keeps it
 //! until the disk has room again, and only then swaps in a freshly opened one (see `poison.rs`).
@@ -10,13 +13,15 @@ use std::time::Duration;
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch};
 use kvproto::Key;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::error::StorageError;
 use super::journal_check;
 use super::record::{Record, decode_stored};
 
 const MEMTABLE_BYTES: u64 = 8 << 20;
+/// The records keyspace of a store that never installed a raft snapshot (kvraft's generation 0).
+const RECORDS: &str = kvraft::RECORDS_KEYSPACE;
 /// Key in the meta keyspace: a version floor that survives purging every record.
 const META_CLOCK_FLOOR: &[u8] = b"clock_floor";
 
@@ -32,7 +37,8 @@ pub struct Engine {
 impl Engine {
     /// Opens the database under `dir` once its journals pass the verifier (which may drop a
     /// torn tail; see `journal_check.rs`): fjall itself would truncate a damaged journal.
-    pub fn open(dir: &Path) -> Result<Engine, StorageError> {
+    /// `records` names the records keyspace served (`kv` unless a snapshot moved them).
+    pub fn open(dir: &Path, records: &str) -> Result<Engine, StorageError> {
         let report = journal_check::verify(dir)?;
         tracing::info!(
             journals = report.journals,
@@ -56,7 +62,7 @@ impl Engine {
         // is fixed when a keyspace is created: a store created before keeps fjall's flush (as
         // correct, only slower).
         let kv = db
-            .keyspace("kv", || {
+            .keyspace(records, || {
                 KeyspaceCreateOptions::default()
                     .max_memtable_size(MEMTABLE_BYTES)
                     .manual_journal_persist(true)
@@ -68,6 +74,15 @@ impl Engine {
             })
             .map_err(StorageError::from)?;
         Ok(Engine { db, kv, meta })
+    }
+
+    /// The same database serving the records of `kv` instead.
+    fn serving(&self, kv: Keyspace) -> Engine {
+        Engine {
+            db: self.db.clone(),
+            kv,
+            meta: self.meta.clone(),
+        }
     }
 
     /// The key's stored record, tombstones included.
@@ -111,15 +126,31 @@ impl Engine {
 pub struct Slot {
     dir: PathBuf,
     current: RwLock<Option<Arc<Engine>>>,
+    /// The records keyspace a reopen serves.
+    records: Mutex<String>,
 }
 
 impl Slot {
     pub fn open(dir: PathBuf) -> Result<Slot, StorageError> {
-        let engine = Engine::open(&dir)?;
+        let engine = Engine::open(&dir, RECORDS)?;
         Ok(Slot {
             dir,
             current: RwLock::new(Some(Arc::new(engine))),
+            records: Mutex::new(RECORDS.to_owned()),
         })
+    }
+
+    /// Serves the records of `kv` from now on (a snapshot moved them there); returns the engine
+    /// serving them.
+    pub fn serve_records(&self, kv: Keyspace) -> Result<Arc<Engine>, StorageError> {
+        let mut slot = self.current.write();
+        let current = slot
+            .as_ref()
+            .ok_or_else(|| StorageError::Unavailable("the storage engine is reopening".into()))?;
+        let engine = Arc::new(current.serving(kv));
+        *self.records.lock() = engine.kv.name().to_string();
+        *slot = Some(engine.clone());
+        Ok(engine)
     }
 
     pub fn get(&self) -> Result<Arc<Engine>, StorageError> {
@@ -144,7 +175,8 @@ impl Slot {
             }
             drop(old);
         }
-        let engine = Engine::open(&self.dir)?;
+        let records = self.records.lock().clone();
+        let engine = Engine::open(&self.dir, &records)?;
         *slot = Some(Arc::new(engine));
         Ok(())
     }
@@ -166,7 +198,7 @@ mod tests {
     #[test]
     fn a_single_insert_waits_in_the_journal_buffer_for_the_stores_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let engine = Engine::open(dir.path()).unwrap();
+        let engine = Engine::open(dir.path(), RECORDS).unwrap();
         engine.kv.insert("the-key", "a-value-to-find").unwrap();
         // fjall's own per-insert write(2) would have put it in the file already.
         assert!(!journal_holds(dir.path(), b"a-value-to-find"));

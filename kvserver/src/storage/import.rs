@@ -1,6 +1,7 @@
 //! Bulk import: the effect of an import computed before anything is written, so the store
-//! applies it as one atomic engine batch. In no mode does a key's version go backwards: a record
-//! replaces what a key holds only with a higher version.
+//! applies it as one atomic engine batch (the direct path) or one raft entry's batch
+//! (`raft_target.rs`), by the same rules. In no mode does a key's version go backwards: a
+//! record replaces what a key holds only with a higher version.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -26,11 +27,11 @@ impl Plan {
     /// As if applied one by one: `IfAbsent` skips keys that hold a value or a tombstone here (or
     /// got one earlier in the batch); `Overwrite` replaces a key's record only with a higher
     /// version (an older or equal copy is skipped). One hash map: imports run on the copy's hot
-    /// path.
+    /// path. `stored` reads a key's record as it is before the import.
     pub fn new(
-        engine: &Engine,
-        records: Vec<BulkRecord>,
+        records: impl ExactSizeIterator<Item = BulkRecord>,
         mode: ImportMode,
+        mut stored: impl FnMut(&Key) -> Result<Option<Record>, StorageError>,
     ) -> Result<Plan, StorageError> {
         let mut report = ImportReport::default();
         let mut max_version = 0;
@@ -41,8 +42,8 @@ impl Plan {
             let (before, after) = match touched.entry(rec.key) {
                 Entry::Occupied(slot) => slot.into_mut(),
                 Entry::Vacant(slot) => {
-                    let stored = engine.record(slot.key())?;
-                    slot.insert((stored, None))
+                    let before = stored(slot.key())?;
+                    slot.insert((before, None))
                 }
             };
             let held = after.as_ref().or(before.as_ref());

@@ -9,7 +9,10 @@
 //!   before the engine opens them (a torn tail dropped and logged, any other damage refused);
 //! - `poison.rs`: a failed write, and the reopen once the disk has room;
 //! - `export.rs`, `import.rs`, `cleanup.rs`: the bulk operations; `all_keys.rs`: `/allKeys` streamed;
-//! - `cache.rs`, `clock.rs`, `counters.rs`: read cache, versions, key/byte counters.
+//! - `cache.rs`, `clock.rs`, `counters.rs`: read cache, versions, key/byte counters;
+//! - `node_id.rs`: a copy's raft node ID before its group exists;
+//! - `raft_target.rs`: the store as a replicated shard's state machine (`kvraft::ApplyTarget`),
+//!   applying committed entries by the rules of `write.rs`, `import.rs` and `cleanup.rs`.
 //!
 //! # Guarantees
 //! - Every write is appended to fjall's checksummed journal and handed to the OS before it is
@@ -43,7 +46,9 @@ mod import;
 mod journal_check;
 mod journal_frame;
 mod journal_ledger;
+mod node_id;
 mod poison;
+mod raft_target;
 mod record;
 mod scan;
 mod write;
@@ -78,7 +83,6 @@ use import::Plan;
 use journal_ledger::Ledger;
 use poison::Poison;
 use scan::records;
-use write::{check, live_version};
 
 const STRIPES: usize = 256;
 
@@ -112,7 +116,7 @@ impl Store {
         // Written on the first open: from then on a store without its journals refuses to open.
         let ledger = Ledger::open(dir, journal_check::journal_ids(dir)?.last().copied())?;
         let engine = slot.get()?;
-        let totals = Totals::scan(&engine)?;
+        let totals = Totals::scan(&engine.kv)?;
         let floor = engine.clock_floor()?;
         drop(engine);
         Ok(Store {
@@ -196,21 +200,18 @@ impl Store {
             let _gate = self.gate.shared().await;
             let _stripe = self.stripe(key).lock();
             let current = self.current_locked(&engine, key)?;
-            let live = live_version(current.as_ref(), remote);
-            if let Some(fail) = check(pre, live) {
-                return Ok(fail);
-            }
-            if value.is_none() && live.is_none() {
-                return Ok(WriteOutcome::NotFound);
-            }
-            // Above the previous owner's version too: the key's version never goes backwards.
-            if let Some(r) = remote {
-                self.clock.observe(r);
-            }
-            let record = Record {
-                version: self.clock.next(),
-                value,
+            let next_version = || {
+                // Above the previous owner's version too: the key's version never goes backwards.
+                if let Some(r) = remote {
+                    self.clock.observe(r);
+                }
+                self.clock.next()
             };
+            let record =
+                match write::record_to_store(current.as_ref(), value, pre, remote, next_version) {
+                    Ok(record) => record,
+                    Err(answer) => return Ok(answer),
+                };
             self.guard_write(engine.kv.insert(key.as_bytes(), record.encode()))?;
             self.cache.put(key, &record);
             self.counters.account(current.as_ref(), Some(&record));
@@ -226,12 +227,9 @@ impl Store {
             let _gate = self.gate.shared().await;
             let _stripe = self.stripe(key).lock();
             let current = self.current_locked(&engine, key)?;
-            let live = live_version(current.as_ref(), None);
-            if let Some(fail) = check(pre, live) {
-                return Ok(fail);
-            }
-            let Some(version) = live else {
-                return Ok(WriteOutcome::NotFound);
+            let version = match write::version_to_remove(current.as_ref(), pre) {
+                Ok(version) => version,
+                Err(answer) => return Ok(answer),
             };
             self.guard_write(engine.kv.remove(key.as_bytes()))?;
             self.cache.forget(key);
@@ -343,7 +341,7 @@ impl Store {
         mode: ImportMode,
     ) -> Result<ImportReport, StorageError> {
         self.exclusively(move |store, engine| {
-            let plan = Plan::new(engine, records, mode)?;
+            let plan = Plan::new(records.into_iter(), mode, |key| engine.record(key))?;
             store.guard_write(plan.batch(engine).commit())?;
             for (key, before, after) in plan.written() {
                 // An if-absent import only writes keys with no record here, which the cache (it
@@ -365,7 +363,7 @@ impl Store {
         owned: impl Fn(&Key) -> bool + Send + 'static,
     ) -> Result<CleanupReport, StorageError> {
         self.exclusively(move |store, engine| {
-            let purge = Purge::new(engine, owned)?;
+            let purge = Purge::new(&engine.kv, owned)?;
             store.guard_write(purge.batch(engine, store.clock.last()).commit())?;
             for dropped in &purge.dropped {
                 store.cache.forget(&dropped.key);
@@ -457,7 +455,7 @@ impl Store {
             // A write that failed may or may not be in the recovered journal: start cold.
             self.cache.clear();
             let engine = self.slot.get()?;
-            let totals = Totals::scan(&engine)?;
+            let totals = Totals::scan(&engine.kv)?;
             self.counters.reset(&totals);
             self.clock.observe(totals.max_version);
             Ok(())

@@ -1,38 +1,14 @@
-//! What a single write expects of its key and what it did: preconditions, outcomes, delete
-//! modes, and the precondition check itself.
+//! What a single write does to its key, decided from the key's current record: the
+//! precondition check and the record (or removal) that results. Pure functions, so the direct
+//! write path (`mod.rs`) and the replicated one (`raft_target.rs`) apply the same rules.
+//!
+//! The types are kvraft's (`Precondition`, `WriteOutcome`, `DeleteMode`): a replicated write
+//! carries them in its log entry, and the direct path answers with them too.
+
+use bytes::Bytes;
+pub use kvraft::{DeleteMode, Precondition, WriteOutcome};
 
 use super::record::Record;
-
-/// What a conditional write expects of the key's current state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Precondition {
-    #[default]
-    None,
-    /// `If-None-Match: *`: only if no live value exists.
-    IfAbsent,
-    /// `If-Match: "<v>"`: only if the live value has this version.
-    IfVersion(u64),
-}
-
-/// The result of a write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// Written with this version.
-    Written(u64),
-    /// A delete of a key with no live value.
-    NotFound,
-    /// The precondition did not hold; the key's live version, if any.
-    PreconditionFailed(Option<u64>),
-}
-
-/// How a delete is recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteMode {
-    /// Remove the key outright (stable topology).
-    Remove,
-    /// Keep a tombstone, so read-through and if-absent imports do not resurrect the key.
-    Tombstone,
-}
 
 /// `Some(failure)` if `pre` does not hold for a key whose live version is `live`.
 pub fn check(pre: Precondition, live: Option<u64>) -> Option<WriteOutcome> {
@@ -52,4 +28,37 @@ pub fn live_version(local: Option<&Record>, remote: Option<u64>) -> Option<u64> 
         Some(r) => Some(r.version),
         None => remote,
     }
+}
+
+/// The record a put (`value`) or a tombstoning delete (`None`) stores, or the answer that
+/// stores nothing. `version` is asked only when something is stored (the direct path's clock
+/// moves only then).
+pub fn record_to_store(
+    current: Option<&Record>,
+    value: Option<Bytes>,
+    pre: Precondition,
+    remote: Option<u64>,
+    version: impl FnOnce() -> u64,
+) -> Result<Record, WriteOutcome> {
+    let live = live_version(current, remote);
+    if let Some(fail) = check(pre, live) {
+        return Err(fail);
+    }
+    if value.is_none() && live.is_none() {
+        return Err(WriteOutcome::NotFound);
+    }
+    Ok(Record {
+        version: version(),
+        value,
+    })
+}
+
+/// The version a removing delete takes away (the answer's ETag), or the answer that removes
+/// nothing.
+pub fn version_to_remove(current: Option<&Record>, pre: Precondition) -> Result<u64, WriteOutcome> {
+    let live = live_version(current, None);
+    if let Some(fail) = check(pre, live) {
+        return Err(fail);
+    }
+    live.ok_or(WriteOutcome::NotFound)
 }
