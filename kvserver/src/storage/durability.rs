@@ -59,15 +59,10 @@ impl Durability {
             let ticket = self.group.ticket();
             self.group.wait(ticket, || self.sync_to_disk(engine)).await
         } else {
-            // A write(2) of the journal's buffered tail, done inline. When several writers have
-            // appended before one flushes, that flush covers them all and the later ones find
-            // the buffer empty (no syscall). A failed flush poisons the engine, so no writer is
-            // acknowledged for a record that did not reach the OS.
-            //
-            // Yielding first lets the other requests already ready on this worker append
-            // theirs, so a busy server pays one write(2) per round of requests rather than one
-            // per request (the engine buffers them meanwhile; no answer leaves before its flush).
-            tokio::task::yield_now().await;
+            // The store already handed its write to the OS under the key's stripe lock (so no
+            // reader sees a record a crash could lose); this finds the buffer empty then (no
+            // syscall), and stays so that no caller can be acknowledged before its write(2).
+            // A failed flush poisons the engine.
             engine
                 .db
                 .persist(PersistMode::Buffer)

@@ -213,6 +213,7 @@ impl Store {
                     Err(answer) => return Ok(answer),
                 };
             self.guard_write(engine.kv.insert(key.as_bytes(), record.encode()))?;
+            self.hand_to_os(&engine)?;
             self.cache.put(key, &record);
             self.counters.account(current.as_ref(), Some(&record));
             WriteOutcome::Written(record.version)
@@ -232,6 +233,7 @@ impl Store {
                 Err(answer) => return Ok(answer),
             };
             self.guard_write(engine.kv.remove(key.as_bytes()))?;
+            self.hand_to_os(&engine)?;
             self.cache.forget(key);
             self.counters.account(current.as_ref(), None);
             WriteOutcome::Written(version)
@@ -343,6 +345,7 @@ impl Store {
         self.exclusively(move |store, engine| {
             let plan = Plan::new(records.into_iter(), mode, |key| engine.record(key))?;
             store.guard_write(plan.batch(engine).commit())?;
+            store.hand_to_os(engine)?;
             for (key, before, after) in plan.written() {
                 // An if-absent import only writes keys with no record here, which the cache (it
                 // holds stored records only) cannot hold; an overwrite replaces a cached one.
@@ -365,6 +368,7 @@ impl Store {
         self.exclusively(move |store, engine| {
             let purge = Purge::new(&engine.kv, owned)?;
             store.guard_write(purge.batch(engine, store.clock.last()).commit())?;
+            store.hand_to_os(engine)?;
             for dropped in &purge.dropped {
                 store.cache.forget(&dropped.key);
                 store.counters.removed(dropped.live, dropped.value_len);
@@ -420,6 +424,18 @@ impl Store {
     fn guard_write<T>(&self, result: fjall::Result<T>) -> Result<T, StorageError> {
         self.durability.mark_dirty();
         result.map_err(|e| self.failed(StorageError::from(e), "write failed"))
+    }
+
+    /// Hands the journal's buffered tail to the OS (one `write(2)`), before the stripe lock that
+    /// covers a write is released: a reader can see a record only once a process crash cannot
+    /// lose it. Otherwise a read could return a value that a kill -9 then takes back (caught by
+    /// the Porcupine check in kvclient/tests/history.rs), since fjall's memtable shows an insert
+    /// before its journal is written (`manual_journal_persist`). A failure poisons the engine.
+    fn hand_to_os(&self, engine: &Engine) -> Result<(), StorageError> {
+        engine
+            .db
+            .persist(fjall::PersistMode::Buffer)
+            .map_err(|e| self.failed(StorageError::from(e), "journal flush failed"))
     }
 
     /// Makes an applied write as durable as `--sync` asks; a failure poisons the engine.
