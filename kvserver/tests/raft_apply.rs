@@ -8,10 +8,6 @@
 //! The commands carry as `at_micros` the version (a) handed out, as a leader stamps its own
 //! clock into what it proposes: the versions then agree exactly when both paths follow the same
 //! rule (`max(floor + 1, clock)`, the floor past every imported version).
-//!
-//! Needs `kvraft::ShardGroup` (phase 3): built with the `shard-group` feature until it is on
-//! main, then the gate goes.
-#![cfg(feature = "shard-group")]
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed setup should panic
 
 mod common;
