@@ -211,6 +211,10 @@ pub struct LoadArgs {
     /// Write every key once before the timed phase (so reads find values).
     #[arg(long)]
     pub prefill: bool,
+    /// Pad every value to at least this many bytes (0: the bare `RUN:WORKER:SEQ` tag, a few
+    /// bytes), e.g. 64 for the cost curves' 64-byte values.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1024 * 1024))]
+    pub value_bytes: u32,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

@@ -29,6 +29,8 @@ pub struct Plan {
     pub hot: Vec<Key>,
     /// Fraction of hot-key writes that are compare-and-sets.
     pub cas_ratio: f64,
+    /// Values are padded to this length (`--value-bytes`).
+    pub value_bytes: usize,
 }
 
 /// The run's keys, `PREFIX0` to `PREFIX{N-1}`; a prefix that makes no valid key is a usage error.
@@ -62,8 +64,23 @@ impl Plan {
             history: args.history.as_ref().map(|_| History::default()),
             hot,
             cas_ratio: args.cas_ratio,
+            value_bytes: args.value_bytes as usize,
         }
     }
+
+    /// The value written for `tag` (unique per write): the tag, padded with `.` to
+    /// `--value-bytes`, so the read-back still tells every write apart.
+    pub fn value(&self, tag: String) -> String {
+        pad(tag, self.value_bytes)
+    }
+}
+
+fn pad(mut tag: String, len: usize) -> String {
+    if tag.len() < len {
+        let missing = len - tag.len();
+        tag.extend(std::iter::repeat_n('.', missing));
+    }
+    tag
 }
 
 /// A flag raised by the first SIGTERM or SIGINT.
@@ -75,4 +92,19 @@ fn stop_on_signal() -> Arc<AtomicBool> {
         raised.store(true, Ordering::Relaxed);
     });
     stop
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pad;
+
+    #[test]
+    fn a_value_is_padded_to_the_asked_length_and_keeps_its_tag() {
+        assert_eq!(pad("7:1:2".to_owned(), 0), "7:1:2");
+        assert_eq!(pad("7:1:2".to_owned(), 3), "7:1:2");
+        let padded = pad("7:1:2".to_owned(), 64);
+        assert_eq!(padded.len(), 64);
+        assert!(padded.starts_with("7:1:2."));
+        assert_ne!(padded, pad("7:1:3".to_owned(), 64));
+    }
 }

@@ -33,7 +33,7 @@ pub async fn run(plan: &Plan) -> Result<Vec<HashMap<usize, KeyLog>>, CliError> {
 async fn write_all(plan: &Plan) -> Vec<(usize, KeyLog, Option<char>)> {
     futures::stream::iter(0..plan.keys.len())
         .map(|idx| async move {
-            let value = format!("{}:prefill", plan.run_id);
+            let value = plan.value(format!("{}:prefill", plan.run_id));
             let mut log = KeyLog::default();
             match plan.client.put(&plan.keys[idx], value.clone()).await {
                 Ok(_) => {

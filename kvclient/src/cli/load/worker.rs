@@ -59,7 +59,12 @@ pub async fn worker(
             let idx = owned[rng.random_range(0..owned.len())];
             seq += 1;
             result
-                .write(&plan, w, idx, format!("{}:{w}:{seq}", plan.run_id))
+                .write(
+                    &plan,
+                    w,
+                    idx,
+                    plan.value(format!("{}:{w}:{seq}", plan.run_id)),
+                )
                 .await;
         } else {
             result
