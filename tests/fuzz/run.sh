@@ -18,6 +18,7 @@
 #   FUZZ_TOOLCHAIN   rustup toolchain to build with (default: nightly when installed, else
 #                    stable with RUSTC_BOOTSTRAP=1, which the sanitizer flags need)
 #   FUZZ_MAX_LEN     largest input in bytes (default 4096)
+#   FUZZ_JOBS        targets run at once (default: the number of cores)
 set -euo pipefail
 
 budget="${1:-20}"
@@ -77,16 +78,14 @@ fi
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
-passed=0
-failed=0
-total_units=0
-for t in "${targets[@]}"; do
+# One target's run; its summary lines go to $scratch/result/<target> and its status to .rc.
+run_target() {
+  local t="$1" work log status=0 units rate corpus out="$scratch/result/$1"
   if [ "$budget" -ge 120 ]; then work="$corpus_root/$t"; else work="$scratch/corpus/$t"; fi
   mkdir -p "$work"
   log="$log_root/$t.log"
-  args=(-max_total_time="$budget" -max_len="$max_len" -timeout=30 -print_final_stats=1)
+  local args=(-max_total_time="$budget" -max_len="$max_len" -timeout=30 -print_final_stats=1)
   [ -f "fuzz/dict/$t.dict" ] && args+=(-dict="fuzz/dict/$t.dict")
-  status=0
   # New inputs go to the first corpus dir (the cache); the committed seeds are only read.
   TMPDIR="$scratch" "${cargo[@]}" fuzz run "${fuzz_flags[@]}" "$t" "$work" "fuzz/corpus/$t" \
     -- "${args[@]}" >"$log" 2>&1 || status=$?
@@ -95,16 +94,45 @@ for t in "${targets[@]}"; do
   rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)"
   corpus="$(find "$work" -type f | wc -l)"
   if [ "$status" -eq 0 ] && ! grep -q 'Test unit written to' "$log"; then
-    passed=$((passed + 1))
-    total_units=$((total_units + units))
-    echo "fuzz: $t ok: $units executions in ${budget}s (${rate:-?}/s), corpus $corpus inputs"
+    echo "fuzz: $t ok: $units executions in ${budget}s (${rate:-?}/s), corpus $corpus inputs" >"$out"
+    echo "$units" >"$out.units"
   else
+    {
+      echo "fuzz: $t FAILED (exit $status) after $units executions; log: $log"
+      # The panic or sanitizer report, and where the crashing input was written.
+      { grep -E -A 1 "panicked at" "$log" | head -n 6; grep -E "ERROR: |^SUMMARY: " "$log"; } || true
+      grep -E "Test unit written to|Base64:" "$log" || true
+      echo "fuzz: reproduce with: ${RUSTC_BOOTSTRAP:+RUSTC_BOOTSTRAP=1 }${cargo[*]} fuzz run ${fuzz_flags[*]} $t <artifact>"
+    } >"$out"
+    echo fail >"$out.rc"
+  fi
+}
+
+# Targets run FUZZ_JOBS at a time (default: one per core): each is single-threaded, so the
+# same budget per target costs a fraction of the wall time.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+mkdir -p "$scratch/result"
+running=0
+for t in "${targets[@]}"; do
+  run_target "$t" &
+  running=$((running + 1))
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+done
+wait
+
+passed=0
+failed=0
+total_units=0
+for t in "${targets[@]}"; do
+  cat "$scratch/result/$t" 2>/dev/null || echo "fuzz: $t FAILED: it left no result"
+  if [ -f "$scratch/result/$t.rc" ] || [ ! -f "$scratch/result/$t.units" ]; then
     failed=$((failed + 1))
-    echo "fuzz: $t FAILED (exit $status) after $units executions; log: $log"
-    # The panic or sanitizer report, and where the crashing input was written.
-    { grep -E -A 1 "panicked at" "$log" | head -n 6; grep -E "ERROR: |^SUMMARY: " "$log"; } || true
-    grep -E "Test unit written to|Base64:" "$log" || true
-    echo "fuzz: reproduce with: ${RUSTC_BOOTSTRAP:+RUSTC_BOOTSTRAP=1 }${cargo[*]} fuzz run ${fuzz_flags[*]} $t <artifact>"
+  else
+    passed=$((passed + 1))
+    total_units=$((total_units + $(cat "$scratch/result/$t.units")))
   fi
 done
 
