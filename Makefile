@@ -32,7 +32,7 @@ cluster-env: ## Print `export KUBECONFIG=...` for the local cluster
 images: ## Build OCI images of the project's binaries without a daemon and import them
 	tests/images/build.sh
 
-.PHONY: fuzz bench faults e2e bench-kvserver bench-profile bench-migration bench-load
+.PHONY: fuzz bench faults e2e bench-kvserver bench-profile bench-migration bench-load bench-cost
 fuzz: ## Run every fuzz target for 5 minutes (make test runs them for 20 s)
 	tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
 
@@ -56,3 +56,6 @@ bench-migration: ## Migration keys/s of the operator's copy engine vs one HTTP r
 
 bench-load: ## 64 clients for 60 s against a 3-shard store on the local cluster, with a rebalance mid-run
 	tests/bench/cluster_load.sh
+
+bench-cost: ## Cost curves: a 3-shard store at 100k, 1M, 10M keys and 1 GiB of 16 KiB values (BENCH_COST_SIZES=...); the rest of make bench skipped
+	BENCH_SKIP="kvserver profile instructions migration scale footprint load" tests/bench/run.sh

@@ -37,8 +37,8 @@ subjects:
 EOF
 }
 
-# bench_store NS NAME REPLICAS: a KVStore like examples/kvstore.yaml (modulo, as the book),
-# whose volumes go with it.
+# bench_store NS NAME REPLICAS [SIZE]: a KVStore like examples/kvstore.yaml (modulo, as the
+# book), whose volumes (SIZE each, default 1Gi) go with it.
 bench_store() {
   kubectl -n "$1" apply -f - >/dev/null <<EOF
 apiVersion: kvstore.dev/v1alpha1
@@ -49,7 +49,7 @@ spec:
   image: $IMAGE_REGISTRY/kvserver:$IMAGE_TAG
   imagePullPolicy: IfNotPresent
   sharding: modulo
-  storage: {size: 1Gi, retentionPolicy: Delete}
+  storage: {size: ${4:-1Gi}, retentionPolicy: Delete}
 EOF
 }
 

@@ -1,7 +1,7 @@
 """Renders BENCHMARKS.md from the machine-readable results of one tests/bench/run.sh run.
 
 Reads OUT_DIR/{machine-start,machine-end,status}.json, kvserver.tsv, migration.json,
-scale.json, footprint.json and load.json (each optional: a part that did not run is named as
+scale.json, footprint.json, load.json and cost.json (each optional: a part that did not run is named as
 such). Every ratio divides two figures of that same run. Prints the markdown on stdout.
 
 Usage: render.py OUT_DIR
@@ -109,6 +109,7 @@ def main() -> None:
     load = load_json(out, "load.json")
     prof = load_json(out, "profile.json")
     instr = load_json(out, "instructions.json")
+    cost = load_json(out, "cost.json")
     parts = status["parts"]
     md = []
     w = md.append
@@ -129,7 +130,7 @@ def main() -> None:
         w(f"- **Load average** (1/5/15 min): at start {' '.join(start['loadavg'])}, "
           f"at end {' '.join(end['loadavg'])}")
         w(f"- **Settings**: {'BENCH_QUICK=1 (reduced)' if status.get('quick') else 'full'}")
-        order = ["build", "kvserver", "profile", "instructions", "migration", "cluster-setup", "scale", "footprint", "load"]
+        order = ["build", "kvserver", "profile", "instructions", "migration", "cluster-setup", "scale", "footprint", "load", "cost"]
         secs = status.get("seconds", {})
         if secs:
             w("- **Time per part** (s): " + ", ".join(
@@ -464,14 +465,84 @@ def main() -> None:
     else:
         w(missing("load"))
 
+    # ---- 6. cost curves
+    w("## 6. Cost curves: how the costs grow with the data\n")
+    if cost and cost.get("cases"):
+        render_cost(w, cost["cases"])
+    else:
+        w(missing("cost"))
+
     w("## Rerun\n")
     w("```sh\nmake bench                      # everything, writes BENCHMARKS.md (12-20 min on 2 cores)\n"
       "BENCH_QUICK=1 make bench        # reduced settings for a quick look\n"
       "make bench-kvserver             # section 1 alone (prints its table)\n"
       "make bench-profile              # section 1's profile alone (kvserver/bench/profile.sh)\n"
       "make bench-migration            # section 2 alone\n"
-      "tests/bench/cluster_load.sh     # section 5 alone (sets the cluster up if needed)\n```")
+      "tests/bench/cluster_load.sh     # section 5 alone (sets the cluster up if needed)\n"
+      "tests/bench/cost_curves.sh OUT  # section 6 alone (cluster up, operator installed)\n```")
     print("\n".join(md))
+
+
+# Issue 16's growth targets, checked against each row (a missed one is printed as such).
+OPERATOR_RSS_MIB = 64
+KVSERVER_RSS_MIB = 128 + 64  # plus the configured read cache (--cache-bytes, 64 MiB by default)
+READY_S = 2.0
+
+
+def render_cost(w, cases) -> None:
+    w("`tests/bench/cost_curves.sh`: for each size a fresh 3-shard store (modulo) is measured empty, "
+      "then filled by the topology-following `kvclient load --prefill` (64 clients; every key read "
+      "back after), and measured again. Each row's baseline is the same store empty, in the same run "
+      "just before. GET and SET: 64 clients for 15 s each over 10k probe keys. Restart: kill -9 of "
+      "shard 0's kvserver; from the new process's start to its `/readyz` answering 200 (polled every "
+      "20 ms), and from the kill to the pod's Ready condition (kubelet's restart and the probe period "
+      "add to that one; the loaded restart is the pod's second, so kubelet's 10 s crash back-off "
+      "is in it). Keys moved include the 10k probe keys. Disk: allocated bytes under the store's volumes after the fill. RSS: peak "
+      "VmRSS sampled every 0.5 s during each move.\n")
+    w("| store | keys × value | fill + read-back s | GET req/s loaded / empty | SET req/s loaded / empty | disk bytes/key (× raw) | restart → /readyz s loaded / empty | kill → pod Ready s loaded / empty |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|")
+    for c in cases:
+        e, l = c["empty"], c["loaded"]
+        w(f"| {c['store']} | {n(c['keys'])} × {n(c['value_bytes'])} B | {c['prefill_s']} | "
+          f"{n(l['get']['requests_per_s'])} / {n(e['get']['requests_per_s'])} ({ratio(l['get']['requests_per_s'], e['get']['requests_per_s'])}) | "
+          f"{n(l['set']['requests_per_s'])} / {n(e['set']['requests_per_s'])} ({ratio(l['set']['requests_per_s'], e['set']['requests_per_s'])}) | "
+          f"{n(c['disk']['bytes'] / c['keys'], 1)} ({c['disk_per_raw']}×) | "
+          f"{l['restart']['process_start_to_readyz_s']} / {e['restart']['process_start_to_readyz_s']} | "
+          f"{l['restart']['kill_to_pod_ready_s']} / {e['restart']['kill_to_pod_ready_s']} |")
+    w("")
+    w("| store | scale | s to Available | keys moved | Copy s | keys/s in Copy | MB/s in Copy | operator peak RSS MiB | kvserver peak RSS MiB |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for c in cases:
+        per_key = c["raw_bytes"] / c["keys"] if c["keys"] else 0
+        for step in c["scales"]:
+            sc, rss = step["scale"], step["rss"]
+            kps = sc.get("keys_per_s_copy")
+            w(f"| {c['store']} | {sc['from']}→{sc['to']} | {sc['seconds']:.1f} | {n(sc['keys_moved'])} | "
+              f"{n(sc['copy_seconds'], 2) if sc['copy_seconds'] is not None else '—'} | {n(kps) if kps else '—'} | "
+              f"{n(kps * per_key / 1e6, 1) if kps else '—'} | {mib(rss['operator_peak_kib']) if rss['operator_peak_kib'] else '—'} | "
+              f"{mib(rss['kvserver_peak_kib']) if rss['kvserver_peak_kib'] else '—'} |")
+    w("")
+    w("Targets (issue 16), checked on these figures:\n")
+    small = [c for c in cases if c["value_bytes"] == 64]
+    if len(small) >= 2:
+        lo, hi = small[0], small[-1]
+        def copy_kps(c):
+            rates = [s["scale"]["keys_per_s_copy"] for s in c["scales"] if s["scale"].get("keys_per_s_copy")]
+            return statistics.median(rates) if rates else None
+        a, b = copy_kps(lo), copy_kps(hi)
+        if a and b:
+            w(f"- Copy throughput at {n(hi['keys'])} keys vs {n(lo['keys'])} keys (median keys/s in Copy): "
+              f"{n(b)} vs {n(a)} = {ratio(b, a)}: **{'met' if b >= a else 'missed'}** (target ≥ 1.00×).")
+    for c in cases:
+        op = max((s["rss"]["operator_peak_kib"] or 0) for s in c["scales"]) / 1024 if c["scales"] else 0
+        kv = max((s["rss"]["kvserver_peak_kib"] or 0) for s in c["scales"]) / 1024 if c["scales"] else 0
+        ready = c["loaded"]["restart"]["process_start_to_readyz_s"]
+        w(f"- {c['store']}: operator peak {op:.0f} MiB (≤ {OPERATOR_RSS_MIB}: **{'met' if op <= OPERATOR_RSS_MIB else 'missed'}**), "
+          f"kvserver peak {kv:.0f} MiB (≤ {KVSERVER_RSS_MIB}: **{'met' if kv <= KVSERVER_RSS_MIB else 'missed'}**), "
+          f"restart to /readyz {ready} s (≤ {READY_S:.0f}: **{'met' if ready <= READY_S else 'missed'}**)"
+          + (f", 3→4 in {c['scales'][0]['scale']['seconds']:.1f} s (≤ 30 at 10M keys: **{'met' if c['scales'][0]['scale']['seconds'] <= 30 else 'missed'}**)"
+             if c["keys"] >= 10_000_000 and c["scales"] else "") + ".")
+    w("")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,15 @@
 #      migration keys/s of the copy engine vs one request per key (tests/bench/migration.sh)
 #   3. cluster (tests/bench/cluster_setup.sh: local cluster, images, operator):
 #      scale 3→5→2 with 100k keys vs an empty store (scale_e2e.sh), footprint (footprint.sh),
-#      the 64-client load test with a rebalance in the middle (cluster_load.sh)
+#      the 64-client load test with a rebalance in the middle (cluster_load.sh), cost curves at
+#      100k, 1M and 10M keys and 1 GiB of 16 KiB values (cost_curves.sh)
 #   4. BENCHMARKS.md at the repo root
 #
 # usage: tests/bench/run.sh
 #   BENCH_QUICK=1     smaller settings for development (short wrk runs, fewer keys, 30 s load)
 #   BENCH_OUT=DIR     where the raw results go (default $KVSTORE_CACHE/bench/<UTC time>)
 #   BENCH_MD=FILE     where the report goes (default BENCHMARKS.md at the repo root)
-#   BENCH_SKIP=...    space-separated parts to skip: kvserver profile instructions migration scale footprint load
+#   BENCH_SKIP=...    space-separated parts to skip: kvserver profile instructions migration scale footprint load cost
 #   KEEP_CLUSTER=1    leave the local cluster up even if this run started it
 # Exits non-zero if any part failed (the report is still written, naming what failed).
 # shellcheck source=tests/lib/common.sh
@@ -33,10 +34,13 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   # Still three rounds: the floors of issue 16 are medians of three interleaved rounds.
   KV_DURATION=3s KV_ROUNDS=3 PROFILE_DURATION=3s MIG_KEYS=20000 MIG_BOOK_KEYS=2000 SCALE_KEYS=20000
   LOAD_DURATION=30 LOAD_SCALE_AT=12
+  COST_SIZES="20000 100000" COST_BIG_KEYS=2048 COST_WIDE_KEYS=100000
 else
   KV_DURATION=10s KV_ROUNDS=3 PROFILE_DURATION=5s MIG_KEYS=100000 MIG_BOOK_KEYS=10000 SCALE_KEYS=100000
   LOAD_DURATION=60 LOAD_SCALE_AT=25
+  COST_SIZES="100000 1000000 10000000" COST_BIG_KEYS=65536 COST_WIDE_KEYS=1000000
 fi
+# BENCH_COST_SIZES etc. (tests/bench/cost_curves.sh) override the sizes of either setting.
 
 
 declare -A STATUS=() SECS=()
@@ -79,7 +83,7 @@ part migration env PROFILE=release BOOK_KEYS="$MIG_BOOK_KEYS" MIGRATION_BENCH_JS
   tests/bench/migration.sh "$MIG_KEYS"
 
 cluster_parts=0
-for p in scale footprint load; do skip "$p" || cluster_parts=1; done
+for p in scale footprint load cost; do skip "$p" || cluster_parts=1; done
 if ((cluster_parts)); then
   heading "cluster: tests/bench/cluster_setup.sh"
   started=$SECONDS
@@ -91,7 +95,7 @@ if ((cluster_parts)); then
     part load env BENCH_SETUP=0 BENCH_LOAD_DURATION="$LOAD_DURATION" BENCH_LOAD_SCALE_AT="$LOAD_SCALE_AT" \
       tests/bench/cluster_load.sh "$OUT/load.json"
   else
-    for p in scale footprint load; do skip "$p" || STATUS[$p]="failed (cluster setup)"; done
+    for p in scale footprint load cost; do skip "$p" || STATUS[$p]="failed (cluster setup)"; done
   fi
 fi
 
