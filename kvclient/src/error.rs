@@ -129,7 +129,7 @@ impl Error {
                 status: 503, code, ..
             } => matches!(
                 code,
-                Some(ErrorCode::Draining | ErrorCode::Misdirected) | None
+                Some(ErrorCode::Draining | ErrorCode::Misdirected | ErrorCode::NoLeader) | None
             ),
             _ => false,
         }

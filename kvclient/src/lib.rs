@@ -8,7 +8,9 @@
 //! - [`server`]: [`ServerClient`], the typed `/v1` data routes and the request loop;
 //!   `admin` and `book` add the admin routes and the book's routes to it.
 //! - [`hints`]: topology hints carried by every response.
-//! - [`sharded`]: [`ShardedClient`], routing keys over servers and following the topology.
+//! - [`sharded`]: [`ShardedClient`], routing keys over servers and following the topology;
+//!   `copies`: a replicated store's copies of each shard and the one tried first.
+//! - [`stats`]: what a client counts about its requests (retries).
 //! - [`status`]: outcomes and the book's status letters.
 //! - [`probe`]: the book client's check of one key (read, write if missing, compare).
 //! - [`screen`]: pure rendering of the book's screen.
@@ -22,6 +24,7 @@ pub mod addr;
 mod admin;
 mod book;
 pub mod config;
+mod copies;
 pub mod error;
 pub mod hints;
 pub mod load_report;
@@ -31,6 +34,7 @@ pub mod screen;
 pub mod server;
 pub mod sharded;
 pub mod shutdown;
+pub mod stats;
 pub mod status;
 
 pub use admin::{ExportScope, LocalRead};

@@ -26,6 +26,17 @@ pub struct LoadReport {
     /// 504 `outcome_unknown`): not clean failures; the read-back accepts either value.
     #[serde(default)]
     pub unknown_outcome_writes: u64,
+    /// Requests the client sent again (same server, or another copy of a replicated shard).
+    #[serde(default)]
+    pub retries: u64,
+    /// Per shard (by ordinal), the longest time in milliseconds without an acknowledged write
+    /// during the timed phase: after a fault on one shard, a bound on the time from the fault
+    /// to its first acknowledged write again.
+    #[serde(default)]
+    pub write_gap_ms_by_shard: BTreeMap<String, f64>,
+    /// The largest of `write_gap_ms_by_shard`.
+    #[serde(default)]
+    pub write_gap_max_ms: f64,
     pub verify: Verify,
 }
 

@@ -8,8 +8,12 @@
 //!
 //! A conditional write that timed out is never resent: it may have been applied, and sending it
 //! again would report a precondition failure for the client's own write.
+//!
+//! A policy counts its retries ([`RetryPolicy::standard`]) or spends a time budget
+//! ([`RetryPolicy::within`]): against a replicated store, a client that keeps trying the shard's
+//! other copies for a few seconds rides over a leader's failover.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
@@ -32,6 +36,9 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Backoff ceiling for any retry.
     pub max_delay: Duration,
+    /// With a budget, retries go on (up to `max_retries`) until this long after the first
+    /// attempt began, and a retry never sleeps past it.
+    pub budget: Option<Duration>,
 }
 
 impl RetryPolicy {
@@ -40,6 +47,7 @@ impl RetryPolicy {
         max_retries: 0,
         base_delay: Duration::ZERO,
         max_delay: Duration::ZERO,
+        budget: None,
     };
 
     /// A few quick retries: enough to ride over a pod restart or a topology phase change.
@@ -48,6 +56,34 @@ impl RetryPolicy {
             max_retries: 4,
             base_delay: Duration::from_millis(50),
             max_delay: Duration::from_secs(1),
+            budget: None,
+        }
+    }
+
+    /// Retries until `budget` after the first attempt: backoff 50 ms doubling to 500 ms, with
+    /// jitter (docs/replication.md section 6, "What the client sees").
+    pub fn within(budget: Duration) -> Self {
+        RetryPolicy {
+            max_retries: u32::MAX,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+            budget: Some(budget),
+        }
+    }
+
+    /// The pause before retry number `retry` (0-based) of a request first sent at `started`,
+    /// or `None` when the policy allows no more: out of retries, or of budget.
+    pub fn next_delay(&self, retry: u32, started: Instant) -> Option<Duration> {
+        if retry >= self.max_retries {
+            return None;
+        }
+        let delay = self.delay(retry);
+        match self.budget {
+            None => Some(delay),
+            Some(budget) => {
+                let left = budget.checked_sub(started.elapsed())?;
+                (!left.is_zero()).then(|| delay.min(left))
+            }
         }
     }
 
@@ -129,5 +165,23 @@ mod tests {
         }
         assert!(p.delay(0) <= p.base_delay);
         assert_eq!(RetryPolicy::NONE.delay(3), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_budget_bounds_retries_by_time_not_count() {
+        let p = RetryPolicy::within(Duration::from_millis(300));
+        let now = Instant::now();
+        for retry in [0, 10, 1000] {
+            let d = p.next_delay(retry, now).expect("inside the budget");
+            assert!(d <= Duration::from_millis(300));
+        }
+        let long_ago = now
+            .checked_sub(Duration::from_secs(1))
+            .expect("the clock has run a second");
+        assert_eq!(p.next_delay(0, long_ago), None);
+        let counted = RetryPolicy::standard();
+        assert!(counted.next_delay(3, long_ago).is_some());
+        assert_eq!(counted.next_delay(4, now), None);
+        assert_eq!(RetryPolicy::NONE.next_delay(0, now), None);
     }
 }

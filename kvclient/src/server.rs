@@ -2,7 +2,7 @@
 //! decoding, topology hints) that the admin and book routes share.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kvproto::Key;
@@ -16,6 +16,7 @@ use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::hints::RoutingHints;
 use crate::retry::{Idempotency, should_retry};
+use crate::stats::ClientStats;
 
 /// A value with the version the server stored it under (from `ETag`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,7 @@ pub struct ServerClient {
     base: Arc<str>,
     pub(crate) config: Arc<ClientConfig>,
     hints: Arc<RoutingHints>,
+    stats: Arc<ClientStats>,
 }
 
 impl ServerClient {
@@ -63,6 +65,7 @@ impl ServerClient {
             base,
             Arc::new(config),
             Arc::new(RoutingHints::default()),
+            Arc::new(ClientStats::default()),
         ))
     }
 
@@ -72,12 +75,14 @@ impl ServerClient {
         base: String,
         config: Arc<ClientConfig>,
         hints: Arc<RoutingHints>,
+        stats: Arc<ClientStats>,
     ) -> Self {
         ServerClient {
             http,
             base: base.into(),
             config,
             hints,
+            stats,
         }
     }
 
@@ -89,6 +94,23 @@ impl ServerClient {
     /// The topology hints gathered from this server's answers.
     pub fn hints(&self) -> &RoutingHints {
         &self.hints
+    }
+
+    /// The counters this client shares with its sharded client.
+    pub fn stats(&self) -> &ClientStats {
+        &self.stats
+    }
+
+    /// The same server, sending each request once: a caller that moves between the copies of
+    /// a shard retries itself.
+    pub(crate) fn single_attempt(&self) -> ServerClient {
+        ServerClient {
+            config: Arc::new(ClientConfig {
+                retry: crate::retry::RetryPolicy::NONE,
+                ..(*self.config).clone()
+            }),
+            ..self.clone()
+        }
     }
 
     /// `GET /v1/keys/{key}`: the value and its version, or `None` when absent.
@@ -252,6 +274,7 @@ impl ServerClient {
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Response> {
         let policy = self.config.retry;
+        let started = Instant::now();
         let mut retry = 0;
         loop {
             let mut request = build();
@@ -259,9 +282,13 @@ impl ServerClient {
                 request = request.bearer_auth(token);
             }
             match self.send_once(request, timeout).await {
-                Err(e) if retry < policy.max_retries && should_retry(&e, idempotency) => {
+                Err(e) if should_retry(&e, idempotency) => {
+                    let Some(delay) = policy.next_delay(retry, started) else {
+                        return Err(e);
+                    };
                     tracing::debug!(server = %self.base, error = %e, retry, "retrying");
-                    tokio::time::sleep(policy.delay(retry)).await;
+                    self.stats.retried();
+                    tokio::time::sleep(delay).await;
                     retry += 1;
                 }
                 other => return other,

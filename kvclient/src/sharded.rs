@@ -10,15 +10,19 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use kvproto::{Key, Sharding, Topology};
 
 use crate::addr::parse_server;
 use crate::config::ClientConfig;
+use crate::copies::ShardCopies;
 use crate::error::{Error, Result};
 use crate::hints::RoutingHints;
+use crate::retry::{Idempotency, should_retry};
 use crate::server::{Condition, ServerClient, Versioned};
+use crate::stats::ClientStats;
 
 /// What a sharded client routes by right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +48,8 @@ struct State {
     last_refresh: Option<(u64, Option<u32>)>,
     /// Whether to learn topologies at all (the book's client never does).
     follow: bool,
+    /// Every copy of each shard of a replicated store; empty at factor 1.
+    copies: ShardCopies,
 }
 
 impl State {
@@ -90,6 +96,7 @@ pub struct ShardedClient {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
     hints: Arc<RoutingHints>,
+    stats: Arc<ClientStats>,
     state: RwLock<State>,
 }
 
@@ -100,11 +107,13 @@ impl ShardedClient {
         let http = config.http_client()?;
         let config = Arc::new(config);
         let hints = Arc::new(RoutingHints::default());
-        let servers = Self::clients(&http, &config, &hints, servers)?;
+        let stats = Arc::new(ClientStats::default());
+        let servers = Self::clients(&http, &config, &hints, &stats, servers)?;
         Ok(ShardedClient {
             http,
             config,
             hints,
+            stats,
             state: RwLock::new(State {
                 servers,
                 sharding: Sharding::Modulo,
@@ -112,6 +121,7 @@ impl ShardedClient {
                 topology: None,
                 last_refresh: None,
                 follow: true,
+                copies: ShardCopies::default(),
             }),
         })
     }
@@ -126,6 +136,7 @@ impl ShardedClient {
         http: &reqwest::Client,
         config: &Arc<ClientConfig>,
         hints: &Arc<RoutingHints>,
+        stats: &Arc<ClientStats>,
         servers: &[String],
     ) -> Result<Vec<ServerClient>> {
         servers
@@ -136,6 +147,7 @@ impl ShardedClient {
                     parse_server(addr)?,
                     config.clone(),
                     hints.clone(),
+                    stats.clone(),
                 ))
             })
             .collect()
@@ -150,9 +162,47 @@ impl ShardedClient {
 
     /// Replaces the server list (e.g. when a KVStore's replica count changes).
     pub fn set_servers(&self, servers: &[String]) -> Result<()> {
-        let clients = Self::clients(&self.http, &self.config, &self.hints, servers)?;
+        let clients = Self::clients(&self.http, &self.config, &self.hints, &self.stats, servers)?;
         self.write().servers = clients;
         Ok(())
+    }
+
+    /// The copies of each shard of a replicated store (`copies[shard]`, copy 0 first). A
+    /// request for a shard with several copies tries the one last named leader first and moves
+    /// on to the others when one refuses or cannot be reached, within the retry policy
+    /// ([`crate::RetryPolicy::within`] rides over a failover). Rows of one copy, or no rows,
+    /// keep factor 1's path: the shard's server, retried in place.
+    /// Setting the same copies again keeps which copy each shard tries first.
+    pub fn set_copies(&self, copies: &[Vec<String>]) -> Result<()> {
+        let parsed = copies
+            .iter()
+            .map(|row| {
+                row.iter()
+                    .map(|a| parse_server(a))
+                    .collect::<Result<Vec<_>>>()
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if self.read().copies.same_as(&parsed) {
+            return Ok(());
+        }
+        let rows = parsed
+            .iter()
+            .map(|row| {
+                Ok(
+                    Self::clients(&self.http, &self.config, &self.hints, &self.stats, row)?
+                        .iter()
+                        .map(ServerClient::single_attempt)
+                        .collect(),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.write().copies = ShardCopies::new(rows);
+        Ok(())
+    }
+
+    /// What this client counted about its requests (retries).
+    pub fn stats(&self) -> &ClientStats {
+        &self.stats
     }
 
     /// The shard count to route over while no server has a topology (e.g. the KVStore's
@@ -199,6 +249,7 @@ impl ShardedClient {
             parse_server(peer)?,
             self.config.clone(),
             self.hints.clone(),
+            self.stats.clone(),
         ))
     }
 
@@ -278,6 +329,7 @@ impl ShardedClient {
             hint.server.clone(),
             self.config.clone(),
             self.hints.clone(),
+            self.stats.clone(),
         );
         match server.topology().await {
             Ok(Some(t)) => {
@@ -291,63 +343,144 @@ impl ShardedClient {
         }
     }
 
-    /// Runs `call` on the server that owns `key` now, then learns any newer topology its
-    /// answer announced.
+    /// Runs `call` on the server that owns `key` now (on a replicated store, on its copies in
+    /// turn), then learns any newer topology its answer announced.
     async fn through_owner<T, Fut>(
         &self,
         key: &Key,
-        call: impl FnOnce(ServerClient) -> Fut,
+        idempotency: Idempotency,
+        call: impl Fn(ServerClient) -> Fut,
     ) -> Result<T>
     where
         Fut: Future<Output = Result<T>>,
     {
-        let result = call(self.server_for(key)?).await;
+        let shard = self.shard_of(key);
+        let copies = self.read().copies.order(shard);
+        let result = match copies {
+            Some(order) => self.across_copies(shard, &order, idempotency, call).await,
+            None => call(self.server(shard)?).await,
+        };
         self.learn().await;
         result
     }
 
+    /// `call` on the copies of `shard` in `order`: after a retryable failure the next attempt
+    /// goes to the leader the failing copy named, else to the next copy; the first pass over
+    /// the copies does not pause, later attempts back off per the retry policy.
+    async fn across_copies<T, Fut>(
+        &self,
+        shard: u32,
+        order: &[ServerClient],
+        idempotency: Idempotency,
+        call: impl Fn(ServerClient) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: Future<Output = Result<T>>,
+    {
+        let policy = self.config.retry;
+        let started = Instant::now();
+        let mut at = 0;
+        let mut retry: u32 = 0;
+        loop {
+            let server = &order[at % order.len()];
+            let result = call(server.clone()).await;
+            let answered = !matches!(&result, Err(e) if e.is_unreachable());
+            let named = answered
+                .then(|| self.hints.leader_named_by(server.base()))
+                .flatten();
+            match &named {
+                Some(pod) if !self.read().copies.prefers(shard, pod) => {
+                    self.write().copies.prefer_pod(shard, pod);
+                }
+                None if result.is_ok() && at % order.len() != 0 => {
+                    self.write().copies.prefer_base(shard, server.base());
+                }
+                _ => {}
+            }
+            match result {
+                Err(e) if should_retry(&e, idempotency) => {
+                    let Some(delay) = policy.next_delay(retry, started) else {
+                        return Err(e);
+                    };
+                    tracing::debug!(server = %server.base(), error = %e, retry, "trying another copy");
+                    self.stats.retried();
+                    retry = retry.saturating_add(1);
+                    let leader = named.as_deref().and_then(|pod| {
+                        order
+                            .iter()
+                            .position(|c| crate::copies::runs_pod(c.base(), pod))
+                    });
+                    at = match leader {
+                        Some(i) if i != at % order.len() => i,
+                        _ => at + 1,
+                    };
+                    if retry as usize >= order.len() {
+                        tokio::time::sleep(delay).await;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// `GET` through the owner of `key`.
     pub async fn get(&self, key: &Key) -> Result<Option<Versioned>> {
-        self.through_owner(key, |s| async move { s.get(key).await })
-            .await
+        self.through_owner(
+            key,
+            Idempotency::Idempotent,
+            |s| async move { s.get(key).await },
+        )
+        .await
     }
 
     /// Overwriting `PUT` through the owner of `key`.
     pub async fn put(&self, key: &Key, value: impl Into<Bytes>) -> Result<Option<u64>> {
-        self.through_owner(key, |s| async move { s.put(key, value).await })
-            .await
+        let value: Bytes = value.into();
+        self.through_owner(key, Idempotency::Idempotent, |s| {
+            let value = value.clone();
+            async move { s.put(key, value).await }
+        })
+        .await
     }
 
-    /// Conditional `PUT` through the owner of `key`.
+    /// Conditional `PUT` through the owner of `key`: moved to another copy only when a copy
+    /// said it applied nothing.
     pub async fn put_if(
         &self,
         key: &Key,
         value: impl Into<Bytes>,
         condition: Condition,
     ) -> Result<Option<u64>> {
-        self.through_owner(
-            key,
-            |s| async move { s.put_if(key, value, condition).await },
-        )
+        let value: Bytes = value.into();
+        self.through_owner(key, Idempotency::Conditional, |s| {
+            let value = value.clone();
+            async move { s.put_if(key, value, condition).await }
+        })
         .await
     }
 
     /// `DELETE` through the owner of `key`.
     pub async fn delete(&self, key: &Key) -> Result<bool> {
-        self.through_owner(key, |s| async move { s.delete(key).await })
-            .await
+        self.through_owner(key, Idempotency::Idempotent, |s| async move {
+            s.delete(key).await
+        })
+        .await
     }
 
     /// The book's `/load/<key>` on the owner of `key`.
     pub async fn book_load(&self, key: &Key) -> Result<Option<String>> {
-        self.through_owner(key, |s| async move { s.book_load(key).await })
-            .await
+        self.through_owner(key, Idempotency::Idempotent, |s| async move {
+            s.book_load(key).await
+        })
+        .await
     }
 
     /// The book's `/save/<key>/<value>` on the owner of `key`.
     pub async fn book_save(&self, key: &Key, value: &str) -> Result<String> {
-        self.through_owner(key, |s| async move { s.book_save(key, value).await })
-            .await
+        self.through_owner(key, Idempotency::Idempotent, |s| async move {
+            s.book_save(key, value).await
+        })
+        .await
     }
 
     /// Every key on every server with `prefix`, sorted and without duplicates (a key may sit

@@ -105,6 +105,7 @@ async fn unreachable_shows_a_dot_and_draining_shows_a_five() {
                 max_retries: 2,
                 base_delay: std::time::Duration::from_millis(10),
                 max_delay: std::time::Duration::from_millis(20),
+                budget: None,
             },
             ..ClientConfig::default()
         },
@@ -221,4 +222,47 @@ async fn a_server_that_never_answers_shows_a_dot_after_the_timeout() {
         .collect();
     assert_eq!(letters(&outcomes), expected);
     holder.abort();
+}
+
+/// A replicated shard whose first copy is gone: requests move on to the next copy at once,
+/// within the retry budget, and the client counts the retries; with no retries allowed the
+/// first copy's failure shows.
+#[tokio::test]
+async fn requests_move_to_another_copy_when_one_cannot_be_reached() {
+    let live = KvServer::start(0);
+    let dead = format!("127.0.0.1:{}", free_port());
+    let client = ShardedClient::new(
+        std::slice::from_ref(&dead),
+        ClientConfig {
+            retry: RetryPolicy::within(std::time::Duration::from_secs(5)),
+            ..ClientConfig::default()
+        },
+    )
+    .unwrap()
+    .with_follow_topology(false);
+    client
+        .set_copies(&[vec![dead.clone(), live.addr()]])
+        .unwrap();
+    let key = Key::new("k").unwrap();
+    client.put(&key, "v1").await.unwrap();
+    assert_eq!(
+        client.get(&key).await.unwrap().unwrap().value.as_ref(),
+        b"v1"
+    );
+    // A conditional write moves too: the dead copy applied nothing.
+    let version = client.get(&key).await.unwrap().unwrap().version.unwrap();
+    client
+        .put_if(&key, "v2", kvclient::Condition::IfVersion(version))
+        .await
+        .unwrap();
+    // Only the first request knocked on the dead copy: the one that answered is tried first.
+    assert_eq!(client.stats().retries(), 1);
+
+    let no_retries = ShardedClient::new(std::slice::from_ref(&dead), book_config())
+        .unwrap()
+        .with_follow_topology(false);
+    no_retries.set_copies(&[vec![dead, live.addr()]]).unwrap();
+    let err = no_retries.get(&key).await.unwrap_err();
+    assert!(err.is_unreachable(), "{err}");
+    assert_eq!(no_retries.stats().retries(), 0);
 }

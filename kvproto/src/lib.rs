@@ -25,5 +25,6 @@ pub use fence::{Fence, FenceError, FencedPhase};
 pub use key::{Key, KeyError};
 pub use shard::Sharding;
 pub use topology::{
-    MigrationPhase, ReplicatedTopology, Topology, TopologyError, peer_url, peer_url_tls,
+    MigrationPhase, ReplicatedTopology, Topology, TopologyError, copy_pod, copy_url_tls, peer_url,
+    peer_url_tls,
 };

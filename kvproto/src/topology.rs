@@ -214,6 +214,30 @@ pub fn peer_url_tls(instance: &str, namespace: &str, ordinal: u32, port: u16, tl
     format!("{scheme}://{instance}-{ordinal}.{instance}.{namespace}.svc:{port}")
 }
 
+/// The pod of copy `copy` of shard `ordinal` (docs/replication.md section 3): copy 0 is the
+/// StatefulSet `NAME`'s pod `NAME-i` (the book's names), copy k ≥ 1 is `NAME-r<k>-i`.
+pub fn copy_pod(instance: &str, copy: u32, ordinal: u32) -> String {
+    match copy {
+        0 => format!("{instance}-{ordinal}"),
+        k => format!("{instance}-r{k}-{ordinal}"),
+    }
+}
+
+/// Base URL of copy `copy` of shard `ordinal`, through the store's one headless Service (every
+/// copy StatefulSet uses `serviceName: NAME`); copy 0 is [`peer_url_tls`].
+pub fn copy_url_tls(
+    instance: &str,
+    namespace: &str,
+    copy: u32,
+    ordinal: u32,
+    port: u16,
+    tls: bool,
+) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let pod = copy_pod(instance, copy, ordinal);
+    format!("{scheme}://{pod}.{instance}.{namespace}.svc:{port}")
+}
+
 impl Topology {
     /// A stable topology with one peer per shard.
     pub fn stable(epoch: u64, sharding: Sharding, peers: Vec<String>) -> Self {
@@ -644,5 +668,20 @@ mod tests {
             read_through: None,
         };
         assert_eq!(t.route(0, b"b", Some(fwd)), Route::Misdirected);
+    }
+
+    #[test]
+    fn copy_urls_extend_the_peer_urls() {
+        for tls in [false, true] {
+            assert_eq!(
+                copy_url_tls("kv", "ns", 0, 2, 8080, tls),
+                peer_url_tls("kv", "ns", 2, 8080, tls)
+            );
+        }
+        assert_eq!(copy_pod("kv", 2, 3), "kv-r2-3");
+        assert_eq!(
+            copy_url_tls("kv", "ns", 1, 0, 80, false),
+            "http://kv-r1-0.kv.ns.svc:80"
+        );
     }
 }

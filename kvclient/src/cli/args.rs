@@ -113,6 +113,11 @@ pub struct ConnArgs {
     /// Retries of safe requests (default: 0 in book mode, 4 otherwise).
     #[arg(long, env = "KVCLIENT_RETRIES", value_parser = clap::value_parser!(u32).range(0..=20))]
     pub retries: Option<u32>,
+    /// Retry safe requests (and refused ones) until this long after the first attempt, moving
+    /// between a replicated shard's copies, e.g. `5s`: rides over a leader's failover.
+    #[arg(long, env = "KVCLIENT_RETRY_WITHIN", value_parser = positive_duration,
+          conflicts_with = "retries")]
+    pub retry_within: Option<Duration>,
     /// File holding the bearer token, sent with every request (its first line): the data token
     /// of a server under `--require-token-for-data`, or the admin token.
     #[arg(long, env = "KVCLIENT_TOKEN_FILE")]

@@ -23,6 +23,9 @@ pub struct StoreView {
     /// `status.replicas`: shards that serve now (routing fallback before any topology).
     pub serving: Option<u32>,
     pub sharding: Sharding,
+    /// With `spec.replication.factor` R > 1, the R copies of each shard (`copies[i][0]` is
+    /// `servers[i]`, then `NAME-r<k>-i`); empty at factor 1.
+    pub copies: Vec<Vec<String>>,
 }
 
 fn resource() -> ApiResource {
@@ -69,15 +72,32 @@ pub fn view(name: &str, namespace: &str, data: &Value) -> StoreView {
         .and_then(Value::as_str)
         .map(str::to_owned);
     let pods = spec_replicas.unwrap_or(0).max(serving.unwrap_or(0)).max(1);
+    let tls = tls_secret.is_some();
     let servers = (0..pods)
-        .map(|i| kvproto::peer_url_tls(name, namespace, i, port, tls_secret.is_some()))
+        .map(|i| kvproto::peer_url_tls(name, namespace, i, port, tls))
         .collect();
+    let factor = data
+        .pointer("/spec/replication/factor")
+        .and_then(as_u32)
+        .unwrap_or(1);
+    let copies = if factor > 1 {
+        (0..pods)
+            .map(|i| {
+                (0..factor)
+                    .map(|k| kvproto::copy_url_tls(name, namespace, k, i, port, tls))
+                    .collect()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     StoreView {
         servers,
         tls_secret,
         namespace: namespace.to_owned(),
         serving,
         sharding,
+        copies,
     }
 }
 
@@ -140,6 +160,23 @@ mod tests {
         assert_eq!(bare.servers, vec!["http://kv-0.kv.dev.svc:80".to_string()]);
         assert_eq!(bare.sharding, Sharding::Modulo);
         assert_eq!(bare.tls_secret, None);
+        assert!(v.copies.is_empty() && bare.copies.is_empty());
+    }
+
+    #[test]
+    fn a_replicated_store_lists_every_copy_of_each_shard() {
+        let data = json!({"spec": {"replicas": 2, "port": 8080, "replication": {"factor": 3}}});
+        let v = view("kv", "dev", &data);
+        assert_eq!(v.copies.len(), 2);
+        assert_eq!(
+            v.copies[1],
+            [
+                "http://kv-1.kv.dev.svc:8080",
+                "http://kv-r1-1.kv.dev.svc:8080",
+                "http://kv-r2-1.kv.dev.svc:8080"
+            ]
+        );
+        assert_eq!(v.copies[0][0], v.servers[0]);
     }
 
     #[test]

@@ -34,13 +34,13 @@ pub fn config(conn: &ConnArgs, default_retries: u32) -> Result<ClientConfig, Cli
     Ok(ClientConfig {
         timeout: conn.timeout,
         connect_timeout: conn.timeout.min(Duration::from_secs(1)),
-        retry: if retries == 0 {
-            RetryPolicy::NONE
-        } else {
-            RetryPolicy {
+        retry: match conn.retry_within {
+            Some(budget) => RetryPolicy::within(budget),
+            None if retries == 0 => RetryPolicy::NONE,
+            None => RetryPolicy {
                 max_retries: retries,
                 ..RetryPolicy::standard()
-            }
+            },
         },
         token,
         ca_pem,
@@ -57,6 +57,7 @@ pub async fn sharded(target: &Target) -> Result<ShardedClient, CliError> {
         let config = kvstore::trusting_store_ca(&kube, &view, config).await?;
         let client = ShardedClient::new(&view.servers, config)?.with_sharding(view.sharding);
         client.set_fallback_shards(view.serving);
+        client.set_copies(&view.copies)?;
         client
     } else {
         let servers = match &target.servers {

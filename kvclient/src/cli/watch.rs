@@ -43,6 +43,9 @@ pub async fn run(args: WatchArgs) -> Result<(), CliError> {
         };
         let client = ShardedClient::new(&servers, config)?.with_sharding(view.sharding);
         client.set_fallback_shards(view.serving);
+        if args.servers.is_none() {
+            client.set_copies(&view.copies)?;
+        }
         let source = Source::KvStore {
             kube,
             name: name.clone(),
@@ -111,7 +114,11 @@ async fn follow(client: &ShardedClient, source: &Source) {
     {
         match kvstore::discover(kube, name, namespace.as_deref()).await {
             Ok(view) => {
-                if !fixed_servers && let Err(e) = client.set_servers(&view.servers) {
+                if !fixed_servers
+                    && let Err(e) = client
+                        .set_servers(&view.servers)
+                        .and_then(|()| client.set_copies(&view.copies))
+                {
                     tracing::warn!(error = %e, "KVStore gave unusable addresses");
                 }
                 client.set_fallback_shards(view.serving);

@@ -17,6 +17,7 @@
 //! # Layout (each uses only what is listed before it)
 //! - [`keylog`]: the values a key may hold.
 //! - [`history`]: the recorded operations and their file format.
+//! - [`gaps`]: per shard, the longest time without an acknowledged write.
 //! - [`plan`]: what every worker shares (client, keys, stop flag, request counter, history).
 //! - [`hot`]: one operation on a shared hot key, recorded.
 //! - [`prefill`]: one write of every key before the timed phase.
@@ -26,6 +27,7 @@
 //! - [`verify`]: the read-back of every written key.
 //! - [`print`]: the report as text or JSON.
 
+mod gaps;
 mod history;
 mod hot;
 mod keylog;
@@ -58,8 +60,15 @@ pub async fn run(args: &LoadArgs) -> Result<(), CliError> {
     } else {
         vec![HashMap::new(); plan.workers]
     };
+    let retries_before = plan.client.stats().retries();
     let (results, elapsed) = timed::run(&plan, initial, args.duration).await?;
     let (mut report, logs) = summary::summarize(args, elapsed, results)?;
+    summary::add_client_figures(
+        &mut report,
+        &plan,
+        std::time::Instant::now(),
+        retries_before,
+    );
     verify::read_back(&plan, logs, &mut report.verify).await;
     if let (Some(history), Some(path)) = (&plan.history, &args.history) {
         hot::read_back(&plan, history).await;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kvclient::ShardedClient;
 use kvproto::Key;
 
+use super::gaps::WriteGaps;
 use super::history::History;
 use crate::cli::args::LoadArgs;
 use crate::cli::error::CliError;
@@ -31,6 +32,8 @@ pub struct Plan {
     pub cas_ratio: f64,
     /// Values are padded to this length (`--value-bytes`).
     pub value_bytes: usize,
+    /// Per shard, the longest time without an acknowledged write.
+    pub gaps: WriteGaps,
 }
 
 /// The run's keys, `PREFIX0` to `PREFIX{N-1}`; a prefix that makes no valid key is a usage error.
@@ -65,6 +68,7 @@ impl Plan {
             hot,
             cas_ratio: args.cas_ratio,
             value_bytes: args.value_bytes as usize,
+            gaps: WriteGaps::new(std::time::Instant::now()),
         }
     }
 

@@ -49,6 +49,20 @@ pub fn render(r: &LoadReport) -> String {
             r.unknown_outcome_writes
         ));
     }
+    if r.retries > 0 {
+        text.push_str(&format!("{} requests retried\n", r.retries));
+    }
+    if !r.write_gap_ms_by_shard.is_empty() {
+        let parts: Vec<String> = r
+            .write_gap_ms_by_shard
+            .iter()
+            .map(|(shard, ms)| format!("{shard}={ms:.0}"))
+            .collect();
+        text.push_str(&format!(
+            "longest time without an acknowledged write, ms by shard: {}\n",
+            parts.join(" ")
+        ));
+    }
     text.push_str(&format!(
         "verify: {} keys read back, {} lost, {} wrong, {} unreadable, {} stale reads\n",
         r.verify.keys_checked,
@@ -70,10 +84,21 @@ mod tests {
             requests: 10,
             errors: 1,
             errors_by_letter: [(".".to_string(), 1)].into(),
+            retries: 3,
+            write_gap_ms_by_shard: [("1".to_string(), 2150.0)].into(),
             ..LoadReport::default()
         };
         let text = render(&report);
-        for word in ["req/s", "p50", "p99", "errors: .=1", "lost", "wrong"] {
+        for word in [
+            "req/s",
+            "p50",
+            "p99",
+            "errors: .=1",
+            "lost",
+            "wrong",
+            "3 requests retried",
+            "1=2150",
+        ] {
             assert!(text.contains(word), "{word} missing in {text}");
         }
     }

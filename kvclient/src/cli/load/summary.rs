@@ -2,12 +2,13 @@
 //! percentiles.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use kvclient::load_report::LoadReport;
 
 use super::keylog::KeyLog;
+use super::plan::Plan;
 use super::worker::{WorkerResult, new_histogram};
 use crate::cli::args::LoadArgs;
 use crate::cli::error::CliError;
@@ -38,6 +39,23 @@ pub fn summarize(
     report.requests_per_s = report.requests as f64 / elapsed.as_secs_f64().max(1e-9);
     set_latency(&mut report, &histogram);
     Ok((report, logs))
+}
+
+/// What the client itself counted in the timed phase: retries (beyond the `before` counted
+/// until it began), and per shard the longest time without an acknowledged write, up to `end`.
+pub fn add_client_figures(report: &mut LoadReport, plan: &Plan, end: Instant, before: u64) {
+    report.retries = plan.client.stats().retries().saturating_sub(before);
+    report.write_gap_ms_by_shard = plan
+        .gaps
+        .longest(end)
+        .into_iter()
+        .map(|(shard, gap)| (shard.to_string(), gap.as_secs_f64() * 1000.0))
+        .collect();
+    report.write_gap_max_ms = report
+        .write_gap_ms_by_shard
+        .values()
+        .copied()
+        .fold(0.0, f64::max);
 }
 
 fn add_counts(report: &mut LoadReport, r: &WorkerResult) {

@@ -24,6 +24,7 @@ pub async fn run(
 ) -> Result<(Vec<WorkerResult>, Duration), CliError> {
     let bar = progress_bar(duration);
     let start = Instant::now();
+    plan.gaps.restart();
     let mut workers = tokio::task::JoinSet::new();
     for (w, logs) in initial.into_iter().enumerate() {
         workers.spawn(worker(w, plan.clone(), start + duration, logs));

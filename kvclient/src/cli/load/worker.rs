@@ -119,7 +119,11 @@ impl WorkerResult {
         self.puts += 1;
         let log = self.logs.entry(idx).or_default();
         match outcome {
-            Ok(_) => log.acknowledged(value),
+            Ok(_) => {
+                log.acknowledged(value);
+                plan.gaps
+                    .acknowledged(plan.client.shard_of(&plan.keys[idx]));
+            }
             Err(e) => {
                 // A 4xx refusal applied nothing; anything else may have been applied.
                 if !e.http_status().is_some_and(|s| (400..500).contains(&s)) {
