@@ -71,12 +71,16 @@ impl ShardCopies {
         }
     }
 
-    /// Whether these are the copies of `urls` (base URLs, parsed), row by row.
-    pub(crate) fn same_as(&self, urls: &[Vec<String>]) -> bool {
-        self.rows.len() == urls.len()
-            && self.rows.iter().zip(urls).all(|(row, want)| {
+    /// Whether these are the copies of `rows`, row by row (by base URL).
+    pub(crate) fn same_as(&self, rows: &[Vec<ServerClient>]) -> bool {
+        self.rows.len() == rows.len()
+            && self.rows.iter().zip(rows).all(|(row, want)| {
                 row.copies.len() == want.len()
-                    && row.copies.iter().zip(want).all(|(c, u)| c.base() == u)
+                    && row
+                        .copies
+                        .iter()
+                        .zip(want)
+                        .all(|(c, w)| c.base() == w.base())
             })
     }
 

@@ -101,18 +101,6 @@ impl ServerClient {
         &self.stats
     }
 
-    /// The same server, sending each request once: a caller that moves between the copies of
-    /// a shard retries itself.
-    pub(crate) fn single_attempt(&self) -> ServerClient {
-        ServerClient {
-            config: Arc::new(ClientConfig {
-                retry: crate::retry::RetryPolicy::NONE,
-                ..(*self.config).clone()
-            }),
-            ..self.clone()
-        }
-    }
-
     /// `GET /v1/keys/{key}`: the value and its version, or `None` when absent.
     pub async fn get(&self, key: &Key) -> Result<Option<Versioned>> {
         match self.get_found(&self.key_url(key)).await? {

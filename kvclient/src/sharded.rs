@@ -174,28 +174,18 @@ impl ShardedClient {
     /// keep factor 1's path: the shard's server, retried in place.
     /// Setting the same copies again keeps which copy each shard tries first.
     pub fn set_copies(&self, copies: &[Vec<String>]) -> Result<()> {
-        let parsed = copies
+        // Each copy is sent a request once: the loop over the copies retries.
+        let single_attempt = Arc::new(ClientConfig {
+            retry: crate::retry::RetryPolicy::NONE,
+            ..(*self.config).clone()
+        });
+        let rows = copies
             .iter()
-            .map(|row| {
-                row.iter()
-                    .map(|a| parse_server(a))
-                    .collect::<Result<Vec<_>>>()
-            })
+            .map(|row| Self::clients(&self.http, &single_attempt, &self.hints, &self.stats, row))
             .collect::<Result<Vec<_>>>()?;
-        if self.read().copies.same_as(&parsed) {
+        if self.read().copies.same_as(&rows) {
             return Ok(());
         }
-        let rows = parsed
-            .iter()
-            .map(|row| {
-                Ok(
-                    Self::clients(&self.http, &self.config, &self.hints, &self.stats, row)?
-                        .iter()
-                        .map(ServerClient::single_attempt)
-                        .collect(),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
         self.write().copies = ShardCopies::new(rows);
         Ok(())
     }
