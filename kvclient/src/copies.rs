@@ -53,7 +53,7 @@ impl ShardCopies {
         let Some(row) = self.rows.get_mut(shard as usize) else {
             return false;
         };
-        match row.copies.iter().position(|c| runs_pod(c.base(), pod)) {
+        match position_of_pod(&row.copies, pod) {
             Some(i) => {
                 row.preferred = i;
                 true
@@ -91,6 +91,11 @@ impl ShardCopies {
             .and_then(|row| row.copies.get(row.preferred))
             .is_some_and(|c| runs_pod(c.base(), pod))
     }
+}
+
+/// Where in `copies` the copy that runs `pod` is.
+pub(crate) fn position_of_pod(copies: &[ServerClient], pod: &str) -> Option<usize> {
+    copies.iter().position(|c| runs_pod(c.base(), pod))
 }
 
 /// Whether the server at `base` (`scheme://POD.NAME.NS.svc:PORT`) is the pod `pod`: its host's

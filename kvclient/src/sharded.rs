@@ -395,11 +395,9 @@ impl ShardedClient {
                     tracing::debug!(server = %server.base(), error = %e, retry, "trying another copy");
                     self.stats.retried();
                     retry = retry.saturating_add(1);
-                    let leader = named.as_deref().and_then(|pod| {
-                        order
-                            .iter()
-                            .position(|c| crate::copies::runs_pod(c.base(), pod))
-                    });
+                    let leader = named
+                        .as_deref()
+                        .and_then(|pod| crate::copies::position_of_pod(order, pod));
                     at = match leader {
                         Some(i) if i != at % order.len() => i,
                         _ => at + 1,

@@ -36,12 +36,7 @@ pub fn render(r: &LoadReport) -> String {
         r.max_ms
     );
     if !r.errors_by_letter.is_empty() {
-        let parts: Vec<String> = r
-            .errors_by_letter
-            .iter()
-            .map(|(l, n)| format!("{l}={n}"))
-            .collect();
-        text.push_str(&format!("errors: {}\n", parts.join(" ")));
+        text.push_str(&format!("errors: {}\n", pairs(&r.errors_by_letter)));
     }
     if r.unknown_outcome_writes > 0 {
         text.push_str(&format!(
@@ -53,14 +48,9 @@ pub fn render(r: &LoadReport) -> String {
         text.push_str(&format!("{} requests retried\n", r.retries));
     }
     if !r.write_gap_ms_by_shard.is_empty() {
-        let parts: Vec<String> = r
-            .write_gap_ms_by_shard
-            .iter()
-            .map(|(shard, ms)| format!("{shard}={ms:.0}"))
-            .collect();
         text.push_str(&format!(
             "longest time without an acknowledged write, ms by shard: {}\n",
-            parts.join(" ")
+            pairs(&r.write_gap_ms_by_shard)
         ));
     }
     text.push_str(&format!(
@@ -72,6 +62,16 @@ pub fn render(r: &LoadReport) -> String {
         r.verify.stale_reads
     ));
     text
+}
+
+/// `k=v k=v ...`, values rounded to whole numbers (counts and milliseconds).
+fn pairs<K: std::fmt::Display, V: std::fmt::Display>(
+    map: impl IntoIterator<Item = (K, V)>,
+) -> String {
+    map.into_iter()
+        .map(|(k, v)| format!("{k}={v:.0}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
