@@ -18,10 +18,21 @@ use crate::{Error, Result, host};
 const CHECK_TIMEOUT: &str = "120s";
 
 /// The lines of a pod log that are history operations (`{"client":..,"op":..,"call":..}`), in
-/// log order; the load's report and other lines are left out.
-pub fn extract(log: &str) -> String {
+/// log order; the load's report and other lines are left out. The load announces how many it
+/// wrote (`history: N operations in FILE`): a log that lost some (e.g. to log rotation) fails
+/// here rather than as a history the checker would wrongly refuse.
+pub fn extract(log: &str) -> Result<String> {
     let mut out = String::new();
+    let mut found = 0usize;
+    let mut announced = None;
     for line in log.lines() {
+        if let Some(rest) = line.trim().strip_prefix("history: ") {
+            announced = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<usize>().ok());
+            continue;
+        }
         let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(line) else {
             continue;
         };
@@ -31,9 +42,15 @@ pub fn extract(log: &str) -> String {
         {
             out.push_str(line.trim());
             out.push('\n');
+            found += 1;
         }
     }
-    out
+    match announced {
+        Some(n) if n == found => Ok(out),
+        other => Err(Error::Check(format!(
+            "the load announced {other:?} history operations, its log holds {found}"
+        ))),
+    }
 }
 
 /// A key prefix `BASE<n>-` whose `count` hot keys (`PREFIXhot-i`, kvclient's names) fall on
@@ -59,7 +76,9 @@ pub fn hot_prefix(topology: &Topology, base: &str, count: u32) -> Result<String>
 fn cache_dir() -> PathBuf {
     std::env::var_os("KVSTORE_CACHE")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kvstore-operator")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kvstore-operator"))
+        })
         .unwrap_or_else(|| PathBuf::from("/tmp/kvstore-operator"))
 }
 
@@ -156,9 +175,12 @@ mod tests {
             "{\"duration_s\":1.0,\"requests\":1}\n",
             "not json\n",
         );
-        let history = extract(log);
+        let history = extract(log).unwrap_or_default();
         assert_eq!(history.lines().count(), 1);
         assert!(history.starts_with("{\"client\":0,\"op\":\"put\""));
+        // A log that lost a line, or never said how many it wrote, is refused.
+        assert!(extract(&log.replace("history: 1 ", "history: 2 ")).is_err());
+        assert!(extract(&log.replace("history: 1 operations in /dev/stdout\n", "")).is_err());
     }
 
     #[test]

@@ -196,7 +196,10 @@ impl RaftProbe {
         limit: Duration,
     ) -> Result<BTreeMap<u32, ShardRaft>> {
         wait::until(
-            &format!("{shards} shards of {} with one leader and {factor} copies in sync", self.store),
+            &format!(
+                "{shards} shards of {} with one leader and {factor} copies in sync",
+                self.store
+            ),
             limit,
             POLL,
             || async move {
@@ -259,7 +262,9 @@ pub fn agreed_shard(
     let want: Vec<String> = (0..factor).map(|k| pod_name(store, k, shard)).collect();
     let numbers: Vec<u32> = copies.iter().map(|c| c.copy.copy).collect();
     if names != want || numbers != (0..factor).collect::<Vec<_>>() {
-        return Err(format!("copies {names:?} (copy numbers {numbers:?}), want {want:?}"));
+        return Err(format!(
+            "copies {names:?} (copy numbers {numbers:?}), want {want:?}"
+        ));
     }
     let mut answered = Vec::new();
     for c in copies {
@@ -270,14 +275,21 @@ pub fn agreed_shard(
     }
     let groups: BTreeSet<String> = answered
         .iter()
-        .map(|(_, s)| s.group.as_ref().map(ToString::to_string).unwrap_or_default())
+        .map(|(_, s)| {
+            s.group
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        })
         .collect();
     let group_shard = answered
         .first()
         .and_then(|(_, s)| s.group.as_ref())
         .map(|g| g.shard);
     if groups.len() != 1 || group_shard != Some(shard) {
-        return Err(format!("copies in groups {groups:?}, want one group of shard {shard}"));
+        return Err(format!(
+            "copies in groups {groups:?}, want one group of shard {shard}"
+        ));
     }
     let leading: Vec<&(CopyPod, RaftStatus)> = answered
         .iter()
@@ -330,7 +342,12 @@ pub fn agreed_shard(
         }
         match m.lag {
             Some(lag) if lag <= IN_SYNC_LAG => {}
-            lag => return Err(format!("{} lags the leader by {lag:?} entries", m.member.pod)),
+            lag => {
+                return Err(format!(
+                    "{} lags the leader by {lag:?} entries",
+                    m.member.pod
+                ));
+            }
         }
     }
     Ok(ShardRaft {
@@ -591,7 +608,7 @@ mod tests {
             .map(|k| MemberStatus {
                 member: member(shard, k),
                 role: Role::Voter,
-                matched: Some(100 - lag),
+                matched: Some(100u64.saturating_sub(lag)),
                 lag: Some(if k == lead { 0 } else { lag }),
             })
             .collect();
@@ -614,7 +631,11 @@ mod tests {
                     last_log_index: Some(100),
                     committed: Some(100),
                     applied: Some(100),
-                    members: if k == lead { members.clone() } else { Vec::new() },
+                    members: if k == lead {
+                        members.clone()
+                    } else {
+                        Vec::new()
+                    },
                 }),
             })
             .collect()
@@ -624,7 +645,10 @@ mod tests {
     fn a_shard_with_one_leader_and_copies_in_sync_is_agreed() {
         let view = agreed_shard("kv", 1, 3, &shard_of(1, 2, 5));
         let view = view.map_err(|e| e.to_string());
-        assert_eq!(view.as_ref().map(|v| v.leader.pod.clone()), Ok("kv-r2-1".to_owned()));
+        assert_eq!(
+            view.as_ref().map(|v| v.leader.pod.clone()),
+            Ok("kv-r2-1".to_owned())
+        );
         assert_eq!(
             view.map(|v| v.followers().map(|(c, _)| c.name()).collect::<Vec<_>>()),
             Ok(vec!["kv-1".to_owned(), "kv-r1-1".to_owned()])
@@ -695,7 +719,21 @@ mod tests {
         assert!(healthy(&store(status(all(2, "Stable"), "False")), 3, 3).is_err());
         assert!(healthy(&store(status(all(3, "CatchingUp"), "False")), 3, 3).is_err());
         assert!(healthy(&store(status(all(3, "Stable"), "True")), 3, 3).is_err());
-        assert!(healthy(&store(status(all(3, "Stable")[..2].to_vec(), "False")), 3, 3).is_err());
-        assert!(healthy(&store(serde_json::json!({ "phase": "Available", "observedGeneration": 2 })), 3, 3).is_err());
+        assert!(
+            healthy(
+                &store(status(all(3, "Stable")[..2].to_vec(), "False")),
+                3,
+                3
+            )
+            .is_err()
+        );
+        assert!(
+            healthy(
+                &store(serde_json::json!({ "phase": "Available", "observedGeneration": 2 })),
+                3,
+                3
+            )
+            .is_err()
+        );
     }
 }

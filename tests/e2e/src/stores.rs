@@ -18,7 +18,9 @@ pub const COPY_LABEL: &str = "kvstore.dev/copy";
 
 /// A KVStore like examples/kvstore.yaml, in the test namespace.
 pub fn kvstore(name: &str, replicas: i32, extra_spec: serde_json::Value) -> Result<KVStore> {
-    Ok(serde_json::from_value(kvstore_json(name, replicas, extra_spec))?)
+    Ok(serde_json::from_value(kvstore_json(
+        name, replicas, extra_spec,
+    ))?)
 }
 
 /// [`kvstore`] as JSON, for fields the operator's types may not know yet (e.g.
@@ -141,9 +143,8 @@ pub async fn wait_condition(
 /// The shard pods (copy 0 of each shard on a replicated store), ordered by ordinal.
 pub async fn shard_pods(ns: &TestNamespace, name: &str) -> Result<Vec<Pod>> {
     // Copy 0's instance labels also match the copy pods `NAME-r<k>-i`: leave those out.
-    let lp = ListParams::default().labels(&format!(
-        "app.kubernetes.io/instance={name},!{COPY_LABEL}"
-    ));
+    let lp =
+        ListParams::default().labels(&format!("app.kubernetes.io/instance={name},!{COPY_LABEL}"));
     let mut pods: Vec<Pod> = ns.api::<Pod>().list(&lp).await?.items;
     pods.sort_by_key(|p| p.name_any());
     Ok(pods)
