@@ -9,11 +9,12 @@
 //! 3. kill -9 of a follower, then a follower whose PVC and pod are deleted (rebuilt from its
 //!    peers with a new node ID), under a client that retries within 5 s.
 //!
-//! Each case runs two load pods through it: `kvclient load --kvstore` (3 000 keys of its own,
-//! 8 workers, half writes), which reads back every key at the end (0 lost, 0 wrong, 0 stale,
-//! and 0 failed requests), and a history client (4 workers racing reads, writes and
-//! compare-and-sets on 6 hot keys spread over every shard) whose history the Porcupine checker
-//! must find linearizable. Each case prints one `REPLICATION case=<n> ...` line (appended to
+//! Each case runs three client pods through it, all with the case's retry flags:
+//! `kvclient load --kvstore` (3 000 keys of its own, 8 workers, half writes), which reads back
+//! every key at the end (0 lost, 0 wrong, 0 stale, and 0 failed requests); a history client (4
+//! workers racing reads, writes and compare-and-sets on 6 hot keys spread over every shard)
+//! whose history the Porcupine checker must find linearizable; and the topology-following
+//! screen over a–z, which must show nothing but hits. Each case prints one `REPLICATION case=<n> ...` line (appended to
 //! `$FAULTS_SUMMARY` when set).
 //!
 //! Needs root on the cluster's node (kill -9 of a container's process) and the Go toolchain
@@ -27,11 +28,14 @@ use std::time::Duration;
 
 use e2e::load::{self, Load, LoadReport, LoadSpec};
 use e2e::namespace::TestNamespace;
+use e2e::pods::LogCapture;
 use e2e::replicas::{self, Leader, RaftProbe, ShardRaft};
+use e2e::screen::rounds;
 use e2e::{Error, Result, check, cluster, host, linearizability, pods, shard_http, stores, wait};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::DeleteParams;
+use kvproto::topology::Topology;
 
 const STORE: &str = "kv";
 const SHARDS: u32 = 3;
@@ -69,11 +73,58 @@ struct Suite<'a> {
     checker: PathBuf,
 }
 
-/// The two load pods of a case.
+/// The client pods of a case.
 struct Running {
     case: u32,
     load: Load,
     history: Load,
+    screen: LogCapture,
+}
+
+/// Starts the topology-following screen `screen-<case>` (a–z, a round a second) with the
+/// client retry flags `retry`, and waits until it sees all 26 keys.
+async fn start_screen(
+    ns: &TestNamespace,
+    account: &str,
+    case: u32,
+    retry: &[&str],
+) -> Result<LogCapture> {
+    let name = format!("screen-{case}");
+    let mut args = vec!["--kvstore", STORE, "--interval", "1"];
+    args.extend_from_slice(retry);
+    let pod = pods::client_pod(&name, &cluster::image("kvclient"), &args, Some(account))?;
+    pods::start(ns, &pod).await?;
+    let capture = LogCapture::start(ns, &name).await?;
+    pods::wait_for_log(
+        ns,
+        &name,
+        "the screen to see 26 hits",
+        Duration::from_secs(120),
+        |log| rounds(log).iter().any(|r| r.hits == 26),
+    )
+    .await?;
+    Ok(capture)
+}
+
+/// Stops the screen of `case`; answers its rounds from the first with 26 hits on, and those
+/// that show anything but hits (`.` unreachable, a digit for an HTTP error, `m`/`w` a miss,
+/// `x` a wrong value).
+async fn stop_screen(
+    ns: &TestNamespace,
+    case: u32,
+    screen: LogCapture,
+) -> Result<(usize, Vec<String>)> {
+    pods::stop(ns, &format!("screen-{case}"), 1).await?;
+    let log = screen.finish(Duration::from_secs(60)).await?;
+    let all = rounds(&log);
+    let first_full = all.iter().position(|r| r.hits == 26).unwrap_or(all.len());
+    let after = &all[first_full..];
+    let bad = after
+        .iter()
+        .filter(|r| r.letters.chars().any(|c| c != 'h'))
+        .map(|r| r.letters.clone())
+        .collect();
+    Ok((after.len(), bad))
 }
 
 impl Suite<'_> {
@@ -86,6 +137,7 @@ impl Suite<'_> {
             concurrency: 8,
             write_ratio: 0.5,
         };
+        let screen = start_screen(ns, self.account, case, retry).await?;
         let load = load::start_with(
             ns,
             &format!("load-{case}"),
@@ -96,12 +148,7 @@ impl Suite<'_> {
             retry,
         )
         .await?;
-        let topology = shard_http::shards(ns, STORE)
-            .await?
-            .first()
-            .ok_or_else(|| Error::Check("no shard pod with an IP".into()))?
-            .topology()
-            .await?;
+        let topology = topology(ns).await?;
         let prefix = linearizability::hot_prefix(&topology, &format!("h{case}-"), HOT_KEYS)?;
         let hot = HOT_KEYS.to_string();
         let mut args = vec![
@@ -134,6 +181,7 @@ impl Suite<'_> {
             case,
             load,
             history,
+            screen,
         })
     }
 
@@ -144,8 +192,11 @@ impl Suite<'_> {
         let ns = self.ns;
         let case = running.case;
         tokio::time::sleep(AFTER_RECOVERY).await;
-        let (report, (history_report, log)) =
-            tokio::try_join!(running.load.stop(ns), running.history.stop_with_log(ns))?;
+        let (report, (history_report, log), (screen_rounds, screen_bad)) = tokio::try_join!(
+            running.load.stop(ns),
+            running.history.stop_with_log(ns),
+            stop_screen(ns, case, running.screen)
+        )?;
         // The line is printed whatever the verdict, so a failing case still shows its figures.
         let (ops, verdict) = match linearizability::extract(&log) {
             Ok(history) => {
@@ -174,7 +225,8 @@ impl Suite<'_> {
         record(&format!(
             "REPLICATION case={case} requests={} errors={} retries={} p99_ms={:.1} max_ms={:.1} \
              gap_ms={gap:.0} lost={} wrong={} stale={} keys={} unknown_writes={} \
-             history_ops={ops} history_errors={} history={}; {note}",
+             history_ops={ops} history_errors={} history={} screen_rounds={screen_rounds} \
+             screen_bad={}; {note}",
             report.requests,
             report.errors,
             report.retries,
@@ -191,6 +243,7 @@ impl Suite<'_> {
             } else {
                 "NOT-linearizable"
             },
+            screen_bad.len(),
         ))?;
         eprintln!("checker: {}", verdict?);
         check(report.errors == 0, || {
@@ -198,6 +251,9 @@ impl Suite<'_> {
                 "case {case}: {} requests failed ({:?}): {report:?}",
                 report.errors, report.errors_by_letter
             )
+        })?;
+        check(screen_bad.is_empty(), || {
+            format!("case {case}: screen rounds other than all hits: {screen_bad:?}")
         })?;
         Ok(report)
     }
@@ -236,6 +292,16 @@ impl Suite<'_> {
         )
         .await
     }
+}
+
+/// The store's topology, as shard 0's copy 0 holds it.
+async fn topology(ns: &TestNamespace) -> Result<Topology> {
+    shard_http::shards(ns, STORE)
+        .await?
+        .first()
+        .ok_or_else(|| Error::Check("no shard pod with an IP".into()))?
+        .topology()
+        .await
 }
 
 fn shard_view(shards: &BTreeMap<u32, ShardRaft>, shard: u32) -> Result<&ShardRaft> {
@@ -361,9 +427,15 @@ async fn case0_the_store_forms(s: &Suite<'_>) -> Result<()> {
     })?;
 
     // status.replication names the leaders the copies report, and every copy's answers carry
-    // the leader (the store is idle and healthy: no election is expected meanwhile).
+    // the leader (the store is idle and healthy: no election is expected meanwhile). Each copy
+    // is asked for a key of its own shard, so that no cross-shard forward answers instead.
+    let topology = topology(ns).await?;
+    let probes: Vec<String> = (0..SHARDS)
+        .map(|i| shard_http::keys_owned_by(&topology, i, "probe-", 1).concat())
+        .collect();
     let api = replicas::kvstore_api(ns);
     let copies_ref = &copies;
+    let probes_ref = &probes;
     let leaders = wait::until(
         "status.replication and x-kv-leader to name the leaders the copies report",
         Duration::from_secs(60),
@@ -392,7 +464,7 @@ async fn case0_the_store_forms(s: &Suite<'_>) -> Result<()> {
                     for c in copies_ref.iter().filter(|c| c.shard == shard) {
                         let named = s
                             .probe
-                            .leader_named_by(&c.pod, &format!("probe-{shard}"))
+                            .leader_named_by(&c.pod, &probes_ref[shard as usize])
                             .await
                             .map_err(|e| e.to_string())?;
                         if named != leader {
