@@ -14,8 +14,8 @@
 //! every key at the end (0 lost, 0 wrong, 0 stale, and 0 failed requests); a history client (4
 //! workers racing reads, writes and compare-and-sets on 6 hot keys spread over every shard)
 //! whose history the Porcupine checker must find linearizable; and the topology-following
-//! screen over a–z, which must show nothing but hits. Each case prints one `REPLICATION case=<n> ...` line (appended to
-//! `$FAULTS_SUMMARY` when set).
+//! screen over a–z, which must show nothing but hits. Each case prints one
+//! `REPLICATION case=<n> ...` line (appended to `$FAULTS_SUMMARY` when set).
 //!
 //! Needs root on the cluster's node (kill -9 of a container's process) and the Go toolchain
 //! (the checker). Not in the default suites: `E2E_REPLICATION=1 tests/e2e/run.sh` (or
