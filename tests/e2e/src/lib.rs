@@ -12,15 +12,21 @@
 //! - [`load`]: the load generator as a pod, and the no-lost-write verdict on its JSON report
 //!   (kvclient's own `LoadReport`).
 //! - [`shard_http`]: one shard's pod IP directly (its topology, its keys, its own status codes).
+//! - [`replicas`]: a replicated store's copies: their pods, their Raft status (the leader of
+//!   each shard, copies in sync) and the operator's `status.replication`.
+//! - [`linearizability`]: a load's client history out of its pod log, checked by the Porcupine
+//!   checker of `tests/linearizability`.
 //! - [`host`]: the node's processes: finding a pod's or container's in `/proc` and SIGKILLing them.
 //! - [`volumes`]: fillable tmpfs volumes offered as pre-bound PVs (the disk-full case).
 #![forbid(unsafe_code)]
 
 pub mod cluster;
 pub mod host;
+pub mod linearizability;
 pub mod load;
 pub mod namespace;
 pub mod pods;
+pub mod replicas;
 pub mod screen;
 pub mod shard_http;
 pub mod stores;

@@ -25,6 +25,7 @@ pub struct LoadSpec {
 pub struct Load {
     pod: String,
     spec: LoadSpec,
+    prefix: String,
     capture: LogCapture,
 }
 
@@ -36,6 +37,21 @@ pub async fn start(
     store: &str,
     account: &str,
     spec: LoadSpec,
+) -> Result<Load> {
+    start_with(ns, name, store, account, spec, PREFIX, &[]).await
+}
+
+/// Like [`start`], with the keys under `prefix` (so that runs on one store are verified apart)
+/// and `extra` arguments after the usual ones (e.g. `--retry-within 5s`, or `--hot-keys 6
+/// --history /dev/stdout`).
+pub async fn start_with(
+    ns: &TestNamespace,
+    name: &str,
+    store: &str,
+    account: &str,
+    spec: LoadSpec,
+    prefix: &str,
+    extra: &[&str],
 ) -> Result<Load> {
     let keys = spec.keys.to_string();
     let concurrency = spec.concurrency.to_string();
@@ -53,18 +69,20 @@ pub async fn start(
         "--duration",
         "2h",
         "--prefix",
-        PREFIX,
+        prefix,
         "--prefill",
         "--json",
         "--timeout",
         "5",
     ];
+    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
     let pod = pods::client_pod(name, &cluster::image("kvclient"), &args, Some(account))?;
     pods::start(ns, &pod).await?;
     let capture = LogCapture::start(ns, name).await?;
     Ok(Load {
         pod: name.to_owned(),
         spec,
+        prefix: prefix.to_owned(),
         capture,
     })
 }
@@ -74,12 +92,13 @@ impl Load {
     /// would fail the prefill, which the load treats as fatal).
     pub async fn wait_prefilled(&self, ns: &TestNamespace, store: &str) -> Result<()> {
         let want = self.spec.keys as usize;
+        let prefix = self.prefix.as_str();
         wait::until(
             &format!("the load's prefill of {want} keys"),
             Duration::from_secs(180),
             Duration::from_millis(500),
             || async move {
-                let n = shard_http::total_keys(ns, store, PREFIX)
+                let n = shard_http::total_keys(ns, store, prefix)
                     .await
                     .map_err(|e| e.to_string())?;
                 if n >= want {
@@ -116,6 +135,11 @@ impl Load {
 
     /// SIGTERM: the load stops, reads back every acknowledged write and prints its report.
     pub async fn stop(self, ns: &TestNamespace) -> Result<LoadReport> {
+        self.stop_with_log(ns).await.map(|(report, _)| report)
+    }
+
+    /// [`Load::stop`], also answering the pod's whole log (e.g. a history it printed).
+    pub async fn stop_with_log(self, ns: &TestNamespace) -> Result<(LoadReport, String)> {
         pods::stop(ns, &self.pod, 300).await?;
         let log = self.capture.finish(Duration::from_secs(300)).await?;
         let line = log
@@ -124,9 +148,9 @@ impl Load {
             .find(|l| l.trim_start().starts_with('{'))
             .ok_or_else(|| Error::Check(format!("the load printed no report:\n{log}")))?;
         let report: LoadReport = serde_json::from_str(line)?;
-        eprintln!("load report: {line}");
+        eprintln!("load report ({}): {line}", self.pod);
         check_nothing_lost(&report, u64::from(self.spec.keys))?;
-        Ok(report)
+        Ok((report, log))
     }
 }
 

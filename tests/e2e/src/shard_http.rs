@@ -33,8 +33,8 @@ fn http_error(what: &str, e: reqwest::Error) -> Error {
     Error::Check(format!("{what}: {e}"))
 }
 
-/// The data port and IP of a running shard pod.
-fn address(pod: &Pod) -> Option<String> {
+/// The base URL (pod IP and data port) of a running kvserver pod, reachable from the node.
+pub fn address(pod: &Pod) -> Option<String> {
     let ip = pod.status.as_ref()?.pod_ip.clone()?;
     let port = pod
         .spec

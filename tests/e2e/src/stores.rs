@@ -3,17 +3,29 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::ResourceExt;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use operator::KVStore;
 use operator::status::Phase;
 
 use crate::namespace::TestNamespace;
-use crate::{Result, wait};
+use crate::{Error, Result, wait};
+
+/// The label of a replicated store's copy pods `NAME-r<k>-i` (`"<k>"`); copy 0's pods `NAME-i`
+/// have none (docs/replication.md section 3).
+pub const COPY_LABEL: &str = "kvstore.dev/copy";
 
 /// A KVStore like examples/kvstore.yaml, in the test namespace.
 pub fn kvstore(name: &str, replicas: i32, extra_spec: serde_json::Value) -> Result<KVStore> {
+    Ok(serde_json::from_value(kvstore_json(
+        name, replicas, extra_spec,
+    ))?)
+}
+
+/// [`kvstore`] as JSON, for fields the operator's types may not know yet (e.g.
+/// `spec.replication`): the typed [`KVStore`] would drop them.
+pub fn kvstore_json(name: &str, replicas: i32, extra_spec: serde_json::Value) -> serde_json::Value {
     let mut spec = serde_json::json!({
         "replicas": replicas,
         "image": crate::cluster::image("kvserver"),
@@ -26,10 +38,10 @@ pub fn kvstore(name: &str, replicas: i32, extra_spec: serde_json::Value) -> Resu
             base.insert(k.clone(), v.clone());
         }
     }
-    Ok(serde_json::from_value(serde_json::json!({
+    serde_json::json!({
         "apiVersion": "kvstore.dev/v1alpha1", "kind": "KVStore",
         "metadata": { "name": name }, "spec": spec,
-    }))?)
+    })
 }
 
 pub async fn create(ns: &TestNamespace, kvs: &KVStore) -> Result<()> {
@@ -128,25 +140,48 @@ pub async fn wait_condition(
     .await
 }
 
-/// The shard pods, ordered by ordinal.
+/// The shard pods (copy 0 of each shard on a replicated store), ordered by ordinal.
 pub async fn shard_pods(ns: &TestNamespace, name: &str) -> Result<Vec<Pod>> {
-    let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
+    // Copy 0's instance labels also match the copy pods `NAME-r<k>-i`: leave those out.
+    let lp =
+        ListParams::default().labels(&format!("app.kubernetes.io/instance={name},!{COPY_LABEL}"));
     let mut pods: Vec<Pod> = ns.api::<Pod>().list(&lp).await?.items;
     pods.sort_by_key(|p| p.name_any());
     Ok(pods)
 }
 
-/// The PVCs of a store's shards, by name.
+/// The PVCs of a store's shards (`data-NAME-i`; not the copies' `data-NAME-r<k>-i`), by name.
 pub async fn pvcs(ns: &TestNamespace, name: &str) -> Result<Vec<PersistentVolumeClaim>> {
     let all = ns
         .api::<PersistentVolumeClaim>()
         .list(&ListParams::default())
         .await?
         .items;
+    let prefix = format!("data-{name}-");
     Ok(all
         .into_iter()
-        .filter(|p| p.name_any().starts_with(&format!("data-{name}-")))
+        .filter(|p| {
+            p.name_any()
+                .strip_prefix(&prefix)
+                .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()))
+        })
         .collect())
+}
+
+/// The admin token the operator gave the store (the first line of its Secret `NAME-admin-token`).
+pub async fn admin_token(ns: &TestNamespace, store: &str) -> Result<String> {
+    let secret = ns
+        .api::<Secret>()
+        .get(&operator::labels::token_secret(store))
+        .await?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("token"))
+        .map(|b| b.0.clone())
+        .ok_or_else(|| Error::Check("the token Secret has no `token`".into()))?;
+    let text = String::from_utf8(bytes).map_err(|e| Error::Check(e.to_string()))?;
+    Ok(text.lines().next().unwrap_or_default().trim().to_owned())
 }
 
 pub async fn statefulset(ns: &TestNamespace, name: &str) -> Result<Option<StatefulSet>> {

@@ -38,22 +38,6 @@ async fn set_paused(ns: &TestNamespace, store: &str, paused: bool) -> Result<()>
     Ok(())
 }
 
-/// The admin token the operator gave the store (the first line of its Secret).
-async fn admin_token(ns: &TestNamespace, store: &str) -> Result<String> {
-    let secret = ns
-        .api::<Secret>()
-        .get(&operator::labels::token_secret(store))
-        .await?;
-    let bytes = secret
-        .data
-        .as_ref()
-        .and_then(|d| d.get("token"))
-        .map(|b| b.0.clone())
-        .ok_or_else(|| Error::Check("the token Secret has no `token`".into()))?;
-    let text = String::from_utf8(bytes).map_err(|e| Error::Check(e.to_string()))?;
-    Ok(text.lines().next().unwrap_or_default().trim().to_owned())
-}
-
 /// Item 2: the pod of shard 1 comes back on an empty volume while the operator is paused. It
 /// starts, answers its probes, and still serves no key and is not ready; the operator, once
 /// resumed, pushes it the map and only then does it serve.
@@ -179,7 +163,7 @@ async fn a_late_copy_batch_from_a_deposed_operator_changes_nothing() -> Result<(
             format!("delete: {status} {body}")
         })?;
 
-        let token = admin_token(&ns, store).await?;
+        let token = stores::admin_token(&ns, store).await?;
         let late = [BulkRecord {
             key: Key::new(key.clone()).map_err(|e| Error::Check(e.to_string()))?,
             version: 1,
