@@ -122,7 +122,7 @@ pub async fn add_learner(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<RaftStatus>> {
-    let g = our_group(&state, &headers)?;
+    let g = our_leading_group(&state, &headers)?;
     let req: AddLearnerRequest = parse(&body)?;
     g.add_learner(req.member).await?;
     Ok(Json(g.status()))
@@ -134,7 +134,7 @@ pub async fn voters(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<RaftStatus>> {
-    let g = our_group(&state, &headers)?;
+    let g = our_leading_group(&state, &headers)?;
     let req: SetVotersRequest = parse(&body)?;
     g.set_voters(req.voters).await?;
     Ok(Json(g.status()))
@@ -173,6 +173,20 @@ fn our_group<'a>(state: &'a AppState, headers: &HeaderMap) -> Result<&'a ShardGr
         (_, _) => Err(Error::RaftGroupMismatch(format!(
             "this copy is in no raft group yet, the request names {sent} (POST init first)"
         ))),
+    }
+}
+
+/// [`our_group`] on its leader: a membership change asked of a follower is refused (503
+/// `no_leader`) even when it already holds, so a 200 always carries the leader's status.
+fn our_leading_group<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+) -> Result<&'a ShardGroup<Store>> {
+    let g = our_group(state, headers)?;
+    if g.is_leader() {
+        Ok(g)
+    } else {
+        Err(Error::NoLeader)
     }
 }
 

@@ -119,14 +119,35 @@ where
             Err(ReadError::NotLeader {
                 leader: Some(leader),
             }) if !marked => return forward(state, &req, &leader, need).await,
-            Err(e) => return Err(read_error(e)),
+            Err(e) => return after_refusal(state, g, &req, need, marked, read_error(e)).await,
         },
         _ => None,
     };
     match here(token).await {
         Err(Error::NotLeader(leader)) if !marked => forward(state, &req, &leader, need).await,
         Err(Error::NotLeader(_)) => Err(Error::NoLeader),
+        Err(e @ Error::NoLeader) => after_refusal(state, g, &req, need, marked, e).await,
         other => other,
+    }
+}
+
+/// Leadership left this copy between the check and the proposal (or the barrier), nothing
+/// proposed: once the election ends, the request goes to the new leader.
+async fn after_refusal(
+    state: &AppState,
+    g: &ShardGroup<Store>,
+    req: &Forwardable<'_>,
+    need: Need,
+    marked: bool,
+    refusal: Error,
+) -> Result<Response> {
+    if marked || !matches!(refusal, Error::NoLeader) {
+        return Err(refusal);
+    }
+    let me = g.me().node_id;
+    match g.await_leader(g.election_timeout_max() * 2, false).await {
+        Some(leader) if leader.node_id != me => forward(state, req, &leader, need).await,
+        _ => Err(refusal),
     }
 }
 

@@ -8,6 +8,8 @@
 //! forwards) or [`Error::NoLeader`] (503 `no_leader`); a proposal whose commit was not observed
 //! is [`Error::OutcomeUnknown`] (504).
 
+use std::time::{Duration, Instant};
+
 use bytes::Bytes;
 use kvproto::bulk::BulkRecord;
 use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
@@ -26,6 +28,8 @@ use crate::raft_node::Via;
 /// must stay under kvraft's append body limit (96 MiB).
 const IMPORT_ENTRY_RECORDS: usize = 1000;
 const IMPORT_ENTRY_BYTES: usize = 1 << 20;
+/// How often a leader without a confirmed lease is asked again.
+const LEASE_POLL: Duration = Duration::from_millis(20);
 
 /// Writes `value` under `key` if `pre` holds (`remote`: the previous owner's live version).
 #[inline]
@@ -190,9 +194,27 @@ async fn set_topology_through(
     }
 }
 
-/// Proposes `cmd` and waits for its applied outcome.
+/// Proposes `cmd` and waits for its applied outcome. A leader whose lease no quorum has
+/// confirmed yet (just elected, before its first heartbeat round) proposes nothing and names
+/// no leader: it is asked again until the lease holds or it stops leading, two election
+/// timeouts at most.
 async fn propose(g: &ShardGroup<Store>, cmd: Command) -> Result<Outcome> {
-    g.write(cmd).await.map_err(|e| match e {
+    let until = Instant::now() + g.election_timeout_max() * 2;
+    loop {
+        match g.write(cmd.clone()).await {
+            Err(WriteError::NoLeader | WriteError::NotLeader { leader: None })
+                if g.is_leader() && Instant::now() < until =>
+            {
+                tokio::time::sleep(LEASE_POLL).await;
+            }
+            answer => return answer.map_err(refusal),
+        }
+    }
+}
+
+/// A write's refusal as an answer.
+fn refusal(e: WriteError) -> Error {
+    match e {
         WriteError::NotLeader {
             leader: Some(leader),
         } => Error::NotLeader(leader),
@@ -203,7 +225,7 @@ async fn propose(g: &ShardGroup<Store>, cmd: Command) -> Result<Outcome> {
             tracing::warn!(error = %why, "the raft group stopped under a write");
             Error::OutcomeUnknown
         }
-    })
+    }
 }
 
 /// A key write's outcome as the handlers know it.
