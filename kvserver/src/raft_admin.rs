@@ -39,6 +39,10 @@ pub async fn status(State(state): State<AppState>) -> Result<Json<RaftStatus>> {
     if let Some(g) = state.raft.running() {
         return Ok(Json(g.status()));
     }
+    let _settled = state.raft.settled().await;
+    if let Some(g) = state.raft.running() {
+        return Ok(Json(g.status()));
+    }
     let node = state.raft.clone();
     // The first call may create the volume's raft state (synced writes).
     let status = tokio::task::spawn_blocking(move || node.status())
@@ -71,19 +75,31 @@ pub async fn init(
     let g = match state.raft.running() {
         Some(g) => g,
         None => {
-            let node = state.raft.clone();
-            let my_id = tokio::task::spawn_blocking(move || node.node_id())
-                .await
-                .map_err(|e| Error::Raft(e.to_string()))??;
-            let me = own_entry(&req.voters, my_id)?;
-            // Copy 0's ID from before its group is adopted, so the operator's stays valid.
-            let adopt = state.raft.flags_group().is_none().then_some(my_id);
-            let g = state
-                .raft
-                .join(sent.clone(), me, adopt, group_start::peer_net(&state))
-                .await?;
-            group_start::follow_applied_topology(state.clone(), state.group_tasks.clone());
-            g
+            let settled = state.raft.settled().await;
+            match state.raft.running() {
+                Some(g) => g,
+                None => {
+                    let node = state.raft.clone();
+                    let my_id = tokio::task::spawn_blocking(move || node.node_id())
+                        .await
+                        .map_err(|e| Error::Raft(e.to_string()))??;
+                    let me = own_entry(&req.voters, my_id)?;
+                    drop(settled);
+                    // Copy 0's ID from before its group is adopted: the operator's stays valid.
+                    let adopt = state.raft.flags_group().is_none().then_some(my_id);
+                    let (g, started) = state
+                        .raft
+                        .join(sent.clone(), me, adopt, group_start::peer_net(&state))
+                        .await?;
+                    if started {
+                        group_start::follow_applied_topology(
+                            state.clone(),
+                            state.group_tasks.clone(),
+                        );
+                    }
+                    g
+                }
+            }
         }
     };
     let current = g.status();

@@ -14,6 +14,7 @@
 //! goes through it ([`Via::Group`]) and it stays until the process exits.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -97,6 +98,8 @@ pub struct RaftNode {
     /// The group's storage once opened and until the group takes it; also serializes the
     /// first open and ID creation.
     storage: Mutex<Option<Storage<Store>>>,
+    /// Set when the group took the storage (it is never opened twice).
+    taken: AtomicBool,
     /// The running group, set once.
     running: OnceLock<Running>,
     /// Serializes starting the group (boot, init).
@@ -145,6 +148,7 @@ impl RaftNode {
                 write_timeout: config.raft_write_timeout,
             },
             storage: Mutex::new(None),
+            taken: AtomicBool::new(false),
             running: OnceLock::new(),
             starting: tokio::sync::Mutex::new(()),
         };
@@ -164,6 +168,12 @@ impl RaftNode {
             Some(r) => Via::Group(&r.group),
             None => Via::Local,
         }
+    }
+
+    /// Waits while the group is being started (at boot or by an init): a status asked
+    /// meanwhile then sees the running group, not storage the group is taking over.
+    pub async fn settled(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.starting.lock().await
     }
 
     /// The running group, if any.
@@ -221,6 +231,12 @@ impl RaftNode {
     ) -> Result<T, RaftNodeError> {
         let mut slot = self.storage.lock();
         if slot.is_none() {
+            if self.taken.load(Ordering::Acquire) {
+                // The group owns the storage now: never a second instance on the same volume.
+                return Err(RaftNodeError::Task(
+                    "the raft group is starting or running".to_owned(),
+                ));
+            }
             let durability = self.durability.ok_or(RaftNodeError::SyncNever)?;
             let cfg = StorageConfig {
                 group: group.clone(),
@@ -310,17 +326,18 @@ impl RaftNode {
 
     /// Starts the group `group` for an init on a copy where none runs: the volume's identity
     /// adopts `adopt` (copy 0's ID before its group), and a copy without flags keeps the group
-    /// and `me` so that a restart rejoins. Returns the running group.
+    /// and `me` so that a restart rejoins. Returns the running group, and whether this call
+    /// started it.
     pub async fn join(
         self: &Arc<Self>,
         group: GroupId,
         me: Member,
         adopt: Option<u64>,
         net: PeerNet,
-    ) -> Result<&ShardGroup<Store>, RaftNodeError> {
+    ) -> Result<(&ShardGroup<Store>, bool), RaftNodeError> {
         let _one = self.starting.lock().await;
         if let Some(g) = self.running() {
-            return Ok(g);
+            return Ok((g, false));
         }
         if let Some(flags) = &self.flags_group
             && *flags != group
@@ -346,7 +363,7 @@ impl RaftNode {
             .await
             .map_err(|e| RaftNodeError::Task(e.to_string()))??;
         }
-        self.start(group, Some(me), adopt, net).await
+        Ok((self.start(group, Some(me), adopt, net).await?, true))
     }
 
     /// Opens the storage if needed and starts the group on it; the caller holds `starting`.
@@ -361,9 +378,9 @@ impl RaftNode {
         let for_group = group.clone();
         let storage = tokio::task::spawn_blocking(move || {
             node.with_storage(&for_group, adopt, |_| ())?;
-            node.storage
-                .lock()
-                .take()
+            let mut slot = node.storage.lock();
+            node.taken.store(true, Ordering::Release);
+            slot.take()
                 .ok_or_else(|| RaftNodeError::Task("raft storage vanished".to_owned()))
         })
         .await

@@ -1,6 +1,8 @@
 //! A replicated shard's group over three real kvserver processes on loopback (the built
 //! binary), formed through the admin routes as the operator forms one: init on copy 0 (no raft
-//! flags; the keys it held before are kept), two learners added, all three made voters. Then:
+//! flags; the keys and the topology it held before are kept, the topology then carried by the
+//! group to every copy), two learners added, all three made voters; a topology push through a
+//! follower reaches every copy. Then:
 //! writes through the leader and through a follower (forwarded, `x-kv-leader` named), read back
 //! from every copy (linearizable by default, and a follower read); leadership moved both ways
 //! with `transfer-leader`; kill -9 of the leader (a new one is elected, every acknowledged write
@@ -25,6 +27,7 @@ use kvproto::raft_admin::{
     ADD_LEARNER_PATH, INIT_PATH, STATUS_PATH, TRANSFER_LEADER_PATH, VOTERS_PATH,
 };
 use kvproto::wire::header;
+use kvproto::{Sharding, Topology};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
@@ -267,6 +270,24 @@ async fn three_processes_form_a_group_fail_over_and_drain_without_losing_a_write
         "no group runs on copy 0 yet"
     );
 
+    // ... and serves a topology (pushed as on the direct path), which its group then carries.
+    let topology = |epoch| {
+        serde_json::to_vec(&Topology::stable(
+            epoch,
+            Sharding::Modulo,
+            vec![url[0].clone()],
+        ))
+        .unwrap()
+    };
+    let r = http
+        .put(format!("{}/v1/admin/topology", url[0]))
+        .bearer_auth(TOKEN)
+        .body(topology(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
     let mut ids = Vec::new();
     for u in &url {
         ids.push(status(&http, u).await.unwrap().node_id);
@@ -397,6 +418,37 @@ async fn three_processes_form_a_group_fail_over_and_drain_without_losing_a_write
         (StatusCode::CONFLICT, "raft_group_mismatch"),
         "already in another membership"
     );
+
+    // Every copy serves the topology the group applied; a push through a follower reaches
+    // the leader (the caller's admin token goes along) and then every copy.
+    let serves_epoch = |u: String, epoch: u64| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{u}/v1/topology")).send().await.ok()?;
+            let t: Topology = r.json().await.ok()?;
+            (t.epoch == epoch).then_some(())
+        }
+    };
+    for u in &url {
+        eventually("the seeded topology everywhere", || {
+            serves_epoch(u.clone(), 1)
+        })
+        .await;
+    }
+    let r = http
+        .put(format!("{}/v1/admin/topology", url[2]))
+        .bearer_auth(TOKEN)
+        .body(topology(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    for u in &url {
+        eventually("the pushed topology everywhere", || {
+            serves_epoch(u.clone(), 2)
+        })
+        .await;
+    }
 
     // Writes through the leader and through a follower.
     let mut acked: BTreeMap<String, String> = BTreeMap::new();
