@@ -271,3 +271,51 @@ impl IntoResponse for BookError {
         self.0.into_book_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvraft::GroupError as G;
+
+    #[test]
+    fn group_refusals_answer_the_management_contract() {
+        let answer = |e: G| {
+            let e = Error::from(e);
+            (e.status().as_u16(), e.code())
+        };
+        assert_eq!(
+            answer(G::NotLeader { leader: None }),
+            (503, ErrorCode::NoLeader)
+        );
+        assert_eq!(
+            answer(G::InProgress("joint".into())),
+            (503, ErrorCode::PeerUnavailable)
+        );
+        assert_eq!(
+            answer(G::Timeout("voters".into())),
+            (504, ErrorCode::OutcomeUnknown)
+        );
+        assert_eq!(
+            answer(G::Refused("not a voter".into())),
+            (400, ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            answer(G::GroupMismatch {
+                ours: "a/0".into(),
+                theirs: "b/0".into()
+            }),
+            (409, ErrorCode::RaftGroupMismatch)
+        );
+        for stopped in [G::Storage("disk".into()), G::Fatal("gone".into())] {
+            assert_eq!(answer(stopped), (500, ErrorCode::StorageError));
+        }
+        let leader = kvproto::raft::Member::default();
+        assert_eq!(
+            (
+                Error::NotLeader(leader).status().as_u16(),
+                Error::NoLeader.code()
+            ),
+            (503, ErrorCode::NoLeader)
+        );
+    }
+}

@@ -7,6 +7,10 @@
 use axum::http::HeaderName;
 use kvproto::wire::header as kvh;
 
+/// Marks a request a copy of a replicated shard forwarded to its leader (`replica.rs`): a
+/// kvserver-to-kvserver header, not part of kvproto's wire contract.
+pub static TO_LEADER: HeaderName = HeaderName::from_static("x-kv-to-leader");
+
 pub static EPOCH: HeaderName = HeaderName::from_static(kvh::EPOCH);
 pub static ROUTING_SHARDS: HeaderName = HeaderName::from_static(kvh::ROUTING_SHARDS);
 pub static LEADER: HeaderName = HeaderName::from_static(kvh::LEADER);

@@ -184,7 +184,7 @@ impl PeerClient {
     }
 
     /// Sends a request on to this shard's leader (`replica.rs`) and relays its answer, marked
-    /// [`crate::replica::TO_LEADER`] so it is not sent on again. A data request (`by`) carries
+    /// [`crate::header_names::TO_LEADER`] so it is not sent on again. A data request (`by`) carries
     /// the forwarding headers and the peer token; an admin request (`by` = `None`) the caller's
     /// own `Authorization`. A leader that cannot be reached is [`Error::NoLeader`] (nothing was
     /// sent); one lost after the request went out is [`Error::OutcomeUnknown`] for a write.
@@ -202,7 +202,7 @@ impl PeerClient {
         let data = by.is_some();
         let mut req = self
             .forwarded(leader_url, method, path_and_query, headers, body, by)
-            .header(crate::replica::TO_LEADER, "1");
+            .header(crate::header_names::TO_LEADER.clone(), "1");
         if data {
             req = self.with_peer_token(req);
         } else if let Some(auth) = headers.get(h::AUTHORIZATION) {

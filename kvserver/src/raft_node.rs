@@ -24,7 +24,8 @@ use parking_lot::Mutex;
 use thiserror::Error;
 
 use crate::config::{Config, RaftReadPolicy, SyncMode};
-use crate::storage::{JoinedGroup, StorageError, Store};
+use crate::storage::raft_home::JoinedGroup;
+use crate::storage::{StorageError, Store};
 
 /// kvraft's keyspace of the group's small facts: it exists once a group's storage was opened.
 const RAFT_META_KEYSPACE: &str = "raft_meta";

@@ -19,13 +19,11 @@ use kvproto::wire::header;
 use kvraft::{ReadError, ReadMode, ReadToken, ShardGroup};
 
 use crate::error::{Error, Result};
+use crate::header_names::TO_LEADER;
 use crate::raft_node::Via;
 use crate::routing::forwarded_by;
 use crate::state::AppState;
 use crate::storage::Store;
-
-/// Marks a request forwarded to its shard's leader by another copy (kvserver to kvserver).
-pub const TO_LEADER: &str = "x-kv-to-leader";
 
 /// What a request needs of the copy that serves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +95,7 @@ where
     F: FnOnce(Option<ReadToken>) -> Fut,
     Fut: Future<Output = Result<Response>>,
 {
-    let marked = req.headers.contains_key(TO_LEADER);
+    let marked = req.headers.contains_key(&TO_LEADER);
     if need == Need::FollowerRead {
         let token = g
             .read_barrier(ReadMode::Follower)

@@ -49,7 +49,7 @@ mod journal_frame;
 mod journal_ledger;
 mod node_id;
 mod poison;
-mod raft_home;
+pub mod raft_home;
 mod raft_target;
 mod record;
 mod scan;
@@ -71,7 +71,6 @@ pub use error::StorageError;
 pub use journal_check::{
     JournalError, Report as JournalReport, TORN_TAILS_DIR, verify as verify_journals,
 };
-pub use raft_home::JoinedGroup;
 pub use record::Record;
 pub use write::{DeleteMode, Precondition, WriteOutcome};
 
