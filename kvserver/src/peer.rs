@@ -49,8 +49,14 @@ async fn relay(
     out.body(Body::from(body)).map_err(|_| lost())
 }
 
-/// Request headers passed on when forwarding.
-const PASSED_ON: [h::HeaderName; 3] = [h::CONTENT_TYPE, h::IF_MATCH, h::IF_NONE_MATCH];
+/// Request headers passed on when forwarding (`x-kv-read`: a follower read stays one at the
+/// owner's copy).
+const PASSED_ON: [h::HeaderName; 4] = [
+    h::CONTENT_TYPE,
+    h::IF_MATCH,
+    h::IF_NONE_MATCH,
+    h::HeaderName::from_static(header::READ),
+];
 /// Response headers passed back from the owner.
 const PASSED_BACK: [&str; 4] = [
     "content-type",
@@ -98,6 +104,20 @@ fn client_trusting(path: &Path, pem: &[u8]) -> anyhow::Result<reqwest::Client> {
         builder = builder.add_root_certificate(cert);
     }
     Ok(builder.build()?)
+}
+
+/// A request sent on to this shard's leader ([`PeerClient::forward_to_leader`]).
+pub struct ToLeader<'a> {
+    pub method: Method,
+    pub path_and_query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    /// The forwarding headers of a data request; `None` for an admin request.
+    pub by: Option<ForwardedBy>,
+    /// Whether the request changes the shard (a lost answer is then `outcome_unknown`).
+    pub writes: bool,
+    /// The whole request's deadline (the route's own).
+    pub deadline: Duration,
 }
 
 /// What the previous owner holds for a key.
@@ -188,21 +208,25 @@ impl PeerClient {
     /// the forwarding headers and the peer token; an admin request (`by` = `None`) the caller's
     /// own `Authorization`. A leader that cannot be reached is [`Error::NoLeader`] (nothing was
     /// sent); one lost after the request went out is [`Error::OutcomeUnknown`] for a write.
-    #[allow(clippy::too_many_arguments)]
     pub async fn forward_to_leader(
         &self,
         (leader_url, shard): (&str, u32),
-        method: Method,
-        path_and_query: &str,
-        headers: &HeaderMap,
-        body: Bytes,
-        by: Option<ForwardedBy>,
-        writes: bool,
+        hop: ToLeader<'_>,
     ) -> Result<Response, Error> {
+        let ToLeader {
+            method,
+            path_and_query,
+            headers,
+            body,
+            by,
+            writes,
+            deadline,
+        } = hop;
         let data = by.is_some();
         let mut req = self
             .forwarded(leader_url, method, path_and_query, headers, body, by)
-            .header(crate::header_names::TO_LEADER.clone(), "1");
+            .header(crate::header_names::TO_LEADER.clone(), "1")
+            .timeout(deadline);
         if data {
             req = self.with_peer_token(req);
         } else if let Some(auth) = headers.get(h::AUTHORIZATION) {

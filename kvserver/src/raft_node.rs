@@ -430,7 +430,13 @@ impl RaftNode {
     /// for the new leader; returns it. Anything else does nothing.
     pub async fn hand_over_leadership(&self) -> Option<Member> {
         let g = self.running()?;
-        if !g.is_leader() {
+        let voters = g
+            .status()
+            .members
+            .iter()
+            .filter(|m| m.role == kvproto::raft::Role::Voter)
+            .count();
+        if !g.is_leader() || voters < 2 {
             return None;
         }
         let bound = (g.election_timeout_max() * 3).max(Duration::from_secs(2));

@@ -20,6 +20,7 @@ use kvraft::{ReadError, ReadMode, ReadToken, ShardGroup};
 
 use crate::error::{Error, Result};
 use crate::header_names::TO_LEADER;
+use crate::peer::ToLeader;
 use crate::raft_node::Via;
 use crate::routing::forwarded_by;
 use crate::state::AppState;
@@ -192,17 +193,22 @@ async fn forward(
         .uri
         .path_and_query()
         .map_or(req.uri.path(), |pq| pq.as_str());
+    let hop = ToLeader {
+        method: req.method.clone(),
+        path_and_query: pq,
+        headers: req.headers,
+        body: req.body.clone(),
+        by,
+        writes: need == Need::Write,
+        deadline: if req.admin {
+            state.admin_timeout
+        } else {
+            state.request_timeout
+        },
+    };
     state
         .peers
-        .forward_to_leader(
-            (&leader.addr, state.shard),
-            req.method.clone(),
-            pq,
-            req.headers,
-            req.body.clone(),
-            by,
-            need == Need::Write,
-        )
+        .forward_to_leader((&leader.addr, state.shard), hop)
         .await
 }
 
