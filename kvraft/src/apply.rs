@@ -10,9 +10,9 @@
 
 use bytes::Bytes;
 use fjall::{Keyspace, OwnedWriteBatch, Slice};
-use kvproto::Key;
 use kvproto::bulk::BulkRecord;
 use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
+use kvproto::{Key, Topology};
 
 use crate::command::{DeleteMode, Precondition, WriteOutcome};
 use crate::error::ApplyError;
@@ -94,4 +94,11 @@ pub trait ApplyTarget: Send + Sync + 'static {
     /// The records were replaced wholesale (a snapshot was installed): they now live in
     /// `records`; drop caches and counters derived from the old ones.
     fn reset(&self, records: &Keyspace);
+
+    /// The applied topology, after the state machine opened, after an entry that changed it
+    /// was committed, and after a snapshot install (so a server routes by the map its group
+    /// applied). Called on the state machine's task: hand it on, do not block.
+    fn topology_applied(&self, topology: Option<&Topology>) {
+        let _ = topology;
+    }
 }

@@ -69,6 +69,7 @@ impl<T: ApplyTarget> StateMachine<T> {
             topology: meta.get(name::TOPOLOGY)?,
         };
         target.reset(&records);
+        target.topology_applied(applied.topology.as_ref());
         Ok(StateMachine {
             db: db.clone(),
             meta,
@@ -144,9 +145,13 @@ impl<T: ApplyTarget> StateMachine<T> {
                 .put_opt(&mut batch, name::TOPOLOGY, next.topology.as_ref())?;
         }
         batch.commit()?;
+        let topology_changed = next.topology != self.applied.topology;
         self.applied = next;
         if let Some(effects) = effects {
             self.target.committed(effects);
+        }
+        if topology_changed {
+            self.target.topology_applied(self.applied.topology.as_ref());
         }
         Ok(outcome)
     }
@@ -237,6 +242,18 @@ impl<T: ApplyTarget> StateMachine<T> {
             }
             Command::Cleanup => match &next.topology {
                 None => (Outcome::Cleaned(Default::default()), None),
+                // The old owner's keys are still read through during a move: dropping them
+                // now would lose them (kvserver's direct path refuses the same).
+                Some(t) if t.migration.is_some() => (
+                    Outcome::TopologyConflict {
+                        message: format!(
+                            "cleanup refused while migrating (epoch {} is in {})",
+                            t.epoch,
+                            t.phase_name()
+                        ),
+                    },
+                    None,
+                ),
                 Some(t) => {
                     let shard = self.shard;
                     let owned = |k: &Key| t.owner(k.as_bytes()) == shard;
@@ -317,6 +334,7 @@ impl<T: ApplyTarget> StateMachine<T> {
         self.applied = next;
         self.db.delete_keyspace(old)?;
         self.target.reset(&self.records);
+        self.target.topology_applied(self.applied.topology.as_ref());
         Ok(())
     }
 

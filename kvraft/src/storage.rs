@@ -38,11 +38,23 @@ impl<T: ApplyTarget> Storage<T> {
     /// A volume whose log the boot guard does not trust gets a new identity: the caller must
     /// rejoin it as a new node (its old ID is retired by the operator).
     pub fn open(db: &Database, cfg: &StorageConfig, target: Arc<T>) -> Result<Self, StorageError> {
+        Self::open_adopting(db, cfg, target, None)
+    }
+
+    /// [`Self::open`], a volume without an identity taking `node_id` as its own (the ID the
+    /// copy reported before its group existed) instead of a random one. A stored identity is
+    /// kept, and a log the boot guard does not trust still gets a fresh ID.
+    pub fn open_adopting(
+        db: &Database,
+        cfg: &StorageConfig,
+        target: Arc<T>,
+        node_id: Option<u64>,
+    ) -> Result<Self, StorageError> {
         let meta = Meta::open(db)?;
         let boot = boot::check_and_mark_running(&meta, &cfg.boot_id)?;
         let trusted = boot.trusts_log(cfg.durability);
         let identity = if trusted {
-            Identity::load_or_create(&meta, &cfg.group)?
+            Identity::load_or_create(&meta, &cfg.group, node_id)?
         } else {
             tracing::warn!(
                 ?boot,

@@ -2,7 +2,8 @@
 //! matching here):
 //! - [`require_admin`]: `/v1/admin` needs the admin token.
 //! - [`require_peer`]: `/v1/internal` needs the peer (or admin) token.
-//! - [`DataGuardLayer`]: the book routes and `/v1/keys` answer 503 while draining or, under
+//! - [`DataGuardLayer`]: the book routes and `/v1/keys` answer 503 while draining (unless the
+//!   server is a copy of a replicated shard, which forwards to the leader instead) or, under
 //!   `--require-topology`, before a topology arrives, and want the token under
 //!   `--require-token-for-data`. A plain tower service, so the data hot path pays no
 //!   allocation for it.
@@ -50,7 +51,9 @@ impl DataGuardLayer {
 
     /// Why a data request is refused, if it is.
     fn refusal(&self, headers: &HeaderMap) -> Option<Error> {
-        if self.state.is_draining() {
+        // A replicated copy keeps taking requests while it drains: it has handed leadership
+        // over and sends them to the new leader until its listeners close.
+        if self.state.is_draining() && self.state.raft.running().is_none() {
             Some(Error::Draining)
         } else if self.state.awaits_topology() {
             Some(Error::NoTopologyYet)

@@ -5,12 +5,12 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use kvproto::bulk::{BulkCodec, CONTENT_TYPE as BULK_CONTENT_TYPE};
 use kvproto::wire::path::INTERNAL_KEYS_PREFIX;
-use kvproto::wire::{CleanupReport, ErrorBody, ErrorCode, ExportCount, ImportMode, ImportReport};
+use kvproto::wire::{ErrorBody, ErrorCode, ExportCount, ImportMode};
 use kvproto::{Fence, FencedPhase, Topology};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -18,15 +18,43 @@ use tokio::sync::mpsc;
 use crate::error::{Error, Result};
 use crate::etag_header;
 use crate::keys;
+use crate::replica::{self, Forwardable, Need};
 use crate::state::AppState;
 use crate::storage::StorageError;
 use crate::v1::read_limited;
 use crate::write_path;
 
-pub async fn put_topology(State(state): State<AppState>, body: Bytes) -> Result<Json<Topology>> {
+pub async fn put_topology(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
     let next: Topology = serde_json::from_slice(&body)
         .map_err(|e| Error::BadRequest(format!("body is not a Topology: {e}")))?;
-    Ok(Json(write_path::set_topology(&state, next).await?))
+    let req = admin_request(Method::PUT, &uri, &headers, body);
+    let state = &state;
+    replica::serve(state, req, Need::Write, move |_| async move {
+        Ok(Json(write_path::set_topology(state, next).await?).into_response())
+    })
+    .await
+}
+
+/// An admin write as a replicated copy that does not lead sends it on (with the caller's token).
+fn admin_request<'a>(
+    method: Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    body: Bytes,
+) -> Forwardable<'a> {
+    Forwardable {
+        method,
+        uri,
+        headers,
+        body,
+        read_through: None,
+        admin: true,
+    }
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -140,10 +168,11 @@ async fn admit(
 
 pub async fn import(
     State(state): State<AppState>,
+    uri: Uri,
     headers: HeaderMap,
     query: std::result::Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
-) -> Result<Json<ImportReport>> {
+) -> Result<Response> {
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
     let fence = q.fence.fence()?;
     // Refused before the body is read when the move is already over.
@@ -168,19 +197,37 @@ pub async fn import(
     // Decoded and validated whole before anything is applied; the values are views into the
     // body, which is held once.
     let records = BulkCodec::decode_bytes(&bytes, state.max_value_bytes)?;
-    drop(bytes);
-    let _admitted = admit(&state, fence).await?;
-    let report = write_path::import(&state, records, q.mode).await?;
-    tracing::info!(applied = report.applied, skipped = report.skipped, mode = ?q.mode, "import applied");
-    Ok(Json(report))
+    let req = admin_request(Method::POST, &uri, &headers, bytes);
+    let (state, mode) = (&state, q.mode);
+    replica::serve(state, req, Need::Write, move |_| async move {
+        let _admitted = admit(state, fence).await?;
+        let report = write_path::import(state, records, mode).await?;
+        tracing::info!(
+            applied = report.applied,
+            skipped = report.skipped,
+            ?mode,
+            "import applied"
+        );
+        Ok(Json(report).into_response())
+    })
+    .await
 }
 
 pub async fn cleanup(
     State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
     query: std::result::Result<Query<FenceQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<CleanupReport>> {
+) -> Result<Response> {
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
-    let _admitted = admit(&state, q.fence()?).await?;
+    let fence = q.fence()?;
+    let req = admin_request(Method::POST, &uri, &headers, Bytes::new());
+    let state = &state;
+    replica::serve(state, req, Need::Write, move |_| cleanup_here(state, fence)).await
+}
+
+async fn cleanup_here(state: &AppState, fence: Option<Fence>) -> Result<Response> {
+    let _admitted = admit(state, fence).await?;
     let topology = state.topology();
     if let Some(t) = &topology
         && t.migration.is_some()
@@ -192,7 +239,7 @@ pub async fn cleanup(
         )));
     }
     let me = state.shard;
-    let report = write_path::cleanup(&state, move |key| {
+    let report = write_path::cleanup(state, move |key| {
         topology
             .as_ref()
             .is_none_or(|t| t.owner(key.as_bytes()) == me)
@@ -203,7 +250,7 @@ pub async fn cleanup(
         removed_tombstones = report.removed_tombstones,
         "cleanup done"
     );
-    Ok(Json(report))
+    Ok(Json(report).into_response())
 }
 
 /// Local-only read: no routing, no read-through. 410 marks a tombstone.

@@ -9,9 +9,11 @@
 //!   `--admin-timeout`; a topology push's body is read under [`MAX_TOPOLOGY_BYTES`] and
 //!   `--body-read-timeout`, an import's under `--max-import-bytes` (by its handler);
 //! - `/v1/internal`: the peer (or admin) token, then `--request-timeout`;
-//! - `/v1/info`, `/v1/topology` and the probes: open, under `--request-timeout`.
+//! - `/v1/info`, `/v1/topology` and the probes: open, under `--request-timeout`;
+//! - `/v1/raft/*` (a replicated copy's Raft RPCs): the peer (or admin) token, no deadline.
 //!
-//! Around every answer of the data port: the topology headers and request metrics. Streamed
+//! Around every answer of the data port: the topology headers (and on a replicated copy
+//! `x-kv-leader`) and request metrics. Streamed
 //! answers (exports, `/allKeys`) are bounded by the socket's write-stall deadline (`listen`),
 //! not by a whole-answer timeout.
 
@@ -37,7 +39,7 @@ use crate::body::ReadBodyLayer;
 use crate::error::{Dialect, Error};
 use crate::metrics::{RequestLabels, RouteLabels, method_label, route_label};
 use crate::state::AppState;
-use crate::{admin, book, header_names, ops, raft_admin, v1};
+use crate::{admin, book, header_names, ops, raft_admin, raft_rpc, replica, v1};
 
 /// Largest topology push body: room for about 1,300 peers at the longest URL a pod name and
 /// namespace allow (far more at usual lengths).
@@ -70,7 +72,21 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/export/count", get(admin::export_count))
         .route("/v1/admin/import", post(admin::import))
         .route("/v1/admin/cleanup", post(admin::cleanup))
-        .route(kvproto::raft_admin::STATUS_PATH, get(raft_admin::status));
+        .route(kvproto::raft_admin::STATUS_PATH, get(raft_admin::status))
+        .route(kvproto::raft_admin::INIT_PATH, post(raft_admin::init))
+        .route(
+            kvproto::raft_admin::ADD_LEARNER_PATH,
+            post(raft_admin::add_learner),
+        )
+        .route(kvproto::raft_admin::VOTERS_PATH, post(raft_admin::voters))
+        .route(
+            kvproto::raft_admin::TRANSFER_LEADER_PATH,
+            post(raft_admin::transfer_leader),
+        );
+    // No deadline: a snapshot streams as long as it makes progress (kvraft's idle limit).
+    let raft_rpc = Router::new()
+        .route(raft_rpc::RPC_ROUTES, post(raft_rpc::dispatch))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_peer));
     let internal = Router::new().route(
         &format!("{INTERNAL_KEYS_PREFIX}{{*rest}}"),
         get(admin::internal_get),
@@ -94,6 +110,7 @@ pub fn app(state: AppState) -> Router {
                 .route_layer(middleware::from_fn_with_state(state.clone(), require_peer)),
         )
         .merge(with_deadline(open, state.request_timeout))
+        .merge(raft_rpc)
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -186,6 +203,10 @@ async fn with_topology_headers(
             header_names::ROUTING_SHARDS.clone(),
             HeaderValue::from(t.routing_shards()),
         );
+    }
+    // A replicated copy names its shard's leader on every answer (clients go there next).
+    if let Some(leader) = replica::leader_pod(&state) {
+        headers.insert(header_names::LEADER.clone(), leader);
     }
     resp
 }

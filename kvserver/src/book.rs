@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{BookError, Error};
 use crate::keys;
+use crate::replica::{self, Forwardable, Need};
 use crate::routing::{Decision, decide};
 use crate::state::AppState;
 use crate::storage::{Precondition, StorageError};
@@ -60,10 +61,24 @@ pub async fn save(State(state): State<AppState>, req: Request) -> Result<Respons
         Decision::Forward { to, by } => {
             Ok(keys::forward(&state, Method::GET, uri, headers, Bytes::new(), to, by).await?)
         }
-        Decision::Local { .. } => {
+        Decision::Local { read_through } => {
             let value = Bytes::from(value);
-            write_path::put(&state, &key, value.clone(), Precondition::None, None).await?;
-            Ok(ok(value))
+            let req = Forwardable {
+                method: Method::GET,
+                uri,
+                headers,
+                body: Bytes::new(),
+                read_through,
+                admin: false,
+            };
+            let (state, key) = (&state, &key);
+            Ok(
+                replica::serve(state, req, Need::Write, move |_| async move {
+                    write_path::put(state, key, value.clone(), Precondition::None, None).await?;
+                    Ok(ok(value))
+                })
+                .await?,
+            )
         }
     }
 }
@@ -76,16 +91,45 @@ pub async fn load(State(state): State<AppState>, req: Request) -> Result<Respons
         Decision::Forward { to, by } => {
             Ok(keys::forward(&state, Method::GET, uri, headers, Bytes::new(), to, by).await?)
         }
-        Decision::Local { read_through } => match keys::lookup(&state, &key, read_through).await? {
-            Some(record) => Ok(ok(record.value.unwrap_or_default())),
-            None => Ok(ok(Bytes::from_static(BOOK_KEY_NOT_FOUND.as_bytes()))),
-        },
+        Decision::Local { read_through } => {
+            let req = Forwardable {
+                method: Method::GET,
+                uri,
+                headers,
+                body: Bytes::new(),
+                read_through,
+                admin: false,
+            };
+            let (state, key) = (&state, &key);
+            // The book's routes never read from a follower.
+            Ok(replica::serve(state, req, Need::Read, move |_| async move {
+                Ok(match keys::lookup(state, key, read_through).await? {
+                    Some(record) => ok(record.value.unwrap_or_default()),
+                    None => ok(Bytes::from_static(BOOK_KEY_NOT_FOUND.as_bytes())),
+                })
+            })
+            .await?)
+        }
     }
 }
 
 /// Streamed from a blocking thread through a small bounded channel: memory stays bounded and the
-/// request runtime free (`/healthz` keeps answering) however large the shard.
-pub async fn all_keys(State(state): State<AppState>) -> Result<Response, BookError> {
+/// request runtime free (`/healthz` keeps answering) however large the shard. A replicated
+/// copy that does not lead passes the leader's answer back (held whole on the way).
+pub async fn all_keys(State(state): State<AppState>, req: Request) -> Result<Response, BookError> {
+    let fwd = Forwardable {
+        method: Method::GET,
+        uri: req.uri(),
+        headers: req.headers(),
+        body: Bytes::new(),
+        read_through: None,
+        admin: false,
+    };
+    let state = &state;
+    Ok(replica::serve(state, fwd, Need::Read, move |_| stream_all_keys(state)).await?)
+}
+
+async fn stream_all_keys(state: &AppState) -> Result<Response, Error> {
     // An engine that is not open is refused before any byte is sent, as before.
     state.store.check_open().map_err(Error::from)?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, StorageError>>(4);

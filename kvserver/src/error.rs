@@ -77,6 +77,20 @@ pub enum Error {
     /// The request (or this volume) names another raft group than this copy's.
     #[error("{0}")]
     RaftGroupMismatch(String),
+    /// A replicated shard without a leader this copy can hand the request to: nothing was
+    /// proposed, so any request may be retried.
+    #[error("the shard has no leader right now; retry")]
+    NoLeader,
+    /// This copy does not lead, `0` does, and nothing was proposed: the request goes there
+    /// (`replica.rs`); answered like [`Error::NoLeader`] if it ever reaches a client.
+    #[error("this copy does not lead the shard; {} does", .0.pod)]
+    NotLeader(kvproto::raft::Member),
+    /// A membership change of the group is still in progress: retry once it committed.
+    #[error("{0}")]
+    MembershipInProgress(String),
+    /// A group operation whose outcome was not observed in time (it may still happen).
+    #[error("{0}")]
+    NotObserved(String),
     /// The group's storage failed (logged, summarised to the client).
     #[error("raft: {0}")]
     Raft(String),
@@ -87,7 +101,25 @@ impl From<RaftNodeError> for Error {
         match e {
             RaftNodeError::GroupMismatch(m) => Error::RaftGroupMismatch(m),
             RaftNodeError::Store(s) => Error::Storage(s),
+            RaftNodeError::Group(g) => Error::from(g),
             other => Error::Raft(other.to_string()),
+        }
+    }
+}
+
+/// A group operation's refusal (membership, leadership) as an answer: not the leader 503
+/// `no_leader`, a change in progress 503 `peer_unavailable`, another group 409, input openraft
+/// refuses 400, a timeout 504 `outcome_unknown`, storage 500.
+impl From<kvraft::GroupError> for Error {
+    fn from(e: kvraft::GroupError) -> Self {
+        use kvraft::GroupError as G;
+        match e {
+            G::NotLeader { .. } => Error::NoLeader,
+            G::GroupMismatch { .. } => Error::RaftGroupMismatch(e.to_string()),
+            G::InProgress(_) => Error::MembershipInProgress(e.to_string()),
+            G::Refused(_) => Error::BadRequest(e.to_string()),
+            G::Timeout(_) => Error::NotObserved(e.to_string()),
+            G::Config(_) | G::Storage(_) | G::Fatal(_) => Error::Raft(e.to_string()),
         }
     }
 }
@@ -108,6 +140,10 @@ impl Error {
             Error::TopologyConflict(_) | Error::Fenced(_) | Error::RaftGroupMismatch(_) => {
                 StatusCode::CONFLICT
             }
+            Error::NoLeader | Error::NotLeader(_) | Error::MembershipInProgress(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::NotObserved(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::PeerUnauthorized { .. } => StatusCode::BAD_GATEWAY,
             Error::LoopDetected { .. } => StatusCode::LOOP_DETECTED,
             Error::Draining
@@ -137,7 +173,9 @@ impl Error {
             Error::BadBulkStream(_) => ErrorCode::BadBulkStream,
             Error::TopologyConflict(_) => ErrorCode::TopologyConflict,
             Error::Fenced(_) => ErrorCode::Fenced,
-            Error::OutcomeUnknown => ErrorCode::OutcomeUnknown,
+            Error::OutcomeUnknown | Error::NotObserved(_) => ErrorCode::OutcomeUnknown,
+            Error::NoLeader | Error::NotLeader(_) => ErrorCode::NoLeader,
+            Error::MembershipInProgress(_) => ErrorCode::PeerUnavailable,
             Error::Draining => ErrorCode::Draining,
             Error::Misdirected | Error::NoTopologyYet => ErrorCode::Misdirected,
             Error::PeerUnavailable { .. } => ErrorCode::PeerUnavailable,
@@ -163,7 +201,12 @@ impl Error {
         // Draining and shedding are expected states, not failures worth a warning each.
         let expected = matches!(
             self,
-            Error::Draining | Error::Overloaded | Error::Misdirected | Error::NoTopologyYet
+            Error::Draining
+                | Error::Overloaded
+                | Error::Misdirected
+                | Error::NoTopologyYet
+                | Error::NoLeader
+                | Error::NotLeader(_)
         );
         if self.status().is_server_error() && !expected {
             tracing::warn!(error = %self, "request failed");
@@ -226,5 +269,53 @@ impl<E: Into<Error>> From<E> for BookError {
 impl IntoResponse for BookError {
     fn into_response(self) -> Response {
         self.0.into_book_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvraft::GroupError as G;
+
+    #[test]
+    fn group_refusals_answer_the_management_contract() {
+        let answer = |e: G| {
+            let e = Error::from(e);
+            (e.status().as_u16(), e.code())
+        };
+        assert_eq!(
+            answer(G::NotLeader { leader: None }),
+            (503, ErrorCode::NoLeader)
+        );
+        assert_eq!(
+            answer(G::InProgress("joint".into())),
+            (503, ErrorCode::PeerUnavailable)
+        );
+        assert_eq!(
+            answer(G::Timeout("voters".into())),
+            (504, ErrorCode::OutcomeUnknown)
+        );
+        assert_eq!(
+            answer(G::Refused("not a voter".into())),
+            (400, ErrorCode::BadRequest)
+        );
+        assert_eq!(
+            answer(G::GroupMismatch {
+                ours: "a/0".into(),
+                theirs: "b/0".into()
+            }),
+            (409, ErrorCode::RaftGroupMismatch)
+        );
+        for stopped in [G::Storage("disk".into()), G::Fatal("gone".into())] {
+            assert_eq!(answer(stopped), (500, ErrorCode::StorageError));
+        }
+        let leader = kvproto::raft::Member::default();
+        assert_eq!(
+            (
+                Error::NotLeader(leader).status().as_u16(),
+                Error::NoLeader.code()
+            ),
+            (503, ErrorCode::NoLeader)
+        );
     }
 }

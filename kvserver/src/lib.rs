@@ -17,7 +17,10 @@
 //! - [`peer`]: the HTTP client to other shards.
 //! - [`write_path`]: the one seam data writes, imports, cleanups and topology pushes go
 //!   through (the store directly; a replicated shard's group next).
-//! - [`raft_node`]: this copy's raft identity and group storage; [`raft_admin`]: its routes.
+//! - [`raft_node`]: this copy's raft identity, group storage and running group;
+//!   [`group_start`]: starting the group in the server, the served topology following the
+//!   applied one; [`raft_admin`]: the management routes; [`raft_rpc`]: the Raft RPC routes;
+//!   [`replica`]: serving a request here or at the shard's leader (forwarding, read barriers).
 //! - [`storage`]: versioned records and tombstones on fjall, group commit, disk-full recovery.
 //! - [`topology_file`]: the topology persisted atomically on the data dir.
 //! - [`auth`]: the admin, peer and data bearer tokens (read, reloaded and compared).
@@ -40,6 +43,7 @@ pub mod book;
 pub mod config;
 pub mod error;
 pub mod etag_header;
+pub mod group_start;
 pub mod header_names;
 pub mod import_budget;
 pub mod keys;
@@ -49,7 +53,9 @@ pub mod ops;
 pub mod peer;
 pub mod raft_admin;
 pub mod raft_node;
+pub mod raft_rpc;
 pub mod reload;
+pub mod replica;
 pub mod routing;
 pub mod server;
 pub mod state;

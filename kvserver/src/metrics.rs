@@ -1,5 +1,14 @@
 //! Prometheus metrics: requests by route and status, latency, keys, bytes, forwards and
-//! read-throughs. Served on both ports at `/metrics`.
+//! read-throughs, and on a copy running a Raft group its term, leadership, indexes and lag
+//! ([`RaftGauges`], absent otherwise). Served on both ports at `/metrics`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +49,96 @@ pub struct Metrics {
     pub bytes: Gauge,
     pub epoch: Gauge,
     pub draining: Gauge,
+    pub raft: Arc<RaftGauges>,
+}
+
+/// The group's gauges, reported only once a group runs here (a factor-1 server's metrics stay
+/// as they were): `kvserver_raft_{term,leader,commit_index,applied_index,lag}`, and
+/// `kvserver_leader_forwards_total`.
+#[derive(Debug, Default)]
+pub struct RaftGauges {
+    running: AtomicBool,
+    /// Requests this copy sent on to its shard's leader.
+    leader_forwards: AtomicU64,
+    term: AtomicI64,
+    leader: AtomicI64,
+    commit_index: AtomicI64,
+    applied_index: AtomicI64,
+    lag: AtomicI64,
+}
+
+/// One reading of the group, for [`RaftGauges::set`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RaftReading {
+    pub term: u64,
+    pub leader: bool,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// On the leader, the largest lag of a member; 0 elsewhere.
+    pub lag: u64,
+}
+
+impl RaftGauges {
+    pub fn forwarded_to_leader(&self) {
+        self.leader_forwards.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn set(&self, r: RaftReading) {
+        let v = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.term.store(v(r.term), Ordering::Relaxed);
+        self.leader.store(i64::from(r.leader), Ordering::Relaxed);
+        self.commit_index
+            .store(v(r.commit_index), Ordering::Relaxed);
+        self.applied_index
+            .store(v(r.applied_index), Ordering::Relaxed);
+        self.lag.store(v(r.lag), Ordering::Relaxed);
+        self.running.store(true, Ordering::Release);
+    }
+}
+
+impl Collector for RaftGauges {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        if !self.running.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let gauges: [(&str, &str, &AtomicI64); 5] = [
+            ("raft_term", "Raft term this copy is in", &self.term),
+            (
+                "raft_leader",
+                "1 while this copy leads its shard's group",
+                &self.leader,
+            ),
+            (
+                "raft_commit_index",
+                "Last log index this copy knows committed",
+                &self.commit_index,
+            ),
+            (
+                "raft_applied_index",
+                "Last log index this copy applied",
+                &self.applied_index,
+            ),
+            (
+                "raft_lag",
+                "On the leader: entries the furthest-behind member lacks (0 elsewhere)",
+                &self.lag,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value.load(Ordering::Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        let forwards = ConstCounter::new(self.leader_forwards.load(Ordering::Relaxed));
+        let metric = encoder.encode_descriptor(
+            "leader_forwards",
+            "Requests this copy sent on to its shard's leader",
+            None,
+            forwards.metric_type(),
+        )?;
+        forwards.encode(metric)?;
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,6 +195,8 @@ impl Default for Metrics {
             epoch.clone(),
         );
         registry.register("draining", "1 while the server drains", draining.clone());
+        let raft = Arc::new(RaftGauges::default());
+        registry.register_collector(Box::new(raft.clone()));
         Metrics {
             registry,
             requests,
@@ -106,6 +207,7 @@ impl Default for Metrics {
             bytes,
             epoch,
             draining,
+            raft,
         }
     }
 }
@@ -135,6 +237,12 @@ pub fn route_label(matched: Option<&str>) -> &'static str {
         Some("/v1/admin/export") => "/v1/admin/export",
         Some("/v1/admin/import") => "/v1/admin/import",
         Some("/v1/admin/cleanup") => "/v1/admin/cleanup",
+        Some("/v1/admin/raft/status") => "/v1/admin/raft/status",
+        Some("/v1/admin/raft/init") => "/v1/admin/raft/init",
+        Some("/v1/admin/raft/add-learner") => "/v1/admin/raft/add-learner",
+        Some("/v1/admin/raft/voters") => "/v1/admin/raft/voters",
+        Some("/v1/admin/raft/transfer-leader") => "/v1/admin/raft/transfer-leader",
+        Some("/v1/raft/{*rest}") => "/v1/raft",
         Some("/v1/internal/keys/{*rest}") => "/v1/internal/keys/{key}",
         Some("/healthz") => "/healthz",
         Some("/readyz") => "/readyz",

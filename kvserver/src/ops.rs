@@ -2,7 +2,9 @@
 //!
 //! `/healthz` is liveness (the process answers). `/readyz` fails while draining, under
 //! `--require-topology` until a topology is persisted, or while the storage engine is not open
-//! (a full disk does not fail it: reads still work there). Draining starts on SIGTERM (see
+//! (a full disk does not fail it: reads still work there), and on a copy running a Raft group
+//! while it is not in sync (`RaftNode::not_ready`: the leader, or a voter following a known
+//! leader that applied what it knows committed, is). Draining starts on SIGTERM (see
 //! `server`), never over HTTP: the ops port takes no action.
 
 use axum::extract::State;
@@ -22,6 +24,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str)
         (StatusCode::SERVICE_UNAVAILABLE, "no topology yet")
     } else if !state.store.is_open() {
         (StatusCode::SERVICE_UNAVAILABLE, "storage not open")
+    } else if let Some(why) = state.raft.not_ready() {
+        (StatusCode::SERVICE_UNAVAILABLE, why)
     } else {
         (StatusCode::OK, "ready")
     }

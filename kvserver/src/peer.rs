@@ -26,10 +26,44 @@ use crate::error::Error;
 use crate::etag_header;
 use crate::storage::Record;
 
-/// Request headers passed on when forwarding.
-const PASSED_ON: [h::HeaderName; 3] = [h::CONTENT_TYPE, h::IF_MATCH, h::IF_NONE_MATCH];
+/// The owner's (or leader's) answer, relayed: status, the passed-back headers, the body.
+async fn relay(
+    resp: reqwest::Response,
+    shard: u32,
+    lost: impl Fn() -> Error,
+) -> Result<Response, Error> {
+    let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(Error::PeerUnauthorized { shard });
+    }
+    let mut out = Response::builder().status(status.as_u16());
+    for name in PASSED_BACK {
+        if let Some(v) = resp.headers().get(name) {
+            out = out.header(name, v.as_bytes());
+        }
+    }
+    let body = resp.bytes().await.map_err(|e| {
+        tracing::warn!(shard, error = %e, "forward: reading the answer failed");
+        lost()
+    })?;
+    out.body(Body::from(body)).map_err(|_| lost())
+}
+
+/// Request headers passed on when forwarding (`x-kv-read`: a follower read stays one at the
+/// owner's copy).
+const PASSED_ON: [h::HeaderName; 4] = [
+    h::CONTENT_TYPE,
+    h::IF_MATCH,
+    h::IF_NONE_MATCH,
+    h::HeaderName::from_static(header::READ),
+];
 /// Response headers passed back from the owner.
-const PASSED_BACK: [&str; 3] = ["content-type", "etag", header::SERVED_BY];
+const PASSED_BACK: [&str; 4] = [
+    "content-type",
+    "etag",
+    header::SERVED_BY,
+    header::APPLIED_INDEX,
+];
 
 #[derive(Debug, Clone)]
 pub struct PeerClient {
@@ -72,6 +106,20 @@ fn client_trusting(path: &Path, pem: &[u8]) -> anyhow::Result<reqwest::Client> {
     Ok(builder.build()?)
 }
 
+/// A request sent on to this shard's leader ([`PeerClient::forward_to_leader`]).
+pub struct ToLeader<'a> {
+    pub method: Method,
+    pub path_and_query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    /// The forwarding headers of a data request; `None` for an admin request.
+    pub by: Option<ForwardedBy>,
+    /// Whether the request changes the shard (a lost answer is then `outcome_unknown`).
+    pub writes: bool,
+    /// The whole request's deadline (the route's own).
+    pub deadline: Duration,
+}
+
 /// What the previous owner holds for a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote {
@@ -104,7 +152,7 @@ impl PeerClient {
     }
 
     /// The client in force (the one trusting the CA file's current certificates).
-    fn http(&self) -> reqwest::Client {
+    pub fn http(&self) -> reqwest::Client {
         match &self.ca {
             Some(ca) => ca.http.read().clone(),
             None => self.plain.clone(),
@@ -147,6 +195,72 @@ impl PeerClient {
         body: Bytes,
         by: ForwardedBy,
     ) -> Result<Response, Error> {
+        let req = self.forwarded(base_url, method, path_and_query, headers, body, Some(by));
+        let resp = self.with_peer_token(req).send().await.map_err(|e| {
+            tracing::warn!(shard, error = %e, "forward failed");
+            Error::PeerUnavailable { shard }
+        })?;
+        relay(resp, shard, || Error::PeerUnavailable { shard }).await
+    }
+
+    /// Sends a request on to this shard's leader (`replica.rs`) and relays its answer, marked
+    /// [`crate::header_names::TO_LEADER`] so it is not sent on again. A data request (`by`) carries
+    /// the forwarding headers and the peer token; an admin request (`by` = `None`) the caller's
+    /// own `Authorization`. A leader that cannot be reached is [`Error::NoLeader`] (nothing was
+    /// sent); one lost after the request went out is [`Error::OutcomeUnknown`] for a write.
+    pub async fn forward_to_leader(
+        &self,
+        (leader_url, shard): (&str, u32),
+        hop: ToLeader<'_>,
+    ) -> Result<Response, Error> {
+        let ToLeader {
+            method,
+            path_and_query,
+            headers,
+            body,
+            by,
+            writes,
+            deadline,
+        } = hop;
+        let data = by.is_some();
+        let mut req = self
+            .forwarded(leader_url, method, path_and_query, headers, body, by)
+            .header(crate::header_names::TO_LEADER.clone(), "1")
+            .timeout(deadline);
+        if data {
+            req = self.with_peer_token(req);
+        } else if let Some(auth) = headers.get(h::AUTHORIZATION) {
+            req = req.header(h::AUTHORIZATION, auth);
+        }
+        let lost = move || {
+            if writes {
+                Error::OutcomeUnknown
+            } else {
+                Error::NoLeader
+            }
+        };
+        let resp = req.send().await.map_err(|e| {
+            tracing::warn!(shard, error = %e, "forward to the leader failed");
+            if e.is_connect() {
+                Error::NoLeader
+            } else {
+                lost()
+            }
+        })?;
+        relay(resp, shard, lost).await
+    }
+
+    /// The request to `base_url`, with the passed-on headers and, for a data request, the
+    /// forwarding headers of `by`.
+    fn forwarded(
+        &self,
+        base_url: &str,
+        method: Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+        by: Option<ForwardedBy>,
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}{}", base_url.trim_end_matches('/'), path_and_query);
         let mut req = self.http().request(method, url).body(body);
         for name in PASSED_ON {
@@ -154,35 +268,23 @@ impl PeerClient {
                 req = req.header(name, v);
             }
         }
-        req = req
-            .header(header::FORWARDED_EPOCH, by.epoch)
-            .header(header::HOPS, by.hops);
-        if let Some(rt) = by.read_through {
-            req = req.header(header::READ_THROUGH, rt);
-        }
-        if let Some(token) = self.token.sending() {
-            req = req.bearer_auth(&*token);
-        }
-        let resp = req.send().await.map_err(|e| {
-            tracing::warn!(shard, error = %e, "forward failed");
-            Error::PeerUnavailable { shard }
-        })?;
-        let status = resp.status();
-        if status == StatusCode::UNAUTHORIZED {
-            return Err(Error::PeerUnauthorized { shard });
-        }
-        let mut out = Response::builder().status(status.as_u16());
-        for name in PASSED_BACK {
-            if let Some(v) = resp.headers().get(name) {
-                out = out.header(name, v.as_bytes());
+        if let Some(by) = by {
+            req = req
+                .header(header::FORWARDED_EPOCH, by.epoch)
+                .header(header::HOPS, by.hops);
+            if let Some(rt) = by.read_through {
+                req = req.header(header::READ_THROUGH, rt);
             }
         }
-        let body = resp.bytes().await.map_err(|e| {
-            tracing::warn!(shard, error = %e, "forward: reading the answer failed");
-            Error::PeerUnavailable { shard }
-        })?;
-        out.body(Body::from(body))
-            .map_err(|_| Error::PeerUnavailable { shard })
+        req
+    }
+
+    /// `req` with the peer token sent now, if one is configured.
+    fn with_peer_token(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.token.sending() {
+            Some(token) => req.bearer_auth(&*token),
+            None => req,
+        }
     }
 
     /// The previous owner's record for `key`, read with the local-only internal route.

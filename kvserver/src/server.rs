@@ -1,6 +1,8 @@
-//! Running the server: both listeners (each with the accept loop of `listen`), the background
-//! fsync of `--sync batch`, and the shutdown sequence (drain, finish in-flight requests, flush
-//! storage, exit). Draining starts with the `shutdown` future (SIGTERM), never over HTTP.
+//! Running the server: a replicated copy's group (started before the listeners), both
+//! listeners (each with the accept loop of `listen`), the background fsync of `--sync batch`,
+//! and the shutdown sequence (drain, finish in-flight requests, flush storage, stop the group
+//! cleanly, exit). Draining starts with the `shutdown` future (SIGTERM), never over HTTP; a
+//! group's leader first hands leadership to another voter, then forwards while it drains.
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{app, ops_app};
 use crate::config::{Config, SyncMode};
+use crate::group_start;
 use crate::listen::{self, ConnLimits};
 use crate::state::AppState;
 use crate::tls::ReloadingCert;
@@ -47,6 +50,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
+    // A copy of a replicated shard rejoins its group before it listens.
+    group_start::at_boot(&state, &state.group_tasks).await?;
     if config.sync == SyncMode::Batch {
         tokio::spawn(batch_fsync(
             state.clone(),
@@ -71,6 +76,8 @@ pub async fn serve(
         tokio::spawn(async move {
             shutdown.await;
             if !state.start_draining() {
+                // A leader hands its group over first; the copy then forwards to the new one.
+                state.raft.hand_over_leadership().await;
                 // Give Services time to stop sending traffic here.
                 tokio::time::sleep(delay).await;
             }
@@ -98,6 +105,9 @@ pub async fn serve(
     }
     stop.cancel();
     state.store.flush().await?;
+    // The group after the listeners: forwarded requests were answered by then.
+    state.raft.shutdown().await;
+    state.group_tasks.cancel();
     let raft = state.raft.clone();
     tokio::task::spawn_blocking(move || raft.close()).await??;
     tracing::info!("storage flushed; bye");

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kvproto::Topology;
+use kvproto::raft::ServerState;
 use parking_lot::RwLock;
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::{AdminToken, Credentials};
 use crate::config::Config;
 use crate::import_budget::ImportBudget;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RaftReading};
 use crate::peer::PeerClient;
 use crate::raft_node::RaftNode;
 use crate::storage::Store;
@@ -22,8 +24,8 @@ pub struct AppState(Arc<Shared>);
 #[derive(Debug)]
 pub struct Shared {
     pub store: Arc<Store>,
-    /// This copy's place in its shard's raft group (identity, the group's storage), and so
-    /// where its writes go (`write_path.rs`).
+    /// This copy's place in its shard's raft group (identity, the group's storage, the running
+    /// group), and so where its writes go (`write_path.rs`).
     pub raft: Arc<RaftNode>,
     pub shard: u32,
     /// The admin token (admin routes).
@@ -56,6 +58,11 @@ pub struct Shared {
     /// write, so a push (a Commit, say) never lands between the two.
     pub topology_gate: tokio::sync::RwLock<()>,
     pub topology_path: PathBuf,
+    /// A replicated copy adopts the topology its group applied one adoption at a time
+    /// (`group_start.rs`).
+    pub topology_adoption: tokio::sync::Mutex<()>,
+    /// Cancelled when the server stops: ends the tasks a running group spawned.
+    pub group_tasks: CancellationToken,
     draining: AtomicBool,
 }
 
@@ -110,6 +117,8 @@ impl AppState {
             topology: RwLock::new(topology),
             topology_gate: tokio::sync::RwLock::new(()),
             topology_path,
+            topology_adoption: tokio::sync::Mutex::new(()),
+            group_tasks: CancellationToken::new(),
             draining: AtomicBool::new(false),
         }));
         state.refresh_gauges();
@@ -158,5 +167,20 @@ impl AppState {
             .set(i64::try_from(self.store.value_bytes()).unwrap_or(i64::MAX));
         m.epoch.set(i64::try_from(self.epoch()).unwrap_or(i64::MAX));
         m.draining.set(i64::from(self.is_draining()));
+        if let Some(group) = self.raft.running() {
+            let s = group.status();
+            let leads = s.state == ServerState::Leader;
+            m.raft.set(RaftReading {
+                term: s.term,
+                leader: leads,
+                commit_index: s.committed.unwrap_or(0),
+                applied_index: s.applied.unwrap_or(0),
+                lag: if leads {
+                    s.members.iter().filter_map(|m| m.lag).max().unwrap_or(0)
+                } else {
+                    0
+                },
+            });
+        }
     }
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::etag_header;
 use crate::keys;
+use crate::replica::{self, Forwardable, Need};
 use crate::routing::{Decision, decide, needs_tombstones};
 use crate::state::AppState;
 use crate::storage::{DeleteMode, Precondition, WriteOutcome};
@@ -30,22 +31,36 @@ pub async fn get_key(State(state): State<AppState>, req: Request) -> Result<Resp
         Decision::Forward { to, by } => {
             keys::forward(&state, Method::GET, uri, headers, Bytes::new(), to, by).await
         }
-        Decision::Local { read_through } => match keys::lookup(&state, &key, read_through).await? {
-            Some(record) => Ok((
-                StatusCode::OK,
-                [
-                    (
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/octet-stream"),
-                    ),
-                    (header::ETAG, etag_header::of_version(record.version)),
-                    (served_by(), HeaderValue::from(state.shard)),
-                ],
-                record.value.unwrap_or_default(),
-            )
-                .into_response()),
-            None => Err(Error::NotFound(format!("key {key:?} not found"))),
-        },
+        Decision::Local { read_through } => {
+            let req = Forwardable {
+                method: Method::GET,
+                uri,
+                headers,
+                body: Bytes::new(),
+                read_through,
+                admin: false,
+            };
+            let (state, key) = (&state, &key);
+            replica::serve(state, req, Need::read(headers), move |_| async move {
+                match keys::lookup(state, key, read_through).await? {
+                    Some(record) => Ok((
+                        StatusCode::OK,
+                        [
+                            (
+                                header::CONTENT_TYPE,
+                                HeaderValue::from_static("application/octet-stream"),
+                            ),
+                            (header::ETAG, etag_header::of_version(record.version)),
+                            (served_by(), HeaderValue::from(state.shard)),
+                        ],
+                        record.value.unwrap_or_default(),
+                    )
+                        .into_response()),
+                    None => Err(Error::NotFound(format!("key {key:?} not found"))),
+                }
+            })
+            .await
+        }
     }
 }
 
@@ -60,13 +75,25 @@ pub async fn put_key(State(state): State<AppState>, req: Request) -> Result<Resp
             keys::forward(&state, Method::PUT, uri, headers, value, to, by).await
         }
         Decision::Local { read_through } => {
-            let remote = if pre == Precondition::None {
-                None
-            } else {
-                keys::remote_version(&state, &key, read_through).await?
+            let req = Forwardable {
+                method: Method::PUT,
+                uri,
+                headers,
+                body: value.clone(),
+                read_through,
+                admin: false,
             };
-            let outcome = write_path::put(&state, &key, value, pre, remote).await?;
-            written(&state, outcome, &key)
+            let (state, key) = (&state, &key);
+            replica::serve(state, req, Need::Write, move |_| async move {
+                let remote = if pre == Precondition::None {
+                    None
+                } else {
+                    keys::remote_version(state, key, read_through).await?
+                };
+                let outcome = write_path::put(state, key, value, pre, remote).await?;
+                written(state, outcome, key)
+            })
+            .await
         }
     }
 }
@@ -81,14 +108,26 @@ pub async fn delete_key(State(state): State<AppState>, req: Request) -> Result<R
             keys::forward(&state, Method::DELETE, uri, headers, Bytes::new(), to, by).await
         }
         Decision::Local { read_through } => {
-            let mode = if needs_tombstones(&state, &decision) {
-                DeleteMode::Tombstone
-            } else {
-                DeleteMode::Remove
+            let req = Forwardable {
+                method: Method::DELETE,
+                uri,
+                headers,
+                body: Bytes::new(),
+                read_through,
+                admin: false,
             };
-            let remote = keys::remote_version(&state, &key, read_through).await?;
-            let outcome = write_path::delete(&state, &key, pre, mode, remote).await?;
-            written(&state, outcome, &key)
+            let (state, key, decision) = (&state, &key, &decision);
+            replica::serve(state, req, Need::Write, move |_| async move {
+                let mode = if needs_tombstones(state, decision) {
+                    DeleteMode::Tombstone
+                } else {
+                    DeleteMode::Remove
+                };
+                let remote = keys::remote_version(state, key, read_through).await?;
+                let outcome = write_path::delete(state, key, pre, mode, remote).await?;
+                written(state, outcome, key)
+            })
+            .await
         }
     }
 }
@@ -164,22 +203,33 @@ pub struct ListQuery {
     limit: Option<usize>,
 }
 
-pub async fn list_keys(
-    State(state): State<AppState>,
-    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<KeyPage>> {
-    let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let (keys, more) = state.store.list(&q.prefix, q.after.as_deref(), limit)?;
-    let next_after = if more {
-        keys.last().map(|k| k.as_str().to_owned())
-    } else {
-        None
+pub async fn list_keys(State(state): State<AppState>, req: Request) -> Result<Response> {
+    let Query(q) = Query::<ListQuery>::try_from_uri(req.uri())
+        .map_err(|e| Error::BadRequest(e.body_text()))?;
+    let fwd = Forwardable {
+        method: Method::GET,
+        uri: req.uri(),
+        headers: req.headers(),
+        body: Bytes::new(),
+        read_through: None,
+        admin: false,
     };
-    Ok(Json(KeyPage {
-        keys: keys.into_iter().map(|k| k.into_string()).collect(),
-        next_after,
-    }))
+    let state = &state;
+    replica::serve(state, fwd, Need::read(req.headers()), move |_| async move {
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let (keys, more) = state.store.list(&q.prefix, q.after.as_deref(), limit)?;
+        let next_after = if more {
+            keys.last().map(|k| k.as_str().to_owned())
+        } else {
+            None
+        };
+        Ok(Json(KeyPage {
+            keys: keys.into_iter().map(|k| k.into_string()).collect(),
+            next_after,
+        })
+        .into_response())
+    })
+    .await
 }
 
 pub async fn info(State(state): State<AppState>) -> Json<Info> {

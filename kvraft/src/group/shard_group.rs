@@ -4,6 +4,7 @@
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kvproto::raft::{GroupId, Member};
 use openraft::Raft;
@@ -138,6 +139,31 @@ impl<T: ApplyTarget> ShardGroup<T> {
 
     pub fn is_leader(&self) -> bool {
         self.inner.raft.is_leader()
+    }
+
+    /// Waits up to `bound` until a leader is known (with `here_only`, until this copy leads),
+    /// and returns the leader then known, if any: a request that meets an election can wait for
+    /// its end instead of failing.
+    pub async fn await_leader(&self, bound: Duration, here_only: bool) -> Option<Member> {
+        let me = self.inner.me.node_id;
+        let _ = self
+            .inner
+            .raft
+            .wait(Some(bound))
+            .metrics(
+                |m| match m.current_leader {
+                    Some(id) => !here_only || id == me,
+                    None => false,
+                },
+                "a leader",
+            )
+            .await;
+        self.leader()
+    }
+
+    /// The longest an election may take to start (`election_timeout_min` × 2).
+    pub fn election_timeout_max(&self) -> Duration {
+        self.inner.cfg.election_timeout_max()
     }
 
     /// Stops the group on this copy and marks the volume cleanly shut down (the boot guard

@@ -1,6 +1,6 @@
 //! The boot guard and the identity: a node ID is born with the volume and kept across
 //! restarts and clean reboots; an unclean reboot in batch mode gives a new one; a volume of
-//! another group is refused.
+//! another group is refused; an ID reported before the group existed is adopted.
 
 use std::sync::Arc;
 
@@ -65,6 +65,22 @@ fn a_clean_shutdown_or_sync_always_keeps_the_node_id_across_reboots() {
     let (after, verdict) = open(dir.path(), &config(Durability::Always, "boot-3")).expect("opens");
     assert!(matches!(verdict, BootVerdict::UncleanReboot { .. }));
     assert_eq!(after, id);
+}
+
+#[test]
+fn a_volume_adopts_the_node_id_it_reported_before_its_group_and_keeps_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(Durability::Batch, "boot-1");
+    let adopt = |id| {
+        let db = open_db(dir.path());
+        let s =
+            Storage::open_adopting(&db, &cfg, Arc::new(TestTarget::default()), id).expect("opens");
+        s.identity().node_id
+    };
+    assert_eq!(adopt(Some(4242)), 4242);
+    // A stored identity wins over another ID handed in, and over none.
+    assert_eq!(adopt(Some(7)), 4242);
+    assert_eq!(open(dir.path(), &cfg).expect("opens").0, 4242);
 }
 
 #[test]

@@ -194,6 +194,31 @@ fn the_script_gives_the_expected_outcomes() {
     assert_eq!(s.state_machine().applied_index(), Some(17));
 }
 
+#[test]
+fn a_cleanup_during_a_migration_is_refused_at_apply_and_changes_nothing() {
+    let (stable1, handoff, _, _) = topologies();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open_db(dir.path());
+    let mut s = open_storage(&db, Arc::new(TestTarget::default()));
+    let log = entries(vec![
+        Command::SetTopology(stable1.clone()),
+        put("b", "1", 100),
+        Command::SetTopology(handoff),
+        Command::Cleanup,
+    ]);
+    let outcomes: Vec<Outcome> = log
+        .iter()
+        .map(|e| s.sm.apply_entry(e).expect("applies"))
+        .collect();
+    assert!(
+        matches!(&outcomes[3], Outcome::TopologyConflict { message } if message.contains("migrating")),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(dump(&s).len(), 1, "nothing was dropped");
+    assert_eq!(s.state_machine().applied_index(), Some(4));
+}
+
 #[tokio::test]
 async fn the_same_log_gives_the_same_state_on_two_stores() {
     let log = entries(script());

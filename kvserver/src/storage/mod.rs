@@ -10,7 +10,8 @@
 //! - `poison.rs`: a failed write, and the reopen once the disk has room;
 //! - `export.rs`, `import.rs`, `cleanup.rs`: the bulk operations; `all_keys.rs`: `/allKeys` streamed;
 //! - `cache.rs`, `clock.rs`, `counters.rs`: read cache, versions, key/byte counters;
-//! - `node_id.rs`: a copy's raft node ID before its group exists;
+//! - `node_id.rs`: a copy's raft node ID before its group exists; `raft_home.rs`: the group an
+//!   init gave a copy without raft flags, and the topology its running group applied;
 //! - `raft_target.rs`: the store as a replicated shard's state machine (`kvraft::ApplyTarget`),
 //!   applying committed entries by the rules of `write.rs`, `import.rs` and `cleanup.rs`.
 //!
@@ -48,6 +49,7 @@ mod journal_frame;
 mod journal_ledger;
 mod node_id;
 mod poison;
+pub mod raft_home;
 mod raft_target;
 mod record;
 mod scan;
@@ -96,6 +98,8 @@ pub struct Store {
     counters: Counters,
     durability: Durability,
     cache: ReadCache,
+    /// What a running group applied last (`raft_home.rs`).
+    applied_topology: tokio::sync::watch::Sender<Option<Arc<kvproto::Topology>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -129,6 +133,7 @@ impl Store {
             counters: Counters::new(&totals),
             durability: Durability::new(sync, dir.to_path_buf(), ledger),
             cache: ReadCache::new(cache_bytes),
+            applied_topology: tokio::sync::watch::Sender::new(None),
         })
     }
 

@@ -9,9 +9,9 @@
 
 use bytes::Bytes;
 use fjall::Keyspace;
-use kvproto::Key;
 use kvproto::bulk::BulkRecord;
 use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
+use kvproto::{Key, Topology};
 use kvraft::{ApplyError, ApplyTarget, Tx};
 
 use super::Store;
@@ -229,6 +229,12 @@ impl ApplyTarget for Store {
                 }
             }
         }
+    }
+
+    fn topology_applied(&self, topology: Option<&Topology>) {
+        // Handed on through a watch: the server adopts it on its own task (it writes a file).
+        self.applied_topology
+            .send_replace(topology.map(|t| std::sync::Arc::new(t.clone())));
     }
 
     fn reset(&self, records: &Keyspace) {

@@ -178,13 +178,20 @@ impl Drop for Proc {
 /// Starts the binary on 127.0.0.1:0 (both ports) with `args`; without a `--drain-delay` among
 /// them, it drains for 0 s.
 pub fn spawn_binary(data_dir: &Path, args: &[&str]) -> Proc {
+    spawn_binary_on(data_dir, 0, args)
+}
+
+/// [`spawn_binary`] with the data port `port` (0: any), for a server whose own URL must be
+/// known before it starts (a replicated copy's `--raft-advertise-url`).
+pub fn spawn_binary_on(data_dir: &Path, port: u16, args: &[&str]) -> Proc {
     let drain_delay: &[&str] = if args.contains(&"--drain-delay") {
         &[]
     } else {
         &["--drain-delay", "0s"]
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_kvserver"))
-        .args(["--port", "0", "--ops-port", "0", "--bind", "127.0.0.1"])
+        .args(["--port", &port.to_string()])
+        .args(["--ops-port", "0", "--bind", "127.0.0.1"])
         .args(drain_delay)
         .arg("--data-dir")
         .arg(data_dir)

@@ -1,0 +1,230 @@
+//! Serving a request on a replicated shard's copy (docs/replication.md sections 5 and 6): here
+//! when this copy leads (a read once the read barrier passed), from this copy's applied state
+//! for an opted-in follower read (`x-kv-read: follower`), otherwise forwarded to the leader,
+//! whose answer is passed back. A server with no group serves everything here, as before.
+//!
+//! A request goes to the leader at most once: the forward is marked [`TO_LEADER`], and a copy
+//! that receives a marked request it cannot serve waits (bounded) to lead instead of sending it
+//! on. A copy that knows no leader waits, two election timeouts at most, for the election to
+//! end; still none is 503 `no_leader` (nothing was proposed: any request may be retried).
+
+use std::future::Future;
+
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::Response;
+use bytes::Bytes;
+use kvproto::raft::Member;
+use kvproto::topology::{ForwardedBy, MAX_HOPS};
+use kvproto::wire::header;
+use kvraft::{ReadError, ReadMode, ReadToken, ShardGroup};
+
+use crate::error::{Error, Result};
+use crate::header_names::TO_LEADER;
+use crate::peer::ToLeader;
+use crate::raft_node::Via;
+use crate::routing::forwarded_by;
+use crate::state::AppState;
+use crate::storage::Store;
+
+/// What a request needs of the copy that serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// A change: only the leader proposes.
+    Write,
+    /// A linearizable read: the leader, after its read barrier.
+    Read,
+    /// An opted-in follower read: any copy, from its applied state.
+    FollowerRead,
+}
+
+impl Need {
+    /// A read, or a follower read when the request opts into one (`x-kv-read: follower`).
+    pub fn read(headers: &HeaderMap) -> Need {
+        let follower = headers
+            .get(header::READ)
+            .is_some_and(|v| v.as_bytes().trim_ascii() == header::READ_FOLLOWER.as_bytes());
+        if follower {
+            Need::FollowerRead
+        } else {
+            Need::Read
+        }
+    }
+}
+
+/// The request, as far as forwarding it needs.
+pub struct Forwardable<'a> {
+    pub method: Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+    /// The route's read-through shard, passed on as cross-shard forwards do.
+    pub read_through: Option<u32>,
+    /// An admin request goes on with the caller's own token, a data request with the peer
+    /// token and the forwarding headers.
+    pub admin: bool,
+}
+
+/// Runs `here` on this copy if it may serve the request (no group, the leader, or any copy for
+/// a follower read), with what the read barrier established; else forwards the request to the
+/// leader. A `here` that finds leadership gone before proposing anything
+/// ([`Error::NotLeader`]) is forwarded too.
+#[inline]
+pub async fn serve<F, Fut>(
+    state: &AppState,
+    req: Forwardable<'_>,
+    need: Need,
+    here: F,
+) -> Result<Response>
+where
+    F: FnOnce(Option<ReadToken>) -> Fut,
+    Fut: Future<Output = Result<Response>>,
+{
+    match state.raft.via() {
+        Via::Local => here(None).await,
+        Via::Group(g) => on_group(state, g, req, need, here).await,
+    }
+}
+
+async fn on_group<F, Fut>(
+    state: &AppState,
+    g: &ShardGroup<Store>,
+    req: Forwardable<'_>,
+    need: Need,
+    here: F,
+) -> Result<Response>
+where
+    F: FnOnce(Option<ReadToken>) -> Fut,
+    Fut: Future<Output = Result<Response>>,
+{
+    let marked = req.headers.contains_key(&TO_LEADER);
+    if need == Need::FollowerRead {
+        let token = g
+            .read_barrier(ReadMode::Follower)
+            .await
+            .map_err(read_error)?;
+        let mut resp = here(Some(token)).await?;
+        if let Some(applied) = token.applied_index {
+            resp.headers_mut()
+                .insert(header::APPLIED_INDEX, HeaderValue::from(applied));
+        }
+        return Ok(resp);
+    }
+    if let Some(leader) = leader_elsewhere(g, marked).await? {
+        return forward(state, &req, &leader, need).await;
+    }
+    let token = match need {
+        Need::Read => match g.read_barrier(ReadMode::Linearizable).await {
+            Ok(token) => Some(token),
+            Err(ReadError::NotLeader {
+                leader: Some(leader),
+            }) if !marked => return forward(state, &req, &leader, need).await,
+            Err(e) => return after_refusal(state, g, &req, need, marked, read_error(e)).await,
+        },
+        _ => None,
+    };
+    match here(token).await {
+        Err(Error::NotLeader(leader)) if !marked => forward(state, &req, &leader, need).await,
+        Err(Error::NotLeader(_)) => Err(Error::NoLeader),
+        Err(e @ Error::NoLeader) => after_refusal(state, g, &req, need, marked, e).await,
+        other => other,
+    }
+}
+
+/// Leadership left this copy between the check and the proposal (or the barrier), nothing
+/// proposed: once the election ends, the request goes to the new leader.
+async fn after_refusal(
+    state: &AppState,
+    g: &ShardGroup<Store>,
+    req: &Forwardable<'_>,
+    need: Need,
+    marked: bool,
+    refusal: Error,
+) -> Result<Response> {
+    if marked || !matches!(refusal, Error::NoLeader) {
+        return Err(refusal);
+    }
+    let me = g.me().node_id;
+    match g.await_leader(g.election_timeout_max() * 2, false).await {
+        Some(leader) if leader.node_id != me => forward(state, req, &leader, need).await,
+        _ => Err(refusal),
+    }
+}
+
+/// The leader to forward to, or `None` when this copy leads. A copy between leaders waits for
+/// the election to end; a marked request waits for this copy to lead.
+async fn leader_elsewhere(g: &ShardGroup<Store>, marked: bool) -> Result<Option<Member>> {
+    if g.is_leader() {
+        return Ok(None);
+    }
+    let me = g.me().node_id;
+    if !marked && let Some(leader) = g.leader().filter(|l| l.node_id != me) {
+        return Ok(Some(leader));
+    }
+    match g.await_leader(g.election_timeout_max() * 2, marked).await {
+        Some(leader) if leader.node_id == me => Ok(None),
+        Some(leader) if !marked => Ok(Some(leader)),
+        _ => Err(Error::NoLeader),
+    }
+}
+
+async fn forward(
+    state: &AppState,
+    req: &Forwardable<'_>,
+    leader: &Member,
+    need: Need,
+) -> Result<Response> {
+    let by = if req.admin {
+        None
+    } else {
+        let incoming = forwarded_by(state, req.headers)?;
+        let hops = incoming.map_or(0, |f| f.hops);
+        if hops >= MAX_HOPS {
+            // Not sent on again; nothing was proposed.
+            return Err(Error::NoLeader);
+        }
+        Some(ForwardedBy {
+            epoch: incoming.map_or(0, |f| f.epoch).max(state.epoch()),
+            hops: hops + 1,
+            read_through: req.read_through,
+        })
+    };
+    state.metrics.raft.forwarded_to_leader();
+    let pq = req
+        .uri
+        .path_and_query()
+        .map_or(req.uri.path(), |pq| pq.as_str());
+    let hop = ToLeader {
+        method: req.method.clone(),
+        path_and_query: pq,
+        headers: req.headers,
+        body: req.body.clone(),
+        by,
+        writes: need == Need::Write,
+        deadline: if req.admin {
+            state.admin_timeout
+        } else {
+            state.request_timeout
+        },
+    };
+    state
+        .peers
+        .forward_to_leader((&leader.addr, state.shard), hop)
+        .await
+}
+
+/// A read barrier that did not pass: retryable unless the group stopped.
+fn read_error(e: ReadError) -> Error {
+    match e {
+        ReadError::NotLeader { .. }
+        | ReadError::NoLeader
+        | ReadError::NoQuorum
+        | ReadError::NotRecovered => Error::NoLeader,
+        ReadError::Fatal(why) => Error::Raft(why),
+    }
+}
+
+/// The leader's pod for `x-kv-leader`, when this copy runs a group and knows one.
+pub fn leader_pod(state: &AppState) -> Option<HeaderValue> {
+    let leader = state.raft.running()?.leader()?;
+    HeaderValue::from_str(&leader.pod).ok()
+}
