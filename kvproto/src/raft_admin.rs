@@ -14,7 +14,8 @@ use crate::raft::{GroupId, Member};
 /// state `learner` and no members, which is how the operator learns a new copy's ID.
 pub const STATUS_PATH: &str = "/v1/admin/raft/status";
 /// `POST` [`InitRequest`]: form the group. 200 when this copy already belongs to exactly that
-/// group; 409 `conflict` when it belongs to another membership.
+/// group; 409 `raft_group_mismatch` when it belongs to another membership or is not among
+/// the voters.
 pub const INIT_PATH: &str = "/v1/admin/raft/init";
 /// `POST` [`AddLearnerRequest`] to the leader: the member starts receiving the log (or a
 /// snapshot) without a vote. Answers at once; the operator polls `matched`/`lag` in the status.
