@@ -4,14 +4,18 @@
 //! hand: a format byte, a tag, then fixed-width big-endian fields and length-prefixed bytes.
 //! Import records reuse `kvproto::bulk`'s framing. serde sees a command as one byte string in
 //! this codec (openraft's `serde` feature needs the impls).
+//!
+//! The codec only grows: a log written by an earlier build must still replay. A command that
+//! gained a field gets a new tag for the layout with it, and the old tag keeps its meaning
+//! (an import or cleanup under the old tags is [`FenceCheck::OnLeaderOnly`]).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kvproto::bulk::BulkCodec;
 use kvproto::wire::ImportMode;
-use kvproto::{Key, MigrationPhase, Topology};
+use kvproto::{Fence, FencedPhase, Key, MigrationPhase, Topology};
 use thiserror::Error;
 
-use crate::command::{Command, Precondition, Routed};
+use crate::command::{Command, FenceCheck, Precondition, Routed};
 
 /// The first byte of every encoded command; a new layout gets a new value.
 const FORMAT: u8 = 1;
@@ -23,6 +27,10 @@ const TAG_DELETE: u8 = 2;
 const TAG_SET_TOPOLOGY: u8 = 3;
 const TAG_IMPORT: u8 = 4;
 const TAG_CLEANUP: u8 = 5;
+/// An import with its fence judged at apply.
+const TAG_IMPORT_FENCED: u8 = 6;
+/// A cleanup with its fence judged at apply.
+const TAG_CLEANUP_FENCED: u8 = 7;
 
 /// Why bytes are not a command.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -85,15 +93,33 @@ impl Command {
                 let json = serde_json::to_vec(t).unwrap_or_default();
                 put_bytes(&mut b, &json);
             }
-            Command::Import { mode, records } => {
-                b.put_u8(TAG_IMPORT);
+            Command::Import {
+                mode,
+                records,
+                fence,
+            } => {
+                match fence {
+                    FenceCheck::OnLeaderOnly => b.put_u8(TAG_IMPORT),
+                    FenceCheck::AtApply(fence) => {
+                        b.put_u8(TAG_IMPORT_FENCED);
+                        put_fence(&mut b, *fence);
+                    }
+                }
                 b.put_u8(match mode {
                     ImportMode::Overwrite => 0,
                     ImportMode::IfAbsent => 1,
                 });
                 put_bytes(&mut b, &BulkCodec::encode_all(records));
             }
-            Command::Cleanup => b.put_u8(TAG_CLEANUP),
+            Command::Cleanup {
+                fence: FenceCheck::OnLeaderOnly,
+            } => b.put_u8(TAG_CLEANUP),
+            Command::Cleanup {
+                fence: FenceCheck::AtApply(fence),
+            } => {
+                b.put_u8(TAG_CLEANUP_FENCED);
+                put_fence(&mut b, *fence);
+            }
         }
         b.freeze()
     }
@@ -132,23 +158,17 @@ impl Command {
                     .map_err(|e| CodecError::Topology(e.to_string()))?;
                 Command::SetTopology(t)
             }
-            TAG_IMPORT => {
-                let mode = match get_u8(&mut r)? {
-                    0 => ImportMode::Overwrite,
-                    1 => ImportMode::IfAbsent,
-                    value => {
-                        return Err(CodecError::Enum {
-                            what: "import mode",
-                            value,
-                        });
-                    }
-                };
-                let stream = get_bytes(&mut r)?;
-                let records = BulkCodec::decode_bytes(&stream, MAX_VALUE_BYTES)
-                    .map_err(|e| CodecError::Records(e.to_string()))?;
-                Command::Import { mode, records }
+            TAG_IMPORT => get_import(&mut r, FenceCheck::OnLeaderOnly)?,
+            TAG_IMPORT_FENCED => {
+                let fence = FenceCheck::AtApply(get_fence(&mut r)?);
+                get_import(&mut r, fence)?
             }
-            TAG_CLEANUP => Command::Cleanup,
+            TAG_CLEANUP => Command::Cleanup {
+                fence: FenceCheck::OnLeaderOnly,
+            },
+            TAG_CLEANUP_FENCED => Command::Cleanup {
+                fence: FenceCheck::AtApply(get_fence(&mut r)?),
+            },
             tag => return Err(CodecError::Tag(tag)),
         };
         if r.has_remaining() {
@@ -189,6 +209,20 @@ fn put_routed(b: &mut BytesMut, r: Routed) {
         Some(MigrationPhase::Handoff) => 1,
         Some(MigrationPhase::Copy) => 2,
     });
+}
+
+fn put_fence(b: &mut BytesMut, fence: Option<Fence>) {
+    match fence {
+        None => b.put_u8(0),
+        Some(f) => {
+            b.put_u8(1);
+            b.put_u64(f.epoch);
+            b.put_u8(match f.phase {
+                FencedPhase::Copy => 1,
+                FencedPhase::Stable => 2,
+            });
+        }
+    }
 }
 
 fn need(r: &Bytes, n: usize) -> Result<(), CodecError> {
@@ -236,6 +270,52 @@ fn get_precondition(r: &mut Bytes) -> Result<Precondition, CodecError> {
             value,
         }),
     }
+}
+
+fn get_fence(r: &mut Bytes) -> Result<Option<Fence>, CodecError> {
+    match get_u8(r)? {
+        0 => Ok(None),
+        1 => {
+            let epoch = get_u64(r)?;
+            let phase = match get_u8(r)? {
+                1 => FencedPhase::Copy,
+                2 => FencedPhase::Stable,
+                value => {
+                    return Err(CodecError::Enum {
+                        what: "fenced phase",
+                        value,
+                    });
+                }
+            };
+            Ok(Some(Fence { epoch, phase }))
+        }
+        value => Err(CodecError::Enum {
+            what: "fence",
+            value,
+        }),
+    }
+}
+
+/// An import's mode and records, after its tag (and fence).
+fn get_import(r: &mut Bytes, fence: FenceCheck) -> Result<Command, CodecError> {
+    let mode = match get_u8(r)? {
+        0 => ImportMode::Overwrite,
+        1 => ImportMode::IfAbsent,
+        value => {
+            return Err(CodecError::Enum {
+                what: "import mode",
+                value,
+            });
+        }
+    };
+    let stream = get_bytes(r)?;
+    let records = BulkCodec::decode_bytes(&stream, MAX_VALUE_BYTES)
+        .map_err(|e| CodecError::Records(e.to_string()))?;
+    Ok(Command::Import {
+        mode,
+        records,
+        fence,
+    })
 }
 
 fn get_routed(r: &mut Bytes) -> Result<Routed, CodecError> {

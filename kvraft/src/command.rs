@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use kvproto::bulk::BulkRecord;
 use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
-use kvproto::{Key, MigrationPhase, Topology};
+use kvproto::{Fence, Key, MigrationPhase, Topology};
 use serde::{Deserialize, Serialize};
 
 /// What a conditional write expects of the key's current state (evaluated at apply).
@@ -59,6 +59,18 @@ impl Routed {
     }
 }
 
+/// How an import or a cleanup is fenced at apply (`kvproto::Fence`: the move step the
+/// operator sent it for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceCheck {
+    /// Judged on every copy against the applied topology (`Fence::admits`); `None`: the
+    /// request carried no fence, which only a copy with no topology takes.
+    AtApply(Option<Fence>),
+    /// An entry written by a build that judged the fence on its leader only (before the
+    /// command carried it): applied as that build applied it, so a replay decides alike.
+    OnLeaderOnly,
+}
+
 /// One entry of a shard's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -82,9 +94,10 @@ pub enum Command {
     Import {
         mode: ImportMode,
         records: Vec<BulkRecord>,
+        fence: FenceCheck,
     },
     /// Drop the keys this shard does not own under the applied topology.
-    Cleanup,
+    Cleanup { fence: FenceCheck },
 }
 
 /// What applying an entry answered; a leader returns it to the proposer.
@@ -108,6 +121,11 @@ pub enum Outcome {
     TopologyConflict {
         message: String,
     },
+    /// An import or cleanup fenced at another move step than the applied topology's
+    /// (409 `fenced`); the message says why. Nothing changed.
+    Fenced {
+        message: String,
+    },
     /// The topology was accepted (or was already the applied one).
     TopologySet,
     Imported(ImportReport),
@@ -127,7 +145,7 @@ impl std::fmt::Display for Command {
                 write!(f, "set topology epoch {} ({})", t.epoch, t.phase_name())
             }
             Command::Import { records, .. } => write!(f, "import {} records", records.len()),
-            Command::Cleanup => write!(f, "cleanup"),
+            Command::Cleanup { .. } => write!(f, "cleanup"),
         }
     }
 }

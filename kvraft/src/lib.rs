@@ -47,7 +47,7 @@ mod tests;
 pub use apply::{ApplyTarget, Tx};
 pub use boot::{BOOT_ID_PATH, BootVerdict, read_boot_id};
 pub use codec::CodecError;
-pub use command::{Command, DeleteMode, Outcome, Precondition, Routed, WriteOutcome};
+pub use command::{Command, DeleteMode, FenceCheck, Outcome, Precondition, Routed, WriteOutcome};
 pub use error::{ApplyError, StorageError};
 pub use group::{
     GroupError, RaftConfig, ReadError, ReadMode, ReadPolicy, ReadToken, ShardGroup, UnsafeMode,

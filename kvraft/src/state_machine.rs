@@ -14,12 +14,12 @@ use std::sync::Arc;
 use fjall::{Database, Keyspace, PersistMode};
 use futures::{Stream, StreamExt};
 use kvproto::topology::Route;
-use kvproto::{Key, Topology};
+use kvproto::{Fence, Key, Topology};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend};
 
 use crate::apply::{ApplyTarget, Tx};
-use crate::command::{Command, DeleteMode, Outcome, Routed, WriteOutcome};
+use crate::command::{Command, DeleteMode, FenceCheck, Outcome, Routed, WriteOutcome};
 use crate::error::StorageError;
 use crate::meta::{Meta, name};
 use crate::records;
@@ -233,34 +233,57 @@ impl<T: ApplyTarget> StateMachine<T> {
                     ),
                 }
             }
-            Command::Import { mode, records } => {
+            Command::Import {
+                mode,
+                records,
+                fence,
+            } => {
+                if let Some(refused) = fence_refusal(*fence, next.topology.as_ref()) {
+                    return Ok((refused, None));
+                }
                 let (report, effects) = target.import(tx, *mode, records)?;
                 // The clock moves past every imported version, applied or skipped.
                 let highest = records.iter().map(|r| r.version).max().unwrap_or(0);
                 next.version_floor = next.version_floor.max(highest);
                 (Outcome::Imported(report), Some(effects))
             }
-            Command::Cleanup => match &next.topology {
-                None => (Outcome::Cleaned(Default::default()), None),
-                // The old owner's keys are still read through during a move: dropping them
-                // now would lose them (kvserver's direct path refuses the same).
-                Some(t) if t.migration.is_some() => (
-                    Outcome::TopologyConflict {
-                        message: format!(
-                            "cleanup refused while migrating (epoch {} is in {})",
-                            t.epoch,
-                            t.phase_name()
-                        ),
-                    },
-                    None,
-                ),
-                Some(t) => {
-                    let shard = self.shard;
-                    let owned = |k: &Key| t.owner(k.as_bytes()) == shard;
-                    let (report, effects) = target.cleanup(tx, &owned)?;
-                    (Outcome::Cleaned(report), Some(effects))
+            Command::Cleanup { fence } => {
+                if let Some(refused) = fence_refusal(*fence, next.topology.as_ref()) {
+                    return Ok((refused, None));
                 }
-            },
+                self.cleanup(tx, next.topology.as_ref())?
+            }
+        })
+    }
+
+    /// A cleanup whose fence passed: refused while a move runs, else drops what the applied
+    /// topology does not give this shard.
+    fn cleanup(
+        &self,
+        tx: &mut Tx<'_>,
+        topology: Option<&Topology>,
+    ) -> Result<(Outcome, Option<T::Effects>), StorageError> {
+        let target = &self.target;
+        Ok(match topology {
+            None => (Outcome::Cleaned(Default::default()), None),
+            // The old owner's keys are still read through during a move: dropping them
+            // now would lose them (kvserver's direct path refuses the same).
+            Some(t) if t.migration.is_some() => (
+                Outcome::TopologyConflict {
+                    message: format!(
+                        "cleanup refused while migrating (epoch {} is in {})",
+                        t.epoch,
+                        t.phase_name()
+                    ),
+                },
+                None,
+            ),
+            Some(t) => {
+                let shard = self.shard;
+                let owned = |k: &Key| t.owner(k.as_bytes()) == shard;
+                let (report, effects) = target.cleanup(tx, &owned)?;
+                (Outcome::Cleaned(report), Some(effects))
+            }
         })
     }
 
@@ -354,6 +377,21 @@ impl<T: ApplyTarget> StateMachine<T> {
         }
         batch.commit()?;
         Ok((generation, fresh))
+    }
+}
+
+/// The answer to an import or cleanup whose fence the applied topology does not admit (the
+/// same rule the leader checked before proposing: every copy now decides alike).
+fn fence_refusal(fence: FenceCheck, applied: Option<&Topology>) -> Option<Outcome> {
+    match fence {
+        FenceCheck::OnLeaderOnly => None,
+        FenceCheck::AtApply(fence) => {
+            Fence::admits(fence.as_ref(), applied)
+                .err()
+                .map(|e| Outcome::Fenced {
+                    message: e.to_string(),
+                })
+        }
     }
 }
 

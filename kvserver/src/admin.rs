@@ -201,7 +201,7 @@ pub async fn import(
     let (state, mode) = (&state, q.mode);
     replica::serve(state, req, Need::Write, move |_| async move {
         let _admitted = admit(state, fence).await?;
-        let report = write_path::import(state, records, mode).await?;
+        let report = write_path::import(state, records, mode, fence).await?;
         tracing::info!(
             applied = report.applied,
             skipped = report.skipped,
@@ -239,12 +239,12 @@ async fn cleanup_here(state: &AppState, fence: Option<Fence>) -> Result<Response
         )));
     }
     let me = state.shard;
-    let report = write_path::cleanup(state, move |key| {
+    let owned = move |key: &kvproto::Key| {
         topology
             .as_ref()
             .is_none_or(|t| t.owner(key.as_bytes()) == me)
-    })
-    .await?;
+    };
+    let report = write_path::cleanup(state, owned, fence).await?;
     tracing::info!(
         removed_keys = report.removed_keys,
         removed_tombstones = report.removed_tombstones,

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use kvproto::bulk::BulkRecord;
 use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
-use kvproto::{Key, Topology};
-use kvraft::{Command, Outcome, Routed, ShardGroup, WriteError};
+use kvproto::{Fence, Key, Topology};
+use kvraft::{Command, FenceCheck, Outcome, Routed, ShardGroup, WriteError};
 
 use crate::error::{Error, Result};
 use crate::group_start;
@@ -88,22 +88,34 @@ pub async fn delete(
 }
 
 /// Applies a decoded import batch (on a group: entries of at most [`IMPORT_ENTRY_RECORDS`]
-/// records and about [`IMPORT_ENTRY_BYTES`], one after the other, reports summed).
+/// records and about [`IMPORT_ENTRY_BYTES`], one after the other, reports summed). `fence` is
+/// the move step the request was sent for, which the caller has checked under the topology
+/// gate; a group judges it again at apply, on every copy.
 pub async fn import(
     state: &AppState,
     records: Vec<BulkRecord>,
     mode: ImportMode,
+    fence: Option<Fence>,
 ) -> Result<ImportReport> {
     match state.raft.via() {
         Via::Local => Ok(state.store.import(records, mode).await?),
         Via::Group(g) => {
             let mut total = ImportReport::default();
+            let fence = FenceCheck::AtApply(fence);
             for records in import_entries(records) {
-                match propose(g, Command::Import { mode, records }).await? {
+                let cmd = Command::Import {
+                    mode,
+                    records,
+                    fence,
+                };
+                match propose(g, cmd).await? {
                     Outcome::Imported(r) => {
                         total.applied += r.applied;
                         total.skipped += r.skipped;
                     }
+                    // Fenced between two entries (the move went on): the entries before it
+                    // stay, as a batch cut short on the direct path would be sent again.
+                    Outcome::Fenced { message } => return Err(Error::Fenced(message)),
                     other => return Err(unexpected(&other)),
                 }
             }
@@ -113,18 +125,26 @@ pub async fn import(
 }
 
 /// Drops every tombstone and every key `owned` refuses (on a group: every key the applied
-/// topology does not give this shard, decided at apply; refused during a migration).
+/// topology does not give this shard, decided at apply, with `fence` judged there too;
+/// refused during a migration).
 pub async fn cleanup(
     state: &AppState,
     owned: impl Fn(&Key) -> bool + Send + 'static,
+    fence: Option<Fence>,
 ) -> Result<CleanupReport> {
     match state.raft.via() {
         Via::Local => Ok(state.store.cleanup(owned).await?),
-        Via::Group(g) => match propose(g, Command::Cleanup).await? {
-            Outcome::Cleaned(report) => Ok(report),
-            Outcome::TopologyConflict { message } => Err(Error::TopologyConflict(message)),
-            other => Err(unexpected(&other)),
-        },
+        Via::Group(g) => {
+            let cmd = Command::Cleanup {
+                fence: FenceCheck::AtApply(fence),
+            };
+            match propose(g, cmd).await? {
+                Outcome::Cleaned(report) => Ok(report),
+                Outcome::Fenced { message } => Err(Error::Fenced(message)),
+                Outcome::TopologyConflict { message } => Err(Error::TopologyConflict(message)),
+                other => Err(unexpected(&other)),
+            }
+        }
     }
 }
 

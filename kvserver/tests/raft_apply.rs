@@ -23,8 +23,8 @@ use kvproto::bulk::{BulkCodec, BulkRecord, MAX_VERSION};
 use kvproto::raft::{GroupId, Member};
 use kvproto::topology::{Migration, MigrationPhase};
 use kvproto::wire::{CleanupReport, ImportMode, ImportReport};
-use kvproto::{Key, Sharding, Topology};
-use kvraft::{Command, Durability, Outcome, Precondition, Routed, ShardGroup, Storage};
+use kvproto::{Fence, Key, Sharding, Topology};
+use kvraft::{Command, Durability, FenceCheck, Outcome, Precondition, Routed, ShardGroup, Storage};
 use kvserver::SyncMode;
 use kvserver::storage::Store;
 
@@ -169,6 +169,14 @@ fn fence(applied: Option<&Topology>) -> String {
     }
 }
 
+/// The same fence as a value.
+fn fence_of(applied: Option<&Topology>) -> Option<Fence> {
+    applied.map(|t| match t.migration {
+        Some(_) => Fence::copy(t.epoch),
+        None => Fence::stable(t.epoch),
+    })
+}
+
 /// (a): the step through the router.
 async fn direct(router: &axum::Router, step: &Step, applied: Option<&Topology>) -> Said {
     let keyed = |method: &str, k: &Key, pre: &Precondition, body: &'static str| {
@@ -271,8 +279,15 @@ fn command(step: &Step, applied: Option<&Topology>, stamped: &Said) -> Command {
             at_micros,
             routed,
         },
-        Step::Import(mode, records) => Command::Import { mode, records },
-        Step::Cleanup => Command::Cleanup,
+        // The fence (a) sent, judged again at apply.
+        Step::Import(mode, records) => Command::Import {
+            mode,
+            records,
+            fence: FenceCheck::AtApply(fence_of(applied)),
+        },
+        Step::Cleanup => Command::Cleanup {
+            fence: FenceCheck::AtApply(fence_of(applied)),
+        },
     }
 }
 
@@ -284,6 +299,7 @@ fn answer_of(outcome: Outcome) -> Said {
         Outcome::NotFound => Said::NotFound,
         Outcome::Misdirected => Said::NotHere,
         Outcome::TopologyConflict { .. } => Said::TopologyConflict,
+        Outcome::Fenced { message } => panic!("a step fenced at apply: {message}"),
         Outcome::TopologySet => Said::TopologySet,
         Outcome::Imported(r) => Said::Imported(r),
         Outcome::Cleaned(r) => Said::Cleaned(r),

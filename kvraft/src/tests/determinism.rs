@@ -13,7 +13,7 @@ use proptest::prelude::*;
 
 use super::target::{TestTarget, decode};
 use super::{dump, entry, key, open_db, open_storage, put, routed};
-use crate::command::{Command, Outcome, Precondition};
+use crate::command::{Command, FenceCheck, Outcome, Precondition};
 use crate::types::Entry;
 
 fn peers(n: usize) -> Vec<String> {
@@ -120,6 +120,7 @@ fn script() -> Vec<Command> {
                     value: Some(Bytes::from_static(b"imported")),
                 },
             ],
+            fence: FenceCheck::OnLeaderOnly,
         },
         with(put("h", "after import", 5), routed(&handoff)),
         // Routed under epoch 1, applied under the handoff: 'd' (100) moves to shard 1 of 3.
@@ -127,7 +128,9 @@ fn script() -> Vec<Command> {
         Command::SetTopology(stable1),
         Command::SetTopology(copy),
         Command::SetTopology(stable2),
-        Command::Cleanup,
+        Command::Cleanup {
+            fence: FenceCheck::OnLeaderOnly,
+        },
     ]
 }
 
@@ -204,7 +207,9 @@ fn a_cleanup_during_a_migration_is_refused_at_apply_and_changes_nothing() {
         Command::SetTopology(stable1.clone()),
         put("b", "1", 100),
         Command::SetTopology(handoff),
-        Command::Cleanup,
+        Command::Cleanup {
+            fence: FenceCheck::OnLeaderOnly,
+        },
     ]);
     let outcomes: Vec<Outcome> = log
         .iter()

@@ -7,6 +7,7 @@ mod cluster;
 mod codec;
 mod crash;
 mod determinism;
+mod fences;
 mod log;
 mod snapshot;
 mod stream;
