@@ -49,21 +49,26 @@ pub trait ApplyTarget: Send + Sync + 'static {
     type Effects: Send;
 
     /// Writes `value` with `version` (decided by the state machine) if `precondition` holds.
+    /// `remote` is the previous owner's live version: the key's live version when nothing at
+    /// all (no tombstone either) is stored here.
     fn put(
         &self,
         tx: &mut Tx<'_>,
         key: &Key,
         value: &Bytes,
         precondition: Precondition,
+        remote: Option<u64>,
         version: u64,
     ) -> Result<(WriteOutcome, Self::Effects), ApplyError>;
 
-    /// Deletes the key with `version` if `precondition` holds and a live value exists.
+    /// Deletes the key with `version` if `precondition` holds and a live value exists (here,
+    /// or by `remote` as for [`Self::put`]: then a tombstone records the delete).
     fn delete(
         &self,
         tx: &mut Tx<'_>,
         key: &Key,
         precondition: Precondition,
+        remote: Option<u64>,
         version: u64,
         mode: DeleteMode,
     ) -> Result<(WriteOutcome, Self::Effects), ApplyError>;

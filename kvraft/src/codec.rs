@@ -31,6 +31,10 @@ const TAG_CLEANUP: u8 = 5;
 const TAG_IMPORT_FENCED: u8 = 6;
 /// A cleanup with its fence judged at apply.
 const TAG_CLEANUP_FENCED: u8 = 7;
+/// A put judged against the previous owner's version.
+const TAG_PUT_REMOTE: u8 = 8;
+/// A delete judged against the previous owner's version.
+const TAG_DELETE_REMOTE: u8 = 9;
 
 /// Why bytes are not a command.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -67,12 +71,21 @@ impl Command {
                 precondition,
                 at_micros,
                 routed,
+                remote,
             } => {
-                b.put_u8(TAG_PUT);
+                // Without a remote version, the layout of before (older copies read it).
+                b.put_u8(if remote.is_some() {
+                    TAG_PUT_REMOTE
+                } else {
+                    TAG_PUT
+                });
                 put_key(&mut b, key);
                 put_precondition(&mut b, *precondition);
                 b.put_u64(*at_micros);
                 put_routed(&mut b, *routed);
+                if let Some(v) = remote {
+                    b.put_u64(*v);
+                }
                 put_bytes(&mut b, value);
             }
             Command::Delete {
@@ -80,12 +93,20 @@ impl Command {
                 precondition,
                 at_micros,
                 routed,
+                remote,
             } => {
-                b.put_u8(TAG_DELETE);
+                b.put_u8(if remote.is_some() {
+                    TAG_DELETE_REMOTE
+                } else {
+                    TAG_DELETE
+                });
                 put_key(&mut b, key);
                 put_precondition(&mut b, *precondition);
                 b.put_u64(*at_micros);
                 put_routed(&mut b, *routed);
+                if let Some(v) = remote {
+                    b.put_u64(*v);
+                }
             }
             Command::SetTopology(t) => {
                 b.put_u8(TAG_SET_TOPOLOGY);
@@ -132,11 +153,12 @@ impl Command {
             return Err(CodecError::Format(format));
         }
         let cmd = match get_u8(&mut r)? {
-            TAG_PUT => {
+            tag @ (TAG_PUT | TAG_PUT_REMOTE) => {
                 let key = get_key(&mut r)?;
                 let precondition = get_precondition(&mut r)?;
                 let at_micros = get_u64(&mut r)?;
                 let routed = get_routed(&mut r)?;
+                let remote = get_remote(&mut r, tag == TAG_PUT_REMOTE)?;
                 let value = get_bytes(&mut r)?;
                 Command::Put {
                     key,
@@ -144,13 +166,15 @@ impl Command {
                     precondition,
                     at_micros,
                     routed,
+                    remote,
                 }
             }
-            TAG_DELETE => Command::Delete {
+            tag @ (TAG_DELETE | TAG_DELETE_REMOTE) => Command::Delete {
                 key: get_key(&mut r)?,
                 precondition: get_precondition(&mut r)?,
                 at_micros: get_u64(&mut r)?,
                 routed: get_routed(&mut r)?,
+                remote: get_remote(&mut r, tag == TAG_DELETE_REMOTE)?,
             },
             TAG_SET_TOPOLOGY => {
                 let json = get_bytes(&mut r)?;
@@ -270,6 +294,11 @@ fn get_precondition(r: &mut Bytes) -> Result<Precondition, CodecError> {
             value,
         }),
     }
+}
+
+/// The remote version, when the tag says the layout has one.
+fn get_remote(r: &mut Bytes, present: bool) -> Result<Option<u64>, CodecError> {
+    present.then(|| get_u64(r)).transpose()
 }
 
 fn get_fence(r: &mut Bytes) -> Result<Option<Fence>, CodecError> {

@@ -81,12 +81,18 @@ pub enum Command {
         /// The proposer's wall clock: the version is `max(version_floor + 1, at_micros)`.
         at_micros: u64,
         routed: Routed,
+        /// During a migration, the live version the key's previous owner holds (read through
+        /// by the proposer, which found nothing stored here). Where this copy holds nothing
+        /// for the key, the precondition is judged against it and the version passes it.
+        remote: Option<u64>,
     },
     Delete {
         key: Key,
         precondition: Precondition,
         at_micros: u64,
         routed: Routed,
+        /// As for a put: a key only the previous owner holds is deleted (a tombstone here).
+        remote: Option<u64>,
     },
     /// A topology push; apply checks `Topology::check_transition` against the applied one.
     SetTopology(Topology),

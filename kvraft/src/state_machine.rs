@@ -170,12 +170,14 @@ impl<T: ApplyTarget> StateMachine<T> {
                 precondition,
                 at_micros,
                 routed,
+                remote,
             } => {
                 if self.misdirected(key, *routed) {
                     return Ok((Outcome::Misdirected, None));
                 }
-                let version = next.version_floor.saturating_add(1).max(*at_micros);
-                let (outcome, effects) = target.put(tx, key, value, *precondition, version)?;
+                let version = next_version(next.version_floor, *at_micros, *remote);
+                let (outcome, effects) =
+                    target.put(tx, key, value, *precondition, *remote, version)?;
                 let outcome = match outcome {
                     WriteOutcome::Written(v) => {
                         next.version_floor = next.version_floor.max(v);
@@ -193,16 +195,18 @@ impl<T: ApplyTarget> StateMachine<T> {
                 precondition,
                 at_micros,
                 routed,
+                remote,
             } => {
                 if self.misdirected(key, *routed) {
                     return Ok((Outcome::Misdirected, None));
                 }
-                let version = next.version_floor.saturating_add(1).max(*at_micros);
+                let version = next_version(next.version_floor, *at_micros, *remote);
                 let mode = match next.topology.as_ref().and_then(|t| t.migration) {
                     Some(_) => DeleteMode::Tombstone,
                     None => DeleteMode::Remove,
                 };
-                let (outcome, effects) = target.delete(tx, key, *precondition, version, mode)?;
+                let (outcome, effects) =
+                    target.delete(tx, key, *precondition, *remote, version, mode)?;
                 let outcome = match outcome {
                     WriteOutcome::Written(v) => {
                         next.version_floor = next.version_floor.max(v);
@@ -378,6 +382,13 @@ impl<T: ApplyTarget> StateMachine<T> {
         batch.commit()?;
         Ok((generation, fresh))
     }
+}
+
+/// The version a write gets: above the floor and the proposer's clock, and above the previous
+/// owner's version of the key, so a key's version never goes back across a move.
+fn next_version(floor: u64, at_micros: u64, remote: Option<u64>) -> u64 {
+    let above_remote = remote.map_or(0, |r| r.saturating_add(1));
+    floor.saturating_add(1).max(at_micros).max(above_remote)
 }
 
 /// The answer to an import or cleanup whose fence the applied topology does not admit (the

@@ -43,16 +43,14 @@ pub async fn put(
     match state.raft.via() {
         Via::Local => Ok(state.store.put(key, value, pre, remote).await?),
         Via::Group(g) => {
-            let (precondition, at_micros) = match against_remote(state, pre, remote) {
-                Ok(decided) => decided,
-                Err(refused) => return Ok(refused),
-            };
+            // The precondition, and `remote`, are judged at apply (on every copy alike).
             let cmd = Command::Put {
                 key: key.clone(),
                 value,
-                precondition,
-                at_micros,
+                precondition: pre,
+                at_micros: state.store.version_stamp(),
                 routed: routed(state),
+                remote,
             };
             written(propose(g, cmd).await?)
         }
@@ -72,15 +70,12 @@ pub async fn delete(
     match state.raft.via() {
         Via::Local => Ok(state.store.delete(key, pre, mode, remote).await?),
         Via::Group(g) => {
-            let (precondition, at_micros) = match against_remote(state, pre, remote) {
-                Ok(decided) => decided,
-                Err(refused) => return Ok(refused),
-            };
             let cmd = Command::Delete {
                 key: key.clone(),
-                precondition,
-                at_micros,
+                precondition: pre,
+                at_micros: state.store.version_stamp(),
                 routed: routed(state),
+                remote,
             };
             written(propose(g, cmd).await?)
         }
@@ -268,28 +263,6 @@ fn unexpected(outcome: &Outcome) -> Error {
 /// The stamp of the topology this leader routed by.
 fn routed(state: &AppState) -> Routed {
     state.topology().map(|t| Routed::of(&t)).unwrap_or_default()
-}
-
-/// The precondition to propose and the leader's clock stamp. During a migration `remote` is
-/// the old owner's live version of a key this copy holds nothing for: a precondition is then
-/// judged against it here (refused at once, or proposed as "still nothing here" with a stamp
-/// above it, so the new version passes the old owner's).
-fn against_remote(
-    state: &AppState,
-    pre: Precondition,
-    remote: Option<u64>,
-) -> std::result::Result<(Precondition, u64), WriteOutcome> {
-    let stamp = state.store.version_stamp();
-    let Some(theirs) = remote else {
-        return Ok((pre, stamp));
-    };
-    let stamp = stamp.max(theirs.saturating_add(1));
-    match pre {
-        Precondition::None => Ok((Precondition::None, stamp)),
-        Precondition::IfAbsent => Err(WriteOutcome::PreconditionFailed(Some(theirs))),
-        Precondition::IfVersion(v) if v == theirs => Ok((Precondition::IfAbsent, stamp)),
-        Precondition::IfVersion(_) => Err(WriteOutcome::PreconditionFailed(Some(theirs))),
-    }
 }
 
 /// Splits an import into entries small enough for one append.

@@ -265,6 +265,7 @@ fn command(step: &Step, applied: Option<&Topology>, stamped: &Said) -> Command {
             precondition,
             at_micros,
             routed,
+            remote: None,
         },
         Step::Raced(key, v, under) => Command::Put {
             key,
@@ -272,12 +273,14 @@ fn command(step: &Step, applied: Option<&Topology>, stamped: &Said) -> Command {
             precondition: Precondition::None,
             at_micros,
             routed: Routed::of(&under),
+            remote: None,
         },
         Step::Delete(key, precondition) => Command::Delete {
             key,
             precondition,
             at_micros,
             routed,
+            remote: None,
         },
         // The fence (a) sent, judged again at apply.
         Step::Import(mode, records) => Command::Import {
@@ -439,5 +442,131 @@ async fn tombstones_written_during_a_migration_are_the_same_on_both_paths() {
         tombstones, 2,
         "the delete during the copy and the imported tombstone"
     );
+    group.shutdown().await;
+}
+
+/// One write of [`the_previous_owners_version_decides_alike_on_both_paths`]: a put (`Some`
+/// value) or a tombstoning delete, its precondition, and the old owner's version read through.
+struct Against(
+    &'static str,
+    Option<&'static str>,
+    Precondition,
+    Option<u64>,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_previous_owners_version_decides_alike_on_both_paths() {
+    // During a move the new owner judges a conditional write or a delete of a key it holds
+    // nothing for against the old owner's version (read through by the leader, carried in the
+    // command): the store's direct path (factor 1) and the group's apply answer the same, and a
+    // delete of a key only the old owner holds is a tombstone, not a 404.
+    use kvraft::WriteOutcome as W;
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (store, group) = group_over(dir.path()).await;
+    let stable = Topology::stable(1, Sharding::Modulo, peers(1));
+    let copy = Topology {
+        epoch: 2,
+        shards: 2,
+        peers: peers(2),
+        migration: Some(Migration {
+            from_shards: 1,
+            phase: MigrationPhase::Copy,
+        }),
+        ..stable.clone()
+    };
+    for t in [&stable, &copy] {
+        let set = group.write(Command::SetTopology(t.clone())).await.unwrap();
+        assert_eq!(set, Outcome::TopologySet);
+    }
+    // Keys shard 0 keeps under the copy map ('b' = 98, 'd' = 100, ...).
+    let theirs = 50;
+    let far = MAX_VERSION / 2;
+    let steps = [
+        Against(
+            "b",
+            Some("cas"),
+            Precondition::IfVersion(theirs),
+            Some(theirs),
+        ),
+        Against(
+            "d",
+            Some("x"),
+            Precondition::IfVersion(theirs - 1),
+            Some(theirs),
+        ),
+        Against("f", Some("x"), Precondition::IfAbsent, Some(theirs)),
+        Against("h", None, Precondition::None, Some(theirs)),
+        Against("h", Some("back"), Precondition::IfAbsent, Some(theirs)),
+        Against("j", None, Precondition::IfVersion(theirs), Some(theirs)),
+        Against("l", None, Precondition::IfVersion(3), Some(theirs)),
+        Against("n", None, Precondition::None, None),
+        Against("p", Some("above"), Precondition::None, Some(far)),
+    ];
+    let mut said = Vec::new();
+    for Against(k, value, pre, remote) in steps {
+        let k = key(k);
+        let a = match value {
+            Some(v) => f.state.store.put(&k, Bytes::from(v), pre, remote).await,
+            None => {
+                let tombstone = kvserver::storage::DeleteMode::Tombstone;
+                f.state.store.delete(&k, pre, tombstone, remote).await
+            }
+        }
+        .unwrap();
+        let at_micros = match a {
+            W::Written(v) => v,
+            _ => 0,
+        };
+        let (routed, precondition) = (Routed::of(&copy), pre);
+        let cmd = match value {
+            Some(v) => Command::Put {
+                key: k.clone(),
+                value: Bytes::from(v),
+                precondition,
+                at_micros,
+                routed,
+                remote,
+            },
+            None => Command::Delete {
+                key: k.clone(),
+                precondition,
+                at_micros,
+                routed,
+                remote,
+            },
+        };
+        let b = answer_of(group.write(cmd).await.unwrap());
+        let a = match (a, value) {
+            (W::Written(v), Some(_)) => Said::Written(v),
+            (W::Written(v), None) => Said::Deleted(v),
+            (W::NotFound, _) => Said::NotFound,
+            (W::PreconditionFailed(_), _) => Said::PreconditionFailed,
+        };
+        assert_eq!(a, b, "{} {pre:?} against {remote:?}", k.as_str());
+        said.push(a);
+    }
+    assert!(
+        matches!(said[0], Said::Written(_)),
+        "a CAS at the old owner's version"
+    );
+    assert_eq!(
+        said[1..3],
+        [Said::PreconditionFailed, Said::PreconditionFailed]
+    );
+    assert!(matches!(said[3], Said::Deleted(_)), "deleted, not 404");
+    assert!(matches!(said[4], Said::Written(_)), "the tombstone ends it");
+    assert!(matches!(said[5], Said::Deleted(_)));
+    assert_eq!(said[6], Said::PreconditionFailed);
+    assert_eq!(said[7], Said::NotFound, "nothing anywhere");
+    assert!(
+        matches!(said[8], Said::Written(v) if v > far),
+        "{:?}",
+        said[8]
+    );
+    let records = raw_records(&store);
+    assert_eq!(records, raw_records(&f.state.store), "records differ");
+    let tombstone = store.get(&key("j")).unwrap().unwrap();
+    assert!(tombstone.is_tombstone() && tombstone.version > theirs);
     group.shutdown().await;
 }

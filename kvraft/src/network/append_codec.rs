@@ -159,6 +159,7 @@ mod tests {
                         precondition: Precondition::IfVersion(4),
                         at_micros: 99,
                         routed: Routed::default(),
+                        remote: None,
                     }),
                 },
                 Entry {

@@ -29,6 +29,7 @@ fn samples() -> Vec<Command> {
                 epoch: 4,
                 phase: Some(MigrationPhase::Copy),
             },
+            remote: None,
         },
         Command::Put {
             key: key("empty"),
@@ -36,6 +37,7 @@ fn samples() -> Vec<Command> {
             precondition: Precondition::IfAbsent,
             at_micros: 0,
             routed: Routed::default(),
+            remote: None,
         },
         Command::Delete {
             key: key("gone"),
@@ -45,6 +47,7 @@ fn samples() -> Vec<Command> {
                 epoch: 1,
                 phase: Some(MigrationPhase::Handoff),
             },
+            remote: None,
         },
         Command::SetTopology(topology),
         Command::Import {
@@ -90,6 +93,24 @@ fn samples() -> Vec<Command> {
         },
         Command::Cleanup {
             fence: FenceCheck::AtApply(None),
+        },
+        Command::Put {
+            key: key("moving"),
+            value: Bytes::from_static(b"cas"),
+            precondition: Precondition::IfVersion(41),
+            at_micros: 42,
+            routed: Routed {
+                epoch: 2,
+                phase: Some(MigrationPhase::Copy),
+            },
+            remote: Some(41),
+        },
+        Command::Delete {
+            key: key("moving"),
+            precondition: Precondition::None,
+            at_micros: 0,
+            routed: Routed::default(),
+            remote: Some(u64::MAX),
         },
     ]
 }
@@ -215,6 +236,7 @@ proptest! {
             precondition: Precondition::IfVersion(ver),
             at_micros: at,
             routed: Routed { epoch, phase: None },
+            remote: None,
         };
         prop_assert_eq!(Command::decode(&cmd.encode()), Ok(cmd));
     }

@@ -65,6 +65,7 @@ fn script() -> Vec<Command> {
             precondition,
             at_micros,
             routed: r,
+            remote: None,
         },
         other => other,
     };
@@ -78,6 +79,7 @@ fn script() -> Vec<Command> {
             precondition: Precondition::IfVersion(100),
             at_micros: 60,
             routed: r1,
+            remote: None,
         },
         Command::Put {
             key: key("d"),
@@ -85,12 +87,14 @@ fn script() -> Vec<Command> {
             precondition: Precondition::IfAbsent,
             at_micros: 70,
             routed: r1,
+            remote: None,
         },
         Command::Delete {
             key: key("b"),
             precondition: Precondition::None,
             at_micros: 0,
             routed: r1,
+            remote: None,
         },
         Command::SetTopology(handoff.clone()),
         Command::Delete {
@@ -98,6 +102,7 @@ fn script() -> Vec<Command> {
             precondition: Precondition::None,
             at_micros: 0,
             routed: routed(&handoff),
+            remote: None,
         },
         with(put("f", "f", 0), routed(&handoff)),
         Command::Delete {
@@ -105,6 +110,7 @@ fn script() -> Vec<Command> {
             precondition: Precondition::None,
             at_micros: 0,
             routed: routed(&handoff),
+            remote: None,
         },
         Command::Import {
             mode: ImportMode::IfAbsent,
@@ -291,6 +297,7 @@ fn command(op: &Op) -> Command {
         precondition: pre,
         at_micros: at,
         routed: Default::default(),
+        remote: None,
     };
     match op {
         Op::Put(i, at) => p(k(i), Precondition::None, *at),
@@ -301,6 +308,7 @@ fn command(op: &Op) -> Command {
             precondition: Precondition::None,
             at_micros: 0,
             routed: Default::default(),
+            remote: None,
         },
     }
 }

@@ -83,6 +83,7 @@ pub fn put(k: &str, v: &str, at_micros: u64) -> Command {
         precondition: Precondition::None,
         at_micros,
         routed: Routed::default(),
+        remote: None,
     }
 }
 

@@ -173,6 +173,7 @@ mod random {
                 precondition: Precondition::None,
                 at_micros: at,
                 routed: Default::default(),
+                remote: None,
             }
         } else {
             Command::Put {
@@ -181,6 +182,7 @@ mod random {
                 precondition: Precondition::None,
                 at_micros: at,
                 routed: Default::default(),
+                remote: None,
             }
         }
     }

@@ -71,6 +71,14 @@ impl TestTarget {
         }
     }
 
+    /// The live version: what is stored here (a tombstone: none), else the previous owner's.
+    fn live(tx: &Tx<'_>, key: &Key, remote: Option<u64>) -> Result<Option<u64>, ApplyError> {
+        Ok(match Self::current(tx, key)? {
+            Some(s) => s.live.then_some(s.version),
+            None => remote,
+        })
+    }
+
     fn refused(pre: Precondition, live: Option<u64>) -> Option<WriteOutcome> {
         let holds = match pre {
             Precondition::None => true,
@@ -90,12 +98,11 @@ impl ApplyTarget for TestTarget {
         key: &Key,
         value: &Bytes,
         precondition: Precondition,
+        remote: Option<u64>,
         version: u64,
     ) -> Result<(WriteOutcome, ()), ApplyError> {
         self.call()?;
-        let live = Self::current(tx, key)?
-            .filter(|s| s.live)
-            .map(|s| s.version);
+        let live = Self::live(tx, key, remote)?;
         if let Some(refused) = Self::refused(precondition, live) {
             return Ok((refused, ()));
         }
@@ -108,13 +115,17 @@ impl ApplyTarget for TestTarget {
         tx: &mut Tx<'_>,
         key: &Key,
         precondition: Precondition,
+        remote: Option<u64>,
         version: u64,
         mode: DeleteMode,
     ) -> Result<(WriteOutcome, ()), ApplyError> {
         self.call()?;
-        let live = Self::current(tx, key)?
-            .filter(|s| s.live)
-            .map(|s| s.version);
+        // As kvserver: a removing delete (stable topology) knows only what is stored here.
+        let remote = match mode {
+            DeleteMode::Remove => None,
+            DeleteMode::Tombstone => remote,
+        };
+        let live = Self::live(tx, key, remote)?;
         if let Some(refused) = Self::refused(precondition, live) {
             return Ok((refused, ()));
         }

@@ -102,6 +102,7 @@ impl ApplyTarget for Store {
         key: &Key,
         value: &Bytes,
         precondition: Precondition,
+        remote: Option<u64>,
         version: u64,
     ) -> Result<(WriteOutcome, Effects), ApplyError> {
         let before = self.committed_record(tx, key)?;
@@ -109,7 +110,7 @@ impl ApplyTarget for Store {
             before.as_ref(),
             Some(value.clone()),
             precondition,
-            None,
+            remote,
             || version,
         ) {
             Ok(after) => {
@@ -125,13 +126,16 @@ impl ApplyTarget for Store {
         tx: &mut Tx<'_>,
         key: &Key,
         precondition: Precondition,
+        remote: Option<u64>,
         version: u64,
         mode: DeleteMode,
     ) -> Result<(WriteOutcome, Effects), ApplyError> {
         let before = self.committed_record(tx, key)?;
         let decided = match mode {
+            // A key only the previous owner holds is deleted too: its tombstone stops the
+            // read-through (the direct path's rule).
             DeleteMode::Tombstone => {
-                write::record_to_store(before.as_ref(), None, precondition, None, || version)
+                write::record_to_store(before.as_ref(), None, precondition, remote, || version)
                     .map(|tombstone| (tombstone.version, Some(tombstone)))
             }
             // As on the direct path, the answer carries the version removed.

@@ -299,6 +299,7 @@ pub fn put_cmd(k: &str, v: &str) -> Command {
         precondition: Precondition::None,
         at_micros,
         routed: Routed::default(),
+        remote: None,
     }
 }
 
