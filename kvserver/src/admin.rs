@@ -1,6 +1,7 @@
 //! Admin routes, all behind the bearer token (the router's `access::require_admin` layer): topology pushes (persisted before the answer),
 //! bulk export and import for migrations, cleanup after one, and the local-only read that
-//! read-through uses.
+//! read-through uses. On a replicated copy the writes go to the leader and the reads used by a
+//! move (export, its count, the read-through) are the leader's, after a read barrier.
 
 use axum::Json;
 use axum::body::Body;
@@ -54,6 +55,7 @@ fn admin_request<'a>(
         body,
         read_through: None,
         admin: true,
+        streamed: false,
     }
 }
 
@@ -85,25 +87,51 @@ fn export_filter(
     }
 }
 
+/// How many records an export of the query's scope would stream. On a replicated copy, the
+/// leader's count after a read barrier (a follower forwards): never a stale copy's.
 pub async fn export_count(
     State(state): State<AppState>,
-    query: std::result::Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ExportCount>> {
-    let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
-    let keep = export_filter(q.scope, state.topology(), state.shard);
-    let store = state.store.clone();
-    let records = tokio::task::spawn_blocking(move || store.count(keep))
-        .await
-        .map_err(|e| StorageError::Engine(e.to_string()))??;
-    Ok(Json(ExportCount { records }))
-}
-
-pub async fn export(
-    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
     query: std::result::Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
     let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
-    let keep = export_filter(q.scope, state.topology(), state.shard);
+    let req = admin_request(Method::GET, &uri, &headers, Bytes::new());
+    let state = &state;
+    replica::serve(state, req, Need::Read, move |_| async move {
+        let keep = export_filter(q.scope, state.topology(), state.shard);
+        let store = state.store.clone();
+        let records = tokio::task::spawn_blocking(move || store.count(keep))
+            .await
+            .map_err(|e| StorageError::Engine(e.to_string()))??;
+        Ok(Json(ExportCount { records }).into_response())
+    })
+    .await
+}
+
+/// The records of the query's scope as a bulk stream. On a replicated copy, the leader's
+/// records after a read barrier (the engine's view is taken after it), passed back as they
+/// come by a follower: never a stale copy's.
+pub async fn export(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    query: std::result::Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let Query(q) = query.map_err(|e| Error::BadRequest(e.body_text()))?;
+    let req = Forwardable {
+        streamed: true,
+        ..admin_request(Method::GET, &uri, &headers, Bytes::new())
+    };
+    let state = &state;
+    replica::serve(state, req, Need::Read, move |_| async move {
+        Ok(export_here(state, q.scope))
+    })
+    .await
+}
+
+fn export_here(state: &AppState, scope: Scope) -> Response {
+    let keep = export_filter(scope, state.topology(), state.shard);
     let store = state.store.clone();
     let (tx, rx) = mpsc::channel::<std::result::Result<Bytes, StorageError>>(8);
     tokio::task::spawn_blocking(move || {
@@ -115,11 +143,11 @@ pub async fn export(
     let stream = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    Ok((
+    (
         [(header::CONTENT_TYPE, BULK_CONTENT_TYPE)],
         Body::from_stream(stream),
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,10 +281,34 @@ async fn cleanup_here(state: &AppState, fence: Option<Fence>) -> Result<Response
     Ok(Json(report).into_response())
 }
 
-/// Local-only read: no routing, no read-through. 410 marks a tombstone.
-pub async fn internal_get(State(state): State<AppState>, uri: Uri) -> Result<Response> {
+/// The read-through of a new owner: this shard's own record, no routing, no read-through.
+/// 410 marks a tombstone. On a replicated copy, the leader's record after a read barrier (a
+/// follower forwards), so a move never reads a copy that has not applied the latest writes.
+pub async fn internal_get(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response> {
     let key = keys::key_after(&uri, INTERNAL_KEYS_PREFIX)?;
-    match state.store.get(&key)? {
+    let req = Forwardable {
+        method: Method::GET,
+        uri: &uri,
+        headers: &headers,
+        body: Bytes::new(),
+        read_through: None,
+        // Sent on with the peer token, as the read-through itself was.
+        admin: false,
+        streamed: false,
+    };
+    let (state, key) = (&state, &key);
+    replica::serve(state, req, Need::Read, move |_| async move {
+        local_record(state, key)
+    })
+    .await
+}
+
+fn local_record(state: &AppState, key: &kvproto::Key) -> Result<Response> {
+    match state.store.get(key)? {
         Some(record) => match record.value {
             Some(value) => Ok((
                 StatusCode::OK,

@@ -70,6 +70,7 @@ pub async fn save(State(state): State<AppState>, req: Request) -> Result<Respons
                 body: Bytes::new(),
                 read_through,
                 admin: false,
+                streamed: false,
             };
             let (state, key) = (&state, &key);
             Ok(
@@ -99,6 +100,7 @@ pub async fn load(State(state): State<AppState>, req: Request) -> Result<Respons
                 body: Bytes::new(),
                 read_through,
                 admin: false,
+                streamed: false,
             };
             let (state, key) = (&state, &key);
             // The book's routes never read from a follower.
@@ -115,7 +117,7 @@ pub async fn load(State(state): State<AppState>, req: Request) -> Result<Respons
 
 /// Streamed from a blocking thread through a small bounded channel: memory stays bounded and the
 /// request runtime free (`/healthz` keeps answering) however large the shard. A replicated
-/// copy that does not lead passes the leader's answer back (held whole on the way).
+/// copy that does not lead passes the leader's answer back as it comes.
 pub async fn all_keys(State(state): State<AppState>, req: Request) -> Result<Response, BookError> {
     let fwd = Forwardable {
         method: Method::GET,
@@ -124,6 +126,7 @@ pub async fn all_keys(State(state): State<AppState>, req: Request) -> Result<Res
         body: Bytes::new(),
         read_through: None,
         admin: false,
+        streamed: true,
     };
     let state = &state;
     Ok(replica::serve(state, fwd, Need::Read, move |_| stream_all_keys(state)).await?)

@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, header as h};
 use axum::response::Response;
 use bytes::Bytes;
+use futures::StreamExt;
 use kvproto::Key;
 use kvproto::topology::ForwardedBy;
 use kvproto::wire::{header, path};
@@ -48,6 +49,45 @@ async fn relay(
     })?;
     out.body(Body::from(body)).map_err(|_| lost())
 }
+
+/// The leader's streamed answer, relayed as it comes: a chunk that does not come within `idle`
+/// (counted only while this side waits for it) ends the body with an error, which a bulk
+/// decoder reports as a truncated stream.
+fn relay_streamed(resp: reqwest::Response, shard: u32, idle: Duration) -> Result<Response, Error> {
+    let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(Error::PeerUnauthorized { shard });
+    }
+    let mut out = Response::builder().status(status.as_u16());
+    for name in PASSED_BACK {
+        if let Some(v) = resp.headers().get(name) {
+            out = out.header(name, v.as_bytes());
+        }
+    }
+    let chunks = Some(resp.bytes_stream());
+    let body = futures::stream::unfold(chunks, move |chunks| async move {
+        let mut chunks = chunks?;
+        match tokio::time::timeout(idle, chunks.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(chunks))),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => {
+                tracing::warn!(shard, error = %e, "forward: the leader's stream broke");
+                Some((Err(std::io::Error::other(e)), None))
+            }
+            Err(_) => {
+                tracing::warn!(shard, ?idle, "forward: the leader's stream stalled");
+                let stalled = std::io::Error::new(std::io::ErrorKind::TimedOut, "stalled");
+                Some((Err(stalled), None))
+            }
+        }
+    });
+    out.body(Body::from_stream(body))
+        .map_err(|_| Error::PeerUnavailable { shard })
+}
+
+/// The total deadline given to a streamed forward: never reached in practice, as a stream is
+/// bounded by its progress instead (the client's default would cut a long export).
+const STREAM_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Request headers passed on when forwarding (`x-kv-read`: a follower read stays one at the
 /// owner's copy).
@@ -116,6 +156,9 @@ pub struct ToLeader<'a> {
     pub by: Option<ForwardedBy>,
     /// Whether the request changes the shard (a lost answer is then `outcome_unknown`).
     pub writes: bool,
+    /// Relay the answer's body as it comes (an export): `deadline` then bounds the head and
+    /// each wait for the next chunk, not the whole body.
+    pub streamed: bool,
     /// The whole request's deadline (the route's own).
     pub deadline: Duration,
 }
@@ -220,13 +263,15 @@ impl PeerClient {
             body,
             by,
             writes,
+            streamed,
             deadline,
         } = hop;
         let data = by.is_some();
         let mut req = self
             .forwarded(leader_url, method, path_and_query, headers, body, by)
             .header(crate::header_names::TO_LEADER.clone(), "1")
-            .timeout(deadline);
+            // A stream lasts as long as it makes progress (checked chunk by chunk below).
+            .timeout(if streamed { STREAM_LIFETIME } else { deadline });
         if data {
             req = self.with_peer_token(req);
         } else if let Some(auth) = headers.get(h::AUTHORIZATION) {
@@ -239,7 +284,11 @@ impl PeerClient {
                 Error::NoLeader
             }
         };
-        let resp = req.send().await.map_err(|e| {
+        let sent = match tokio::time::timeout(deadline, req.send()).await {
+            Ok(sent) => sent,
+            Err(_) => return Err(lost()),
+        };
+        let resp = sent.map_err(|e| {
             tracing::warn!(shard, error = %e, "forward to the leader failed");
             if e.is_connect() {
                 Error::NoLeader
@@ -247,7 +296,11 @@ impl PeerClient {
                 lost()
             }
         })?;
-        relay(resp, shard, lost).await
+        if streamed {
+            relay_streamed(resp, shard, deadline)
+        } else {
+            relay(resp, shard, lost).await
+        }
     }
 
     /// The request to `base_url`, with the passed-on headers and, for a data request, the

@@ -62,6 +62,9 @@ pub struct Forwardable<'a> {
     /// An admin request goes on with the caller's own token, a data request with the peer
     /// token and the forwarding headers.
     pub admin: bool,
+    /// The answer is a stream (an export, `/allKeys`): a forward passes it back as it comes
+    /// instead of reading it whole first.
+    pub streamed: bool,
 }
 
 /// Runs `here` on this copy if it may serve the request (no group, the leader, or any copy for
@@ -200,6 +203,7 @@ async fn forward(
         body: req.body.clone(),
         by,
         writes: need == Need::Write,
+        streamed: req.streamed,
         deadline: if req.admin {
             state.admin_timeout
         } else {

@@ -39,6 +39,7 @@ pub async fn get_key(State(state): State<AppState>, req: Request) -> Result<Resp
                 body: Bytes::new(),
                 read_through,
                 admin: false,
+                streamed: false,
             };
             let (state, key) = (&state, &key);
             replica::serve(state, req, Need::read(headers), move |_| async move {
@@ -82,6 +83,7 @@ pub async fn put_key(State(state): State<AppState>, req: Request) -> Result<Resp
                 body: value.clone(),
                 read_through,
                 admin: false,
+                streamed: false,
             };
             let (state, key) = (&state, &key);
             replica::serve(state, req, Need::Write, move |_| async move {
@@ -115,6 +117,7 @@ pub async fn delete_key(State(state): State<AppState>, req: Request) -> Result<R
                 body: Bytes::new(),
                 read_through,
                 admin: false,
+                streamed: false,
             };
             let (state, key, decision) = (&state, &key, &decision);
             replica::serve(state, req, Need::Write, move |_| async move {
@@ -213,6 +216,7 @@ pub async fn list_keys(State(state): State<AppState>, req: Request) -> Result<Re
         body: Bytes::new(),
         read_through: None,
         admin: false,
+        streamed: false,
     };
     let state = &state;
     replica::serve(state, fwd, Need::read(req.headers()), move |_| async move {
