@@ -55,6 +55,7 @@ pub use group::{
 };
 pub use identity::Identity;
 pub use log_store::Durability;
+pub use network::{FixedCredentials, PeerCredentials};
 pub use records::RECORDS_KEYSPACE;
 pub use state_machine::StateMachine;
 pub use storage::{Storage, StorageConfig};

@@ -15,12 +15,10 @@ use crate::state::AppState;
 use crate::storage::{StorageError, Store};
 use crate::topology_file;
 
-/// How the group reaches its peers: the peer client and the peer token sent now.
+/// How the group reaches its peers: through the server's peer client, so a rotated peer token
+/// or CA reaches the group's RPCs too.
 pub fn peer_net(state: &AppState) -> PeerNet {
-    PeerNet {
-        http: state.peers.http(),
-        token: state.credentials.peer.sending().map(|t| t.to_string()),
-    }
+    Arc::new(state.peers.clone())
 }
 
 /// Starts the group this copy belongs to, if any, before the server listens.

@@ -163,6 +163,19 @@ pub struct ToLeader<'a> {
     pub deadline: Duration,
 }
 
+/// The group's RPCs (kvraft's client) send with what this client sends now: the client trusting
+/// the CA file's current certificates and the peer token file's current first line, both
+/// re-read while running.
+impl kvraft::PeerCredentials for PeerClient {
+    fn http(&self) -> reqwest::Client {
+        PeerClient::http(self)
+    }
+
+    fn token(&self) -> Option<Arc<str>> {
+        self.token.sending()
+    }
+}
+
 /// What the previous owner holds for a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote {
@@ -389,5 +402,26 @@ impl PeerClient {
                 Err(Error::PeerUnavailable { shard })
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_group_sends_the_peer_token_in_force_after_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("peer-token");
+        std::fs::write(&file, "old\n").unwrap();
+        let token = AdminToken::from_named_file(Some(&file), "peer token file").unwrap();
+        let group: Arc<dyn kvraft::PeerCredentials> =
+            Arc::new(PeerClient::new(token.clone(), None).unwrap());
+        assert_eq!(group.token().as_deref(), Some("old"));
+        // The rollout's order: both accepted, then the new one sent, then the old one gone.
+        std::fs::write(&file, "new\nold\n").unwrap();
+        token.reload().await;
+        assert_eq!(group.token().as_deref(), Some("new"));
     }
 }

@@ -76,11 +76,8 @@ struct Settings {
     write_timeout: Duration,
 }
 
-/// How the group reaches its peers: the peer client and the peer token it sends.
-pub struct PeerNet {
-    pub http: reqwest::Client,
-    pub token: Option<String>,
-}
+/// How the group reaches its peers: the client and peer token, asked at each RPC.
+pub type PeerNet = Arc<dyn kvraft::PeerCredentials>;
 
 /// The node, shared by the handlers.
 pub struct RaftNode {
@@ -394,12 +391,12 @@ impl RaftNode {
             },
             None => self.me_by_flags(identity.node_id)?,
         };
-        let mut cfg = RaftConfig::new(net.http);
+        let mut cfg = RaftConfig::new(net.http());
+        cfg.peer = net;
         cfg.heartbeat = self.settings.heartbeat;
         cfg.election_timeout_min = self.settings.election_timeout_min;
         cfg.read_policy = self.settings.read_policy;
         cfg.write_timeout = self.settings.write_timeout;
-        cfg.peer_token = net.token;
         let group = ShardGroup::open(storage, identity, me, Some(group), cfg).await?;
         let rpc = group.routes();
         let running = self.running.get_or_init(|| Running { group, rpc });

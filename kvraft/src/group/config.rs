@@ -1,12 +1,14 @@
 //! How a group runs: timing (docs/replication.md section 6, "Failover timing"), the read
-//! policy, the write deadline, snapshots (section 4), the peer client, and, only in a build with
+//! policy, the write deadline, snapshots (section 4), the peer client and token, and, only in a build with
 //! the `unsafe-fault-modes` feature, a deliberately broken mode for the checker's negative tests.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kvproto::raft::GroupId;
 
 use super::error::GroupError;
+use crate::network::{FixedCredentials, PeerCredentials};
 
 /// How linearizable reads confirm leadership (`--raft-read-policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,10 +55,9 @@ pub struct RaftConfig {
     pub write_timeout: Duration,
     /// How long `set_voters` and `transfer_leadership` wait for their outcome.
     pub membership_timeout: Duration,
-    /// Sent to peers as `authorization: Bearer <token>` (kvserver's admin token).
-    pub peer_token: Option<String>,
-    /// The client for Raft RPCs to peers (one per pod; https when built for it).
-    pub http: reqwest::Client,
+    /// The client for Raft RPCs to peers (one per pod; https when built for it) and the token
+    /// sent as `authorization: Bearer <token>` (kvserver's peer token), asked at each RPC.
+    pub peer: Arc<dyn PeerCredentials>,
     /// Build a snapshot once this many entries were applied since the last one (20 000).
     pub snapshot_every: u64,
     /// Entries kept in the log behind a snapshot (5 000): a follower up to this far behind
@@ -69,7 +70,7 @@ pub struct RaftConfig {
 }
 
 impl RaftConfig {
-    /// The defaults of docs/replication.md with `http` as the peer client.
+    /// The defaults of docs/replication.md with `http` as the peer client and no peer token.
     pub fn new(http: reqwest::Client) -> RaftConfig {
         RaftConfig {
             heartbeat: Duration::from_millis(150),
@@ -77,8 +78,7 @@ impl RaftConfig {
             read_policy: ReadPolicy::Lease,
             write_timeout: Duration::from_secs(3),
             membership_timeout: Duration::from_secs(30),
-            peer_token: None,
-            http,
+            peer: Arc::new(FixedCredentials::new(http, None)),
             snapshot_every: 20_000,
             log_kept_behind_snapshot: 5_000,
             snapshot_idle_timeout: Duration::from_secs(60),

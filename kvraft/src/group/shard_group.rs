@@ -84,8 +84,7 @@ impl<T: ApplyTarget> ShardGroup<T> {
         let (log, sm, closer) = storage.into_parts();
         let db = closer.database().clone();
         let network = PeerNetwork::new(
-            cfg.http.clone(),
-            cfg.peer_token.as_deref(),
+            cfg.peer.clone(),
             &identity.group,
             identity.node_id,
             cfg.snapshot_idle_timeout,

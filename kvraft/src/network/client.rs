@@ -1,7 +1,8 @@
 //! The sending side: openraft's `RaftNetworkFactory` and `RaftNetworkV2` over one shared
 //! `reqwest::Client` (connections are pooled and reused; https when the given client is built
 //! for it). Every RPC carries the group and protocol headers and, when configured, the peer
-//! token as `authorization: Bearer <token>` (kvserver's peer forwarding does the same).
+//! token as `authorization: Bearer <token>` (kvserver's peer forwarding does the same); client
+//! and token are asked of the [`PeerCredentials`] at each RPC, so rotations take effect.
 //!
 //! Deadlines: appends, votes and transfers use openraft's `RPCOption::hard_ttl()` as the
 //! request timeout; a snapshot has no total deadline but fails when the stream makes no
@@ -25,6 +26,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::PeerCredentials;
 use super::failure::Failure;
 use super::{
     APPEND_CONTENT_TYPE, APPEND_PATH, PRE_VOTE_PATH, SNAPSHOT_CONTENT_TYPE, SNAPSHOT_PATH,
@@ -35,11 +37,10 @@ use crate::types::{ShardRaft, Snapshot, Vote};
 
 const JSON: &str = "application/json";
 
-/// Makes a client per peer; clones share the HTTP client and its connection pool.
+/// Makes a client per peer; clones share the credentials (and so the connection pool).
 #[derive(Clone)]
 pub(crate) struct PeerNetwork {
-    http: reqwest::Client,
-    token: Option<Arc<str>>,
+    credentials: Arc<dyn PeerCredentials>,
     group: Arc<str>,
     me: u64,
     snapshot_idle: Duration,
@@ -47,15 +48,13 @@ pub(crate) struct PeerNetwork {
 
 impl PeerNetwork {
     pub fn new(
-        http: reqwest::Client,
-        token: Option<&str>,
+        credentials: Arc<dyn PeerCredentials>,
         group: &GroupId,
         me: u64,
         snapshot_idle: Duration,
     ) -> Self {
         PeerNetwork {
-            http,
-            token: token.map(Arc::from),
+            credentials,
             group: Arc::from(group.to_string()),
             me,
             snapshot_idle,
@@ -84,14 +83,15 @@ pub(crate) struct PeerClient {
 
 impl PeerClient {
     fn request(&self, path: &str, content_type: &str) -> reqwest::RequestBuilder {
-        let mut rb = self
-            .net
-            .http
+        // Asked per RPC: a rotated token or CA is used from the next one on.
+        let credentials = &self.net.credentials;
+        let mut rb = credentials
+            .http()
             .post(format!("{}{path}", self.base))
             .header(header::RAFT_GROUP, &*self.net.group)
             .header(header::RAFT_PROTOCOL, PROTOCOL_VERSION.to_string())
             .header(CONTENT_TYPE, content_type);
-        if let Some(token) = &self.net.token {
+        if let Some(token) = credentials.token() {
             rb = rb.bearer_auth(token);
         }
         rb

@@ -3,17 +3,21 @@
 //!
 //! - [`routes`]: the receiving side, `POST /v1/raft/*` (`routes.rs`), behind the group and
 //!   protocol header check (`guard.rs`).
-//! - `client`: openraft's `RaftNetworkFactory` / `RaftNetworkV2` over reqwest; `failure`: how a
-//!   failed RPC is reported to openraft (unreachable peers back off).
+//! - `client`: openraft's `RaftNetworkFactory` / `RaftNetworkV2` over reqwest, sending with
+//!   what [`PeerCredentials`] gives at each RPC (`credentials.rs`); `failure`: how a failed RPC
+//!   is reported to openraft (unreachable peers back off).
 //! - `append_codec`: the binary framing of append bodies; `snapshot_stream`: a snapshot as a
 //!   stream of `kvproto::bulk` records between a header and a trailer.
 
 mod append_codec;
 pub(crate) mod client;
+mod credentials;
 mod failure;
 mod guard;
 pub(crate) mod routes;
 pub(crate) mod snapshot_stream;
+
+pub use credentials::{FixedCredentials, PeerCredentials};
 
 /// Appends (and heartbeats) from the leader: [`APPEND_CONTENT_TYPE`] bodies.
 pub const APPEND_PATH: &str = "/v1/raft/append";

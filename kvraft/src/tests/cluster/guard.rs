@@ -1,12 +1,14 @@
 //! The RPC guard over a real socket: another group or an unknown protocol version is refused
 //! with 409 `raft_group_mismatch` before the body is read; the right headers reach openraft.
-//! Peers send the configured peer token as a bearer token.
+//! Peers send the configured peer token as a bearer token, and after a rotation the one in force.
+
+use std::sync::{Arc, Mutex};
 
 use kvproto::raft::PROTOCOL_VERSION;
 use kvproto::wire::{ErrorBody, ErrorCode, header};
 
 use super::harness::{Cluster, Partition, SERIAL};
-use crate::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
+use crate::network::{APPEND_PATH, FixedCredentials, PeerCredentials, SNAPSHOT_PATH, VOTE_PATH};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpcs_for_another_group_or_protocol_are_refused_with_409() {
@@ -52,12 +54,53 @@ async fn peers_send_the_peer_token() {
     // Every router refuses an RPC without `authorization: Bearer s3cret` (401).
     let partition = Partition::requiring_token("s3cret");
     let c = Cluster::voters_with(3, partition, |cfg| {
-        cfg.peer_token = Some("s3cret".to_owned());
+        cfg.peer = Arc::new(FixedCredentials::new(cfg.peer.http(), Some("s3cret")));
     })
     .await;
     let all = c.all();
     c.put(&all, "k", "v").await;
     assert_eq!(c.converged(&all).await.len(), 1);
+    for n in &c.nodes {
+        n.stop().await;
+    }
+}
+
+/// A token that can be changed under a running group, as kvserver's reloaded token file is.
+#[derive(Debug)]
+struct Rotating {
+    http: reqwest::Client,
+    token: Arc<Mutex<Arc<str>>>,
+}
+
+impl PeerCredentials for Rotating {
+    fn http(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
+    fn token(&self) -> Option<Arc<str>> {
+        Some(self.token.lock().expect("lock").clone())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn peers_send_the_token_in_force_after_a_rotation() {
+    let _serial = SERIAL.lock().await;
+    let sending: Arc<Mutex<Arc<str>>> = Arc::new(Mutex::new(Arc::from("old")));
+    let c = Cluster::voters_with(3, Partition::requiring_token("old"), |cfg| {
+        cfg.peer = Arc::new(Rotating {
+            http: cfg.peer.http(),
+            token: sending.clone(),
+        });
+    })
+    .await;
+    let all = c.all();
+    c.put(&all, "before", "v").await;
+    // Rotated on every copy: the routers now refuse the old token, the clients send the new
+    // one. A write commits (a quorum took the new token) and reaches every copy.
+    c.partition.require_token("new");
+    *sending.lock().expect("lock") = Arc::from("new");
+    c.put(&all, "after", "v").await;
+    assert_eq!(c.converged(&all).await.len(), 2);
     for n in &c.nodes {
         n.stop().await;
     }

@@ -39,16 +39,20 @@ const FROM: &str = "x-test-from";
 #[derive(Default)]
 pub struct Partition {
     cut: Mutex<BTreeSet<usize>>,
-    pub token: Option<String>,
+    token: Mutex<Option<String>>,
 }
 
 impl Partition {
     /// No one cut; RPCs must carry `token` as a bearer token.
     pub fn requiring_token(token: &str) -> Partition {
-        Partition {
-            token: Some(token.to_owned()),
-            ..Partition::default()
-        }
+        let p = Partition::default();
+        p.require_token(token);
+        p
+    }
+
+    /// From now on RPCs must carry `token` (a rotation on the receiving side).
+    pub fn require_token(&self, token: &str) {
+        *self.token.lock().expect("lock") = Some(token.to_owned());
     }
 
     fn blocks(&self, to: usize, from: Option<usize>) -> bool {
@@ -70,7 +74,8 @@ async fn gate(
     if partition.blocks(me, from) {
         return (StatusCode::SERVICE_UNAVAILABLE, "partitioned").into_response();
     }
-    if let Some(token) = &partition.token {
+    let required = partition.token.lock().expect("lock").clone();
+    if let Some(token) = required {
         let sent = req
             .headers()
             .get(axum::http::header::AUTHORIZATION)
