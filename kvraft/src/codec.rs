@@ -19,8 +19,12 @@ use crate::command::{Command, FenceCheck, Precondition, Routed};
 
 /// The first byte of every encoded command; a new layout gets a new value.
 const FORMAT: u8 = 1;
-/// The largest value a decoded command may hold (the server's cap is far below).
+/// The largest value a decoded command may hold: a replicated server refuses larger values
+/// (413) whatever its `--max-value-bytes`, so its log always decodes.
 pub const MAX_VALUE_BYTES: usize = 16 << 20;
+/// The largest import batch one command may hold: room for one record at [`MAX_VALUE_BYTES`]
+/// beside the batch's usual ≈ 1 MiB.
+pub const MAX_IMPORT_ENTRY_BYTES: usize = 2 * MAX_VALUE_BYTES;
 
 const TAG_PUT: u8 = 1;
 const TAG_DELETE: u8 = 2;
@@ -275,9 +279,13 @@ fn get_key(r: &mut Bytes) -> Result<Key, CodecError> {
 }
 
 fn get_bytes(r: &mut Bytes) -> Result<Bytes, CodecError> {
+    get_bytes_within(r, MAX_VALUE_BYTES)
+}
+
+fn get_bytes_within(r: &mut Bytes, limit: usize) -> Result<Bytes, CodecError> {
     need(r, 4)?;
     let len = r.get_u32() as usize;
-    if len > MAX_VALUE_BYTES {
+    if len > limit {
         return Err(CodecError::ValueTooLarge(len));
     }
     need(r, len)?;
@@ -337,7 +345,7 @@ fn get_import(r: &mut Bytes, fence: FenceCheck) -> Result<Command, CodecError> {
             });
         }
     };
-    let stream = get_bytes(r)?;
+    let stream = get_bytes_within(r, MAX_IMPORT_ENTRY_BYTES)?;
     let records = BulkCodec::decode_bytes(&stream, MAX_VALUE_BYTES)
         .map_err(|e| CodecError::Records(e.to_string()))?;
     Ok(Command::Import {

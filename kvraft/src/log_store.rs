@@ -41,6 +41,14 @@ impl Durability {
     }
 }
 
+/// The most entry bytes (as framed in an append body) one read for replication returns; the
+/// rest waits for the next append. With one entry at the codec's largest on top (it always
+/// goes, alone if need be), a body stays well under the receiver's limit
+/// (`network::MAX_APPEND_BODY`), whatever `--max-value-bytes` is.
+pub(crate) const APPEND_ENTRY_BYTES: usize = 16 << 20;
+/// What an append body adds per entry: its index and length.
+const APPEND_FRAME_BYTES: usize = 12;
+
 /// The log of one group (cheap to clone: handles into the database).
 #[derive(Clone)]
 pub struct LogStore {
@@ -100,6 +108,28 @@ impl LogStore {
         Ok(out)
     }
 
+    /// The entries from `start` up to `end` (exclusive) that fit [`APPEND_ENTRY_BYTES`]
+    /// together, counted before decoding: at least the first, so replication always moves.
+    fn entries_for_append(&self, start: u64, end: u64) -> Result<Vec<Entry>, StorageError> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        for guard in self
+            .log
+            .range(entry_codec::key(start)..entry_codec::key(end))
+        {
+            let (k, v) = guard.into_inner()?;
+            let size = v.len() + APPEND_FRAME_BYTES;
+            if !out.is_empty() && bytes + size > APPEND_ENTRY_BYTES {
+                break;
+            }
+            bytes += size;
+            out.push(entry_codec::decode(entry_codec::index_of(&k)?, &v)?);
+        }
+        Ok(out)
+    }
+
     /// Forgets the whole log and the vote, as if purged up to `applied`: what a copy does when
     /// it no longer trusts its log (the boot guard) and rejoins as a new node. The state
     /// machine, a prefix of the committed log, is kept; the leader sends what follows it.
@@ -149,6 +179,15 @@ impl RaftLogReader<ShardRaft> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
         Ok(self.meta.get(name::VOTE)?)
+    }
+
+    /// What replication sends in one append: cut by bytes as well as by openraft's count.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, io::Error> {
+        Ok(self.entries_for_append(start, end)?)
     }
 }
 

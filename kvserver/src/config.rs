@@ -59,6 +59,11 @@ pub enum UsageError {
          so a write that cannot commit answers outcome_unknown before the request deadline"
     )]
     WriteTimeout { write: Duration, request: Duration },
+    #[error(
+        "--max-value-bytes {value} is over {limit}, the largest value a replicated shard's log \
+         holds (kvraft)"
+    )]
+    ValueTooLargeForRaft { value: usize, limit: usize },
 }
 
 /// The server's configuration.
@@ -260,6 +265,12 @@ impl Config {
             if self.sync == SyncMode::Never {
                 return Err(UsageError::SyncNeverWithRaft);
             }
+            if self.max_value_bytes > kvraft::codec::MAX_VALUE_BYTES {
+                return Err(UsageError::ValueTooLargeForRaft {
+                    value: self.max_value_bytes,
+                    limit: kvraft::codec::MAX_VALUE_BYTES,
+                });
+            }
             // The group's wire form must parse back, so every copy names it alike.
             let group = format!("{uid}/{}", self.shard_ordinal());
             if let Err(e) = group.parse::<GroupId>() {
@@ -414,6 +425,17 @@ mod tests {
         let e = c.validate().unwrap_err();
         assert_eq!(e, UsageError::SyncNeverWithRaft);
         assert!(e.to_string().contains("--sync never"), "{e}");
+    }
+
+    #[test]
+    fn values_a_raft_log_cannot_hold_are_refused_with_a_group() {
+        let limit = kvraft::codec::MAX_VALUE_BYTES;
+        let at = copy(&["--max-value-bytes", &limit.to_string()]).unwrap();
+        assert_eq!(at.validate(), Ok(()));
+        let over = copy(&["--max-value-bytes", &(limit + 1).to_string()]).unwrap();
+        let e = over.validate().unwrap_err();
+        assert!(matches!(e, UsageError::ValueTooLargeForRaft { .. }), "{e}");
+        assert!(e.to_string().contains("--max-value-bytes"), "{e}");
     }
 
     #[test]

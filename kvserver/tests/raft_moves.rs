@@ -296,3 +296,54 @@ async fn the_reads_of_a_move_are_the_leaders_after_a_barrier() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_near_a_raised_max_value_bytes_catch_up_a_copy_that_was_down() {
+    const MAX_VALUE: usize = 8 << 20;
+    let http = client();
+    let limit = MAX_VALUE.to_string();
+    let extra = ["--max-value-bytes", limit.as_str()];
+    let mut copies = vec![
+        Copy::new("kv-0", false, &extra),
+        Copy::new("kv-r1-0", true, &extra),
+        Copy::new("kv-r2-0", true, &extra),
+    ];
+    form(&http, &mut copies, &[0, 1, 2]).await;
+    let url: Vec<String> = copies.iter().map(Copy::url).collect();
+    // Copy 2 goes down; the others commit more than one append body (96 MiB) of values.
+    copies[2].proc.take().unwrap().kill9();
+    let values = 13;
+    for i in 0..values {
+        let mut value = vec![b'a' + i as u8; MAX_VALUE - 64];
+        value[0] = b'#';
+        let r = http
+            .put(format!("{}/v1/keys/big{i}", url[0]))
+            .body(value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "big{i}");
+    }
+    // Back, it catches up from the log: the leader's appends to it are cut by bytes.
+    copies[2].start();
+    common::wait_healthy(&copies[2].ops_url()).await;
+    let leader = status(&http, &url[0]).await.unwrap();
+    let last = leader.last_log_index.unwrap();
+    eventually("copy 2 applied every value", || async {
+        let s = status(&http, &url[2]).await?;
+        (s.applied? >= last).then_some(())
+    })
+    .await;
+    for i in [0, values - 1] {
+        let r = http
+            .get(format!("{}/v1/keys/big{i}", url[2]))
+            .header(header::READ, header::READ_FOLLOWER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = r.bytes().await.unwrap();
+        assert_eq!(body.len(), MAX_VALUE - 64);
+        assert_eq!(body[1], b'a' + i as u8);
+    }
+}

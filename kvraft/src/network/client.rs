@@ -4,8 +4,8 @@
 //! token as `authorization: Bearer <token>` (kvserver's peer forwarding does the same); client
 //! and token are asked of the [`PeerCredentials`] at each RPC, so rotations take effect.
 //!
-//! Deadlines: appends, votes and transfers use openraft's `RPCOption::hard_ttl()` as the
-//! request timeout; a snapshot has no total deadline but fails when the stream makes no
+//! Deadlines: votes and transfers use openraft's `RPCOption::hard_ttl()` as the request
+//! timeout, appends that plus time for their bytes (a catch-up append is large); a snapshot has no total deadline but fails when the stream makes no
 //! progress for the idle limit (`install_snapshot_timeout`).
 
 use std::future::Future;
@@ -134,9 +134,9 @@ impl RaftNetworkV2<ShardRaft> for PeerClient {
         rpc: AppendEntriesRequest<ShardRaft>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<ShardRaft>, RPCError<ShardRaft>> {
-        let ttl = option.hard_ttl();
         let body = append_codec::encode(&rpc)
             .map_err(|e| RPCError::Network(NetworkError::from_string(e)))?;
+        let ttl = append_deadline(option.hard_ttl(), body.len());
         let rb = self
             .request(APPEND_PATH, APPEND_CONTENT_TYPE)
             .timeout(ttl)
@@ -203,6 +203,18 @@ impl RaftNetworkV2<ShardRaft> for PeerClient {
             }
         }
     }
+}
+
+/// How fast a peer is assumed to take an append's bytes at the least, beyond the RPC's own
+/// deadline.
+const APPEND_BYTES_PER_SEC: u64 = 8 << 20;
+
+/// An append's deadline: openraft's (a heartbeat interval), plus time for its bytes. A catch-up
+/// append of large values takes longer than a heartbeat to send and persist; timed out by its
+/// size alone, it would be sent again and again and never land.
+fn append_deadline(ttl: Duration, body_bytes: usize) -> Duration {
+    let bytes = u64::try_from(body_bytes).unwrap_or(u64::MAX);
+    ttl + Duration::from_millis(bytes.saturating_mul(1000) / APPEND_BYTES_PER_SEC)
 }
 
 /// `body`, recording when each chunk was taken by the connection.

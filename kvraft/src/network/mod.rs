@@ -35,7 +35,9 @@ pub const APPEND_CONTENT_TYPE: &str = "application/x-kvstore-raft";
 /// A snapshot body: header frame, `kvproto::bulk` stream, trailer frame.
 pub const SNAPSHOT_CONTENT_TYPE: &str = "application/x-kvstore-raft-snapshot";
 
-/// The largest append body accepted: `max_payload_entries` (64) values of 1 MiB, plus framing.
+/// The largest append body accepted. A leader reads at most `APPEND_ENTRY_BYTES` (16 MiB) of
+/// entries for one append (`log_store.rs`), plus one entry of any size the codec takes, so
+/// every body stays under this whatever the values' sizes.
 pub const MAX_APPEND_BODY: usize = 96 << 20;
 /// The largest vote, pre-vote or transfer body accepted.
 pub const MAX_SMALL_BODY: usize = 64 << 10;

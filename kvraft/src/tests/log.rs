@@ -1,5 +1,6 @@
 //! The log beyond openraft's suite: appends are readable as soon as `append` returns and each
-//! is reported flushed once, however many are waiting on one persist (group commit).
+//! is reported flushed once, however many are waiting on one persist (group commit); what
+//! replication reads for one append is cut by bytes.
 
 use std::sync::Arc;
 
@@ -70,4 +71,63 @@ async fn empty_and_inverted_ranges_read_nothing() {
     );
     assert_eq!(r.try_get_log_entries(4..).await.expect("reads").len(), 2);
     assert_eq!(r.try_get_log_entries(..=2).await.expect("reads").len(), 2);
+}
+
+#[tokio::test]
+async fn appends_are_cut_by_bytes_so_a_body_stays_under_the_receivers_limit() {
+    use crate::codec::{MAX_IMPORT_ENTRY_BYTES, MAX_VALUE_BYTES};
+    use crate::entry_codec;
+    use crate::log_store::APPEND_ENTRY_BYTES;
+    use crate::network::MAX_APPEND_BODY;
+
+    // With the largest single entry the codec takes on top, and the JSON frame.
+    const { assert!(APPEND_ENTRY_BYTES + MAX_IMPORT_ENTRY_BYTES + (64 << 10) < MAX_APPEND_BODY) };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open_db(dir.path());
+    let mut s = open_storage(&db, Arc::new(TestTarget::default()));
+    // Five values at the codec's cap (what 64 of them would make: 1 GiB), then small ones.
+    let big = "x".repeat(MAX_VALUE_BYTES);
+    let entries: Vec<_> = (1..=8u64)
+        .map(|i| entry(i, put("k", if i <= 5 { &big } else { "small" }, i)))
+        .collect();
+    let (tx, rx) = ShardRaft::oneshot();
+    s.log
+        .append(entries, IOFlushed::signal(tx))
+        .await
+        .expect("appends");
+    rx.await.expect("reported").expect("flushed");
+    let mut r = s.log.get_log_reader().await;
+    // As replication reads: up to 64 entries from where the follower is, until the end.
+    let (mut next, mut reads) = (1u64, Vec::new());
+    while next <= 8 {
+        let got = r
+            .limited_get_log_entries(next, next + 64)
+            .await
+            .expect("reads");
+        assert!(
+            !got.is_empty(),
+            "a read from {next} returns at least one entry"
+        );
+        let body: usize = got
+            .iter()
+            .map(|e| entry_codec::encode(e).expect("encodes").len() + 12)
+            .sum();
+        assert!(
+            body + (64 << 10) <= MAX_APPEND_BODY,
+            "{body} bytes from {next}"
+        );
+        assert_eq!(got[0].log_id.index, next);
+        next = got.last().map(|e| e.log_id.index + 1).expect("an entry");
+        reads.push(got.len());
+    }
+    assert_eq!(reads.iter().sum::<usize>(), 8);
+    assert!(
+        reads.len() > 1,
+        "the values did not all go in one append: {reads:?}"
+    );
+    // Small entries all go at once.
+    assert_eq!(
+        r.limited_get_log_entries(6, 70).await.expect("reads").len(),
+        3
+    );
 }
