@@ -17,7 +17,8 @@
 //! - [`storage`]: opening all of it on one database.
 //! - [`network`]: the Raft RPCs between copies: axum routes (`network/routes.rs`, behind the
 //!   group/protocol check of `guard.rs`), the reqwest client openraft sends with
-//!   (`client.rs`, failures classified in `failure.rs`), the append body framing
+//!   (`client.rs`, with the client and token a [`PeerCredentials`] gives at each RPC,
+//!   `credentials.rs`; failures classified in `failure.rs`), the append body framing
 //!   (`append_codec.rs`) and snapshot streaming (`snapshot_stream.rs`).
 //! - `group`: [`ShardGroup`], the group on this copy: open, write, read barrier, membership,
 //!   leadership, status (`group/{config,error,write,read,membership,status}.rs`).
