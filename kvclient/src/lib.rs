@@ -29,6 +29,7 @@ pub mod error;
 pub mod hints;
 pub mod load_report;
 pub mod probe;
+mod raft_admin;
 pub mod retry;
 pub mod screen;
 pub mod server;

@@ -46,6 +46,7 @@ pub const VERSION: &str = "v1alpha1";
     printcolumn = r#"{"name":"Rebalance","type":"string","description":"Step of the key move in flight","jsonPath":".status.rebalance.phase"}"#,
     printcolumn = r#"{"name":"Moved","type":"integer","description":"Keys copied by the move in flight","jsonPath":".status.rebalance.keysMoved"}"#,
     printcolumn = r#"{"name":"Total","type":"integer","description":"Keys the move in flight copies (known once its copy starts)","jsonPath":".status.rebalance.keysTotal"}"#,
+    printcolumn = r#"{"name":"Replication","type":"string","description":"Copies in sync on the least replicated shard, over the replication factor (- at factor 1)","jsonPath":".status.replication.summary","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"Epoch","type":"integer","priority":1,"description":"Epoch of the served shard map","jsonPath":".status.topology.epoch"}"#
 )]
@@ -120,9 +121,64 @@ pub struct KVStoreSpec {
     #[serde(default, skip_serializing_if = "AuthSpec::is_default")]
     pub auth: AuthSpec,
 
+    /// Copies of every shard, kept in step by Raft (one group per shard). Factor 1 (the default) runs exactly one pod per shard, as without this field.
+    #[serde(default, skip_serializing_if = "ReplicationSpec::is_default")]
+    pub replication: ReplicationSpec,
+
     /// Stops reconciling: the operator leaves the children as they are and says so in the ReconciliationPaused condition.
     #[serde(default)]
     pub paused: bool,
+}
+
+/// How many copies each shard has, and how they are placed.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationSpec {
+    /// Copies of each shard: 1, 2, 3 or 5. A shard answers writes while a majority of its copies (its quorum) is up: 3 copies survive one failure, 5 survive two. Factor 2 has a quorum of 2 and survives no failure for writes: it only keeps a second copy of the data. Copy 0 of shard i is the pod NAME-i; copy k is NAME-rK-i (StatefulSet NAME-rK, volumes data-NAME-rK-i). Lowering the factor removes the extra copies from their groups first, then their pods and volumes.
+    #[serde(default = "default_factor")]
+    #[schemars(extend("enum" = [1, 2, 3, 5]))]
+    pub factor: i32,
+
+    /// How the copies of one shard are spread over nodes (kubernetes.io/hostname): `preferred` (the default) spreads them when the cluster allows and schedules anyway otherwise; `required` never schedules a copy where it would put two copies of a shard more on one node than on another (maxSkew 1). Zones (topology.kubernetes.io/zone) are always a preference, so that a cluster without zone labels schedules as before.
+    #[serde(default)]
+    pub spread: Spread,
+}
+
+impl Default for ReplicationSpec {
+    fn default() -> Self {
+        ReplicationSpec {
+            factor: default_factor(),
+            spread: Spread::default(),
+        }
+    }
+}
+
+impl ReplicationSpec {
+    /// True for the defaults (factor 1: nothing to write out).
+    pub fn is_default(&self) -> bool {
+        self == &ReplicationSpec::default()
+    }
+}
+
+/// How the copies of one shard are spread over nodes.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Spread {
+    /// Spread copies over nodes when possible, schedule anyway when not (ScheduleAnyway).
+    #[default]
+    Preferred,
+    /// Never put more copies of a shard on one node than the spread allows (DoNotSchedule): a copy stays Pending instead.
+    Required,
+}
+
+impl Spread {
+    /// The topology spread constraint's `whenUnsatisfiable`.
+    pub fn when_unsatisfiable(self) -> &'static str {
+        match self {
+            Spread::Preferred => "ScheduleAnyway",
+            Spread::Required => "DoNotSchedule",
+        }
+    }
 }
 
 /// TLS on the data port.
@@ -297,6 +353,10 @@ impl PodOverrides {
     pub fn is_empty(&self) -> bool {
         self == &PodOverrides::default()
     }
+}
+
+fn default_factor() -> i32 {
+    1
 }
 
 fn default_replicas() -> i32 {

@@ -37,6 +37,18 @@ pub fn ordinal_of(instance: &str, pod: &str) -> Option<i32> {
     pod.strip_prefix(instance)?.strip_prefix('-')?.parse().ok()
 }
 
+/// Label of the objects of copy k ≥ 1 of every shard (the StatefulSet `NAME-rK`, its pods and
+/// claims), valued `k`. Copy 0 (the StatefulSet `NAME`) never has it, and its selector, which is
+/// immutable, also matches copy pods: lists that mean copy 0's pods exclude this label.
+pub const COPY: &str = "kvstore.dev/copy";
+
+/// The pod index label Kubernetes sets on every StatefulSet pod: the shard, in every copy's
+/// StatefulSet (per-shard PodDisruptionBudgets and the copies' spread select by it).
+pub const POD_INDEX: &str = "apps.kubernetes.io/pod-index";
+
+/// Label of the per-shard PodDisruptionBudgets of a replicated store (`NAME-sI`), valued `i`.
+pub const SHARD: &str = "kvstore.dev/shard";
+
 /// The name of the kvserver container in every shard pod.
 pub const KVSERVER_CONTAINER: &str = "kvserver";
 
@@ -47,6 +59,43 @@ pub fn selector_string(instance: &str) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The selector of copy 0's pods (the book's `NAME-i`): [`selector_string`] without the
+/// copies' pods, which the StatefulSet `NAME`'s own selector also matches.
+pub fn copy0_selector_string(instance: &str) -> String {
+    format!("{},!{COPY}", selector_string(instance))
+}
+
+/// The selector of every copy k ≥ 1 object of the store (StatefulSets, pods, claims).
+pub fn copies_selector_string(instance: &str) -> String {
+    format!("{INSTANCE}={instance},{COPY}")
+}
+
+/// Name of the StatefulSet of copy `copy` ≥ 1: `NAME-rK` (copy 0 is `NAME`).
+pub fn copy_statefulset(instance: &str, copy: u32) -> String {
+    match copy {
+        0 => instance.to_owned(),
+        k => format!("{instance}-r{k}"),
+    }
+}
+
+/// Name of the PodDisruptionBudget of shard `ordinal` of a replicated store: `NAME-sI`.
+pub fn shard_pdb(instance: &str, ordinal: i32) -> String {
+    format!("{instance}-s{ordinal}")
+}
+
+/// The copy index of a StatefulSet of `instance` (`NAME` → 0, `NAME-r2` → 2); None for another.
+pub fn copy_of_statefulset(instance: &str, statefulset: &str) -> Option<u32> {
+    if statefulset == instance {
+        return Some(0);
+    }
+    let k: u32 = statefulset
+        .strip_prefix(instance)?
+        .strip_prefix("-r")?
+        .parse()
+        .ok()?;
+    (k > 0).then_some(k)
 }
 
 /// Name of the Secret holding the admin token.
@@ -92,5 +141,29 @@ mod tests {
         assert_eq!(pvc("demo", 2), "data-demo-2");
         assert_eq!(pod("demo", 2), "demo-2");
         assert_eq!(token_secret("demo"), "demo-admin-token");
+        assert_eq!(copy_statefulset("demo", 0), "demo");
+        assert_eq!(copy_statefulset("demo", 2), "demo-r2");
+        assert_eq!(shard_pdb("demo", 3), "demo-s3");
+    }
+
+    #[test]
+    fn copy_indexes_come_back_from_statefulset_names() {
+        assert_eq!(copy_of_statefulset("demo", "demo"), Some(0));
+        assert_eq!(copy_of_statefulset("demo", "demo-r4"), Some(4));
+        for other in ["demo-r0", "demo-rx", "demo-1", "demox-r1", "dem"] {
+            assert_eq!(copy_of_statefulset("demo", other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn copy_0_lists_leave_out_the_copies() {
+        assert_eq!(
+            copy0_selector_string("demo"),
+            format!("{},!kvstore.dev/copy", selector_string("demo"))
+        );
+        assert_eq!(
+            copies_selector_string("demo"),
+            "app.kubernetes.io/instance=demo,kvstore.dev/copy"
+        );
     }
 }

@@ -14,6 +14,9 @@
 //! - [`rebalance`]: moving keys between two non-zero shard counts: the state machine's pure
 //!   decisions, the shard maps, the steps through [`shards::DynShardAdmin`] and the copy engine;
 //!   the controller checkpoints each phase in `status.rebalance` before running it.
+//! - [`replication`]: replicated shards' membership: what each group reports, its health, and
+//!   the pure state machine deciding the admin calls (init, learners, voters, leadership) and
+//!   when surplus copies may go.
 //! - [`status_report`]: pure [`status_report::compute_status`] (phase, conditions) from a
 //!   reconcile's outcome.
 //! - [`shards`]: admin calls to the shard servers behind an async trait, the one helper that
@@ -42,6 +45,7 @@ pub mod ops_server;
 pub mod placement;
 pub mod plan;
 pub mod rebalance;
+pub mod replication;
 pub mod runtime;
 pub mod shards;
 pub mod status;

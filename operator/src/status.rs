@@ -42,6 +42,94 @@ pub struct KVStoreStatus {
     /// The key move in flight, when the shard count changes; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rebalance: Option<RebalanceStatus>,
+
+    /// The copies of each shard and their Raft groups (`spec.replication`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+}
+
+/// The copies of each shard, as their groups report them.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// The replication factor the operator works towards (`spec.replication.factor`).
+    pub factor: i32,
+    /// Copies in sync on the least replicated shard over the factor (`2/3`); `-` at factor 1.
+    pub summary: String,
+    /// One entry per shard of a replicated store, in shard order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardReplicationStatus>,
+}
+
+/// One shard's group.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardReplicationStatus {
+    /// The shard (the pods' ordinal).
+    pub shard: i32,
+    /// The pod that leads the group; absent during an election or while no copy answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// Voters within 1000 entries of the leader, the leader included.
+    #[serde(default)]
+    pub in_sync: i32,
+    /// Pods that vote in the group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voters: Vec<String>,
+    /// Pods that receive the log without a vote (catching up).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub learners: Vec<String>,
+    /// Entries the furthest member is behind the leader's last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lag: Option<i64>,
+    /// Where the shard's membership stands.
+    pub phase: ShardPhase,
+    /// What it waits for, or what needs a human.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Where a shard's membership stands (docs/replication.md section 7).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ShardPhase {
+    /// Every wanted copy votes; copy 0 leads when in sync.
+    Stable,
+    /// The group is being formed on copy 0.
+    Initializing,
+    /// A copy joins as a learner.
+    AddingLearner,
+    /// Learners receive the log (or a snapshot) before they may vote.
+    CatchingUp,
+    /// Caught-up learners become voters.
+    Promoting,
+    /// Leadership moves (back to copy 0, or off a copy that leaves).
+    TransferringLeader,
+    /// Copies beyond the factor leave the group.
+    Lowering,
+    /// A copy whose volume was replaced (new node ID) is swapped for its old ID.
+    Replacing,
+    /// No copy leads right now.
+    Electing,
+    /// A wanted copy does not answer yet.
+    Waiting,
+}
+
+impl ShardPhase {
+    /// The name written to the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShardPhase::Stable => "Stable",
+            ShardPhase::Initializing => "Initializing",
+            ShardPhase::AddingLearner => "AddingLearner",
+            ShardPhase::CatchingUp => "CatchingUp",
+            ShardPhase::Promoting => "Promoting",
+            ShardPhase::TransferringLeader => "TransferringLeader",
+            ShardPhase::Lowering => "Lowering",
+            ShardPhase::Replacing => "Replacing",
+            ShardPhase::Electing => "Electing",
+            ShardPhase::Waiting => "Waiting",
+        }
+    }
 }
 
 /// One-word summary of the store's state.

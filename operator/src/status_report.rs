@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::labels;
 use crate::plan::Report;
-use crate::status::{KVStoreStatus, Phase, RebalanceStatus, TopologyStatus};
+use crate::status::{KVStoreStatus, Phase, RebalanceStatus, ReplicationStatus, TopologyStatus};
 
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
@@ -43,6 +43,73 @@ pub enum Outcome {
     Rejected { message: String },
     /// spec.paused: the children are left as they are.
     Paused,
+}
+
+/// What a reconcile learned about the store's replication, laid over the outcome's status by
+/// [`with_replication`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplicationReport {
+    /// `status.replication` as it is now; None keeps the previous one (the groups were not
+    /// looked at, e.g. during a move).
+    pub status: Option<ReplicationStatus>,
+    /// Shards with fewer voters in sync than their quorum (the Degraded message).
+    pub below_quorum: Option<String>,
+    /// Copy objects whose names another owner holds (`NAME-rK`).
+    pub conflicts: Vec<String>,
+    /// Shards whose membership is still changing (the Progressing message).
+    pub converging: Option<String>,
+}
+
+/// Lays `report` over `status` (computed by [`compute_status`]): `status.replication`, and
+/// Degraded (reason NameConflict, or ShardBelowQuorum naming the shards) and Progressing
+/// (ReplicationConverging) when the outcome did not already report a problem or progress. The
+/// phase becomes Degraded with them, unless the store is paused or stopped.
+pub fn with_replication(
+    mut status: KVStoreStatus,
+    report: &ReplicationReport,
+    generation: Option<i64>,
+    now: &Time,
+) -> KVStoreStatus {
+    if let Some(r) = &report.status {
+        status.replication = Some(r.clone());
+    }
+    let problem = if !report.conflicts.is_empty() {
+        Some((
+            "NameConflict",
+            format!(
+                "{} already exist and belong to another owner: the copies of the store are not \
+                 created over them; rename the store or remove them",
+                report.conflicts.join(", ")
+            ),
+        ))
+    } else {
+        report.below_quorum.clone().map(|m| ("ShardBelowQuorum", m))
+    };
+    let quiet = |s: &KVStoreStatus, type_: &str| find(s, type_).is_none_or(|c| c.status != "True");
+    if let Some((reason, message)) = problem {
+        if quiet(&status, DEGRADED) {
+            set_condition(
+                &mut status.conditions,
+                cond(DEGRADED, true, reason, &message),
+                generation,
+                now,
+            );
+        }
+        if !matches!(status.phase, Some(Phase::Paused | Phase::Stopped)) {
+            status.phase = Some(Phase::Degraded);
+        }
+    }
+    if let Some(message) = &report.converging
+        && quiet(&status, PROGRESSING)
+    {
+        set_condition(
+            &mut status.conditions,
+            cond(PROGRESSING, true, "ReplicationConverging", message),
+            generation,
+            now,
+        );
+    }
+    status
 }
 
 /// One condition; `status` is a bool.

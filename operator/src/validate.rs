@@ -21,6 +21,9 @@ pub struct Instance {
     pub stop: grace::Budget,
 }
 
+/// The replication factors offered (odd quorums, plus 2 for a cheap second copy).
+pub const FACTORS: [i32; 4] = [1, 2, 3, 5];
+
 /// Checks what the schema cannot (or what a schema-less apply may have skipped).
 pub fn validate(kvs: &KVStore) -> Result<Instance> {
     let name = kvs
@@ -69,6 +72,12 @@ pub fn validate(kvs: &KVStore) -> Result<Instance> {
     {
         problems.push(format!("tls.secretName {:?}: {why}", tls.secret_name));
     }
+    if !FACTORS.contains(&spec.replication.factor) {
+        problems.push(format!(
+            "replication.factor must be 1, 2, 3 or 5, got {}",
+            spec.replication.factor
+        ));
+    }
     if let Some(topology) = kvs.status.as_ref().and_then(|s| s.topology)
         && topology.sharding != spec.sharding
     {
@@ -98,6 +107,18 @@ impl Instance {
     /// True when the servers serve HTTPS (`spec.tls`): peers are `https://` URLs.
     pub fn tls(&self) -> bool {
         self.spec.tls.is_some()
+    }
+
+    /// Copies per shard (`spec.replication.factor`, validated to be one of [`FACTORS`]).
+    pub fn factor(&self) -> u32 {
+        u32::try_from(self.spec.replication.factor)
+            .unwrap_or(1)
+            .max(1)
+    }
+
+    /// The store's `metadata.uid`: with the shard, the identity of each shard's Raft group.
+    pub fn uid(&self) -> &str {
+        &self.owner.uid
     }
 }
 
@@ -311,6 +332,25 @@ mod tests {
             secret_name: "demo-tls.v2".into(),
         });
         assert!(validate(&kvs).unwrap().tls());
+    }
+
+    #[test]
+    fn only_the_offered_replication_factors_are_accepted() {
+        let mut kvs = kvstore("demo", 3);
+        for ok in FACTORS {
+            kvs.spec.replication.factor = ok;
+            assert_eq!(validate(&kvs).unwrap().factor(), u32::try_from(ok).unwrap());
+        }
+        for bad in [0, 4, 6, -1] {
+            kvs.spec.replication.factor = bad;
+            let Err(Error::InvalidSpec(msg)) = validate(&kvs) else {
+                panic!("factor {bad} accepted");
+            };
+            assert!(
+                msg.contains("replication.factor must be 1, 2, 3 or 5"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,14 @@
-//! The StatefulSet of kvserver shards: stable names, one volume per shard, probes on the ops
+//! The StatefulSets of kvserver shards: stable names, one volume per shard, probes on the ops
 //! port (plain HTTP also under `spec.tls`), a preStop sleep and a stop that fits the grace
 //! period ([`crate::grace`]), a restricted security context, the three token files and, with
 //! `spec.tls`, the certificate files.
+//!
+//! Copy 0 of every shard is the StatefulSet `NAME` ([`statefulset`]), the same object at every
+//! replication factor: it has no Raft settings (a copy 0 learns its group from the operator's
+//! `init`), so turning replication on or off never restarts the book's pods. Copy k ≥ 1 is
+//! `NAME-rK` ([`copy_statefulset`]): the same pod template plus the `kvstore.dev/copy` label,
+//! its group (`KV_RAFT_STORE_UID`), its own URL (`KV_RAFT_ADVERTISE_URL`) and the spread of a
+//! shard's copies over nodes ([`super::spread`]).
 
 use std::collections::BTreeMap;
 
@@ -22,6 +29,8 @@ use kvproto::wire::DEFAULT_OPS_PORT;
 
 use super::meta::meta;
 use super::secret::{Credential, TOKEN_KEY};
+use super::spread;
+use crate::crd::PodManagementPolicy;
 use crate::labels;
 use crate::validate::{Instance, TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY};
 
@@ -49,25 +58,77 @@ pub const TOKEN_SECRET_UID_ANNOTATION: &str = "kvstore.dev/admin-token-secret-ui
 /// necessarily `spec.replicas` (e.g. while a rebalance is pending). `token_secret_uid` is the uid
 /// of the Secret the pods read their admin token from.
 pub fn statefulset(inst: &Instance, replicas: i32, token_secret_uid: Option<&str>) -> StatefulSet {
+    build(inst, 0, replicas, token_secret_uid)
+}
+
+/// The StatefulSet `NAME-rK` of copy `copy` (≥ 1; 0 is [`statefulset`]) of every shard, with
+/// `replicas` pods `NAME-rK-i`, one per shard, each with its own claim `data-NAME-rK-i`.
+pub fn copy_statefulset(
+    inst: &Instance,
+    copy: u32,
+    replicas: i32,
+    token_secret_uid: Option<&str>,
+) -> StatefulSet {
+    build(inst, copy.max(1), replicas, token_secret_uid)
+}
+
+/// The value of `KV_RAFT_ADVERTISE_URL` in copy k ≥ 1's pods: the pod's own base URL through
+/// the headless Service. The pod template is shared by every shard, so the ordinal comes from
+/// the pod name: the kubelet expands `$(POD_NAME)` (defined before it) into `NAME-rK-i`, which
+/// gives `kvproto::copy_url_tls(NAME, NS, k, i, PORT, TLS)`.
+pub fn advertise_url(inst: &Instance) -> String {
+    let scheme = if inst.tls() { "https" } else { "http" };
+    format!(
+        "{scheme}://$({POD_NAME_ENV}).{}.{}.svc:{}",
+        inst.name, inst.namespace, inst.spec.port
+    )
+}
+
+/// The env variable holding the pod's name (downward API), from which the server takes its
+/// shard ordinal.
+const POD_NAME_ENV: &str = "POD_NAME";
+
+/// Copy `copy`'s labels: the common ones, plus `kvstore.dev/copy` for k ≥ 1.
+fn copy_labels(inst: &Instance, copy: u32) -> BTreeMap<String, String> {
+    let mut labels = labels::common(&inst.name);
+    if copy > 0 {
+        labels.insert(labels::COPY.to_owned(), copy.to_string());
+    }
+    labels
+}
+
+fn build(inst: &Instance, copy: u32, replicas: i32, token_secret_uid: Option<&str>) -> StatefulSet {
     let spec = &inst.spec;
     let mut pod_labels = spec.pod_overrides.labels.clone();
     // Selector labels win over overrides (validation also refuses such overrides).
-    pod_labels.extend(labels::common(&inst.name));
+    pod_labels.extend(copy_labels(inst, copy));
     let mut pod_annotations = spec.pod_overrides.annotations.clone();
     if let Some(uid) = token_secret_uid {
         pod_annotations.insert(TOKEN_SECRET_UID_ANNOTATION.to_owned(), uid.to_owned());
     }
     let annotations = (!pod_annotations.is_empty()).then_some(pod_annotations);
+    let mut selector = labels::selector(&inst.name);
+    // Copy 0's selector stays as it always was (it is immutable); a copy's selects only it.
+    if copy > 0 {
+        selector.insert(labels::COPY.to_owned(), copy.to_string());
+    }
+    let mut metadata = meta(inst, labels::copy_statefulset(&inst.name, copy));
+    metadata.labels = Some(copy_labels(inst, copy));
+    // A copy holds no book pod: its pods start together, whatever the spec says for copy 0.
+    let policy = match copy {
+        0 => spec.pod_management_policy.as_str(),
+        _ => PodManagementPolicy::Parallel.as_str(),
+    };
     StatefulSet {
-        metadata: meta(inst, inst.name.clone()),
+        metadata,
         spec: Some(StatefulSetSpec {
             replicas: Some(replicas),
             service_name: Some(inst.name.clone()),
             selector: LabelSelector {
-                match_labels: Some(labels::selector(&inst.name)),
+                match_labels: Some(selector),
                 ..LabelSelector::default()
             },
-            pod_management_policy: Some(spec.pod_management_policy.as_str().to_owned()),
+            pod_management_policy: Some(policy.to_owned()),
             // The operator deletes PVCs itself, only once a shard is proven drained.
             persistent_volume_claim_retention_policy: Some(
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
@@ -81,20 +142,20 @@ pub fn statefulset(inst: &Instance, replicas: i32, token_secret_uid: Option<&str
                     annotations,
                     ..ObjectMeta::default()
                 }),
-                spec: Some(pod_spec(inst)),
+                spec: Some(pod_spec(inst, copy)),
             },
-            volume_claim_templates: Some(vec![volume_claim(inst)]),
+            volume_claim_templates: Some(vec![volume_claim(inst, copy)]),
             ..StatefulSetSpec::default()
         }),
         ..StatefulSet::default()
     }
 }
 
-fn pod_spec(inst: &Instance) -> PodSpec {
+fn pod_spec(inst: &Instance, copy: u32) -> PodSpec {
     let spec = &inst.spec;
     let overrides = &spec.pod_overrides;
     PodSpec {
-        containers: vec![container(inst)],
+        containers: vec![container(inst, copy)],
         termination_grace_period_seconds: Some(spec.termination_grace_period_seconds),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
@@ -116,6 +177,7 @@ fn pod_spec(inst: &Instance) -> PodSpec {
             .then(|| overrides.node_selector.clone()),
         tolerations: (!overrides.tolerations.is_empty()).then(|| overrides.tolerations.clone()),
         volumes: Some(volumes(inst)),
+        topology_spread_constraints: (copy > 0).then(|| spread::constraints(inst)),
         ..PodSpec::default()
     }
 }
@@ -209,7 +271,7 @@ fn unprivileged_port(port: i32) -> Option<Vec<Sysctl>> {
     })
 }
 
-fn container(inst: &Instance) -> Container {
+fn container(inst: &Instance, copy: u32) -> Container {
     let spec = &inst.spec;
     let ops_get = |path: &str| HTTPGetAction {
         path: Some(path.to_owned()),
@@ -221,7 +283,7 @@ fn container(inst: &Instance) -> Container {
         image: Some(spec.image.clone()),
         image_pull_policy: Some(spec.image_pull_policy.as_str().to_owned()),
         args: Some(args(inst)),
-        env: Some(env(inst)),
+        env: Some(env(inst, copy)),
         ports: Some(vec![
             ContainerPort {
                 name: Some("http".to_owned()),
@@ -306,18 +368,19 @@ fn container(inst: &Instance) -> Container {
 }
 
 /// The server's settings that are not flags of the book's server: its pod name, durability,
-/// topology requirement and the stop timing of [`crate::grace`] (drain, in-flight requests).
-fn env(inst: &Instance) -> Vec<EnvVar> {
+/// topology requirement and the stop timing of [`crate::grace`] (drain, in-flight requests);
+/// for a copy k ≥ 1, its Raft group and advertised URL.
+fn env(inst: &Instance, copy: u32) -> Vec<EnvVar> {
     let value = |name: &str, value: String| EnvVar {
         name: name.to_owned(),
         value: Some(value),
         ..EnvVar::default()
     };
     let stop = &inst.stop;
-    vec![
+    let mut env = vec![
         EnvVar {
             // The server takes its shard ordinal from its pod name.
-            name: "POD_NAME".to_owned(),
+            name: POD_NAME_ENV.to_owned(),
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
                     field_path: "metadata.name".to_owned(),
@@ -333,7 +396,13 @@ fn env(inst: &Instance) -> Vec<EnvVar> {
         value("KV_REQUIRE_TOPOLOGY", "true".to_owned()),
         value("KV_DRAIN_DELAY", format!("{}s", stop.drain_delay)),
         value("KV_SHUTDOWN_TIMEOUT", format!("{}s", stop.shutdown_timeout)),
-    ]
+    ];
+    if copy > 0 {
+        // With the shard from the pod name, the group `<uid>/<shard>` this copy may join.
+        env.push(value("KV_RAFT_STORE_UID", inst.uid().to_owned()));
+        env.push(value("KV_RAFT_ADVERTISE_URL", advertise_url(inst)));
+    }
+    env
 }
 
 /// The user's affinity, plus a preferred spread of shards over nodes and, more weakly, over
@@ -364,12 +433,12 @@ fn affinity(inst: &Instance) -> Affinity {
     affinity
 }
 
-fn volume_claim(inst: &Instance) -> PersistentVolumeClaim {
+fn volume_claim(inst: &Instance, copy: u32) -> PersistentVolumeClaim {
     let storage = &inst.spec.storage;
     PersistentVolumeClaim {
         metadata: ObjectMeta {
             name: Some(labels::DATA_VOLUME.to_owned()),
-            labels: Some(labels::common(&inst.name)),
+            labels: Some(copy_labels(inst, copy)),
             ..ObjectMeta::default()
         },
         spec: Some(PersistentVolumeClaimSpec {
@@ -385,5 +454,46 @@ fn volume_claim(inst: &Instance) -> PersistentVolumeClaim {
             ..PersistentVolumeClaimSpec::default()
         }),
         ..PersistentVolumeClaim::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::kvstore;
+    use crate::validate::validate;
+
+    #[test]
+    fn the_advertised_url_is_the_copy_url_once_the_kubelet_names_the_pod() {
+        for tls in [false, true] {
+            let mut kvs = kvstore("kv", 3);
+            kvs.spec.port = 8080;
+            if tls {
+                kvs.spec.tls = Some(crate::crd::TlsSpec {
+                    secret_name: "kv-tls".into(),
+                });
+            }
+            let inst = validate(&kvs).unwrap();
+            let template = advertise_url(&inst);
+            for (copy, ordinal) in [(1, 0), (2, 7), (4, 12)] {
+                let pod = kvproto::copy_pod("kv", copy, ordinal);
+                assert_eq!(
+                    template.replace("$(POD_NAME)", &pod),
+                    kvproto::copy_url_tls("kv", "default", copy, ordinal, 8080, tls)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn copy_0_is_the_same_object_at_every_factor() {
+        let one = validate(&kvstore("kv", 3)).unwrap();
+        let mut kvs = kvstore("kv", 3);
+        kvs.spec.replication.factor = 3;
+        let three = validate(&kvs).unwrap();
+        assert_eq!(
+            statefulset(&one, 3, Some("uid")),
+            statefulset(&three, 3, Some("uid"))
+        );
     }
 }

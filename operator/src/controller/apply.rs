@@ -4,9 +4,11 @@
 use kube::runtime::controller::Action;
 use tracing::warn;
 
-use super::children::{self, apply_children};
+use super::children::{self, Layout, apply_children};
+use super::copies::{self, Copies};
 use super::node_loss;
 use super::rebalance;
+use super::replication;
 use super::status_write::{Ending, StatusBase, Version};
 use super::tls;
 use super::token::{AdminToken, ensure_token};
@@ -32,6 +34,7 @@ pub(super) async fn apply(kvs: &KVStore, ctx: &Context) -> Result<Action> {
         kvs: kvs.clone(),
         ready: sts.map_or(0, |s| s.ready),
         version: Version::of(kvs),
+        replication: Default::default(),
     };
     reconcile_live(ctx, base, sts).await.write_status(ctx).await
 }
@@ -70,29 +73,44 @@ async fn reconcile_live(
         }
         Err(other) => return base.fail(other),
     }
-    // A move between shard counts runs its own state machine (crate::rebalance).
+    // The copies k >= 1 (one list at every factor: a lowered store's are found too).
+    let copies = match copies::observe(ctx, &inst).await {
+        Ok(copies) => copies,
+        Err(err) => return base.fail(err),
+    };
+    base.replication.conflicts = copies.conflicts.clone();
+    let layout = Layout {
+        per_shard_pdbs: copies.replicated(&inst),
+        copies: copies.wanted(&inst),
+    };
+    // A move between shard counts runs its own state machine (crate::rebalance). With
+    // replicated shards it still moves copy 0's keys only, the copies sized along (phase 7 of
+    // docs/replication.md makes every step a Raft entry).
     let status = base.kvs.status.as_ref();
     let topology = status.and_then(|s| s.topology);
     let persisted = status.and_then(|s| s.rebalance.as_ref());
     match machine::decide(inst.spec.replicas, topology, persisted) {
-        Decision::Run(r) => rebalance::run(ctx, base, &inst, &token, r, sts).await,
+        Decision::Run(r) => rebalance::run(ctx, base, &inst, &token, &layout, r, sts).await,
         Decision::Cancel => {
             // Cancelled before anything was pushed: forget the move.
             if let Some(status) = base.kvs.status.as_mut() {
                 status.rebalance = None;
             }
-            steady(ctx, base, &inst, &token, sts).await
+            steady(ctx, base, &inst, &token, &layout, &copies, sts).await
         }
-        Decision::Idle => steady(ctx, base, &inst, &token, sts).await,
+        Decision::Idle => steady(ctx, base, &inst, &token, &layout, &copies, sts).await,
     }
 }
 
-/// No move runs: the ordinary plan (pods, the shard map push, housekeeping).
+/// No move runs: the ordinary plan (pods, the shard map push, housekeeping), and for a
+/// replicated store the membership step after the children are applied.
 async fn steady(
     ctx: &Context,
-    base: StatusBase,
+    mut base: StatusBase,
     inst: &Instance,
     token: &AdminToken,
+    layout: &Layout,
+    copies: &Copies,
     sts: Option<ObservedStatefulSet>,
 ) -> Ending {
     let status = base.kvs.status.as_ref();
@@ -101,14 +119,40 @@ async fn steady(
         topology: status.and_then(|s| s.topology),
         phase: status.and_then(|s| s.phase),
     };
-    let plan = plan::plan(inst, &observed);
-    if let Err(err) = apply_children(ctx, inst, plan.statefulset_replicas, token).await {
-        // Only the user can fix a refused change: say so in the status, not just in the logs.
-        if err.category() == Category::Rejected {
-            let message = err.to_string();
-            return base.end(Outcome::Rejected { message }, Err(err));
+    let mut plan = plan::plan(inst, &observed);
+    let applied = match apply_children(ctx, inst, plan.statefulset_replicas, token, layout).await {
+        Ok(applied) => applied,
+        Err(err) => {
+            // Only the user can fix a refused change: say so in the status, not just in
+            // the logs.
+            if err.category() == Category::Rejected {
+                let message = err.to_string();
+                return base.end(Outcome::Rejected { message }, Err(err));
+            }
+            return base.fail(err);
         }
-        return base.fail(err);
+    };
+    let mut converging = false;
+    if copies.replicated(inst) {
+        let shards = plan.statefulset_replicas.min(applied.desired);
+        let kvs = base.kvs.clone();
+        let step = replication::run(ctx, &kvs, inst, token, shards, applied.current, copies).await;
+        converging = step.converging;
+        // A replicated shard's first map waits for its group, so that no write reaches copy 0
+        // outside it (a map is what lets a server take writes).
+        if observed.topology.is_none() && inst.factor() > 1 {
+            plan.push_to = plan.push_to.min(step.formed_prefix());
+            if plan.push_to == 0 {
+                plan.push = None;
+            }
+        }
+        let conflicts = std::mem::take(&mut base.replication.conflicts);
+        base.replication = step.report;
+        base.replication.conflicts = conflicts;
+    } else {
+        let conflicts = std::mem::take(&mut base.replication.conflicts);
+        base.replication = replication::unreplicated();
+        base.replication.conflicts = conflicts;
     }
     let topology = match push(ctx, token, &plan, observed.topology).await {
         Ok(topology) => topology,
@@ -125,9 +169,16 @@ async fn steady(
     // ready, and a server waiting for its map is not), so starting pods are polled.
     let next = match plan.report {
         Report::Starting { .. } | Report::ShardsNotReady { .. } => PODS_STARTING_POLL,
+        // Membership changes are polled until every group is stable.
+        _ if converging => PODS_STARTING_POLL,
         _ => ctx.config.requeue,
     };
-    let lost = lost_volumes(ctx, inst, &plan.report).await;
+    // With copies, a lost volume is rebuilt from the others (the membership step reports it).
+    let lost = if copies.replicated(inst) {
+        None
+    } else {
+        lost_volumes(ctx, inst, &plan.report).await
+    };
     let outcome = Outcome::Planned {
         report: plan.report,
         topology,

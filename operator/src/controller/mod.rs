@@ -6,6 +6,9 @@
 //! - this file: the entry point, the error policy and the Controller wiring;
 //! - `apply`: the Apply branch (the steps above), ending in the one status write;
 //! - `rebalance`: the branch of a move between shard counts (checkpoint a phase, then run it);
+//! - `replication`: the membership step of a replicated store (observe the groups, decide
+//!   with [`crate::replication`], act, report);
+//! - `copies`: the copy StatefulSets `NAME-rK` observed, and the release of surplus copies;
 //! - `children`: the StatefulSet observed, and the server-side apply of the children;
 //! - `volumes`: the claims and pods of shards beyond the shard count;
 //! - `node_loss`: shards whose only volume is on a node that left the cluster;
@@ -19,9 +22,11 @@
 mod apply;
 mod children;
 mod cleanup;
+mod copies;
 mod events;
 mod node_loss;
 mod rebalance;
+mod replication;
 mod status_write;
 mod tls;
 mod token;

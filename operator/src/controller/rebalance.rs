@@ -13,7 +13,7 @@ use kube::runtime::events::EventType;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::children::apply_children;
+use super::children::{Layout, apply_children};
 use super::events::publish;
 use super::status_write::{Ending, StatusBase};
 use super::token::AdminToken;
@@ -50,6 +50,7 @@ pub(super) async fn run(
     base: StatusBase,
     inst: &Instance,
     token: &AdminToken,
+    layout: &Layout,
     mut r: RebalanceStatus,
     sts: Option<ObservedStatefulSet>,
 ) -> Ending {
@@ -61,6 +62,7 @@ pub(super) async fn run(
         ctx,
         inst,
         token,
+        layout,
         status: base,
         topology,
         hooks,
@@ -96,6 +98,8 @@ struct Mover<'a> {
     ctx: &'a Context,
     inst: &'a Instance,
     token: &'a AdminToken,
+    /// The copies sized along with copy 0 (a replicated store's move is phase 7's).
+    layout: &'a Layout,
     status: StatusBase,
     /// The map every server acknowledged (the committed one from Commit on).
     topology: TopologyStatus,
@@ -120,7 +124,7 @@ impl Mover<'_> {
         sts: Option<ObservedStatefulSet>,
     ) -> Result<ObservedStatefulSet> {
         let replicas = machine::statefulset_replicas(r, sts.map(|s| s.desired));
-        let sts = apply_children(self.ctx, self.inst, replicas, self.token).await?;
+        let sts = apply_children(self.ctx, self.inst, replicas, self.token, self.layout).await?;
         self.status.ready = sts.ready;
         Ok(sts)
     }
@@ -249,7 +253,7 @@ impl Mover<'_> {
     ) -> Result<Step> {
         if sts.desired > r.to {
             shards.check_drained().await?;
-            *sts = apply_children(self.ctx, self.inst, r.to, self.token).await?;
+            *sts = apply_children(self.ctx, self.inst, r.to, self.token, self.layout).await?;
         }
         if sts.current > r.to {
             let stopping = sts.current - r.to;

@@ -19,7 +19,7 @@ use crate::crd::KVStore;
 use crate::error::{Error, Result};
 use crate::labels::MANAGER;
 use crate::status::{KVStoreStatus, Phase};
-use crate::status_report::{self, Outcome, compute_status};
+use crate::status_report::{self, Outcome, ReplicationReport, compute_status, with_replication};
 
 /// What every status write of one reconcile computes from besides the outcome: the store with
 /// its status as last written, and the ready pod count.
@@ -28,6 +28,8 @@ pub(super) struct StatusBase {
     pub ready: i32,
     /// The resourceVersion of the last write (or of the object read), sent with the next one.
     pub version: Version,
+    /// What this reconcile learned about the copies and their groups.
+    pub replication: ReplicationReport,
 }
 
 /// The resourceVersion every status write is conditional on: a writer that has not seen the
@@ -124,6 +126,7 @@ async fn write_status(
     let name = kvs.name_any();
     let generation = kvs.metadata.generation;
     let status = compute_status(previous, &name, generation, base.ready, outcome, &now);
+    let status = with_replication(status, &base.replication, generation, &now);
     let api: Api<KVStore> =
         Api::namespaced(ctx.client.clone(), &kvs.namespace().unwrap_or_default());
     let params = PatchParams::apply(MANAGER).force();

@@ -33,7 +33,8 @@ pub(super) async fn delete_unused(
     shards: i32,
 ) -> Result<Vec<String>> {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &inst.namespace);
-    let selector = ListParams::default().labels(&labels::selector_string(&inst.name));
+    // Copy 0's claims: a copy's are its own StatefulSet's business.
+    let selector = ListParams::default().labels(&labels::copy0_selector_string(&inst.name));
     let names: Vec<String> = claims
         .list_metadata(&selector)
         .await?

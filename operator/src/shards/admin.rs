@@ -1,10 +1,14 @@
 //! The [`ShardAdmin`] trait (implement it with `async fn`): the admin API of one kvserver, as
 //! the operator uses it, and the types of its answers.
+//!
+//! The Raft management calls of a replicated shard (`raft_*`) have default bodies that answer
+//! [`unsupported`]: a fake that never runs a replicated store need not implement them.
 
 use std::future::Future;
 
 use futures::stream::BoxStream;
 use kvproto::bulk::BulkRecord;
+use kvproto::raft::{GroupId, Member, RaftStatus};
 use kvproto::{Fence, Topology};
 
 /// The answer of one admin call.
@@ -17,6 +21,14 @@ pub type RecordStream = BoxStream<'static, CallResult<BulkRecord>>;
 /// under it (`NAME-i.NAME.NAMESPACE.svc`), as its certificate's `*.NAME.NAMESPACE.svc` names.
 pub fn store_domain(store: &str, namespace: &str) -> String {
     format!("{store}.{namespace}.svc")
+}
+
+/// What a [`ShardAdmin`] without the Raft management calls answers to them.
+pub fn unsupported(base_url: &str) -> kvclient::Error {
+    kvclient::Error::BadResponse {
+        server: base_url.to_owned(),
+        reason: "this admin client has no Raft management calls".to_owned(),
+    }
 }
 
 /// The admin API of one kvserver, as the operator uses it.
@@ -76,4 +88,68 @@ pub trait ShardAdmin: Send + Sync {
         base_url: &str,
         token: &str,
     ) -> impl Future<Output = CallResult<u64>> + Send;
+
+    /// `GET /v1/admin/raft/status`: the copy's view of its shard's group.
+    fn raft_status(
+        &self,
+        base_url: &str,
+        token: &str,
+    ) -> impl Future<Output = CallResult<RaftStatus>> + Send {
+        let _ = token;
+        let err = unsupported(base_url);
+        async move { Err(err) }
+    }
+
+    /// `POST /v1/admin/raft/init` to the copy at `base_url`: form `group` with `voters`.
+    fn raft_init(
+        &self,
+        base_url: &str,
+        token: &str,
+        group: &GroupId,
+        voters: &[Member],
+    ) -> impl Future<Output = CallResult<RaftStatus>> + Send {
+        let _ = (token, group, voters);
+        let err = unsupported(base_url);
+        async move { Err(err) }
+    }
+
+    /// `POST /v1/admin/raft/add-learner` to the leader at `base_url`.
+    fn raft_add_learner(
+        &self,
+        base_url: &str,
+        token: &str,
+        group: &GroupId,
+        member: &Member,
+    ) -> impl Future<Output = CallResult<RaftStatus>> + Send {
+        let _ = (token, group, member);
+        let err = unsupported(base_url);
+        async move { Err(err) }
+    }
+
+    /// `POST /v1/admin/raft/voters` to the leader at `base_url`: exactly `voters` remain.
+    fn raft_set_voters(
+        &self,
+        base_url: &str,
+        token: &str,
+        group: &GroupId,
+        voters: &[Member],
+    ) -> impl Future<Output = CallResult<RaftStatus>> + Send {
+        let _ = (token, group, voters);
+        let err = unsupported(base_url);
+        async move { Err(err) }
+    }
+
+    /// `POST /v1/admin/raft/transfer-leader` to the leader at `base_url`; answers the new
+    /// leader.
+    fn raft_transfer_leader(
+        &self,
+        base_url: &str,
+        token: &str,
+        group: &GroupId,
+        to: Option<&Member>,
+    ) -> impl Future<Output = CallResult<Member>> + Send {
+        let _ = (token, group, to);
+        let err = unsupported(base_url);
+        async move { Err(err) }
+    }
 }

@@ -3,6 +3,7 @@
 
 use futures::future::BoxFuture;
 use kvproto::bulk::BulkRecord;
+use kvproto::raft::{GroupId, Member, RaftStatus};
 use kvproto::{Fence, Topology};
 
 use super::admin::{CallResult, RecordStream, ShardAdmin};
@@ -41,6 +42,39 @@ pub trait DynShardAdmin: Send + Sync {
     ) -> BoxFuture<'a, CallResult<()>>;
     fn key_count<'a>(&'a self, base_url: &'a str, token: &'a str)
     -> BoxFuture<'a, CallResult<u64>>;
+    fn raft_status<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CallResult<RaftStatus>>;
+    fn raft_init<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        group: &'a GroupId,
+        voters: &'a [Member],
+    ) -> BoxFuture<'a, CallResult<RaftStatus>>;
+    fn raft_add_learner<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        group: &'a GroupId,
+        member: &'a Member,
+    ) -> BoxFuture<'a, CallResult<RaftStatus>>;
+    fn raft_set_voters<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        group: &'a GroupId,
+        voters: &'a [Member],
+    ) -> BoxFuture<'a, CallResult<RaftStatus>>;
+    fn raft_transfer_leader<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        group: &'a GroupId,
+        to: Option<&'a Member>,
+    ) -> BoxFuture<'a, CallResult<Member>>;
 }
 
 impl<A: ShardAdmin> DynShardAdmin for A {
@@ -100,5 +134,59 @@ impl<A: ShardAdmin> DynShardAdmin for A {
         token: &'a str,
     ) -> BoxFuture<'a, CallResult<u64>> {
         Box::pin(ShardAdmin::key_count(self, base_url, token))
+    }
+
+    fn raft_status<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+    ) -> BoxFuture<'a, CallResult<RaftStatus>> {
+        Box::pin(ShardAdmin::raft_status(self, base_url, token))
+    }
+
+    fn raft_init<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        group: &'a GroupId,
+        voters: &'a [Member],
+    ) -> BoxFuture<'a, CallResult<RaftStatus>> {
+        Box::pin(ShardAdmin::raft_init(self, base_url, token, group, voters))
+    }
+
+    fn raft_add_learner<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        group: &'a GroupId,
+        member: &'a Member,
+    ) -> BoxFuture<'a, CallResult<RaftStatus>> {
+        Box::pin(ShardAdmin::raft_add_learner(
+            self, base_url, token, group, member,
+        ))
+    }
+
+    fn raft_set_voters<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        group: &'a GroupId,
+        voters: &'a [Member],
+    ) -> BoxFuture<'a, CallResult<RaftStatus>> {
+        Box::pin(ShardAdmin::raft_set_voters(
+            self, base_url, token, group, voters,
+        ))
+    }
+
+    fn raft_transfer_leader<'a>(
+        &'a self,
+        base_url: &'a str,
+        token: &'a str,
+        group: &'a GroupId,
+        to: Option<&'a Member>,
+    ) -> BoxFuture<'a, CallResult<Member>> {
+        Box::pin(ShardAdmin::raft_transfer_leader(
+            self, base_url, token, group, to,
+        ))
     }
 }

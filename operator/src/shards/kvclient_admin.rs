@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::stream::StreamExt;
-use kvclient::{ClientConfig, ExportScope, ServerClient};
+use kvclient::{ClientConfig, ExportScope, RetryPolicy, ServerClient};
 use kvproto::bulk::BulkRecord;
+use kvproto::raft::{GroupId, Member, RaftStatus};
 use kvproto::wire::ImportMode;
 use kvproto::{Fence, Topology};
 
@@ -17,11 +18,18 @@ use super::admin::{CallResult, RecordStream, ShardAdmin};
 /// Deadline of one admin call (other than bulk export and import).
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Deadline of one Raft management call. A membership change answers once committed (a few
+/// heartbeats); a copy that does not answer in this time is reported and asked again at the
+/// next reconcile, with no retry in between: a follower's 503 `no_leader` or a change in
+/// progress will not pass by asking the same copy again at once.
+pub const RAFT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A CA trusted for a store's servers.
 type Ca = Arc<[u8]>;
 
-/// The clients by (base URL, token), each with the CA it was built with.
-type Clients = HashMap<(String, String), (Option<Ca>, ServerClient)>;
+/// The clients by (base URL, token, Raft management or not), each with the CA it was built
+/// with.
+type Clients = HashMap<(String, String, bool), (Option<Ca>, ServerClient)>;
 
 /// kvclient's `ServerClient` with the store's token, one per server and token, kept so that
 /// the copy's many batches reuse their connections; rebuilt only when its store's CA changes.
@@ -54,19 +62,32 @@ impl KvClientAdmin {
     }
 
     fn client(&self, base_url: &str, token: &str) -> CallResult<ServerClient> {
+        self.client_for(base_url, token, false)
+    }
+
+    /// The client of the Raft management calls: [`RAFT_TIMEOUT`], one attempt.
+    fn raft_client(&self, base_url: &str, token: &str) -> CallResult<ServerClient> {
+        self.client_for(base_url, token, true)
+    }
+
+    fn client_for(&self, base_url: &str, token: &str, raft: bool) -> CallResult<ServerClient> {
         let ca = self.ca_for(base_url);
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (base_url.to_owned(), token.to_owned());
+        let key = (base_url.to_owned(), token.to_owned(), raft);
         if let Some((built_with, client)) = clients.get(&key)
             && same_ca(built_with.as_ref(), ca.as_ref())
         {
             return Ok(client.clone());
         }
-        let config = ClientConfig {
+        let mut config = ClientConfig {
             token: Some(token.to_owned()),
             ca_pem: ca.as_ref().map(|pem| pem.to_vec()),
             ..self.config.clone()
         };
+        if raft {
+            config.timeout = RAFT_TIMEOUT.min(config.timeout);
+            config.retry = RetryPolicy::NONE;
+        }
         let client = ServerClient::new(base_url, config)?;
         clients.insert(key, (ca, client.clone()));
         Ok(client)
@@ -163,6 +184,58 @@ impl ShardAdmin for KvClientAdmin {
 
     async fn key_count(&self, base_url: &str, token: &str) -> CallResult<u64> {
         Ok(self.client(base_url, token)?.info().await?.keys)
+    }
+
+    async fn raft_status(&self, base_url: &str, token: &str) -> CallResult<RaftStatus> {
+        self.raft_client(base_url, token)?.raft_status().await
+    }
+
+    async fn raft_init(
+        &self,
+        base_url: &str,
+        token: &str,
+        group: &GroupId,
+        voters: &[Member],
+    ) -> CallResult<RaftStatus> {
+        self.raft_client(base_url, token)?
+            .raft_init(group, voters)
+            .await
+    }
+
+    async fn raft_add_learner(
+        &self,
+        base_url: &str,
+        token: &str,
+        group: &GroupId,
+        member: &Member,
+    ) -> CallResult<RaftStatus> {
+        self.raft_client(base_url, token)?
+            .raft_add_learner(group, member)
+            .await
+    }
+
+    async fn raft_set_voters(
+        &self,
+        base_url: &str,
+        token: &str,
+        group: &GroupId,
+        voters: &[Member],
+    ) -> CallResult<RaftStatus> {
+        self.raft_client(base_url, token)?
+            .raft_set_voters(group, voters)
+            .await
+    }
+
+    async fn raft_transfer_leader(
+        &self,
+        base_url: &str,
+        token: &str,
+        group: &GroupId,
+        to: Option<&Member>,
+    ) -> CallResult<Member> {
+        self.raft_client(base_url, token)?
+            .raft_transfer_leader(group, to)
+            .await
     }
 }
 

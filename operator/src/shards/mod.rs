@@ -17,8 +17,8 @@ mod each;
 mod error;
 mod kvclient_admin;
 
-pub use admin::{CallResult, RecordStream, ShardAdmin, store_domain};
+pub use admin::{CallResult, RecordStream, ShardAdmin, store_domain, unsupported};
 pub use dyn_admin::DynShardAdmin;
 pub use each::{on_each, peer, push};
 pub use error::ShardError;
-pub use kvclient_admin::{ADMIN_TIMEOUT, KvClientAdmin};
+pub use kvclient_admin::{ADMIN_TIMEOUT, KvClientAdmin, RAFT_TIMEOUT};

@@ -57,6 +57,13 @@ pub struct World {
     pub claims: std::collections::BTreeMap<String, Value>,
     pub volumes: std::collections::BTreeMap<String, Value>,
     pub nodes: Vec<String>,
+    /// The copy StatefulSets (`demo-rK`) by name, as applied; every other StatefulSet GET or
+    /// PATCH is the store's own (`demo`, [`World::statefulset`]).
+    pub copies: std::collections::BTreeMap<String, Value>,
+    /// Pods each copy StatefulSet reports (`status.replicas`); `None`: as many as it asks for.
+    pub copy_pods: Option<i32>,
+    /// PodDisruptionBudgets by name, as applied.
+    pub pdbs: std::collections::BTreeMap<String, Value>,
     pub calls: Vec<Call>,
 }
 
@@ -117,6 +124,9 @@ fn answer(world: &mut World, call: &Call) -> (StatusCode, Value) {
     }
     .copied()
     .unwrap_or_default();
+    if let Some(answer) = replicated(world, call, kind, last) {
+        return answer;
+    }
     match (&call.method, kind, last) {
         (&Method::GET, "statefulsets", _) => world
             .statefulset
@@ -190,7 +200,7 @@ fn answer(world: &mut World, call: &Call) -> (StatusCode, Value) {
             )
         }
         (&Method::POST, _, "events") => (StatusCode::CREATED, call.body.clone()),
-        (&Method::GET, _, "pods") => (StatusCode::OK, pods(world)),
+        (&Method::GET, _, "pods") => (StatusCode::OK, pods(world, &call.query)),
         (&Method::GET, "kvstores", "status") => (StatusCode::OK, world.kvstore.clone()),
         (&Method::PATCH, "kvstores", "status") => {
             // A write conditional on an older resourceVersion is refused, as the API server does.
@@ -218,9 +228,132 @@ fn answer(world: &mut World, call: &Call) -> (StatusCode, Value) {
     }
 }
 
+/// The calls of a replicated store's objects: the copy StatefulSets and the disruption budgets
+/// (lists, gets, applies, deletes); None for every other call.
+fn replicated(
+    world: &mut World,
+    call: &Call,
+    kind: &str,
+    last: &str,
+) -> Option<(StatusCode, Value)> {
+    let list = |kind: &str, items: Vec<Value>| {
+        (
+            StatusCode::OK,
+            json!({"apiVersion": "v1", "kind": kind, "metadata": {}, "items": items}),
+        )
+    };
+    let deleted = || {
+        (
+            StatusCode::OK,
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 200}),
+        )
+    };
+    let copy_pods = world.copy_pods;
+    let with_status = |mut sts: Value| {
+        let want = sts["spec"]["replicas"].as_i64().unwrap_or(0);
+        let have = copy_pods.map_or(want, |n| want.min(i64::from(n)));
+        sts["status"] = json!({"replicas": have, "readyReplicas": have});
+        sts
+    };
+    Some(match (&call.method, kind, last) {
+        (&Method::GET, _, "statefulsets") => {
+            let items = world.copies.values().cloned().map(with_status).collect();
+            list("StatefulSetList", items)
+        }
+        (&Method::GET, "statefulsets", name) if name != "demo" => world
+            .copies
+            .get(name)
+            .cloned()
+            .map_or_else(not_found, |s| (StatusCode::OK, with_status(s))),
+        (&Method::PATCH, "statefulsets", name) if name != "demo" && !world.reject_statefulset => {
+            let mut sts = call.body.clone();
+            sts["metadata"]["uid"] = json!(format!("{name}-uid"));
+            world.copies.insert(name.to_owned(), sts.clone());
+            (StatusCode::OK, with_status(sts))
+        }
+        (&Method::DELETE, "statefulsets", name) => match world.copies.remove(name) {
+            Some(_) => deleted(),
+            None => not_found(),
+        },
+        (&Method::GET, _, "poddisruptionbudgets") => list(
+            "PodDisruptionBudgetList",
+            world.pdbs.values().cloned().collect(),
+        ),
+        (&Method::GET, "poddisruptionbudgets", name) => world
+            .pdbs
+            .get(name)
+            .cloned()
+            .map_or_else(not_found, |p| (StatusCode::OK, p)),
+        (&Method::PATCH, "poddisruptionbudgets", name) => {
+            world.pdbs.insert(name.to_owned(), call.body.clone());
+            (StatusCode::OK, call.body.clone())
+        }
+        (&Method::DELETE, "poddisruptionbudgets", name) => match world.pdbs.remove(name) {
+            Some(_) => deleted(),
+            None => not_found(),
+        },
+        _ => return None,
+    })
+}
+
+/// The `labelSelector` of a query, decoded.
+fn label_selector(query: &str) -> String {
+    let raw = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("labelSelector="))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The pods a list asks for: a copy's (`kvstore.dev/copy=K`: as many as its StatefulSet
+/// reports, all started), else copy 0's ([`copy0_pods`]).
+fn pods(world: &World, query: &str) -> Value {
+    let selector = label_selector(query);
+    let Some(copy) = selector
+        .split(',')
+        .find_map(|term| term.strip_prefix("kvstore.dev/copy="))
+    else {
+        return copy0_pods(world);
+    };
+    let name = format!("demo-r{copy}");
+    let count = world.copies.get(&name).map_or(0, |sts| {
+        let want = sts["spec"]["replicas"].as_i64().unwrap_or(0);
+        world.copy_pods.map_or(want, |n| want.min(i64::from(n)))
+    });
+    let items: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("{name}-{i}"), "namespace": "default"},
+            })
+        })
+        .collect();
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+}
+
 /// The store's pods as the API server lists them: as many as the StatefulSet reports, the first
 /// `started` (else `readyReplicas`) of them with their kvserver started.
-fn pods(world: &World) -> Value {
+fn copy0_pods(world: &World) -> Value {
     let status = world.statefulset.as_ref().map(|s| s["status"].clone());
     let count = |field: &str| status.as_ref().and_then(|s| s[field].as_i64()).unwrap_or(0);
     let started = world

@@ -1,0 +1,641 @@
+//! Every transition of the membership machine, on hand-made views of store `kv` (uid `uid`):
+//! a new store at factor 3, 1 → 3 on a live store, 3 → 1, a lost copy replaced (copy 0 and a
+//! follower), leadership back to copy 0, and what the machine refuses to do on what it cannot
+//! see. Node IDs are small numbers: 10 + copy for the first volume of each copy, 90 + copy for
+//! a replacement.
+
+use kvproto::raft::{GroupId, Member, MemberStatus, RaftStatus, Role, ServerState};
+
+use super::*;
+use crate::status::ShardPhase;
+
+const V: Role = Role::Voter;
+const L: Role = Role::Learner;
+
+fn view(new_store: bool, shards: Vec<ShardView>) -> View {
+    View {
+        store: "kv".into(),
+        namespace: "ns".into(),
+        uid: "uid".into(),
+        port: 80,
+        tls: false,
+        new_store,
+        shards,
+    }
+}
+
+fn member(copy: u32, id: u64) -> Member {
+    Member {
+        node_id: id,
+        pod: kvproto::copy_pod("kv", copy, 0),
+        addr: kvproto::copy_url_tls("kv", "ns", copy, 0, 80, false),
+    }
+}
+
+/// A membership entry: (copy, node ID, role, lag as the leader reports it).
+fn m(copy: u32, id: u64, role: Role, lag: Option<u64>) -> MemberStatus {
+    MemberStatus {
+        member: member(copy, id),
+        role,
+        matched: lag.map(|l| 1000 - l.min(1000)),
+        lag,
+    }
+}
+
+fn group() -> Option<GroupId> {
+    Some(GroupId {
+        store_uid: "uid".into(),
+        shard: 0,
+    })
+}
+
+/// A copy outside any group (copy 0 has no group in its flags, the others have).
+fn fresh(copy: u32, id: u64) -> Observed {
+    Observed::Status(RaftStatus {
+        group: if copy == 0 { None } else { group() },
+        node_id: id,
+        state: ServerState::Learner,
+        term: 0,
+        leader: None,
+        last_log_index: None,
+        committed: None,
+        applied: None,
+        members: Vec::new(),
+    })
+}
+
+fn in_group(id: u64, state: ServerState, members: &[MemberStatus]) -> Observed {
+    let leader = members
+        .iter()
+        .find(|m| state == ServerState::Leader && m.member.node_id == id)
+        .map(|m| m.member.clone());
+    // Only a leader reports lag; others see the membership without progress.
+    let members = members
+        .iter()
+        .map(|x| MemberStatus {
+            matched: if state == ServerState::Leader {
+                x.matched
+            } else {
+                None
+            },
+            lag: if state == ServerState::Leader {
+                x.lag
+            } else {
+                None
+            },
+            ..x.clone()
+        })
+        .collect();
+    Observed::Status(RaftStatus {
+        group: group(),
+        node_id: id,
+        state,
+        term: 2,
+        leader,
+        last_log_index: Some(1000),
+        committed: Some(1000),
+        applied: Some(1000),
+        members,
+    })
+}
+
+fn leads(id: u64, members: &[MemberStatus]) -> Observed {
+    in_group(id, ServerState::Leader, members)
+}
+
+fn follows(id: u64, members: &[MemberStatus]) -> Observed {
+    in_group(id, ServerState::Follower, members)
+}
+
+fn down() -> Observed {
+    Observed::Unreachable("connection refused".into())
+}
+
+fn shard(formed: bool, copies: Vec<Observed>) -> ShardView {
+    ShardView {
+        shard: 0,
+        copies: copies
+            .into_iter()
+            .enumerate()
+            .map(|(k, observed)| CopyView {
+                copy: u32::try_from(k).unwrap(),
+                observed,
+            })
+            .collect(),
+        formed,
+        copy0_keys: None,
+    }
+}
+
+fn one(v: &View, factor: u32) -> (ShardPhase, Vec<Action>) {
+    let step = steps(v, factor).remove(0);
+    (step.phase, step.actions)
+}
+
+/// All three copies voters, copy `lead` leading, with these lags (by copy).
+fn three_voters(lags: [u64; 3]) -> Vec<MemberStatus> {
+    (0..3)
+        .map(|k| m(k, 10 + u64::from(k), V, Some(lags[k as usize])))
+        .collect()
+}
+
+#[test]
+fn a_new_store_at_factor_3_forms_each_group_with_every_copy_voting() {
+    let mut s = shard(false, vec![fresh(0, 10), fresh(1, 11), fresh(2, 12)]);
+    s.copy0_keys = Some(0);
+    let v = view(true, vec![s]);
+    let voters = vec![member(0, 10), member(1, 11), member(2, 12)];
+    assert_eq!(
+        one(&v, 3),
+        (
+            ShardPhase::Initializing,
+            vec![Action::Init {
+                shard: 0,
+                copy: 0,
+                voters,
+            }]
+        )
+    );
+    assert_eq!(decide(&v, 3).len(), 1, "one call, to copy 0");
+}
+
+#[test]
+fn copy_0_forms_the_group_alone_unless_every_copy_is_empty_and_answering() {
+    let alone = vec![Action::Init {
+        shard: 0,
+        copy: 0,
+        voters: vec![member(0, 10)],
+    }];
+    // A live store (it served a map), a new store whose copy 0 holds keys (a retained volume),
+    // a new store with a copy not answering yet, and one whose key count is unknown.
+    let mut live = shard(false, vec![fresh(0, 10), fresh(1, 11), fresh(2, 12)]);
+    live.copy0_keys = Some(0);
+    let mut keys = live.clone();
+    keys.copy0_keys = Some(5);
+    let mut missing = shard(false, vec![fresh(0, 10), fresh(1, 11), down()]);
+    missing.copy0_keys = Some(0);
+    let unknown = shard(false, vec![fresh(0, 10), fresh(1, 11), fresh(2, 12)]);
+    for (new_store, s) in [
+        (false, live),
+        (true, keys),
+        (true, missing),
+        (true, unknown),
+    ] {
+        let v = view(new_store, vec![s]);
+        assert_eq!(one(&v, 3), (ShardPhase::Initializing, alone.clone()));
+    }
+}
+
+#[test]
+fn one_to_three_on_a_live_store_adds_learners_one_at_a_time_then_promotes_them_together() {
+    // 1. Copy 0 alone in no group: init it.
+    let v = view(
+        false,
+        vec![shard(false, vec![fresh(0, 10), down(), down()])],
+    );
+    assert!(matches!(one(&v, 3).1[..], [Action::Init { copy: 0, .. }]));
+
+    // 2. A single voter; copy 1 answers: it joins as a learner (copy 2 not up yet).
+    let solo = [m(0, 10, V, Some(0))];
+    let v = view(
+        false,
+        vec![shard(true, vec![leads(10, &solo), fresh(1, 11), down()])],
+    );
+    let add1 = Action::AddLearner {
+        shard: 0,
+        leader: 0,
+        member: member(1, 11),
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::AddingLearner, vec![add1]));
+
+    // 3. Copy 1 is a learner far behind; copy 2 answers: added next, before any promotion.
+    let with1 = [m(0, 10, V, Some(0)), m(1, 11, L, Some(50_000))];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &with1), fresh(1, 11), fresh(2, 12)],
+        )],
+    );
+    let add2 = Action::AddLearner {
+        shard: 0,
+        leader: 0,
+        member: member(2, 12),
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::AddingLearner, vec![add2]));
+
+    // 4. Both learners behind: nothing to do but wait (no voters change drops a learner).
+    let both = [
+        m(0, 10, V, Some(0)),
+        m(1, 11, L, Some(50_000)),
+        m(2, 12, L, Some(20)),
+    ];
+    let learners = |m: &[MemberStatus]| follows(11, m);
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &both), learners(&both), follows(12, &both)],
+        )],
+    );
+    assert_eq!(one(&v, 3), (ShardPhase::CatchingUp, vec![]));
+
+    // 5. Both caught up: one joint change to three voters.
+    let caught = [
+        m(0, 10, V, Some(0)),
+        m(1, 11, L, Some(PROMOTE_LAG)),
+        m(2, 12, L, Some(3)),
+    ];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![
+                leads(10, &caught),
+                follows(11, &caught),
+                follows(12, &caught),
+            ],
+        )],
+    );
+    let promote = Action::SetVoters {
+        shard: 0,
+        leader: 0,
+        voters: vec![member(0, 10), member(1, 11), member(2, 12)],
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::Promoting, vec![promote]));
+
+    // 6. Three voters, copy 0 leading: stable, nothing sent again.
+    let done = three_voters([0, 0, 0]);
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &done), follows(11, &done), follows(12, &done)],
+        )],
+    );
+    assert_eq!(one(&v, 3), (ShardPhase::Stable, vec![]));
+    assert!(decide(&v, 3).is_empty());
+}
+
+#[test]
+fn three_to_one_removes_the_copies_from_the_group_before_their_pods_go() {
+    let all = three_voters([0, 0, 0]);
+    let stable = |leader: u32| {
+        let copies = (0..3)
+            .map(|k| {
+                let id = 10 + u64::from(k);
+                if k == leader {
+                    leads(id, &all)
+                } else {
+                    follows(id, &all)
+                }
+            })
+            .collect();
+        view(false, vec![shard(true, copies)])
+    };
+    // Copy 0 leads: the others leave in one change; the copies stay until it is done.
+    let lower = Action::SetVoters {
+        shard: 0,
+        leader: 0,
+        voters: vec![member(0, 10)],
+    };
+    assert_eq!(decide(&stable(0), 1), vec![lower]);
+    // Copy 2 leads: leadership moves to copy 0 first.
+    let transfer = Action::TransferLeader {
+        shard: 0,
+        leader: 2,
+        to: member(0, 10),
+    };
+    assert_eq!(
+        one(&stable(2), 1),
+        (ShardPhase::TransferringLeader, vec![transfer])
+    );
+
+    // Copy 0 far behind: it would be the only voter left, so the lowering waits.
+    let behind = three_voters([5_000, 0, 0]);
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![
+                follows(10, &behind),
+                leads(11, &behind),
+                follows(12, &behind),
+            ],
+        )],
+    );
+    assert_eq!(one(&v, 1), (ShardPhase::Lowering, vec![]));
+    assert!(decide(&v, 1).is_empty());
+
+    // Once the group is copy 0 alone, the copies are released (they still think they vote).
+    let solo = [m(0, 10, V, Some(0))];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &solo), follows(11, &all), follows(12, &all)],
+        )],
+    );
+    assert_eq!(one(&v, 1), (ShardPhase::Stable, vec![]));
+    assert_eq!(decide(&v, 1), vec![Action::ReleaseCopies { from: 1 }]);
+
+    // Five to three keeps copies 1 and 2 and releases 3 and 4 the same way.
+    let five: Vec<MemberStatus> = (0..5)
+        .map(|k| m(k, 10 + u64::from(k), V, Some(0)))
+        .collect();
+    let copies = (0..5u32)
+        .map(|k| {
+            let id = 10 + u64::from(k);
+            if k == 0 {
+                leads(id, &five)
+            } else {
+                follows(id, &five)
+            }
+        })
+        .collect();
+    let v = view(false, vec![shard(true, copies)]);
+    let keep = vec![member(0, 10), member(1, 11), member(2, 12)];
+    assert_eq!(
+        decide(&v, 3),
+        vec![Action::SetVoters {
+            shard: 0,
+            leader: 0,
+            voters: keep
+        }]
+    );
+}
+
+#[test]
+fn a_follower_whose_volume_was_lost_leaves_under_its_old_id_then_rejoins_under_its_new_one() {
+    let all = three_voters([0, 0, 0]);
+    // Copy 2 answers with node ID 92 and no membership: its old ID 12 goes first.
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &all), follows(11, &all), fresh(2, 92)],
+        )],
+    );
+    let remove = Action::SetVoters {
+        shard: 0,
+        leader: 0,
+        voters: vec![member(0, 10), member(1, 11)],
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::Replacing, vec![remove]));
+
+    // Then it joins as a learner under its new ID, and is promoted once caught up.
+    let two = [m(0, 10, V, Some(0)), m(1, 11, V, Some(0))];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &two), follows(11, &two), fresh(2, 92)],
+        )],
+    );
+    let add = Action::AddLearner {
+        shard: 0,
+        leader: 0,
+        member: member(2, 92),
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::AddingLearner, vec![add]));
+    let back = [
+        m(0, 10, V, Some(0)),
+        m(1, 11, V, Some(0)),
+        m(2, 92, L, Some(0)),
+    ];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &back), follows(11, &back), follows(92, &back)],
+        )],
+    );
+    let promote = Action::SetVoters {
+        shard: 0,
+        leader: 0,
+        voters: vec![member(0, 10), member(1, 11), member(2, 92)],
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::Promoting, vec![promote]));
+}
+
+#[test]
+fn a_lost_copy_0_is_replaced_and_then_gets_leadership_back() {
+    let all = three_voters([0, 0, 0]);
+    // Copy 1 leads; copy 0 came back empty with node ID 90.
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![fresh(0, 90), leads(11, &all), follows(12, &all)],
+        )],
+    );
+    let remove = Action::SetVoters {
+        shard: 0,
+        leader: 1,
+        voters: vec![member(1, 11), member(2, 12)],
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::Replacing, vec![remove]));
+    // Back as a caught-up voter, but not leading: leadership moves to it.
+    let back = [
+        m(0, 90, V, Some(2)),
+        m(1, 11, V, Some(0)),
+        m(2, 12, V, Some(0)),
+    ];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![follows(90, &back), leads(11, &back), follows(12, &back)],
+        )],
+    );
+    let transfer = Action::TransferLeader {
+        shard: 0,
+        leader: 1,
+        to: member(0, 90),
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::TransferringLeader, vec![transfer]));
+}
+
+#[test]
+fn leadership_goes_back_to_copy_0_only_once_it_is_in_sync() {
+    let lagging = three_voters([PROMOTE_LAG + 1, 0, 0]);
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![
+                follows(10, &lagging),
+                follows(11, &lagging),
+                leads(12, &lagging),
+            ],
+        )],
+    );
+    assert_eq!(one(&v, 3), (ShardPhase::Stable, vec![]));
+    let synced = three_voters([0, 0, 0]);
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![
+                follows(10, &synced),
+                follows(11, &synced),
+                leads(12, &synced),
+            ],
+        )],
+    );
+    assert_eq!(
+        decide(&v, 3),
+        vec![Action::TransferLeader {
+            shard: 0,
+            leader: 2,
+            to: member(0, 10)
+        }]
+    );
+}
+
+#[test]
+fn what_the_operator_cannot_see_is_never_removed_nor_formed_again() {
+    let all = three_voters([0, 0, 0]);
+    // A group seen formed before, whose copies 1 and 2 do not answer, and copy 0 answering
+    // with no membership (a new volume): no second group is formed.
+    let v = view(false, vec![shard(true, vec![fresh(0, 90), down(), down()])]);
+    let (phase, actions) = one(&v, 3);
+    assert_eq!((phase, actions), (ShardPhase::Waiting, vec![]));
+    // No leader (an election, or no quorum): nothing is sent.
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![follows(10, &all), follows(11, &all), down()],
+        )],
+    );
+    assert_eq!(one(&v, 3), (ShardPhase::Electing, vec![]));
+    // A voter that does not answer stays a voter.
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &all), follows(11, &all), down()],
+        )],
+    );
+    assert_eq!(one(&v, 3), (ShardPhase::Stable, vec![]));
+    // Lowering with copy 0 not answering: copy 0 would be the only voter left; nothing moves,
+    // and no copy is released.
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![down(), leads(11, &all), follows(12, &all)],
+        )],
+    );
+    assert!(decide(&v, 1).is_empty());
+    // A formed group without a leader keeps its copies.
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![follows(10, &all), follows(11, &all), follows(12, &all)],
+        )],
+    );
+    assert!(decide(&v, 1).is_empty());
+}
+
+#[test]
+fn a_copy_of_another_group_or_with_an_id_that_left_is_never_added() {
+    let two = [m(0, 10, V, Some(0)), m(1, 11, V, Some(0))];
+    // Copy 2 answers for another store's group.
+    let mut other = fresh(2, 92);
+    if let Observed::Status(s) = &mut other {
+        s.group = Some(GroupId {
+            store_uid: "other".into(),
+            shard: 0,
+        });
+    }
+    let v = view(
+        false,
+        vec![shard(true, vec![leads(10, &two), follows(11, &two), other])],
+    );
+    let step = steps(&v, 3).remove(0);
+    assert!(step.actions.is_empty(), "{step:?}");
+    assert!(step.note.unwrap().contains("another group"));
+    // Copy 2 remembers a membership that no longer counts it (its ID 12 was removed).
+    let old = three_voters([0, 0, 0]);
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &two), follows(11, &two), follows(12, &old)],
+        )],
+    );
+    let step = steps(&v, 3).remove(0);
+    assert_eq!((step.phase, step.actions), (ShardPhase::Waiting, vec![]));
+    assert!(step.note.unwrap().contains("delete its claim"));
+}
+
+#[test]
+fn factor_1_without_a_group_sends_nothing_and_releases_copies_that_never_joined() {
+    let v = view(false, vec![shard(false, vec![fresh(0, 10), fresh(1, 11)])]);
+    assert_eq!(decide(&v, 1), vec![Action::ReleaseCopies { from: 1 }]);
+    let v = view(false, vec![shard(false, vec![fresh(0, 10)])]);
+    assert!(decide(&v, 1).is_empty());
+}
+
+#[test]
+fn every_decision_is_the_same_when_made_again_from_the_same_view() {
+    // What a restarted operator does: decide again from what the groups report.
+    let both = [
+        m(0, 10, V, Some(0)),
+        m(1, 11, L, Some(0)),
+        m(2, 12, L, Some(0)),
+    ];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &both), follows(11, &both), follows(12, &both)],
+        )],
+    );
+    assert_eq!(decide(&v, 3), decide(&v, 3));
+    assert_eq!(decide(&v, 3).len(), 1);
+}
+
+#[test]
+fn health_counts_voters_in_sync_against_the_quorum() {
+    let mixed = [
+        m(0, 10, V, Some(0)),
+        m(1, 11, V, Some(IN_SYNC_LAG + 1)),
+        m(2, 12, V, Some(IN_SYNC_LAG)),
+        m(3, 13, L, Some(40_000)),
+    ];
+    let s = shard(
+        true,
+        vec![leads(10, &mixed), down(), follows(12, &mixed), down()],
+    );
+    let h = health(&s);
+    assert_eq!((h.in_sync, h.quorum, h.max_lag), (2, 2, Some(40_000)));
+    assert!(!h.below_quorum());
+    let bad = three_voters([0, 2_000, 3_000]);
+    let s = shard(true, vec![leads(10, &bad), down(), down()]);
+    assert!(health(&s).below_quorum());
+    // Without a leader: below quorum only when too few voters answer to elect one.
+    let all = three_voters([0, 0, 0]);
+    let electing = shard(true, vec![follows(10, &all), follows(11, &all), down()]);
+    let h = health(&electing);
+    assert_eq!((h.leader, h.in_sync, h.answering_voters), (None, 0, 2));
+    assert!(!h.below_quorum());
+    let lost = shard(true, vec![follows(10, &all), down(), down()]);
+    assert!(health(&lost).below_quorum());
+    // No group: never below quorum (factor 1's path, or a group being formed).
+    assert!(!health(&shard(false, vec![fresh(0, 10)])).below_quorum());
+}
+
+#[test]
+fn members_are_matched_to_copies_by_pod_name() {
+    assert_eq!(view::copy_of_pod("kv", 3, "kv-3"), Some(0));
+    assert_eq!(view::copy_of_pod("kv", 3, "kv-r2-3"), Some(2));
+    for other in [
+        "kv-r2-4", "kv-2", "kv-r0-3", "kvx-3", "kv-r-3", "other-3", "kv-03",
+    ] {
+        assert_eq!(view::copy_of_pod("kv", 3, other), None, "{other}");
+    }
+}
