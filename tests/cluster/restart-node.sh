@@ -51,8 +51,15 @@ done
 log "restarting containerd and kubelet"
 start_daemon "containerd$suffix" "${wrap[@]}" env -i "${ctr_env[@]}" "${ctr_argv[@]}"
 wait_for 60 "containerd socket" "containerd$suffix" ctr --address "$sock" version
-start_daemon "kubelet$suffix" "${wrap[@]}" env -i "${kl_env[@]}" "${kl_argv[@]}"
+# `ctr version` answers before containerd's CRI service is initialized, and a kubelet started
+# then exits ("server is not initialized yet"): start it again, a few times at most.
 # The node's Ready condition is stale right after a restart: wait for kubelet itself first.
-wait_for 120 "kubelet healthz" "kubelet$suffix" curl -fsS "http://$ip:10248/healthz"
+for attempt in 1 2 3; do
+  start_daemon "kubelet$suffix" "${wrap[@]}" env -i "${kl_env[@]}" "${kl_argv[@]}"
+  if wait_for 120 "kubelet healthz" "kubelet$suffix" curl -fsS "http://$ip:10248/healthz"; then break; fi
+  ((attempt < 3)) || die "kubelet did not come up after $attempt starts"
+  log "kubelet exited before its healthz answered (attempt $attempt); starting it again"
+  sleep 2
+done
 wait_for 120 "node $name Ready" "kubelet$suffix" kubectl_admin wait --for=condition=Ready "node/$name" --timeout=5s
 log "node agents back: containerd pid $(daemon_pid "containerd$suffix"), kubelet pid $(daemon_pid "kubelet$suffix")"
