@@ -47,7 +47,10 @@ step "chart: CRD copy, helm lint, kubeconform, linters"
 tests/chart/check.sh
 
 step "fuzz (short budget; make fuzz runs longer)"
-tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+# A short budget is spent mostly building: make test builds unoptimized and without
+# AddressSanitizer (the code fuzzed forbids unsafe; panics and debug assertions still fail a
+# target); make fuzz runs the optimized ASan build for 5 minutes a target.
+FUZZ_BUILD="${FUZZ_BUILD:-dev}" FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 
 step "e2e on the local cluster: smoke test, images, Helm install, suites"
 # E2E_SUITES lists the test files of tests/e2e/tests to run (cargo runs them in name order, one
@@ -57,7 +60,10 @@ step "e2e on the local cluster: smoke test, images, Helm install, suites"
 #   unreachable_shard_blocks_scale_down (kept: rebalance::shard_pod_deleted_during_copy)
 #   kvserver_pod_deleted_under_load     (kept: faults::kill9_kvserver_under_load, and the SIGTERM
 #                                        drain on loopback in kvserver/tests/lifecycle.rs)
-E2E_SKIP="${E2E_SKIP-operator_killed_in_every_phase unreachable_shard_blocks_scale_down kvserver_pod_deleted_under_load}" \
+#   replicated_store_keeps_every_write_through_follower_faults, ..._rescaling (issue 14 cases 3
+#                                        and 5; kept: replication::..._leader_faults, cases 0-2
+#                                        and the checker; rebalance:: for factor 1)
+E2E_SKIP="${E2E_SKIP-operator_killed_in_every_phase unreachable_shard_blocks_scale_down kvserver_pod_deleted_under_load replicated_store_keeps_every_write_through_follower_faults replicated_store_keeps_every_write_through_rescaling}" \
   E2E_SUITES="${E2E_SUITES:-operator rebalance hardening faults}" tests/e2e/run.sh
 
 steps_passed=$((steps_passed + 1))

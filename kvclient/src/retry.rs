@@ -12,6 +12,9 @@
 //! A policy counts its retries ([`RetryPolicy::standard`]) or spends a time budget
 //! ([`RetryPolicy::within`]): against a replicated store, a client that keeps trying the shard's
 //! other copies for a few seconds rides over a leader's failover.
+//!
+//! A request's error is its first ambiguous one ([`FirstUnknown`]) when a later attempt was
+//! refused cleanly: the first may have been applied, so the request's outcome stays unknown.
 
 use std::time::{Duration, Instant};
 
@@ -104,6 +107,28 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The first attempt of a request whose outcome is unknown (it may have been applied).
+#[derive(Debug, Default)]
+pub(crate) struct FirstUnknown(Option<Error>);
+
+impl FirstUnknown {
+    /// Keeps `err` when it is the request's first ambiguous error.
+    pub(crate) fn note(&mut self, err: Error) {
+        if self.0.is_none() && err.outcome_unknown() {
+            self.0 = Some(err);
+        }
+    }
+
+    /// The request's error, given its last attempt's: an earlier ambiguous attempt wins over a
+    /// later definite answer, which cannot undo it.
+    pub(crate) fn settle(self, last: Error) -> Error {
+        match self.0 {
+            Some(first) if !last.outcome_unknown() => first,
+            _ => last,
+        }
+    }
+}
+
 /// Whether `err` may be retried for a request of the given kind.
 pub fn should_retry(err: &Error, idempotency: Idempotency) -> bool {
     if err.refused_unapplied() {
@@ -145,6 +170,22 @@ mod tests {
         assert!(!should_retry(&timeout, Idempotency::Conditional));
         assert!(should_retry(&peer, Idempotency::Idempotent));
         assert!(should_retry(&timeout, Idempotency::Idempotent));
+    }
+
+    #[test]
+    fn a_refusal_after_an_ambiguous_attempt_leaves_the_outcome_unknown() {
+        let refused = || status(503, Some(ErrorCode::Draining));
+        let mut attempts = FirstUnknown::default();
+        attempts.note(refused());
+        assert!(!attempts.settle(refused()).outcome_unknown());
+
+        let mut attempts = FirstUnknown::default();
+        attempts.note(refused());
+        attempts.note(Error::Timeout { server: "s".into() });
+        attempts.note(status(504, Some(ErrorCode::OutcomeUnknown)));
+        let settled = attempts.settle(refused());
+        assert!(settled.outcome_unknown(), "{settled:?}");
+        assert!(matches!(settled, Error::Timeout { .. }));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::addr::parse_server;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::hints::RoutingHints;
-use crate::retry::{Idempotency, should_retry};
+use crate::retry::{FirstUnknown, Idempotency, should_retry};
 use crate::stats::ClientStats;
 
 /// A value with the version the server stored it under (from `ETag`).
@@ -264,6 +264,7 @@ impl ServerClient {
         let policy = self.config.retry;
         let started = Instant::now();
         let mut retry = 0;
+        let mut unknown = FirstUnknown::default();
         loop {
             let mut request = build();
             if let Some(token) = &self.config.token {
@@ -272,14 +273,15 @@ impl ServerClient {
             match self.send_once(request, timeout).await {
                 Err(e) if should_retry(&e, idempotency) => {
                     let Some(delay) = policy.next_delay(retry, started) else {
-                        return Err(e);
+                        return Err(unknown.settle(e));
                     };
                     tracing::debug!(server = %self.base, error = %e, retry, "retrying");
                     self.stats.retried();
+                    unknown.note(e);
                     tokio::time::sleep(delay).await;
                     retry += 1;
                 }
-                other => return other,
+                other => return other.map_err(|e| unknown.settle(e)),
             }
         }
     }

@@ -20,7 +20,7 @@ use crate::config::ClientConfig;
 use crate::copies::ShardCopies;
 use crate::error::{Error, Result};
 use crate::hints::RoutingHints;
-use crate::retry::{Idempotency, should_retry};
+use crate::retry::{FirstUnknown, Idempotency, should_retry};
 use crate::server::{Condition, ServerClient, Versioned};
 use crate::stats::ClientStats;
 
@@ -371,6 +371,7 @@ impl ShardedClient {
         let started = Instant::now();
         let mut at = 0;
         let mut retry: u32 = 0;
+        let mut unknown = FirstUnknown::default();
         loop {
             let server = &order[at % order.len()];
             let result = call(server.clone()).await;
@@ -390,7 +391,7 @@ impl ShardedClient {
             match result {
                 Err(e) if should_retry(&e, idempotency) => {
                     let Some(delay) = policy.next_delay(retry, started) else {
-                        return Err(e);
+                        return Err(unknown.settle(e));
                     };
                     tracing::debug!(server = %server.base(), error = %e, retry, "trying another copy");
                     self.stats.retried();
@@ -402,11 +403,12 @@ impl ShardedClient {
                         Some(i) if i != at % order.len() => i,
                         _ => at + 1,
                     };
+                    unknown.note(e);
                     if retry as usize >= order.len() {
                         tokio::time::sleep(delay).await;
                     }
                 }
-                other => return other,
+                other => return other.map_err(|e| unknown.settle(e)),
             }
         }
     }

@@ -154,7 +154,12 @@ vol_after=$(k get pvc data-web-1 -o jsonpath='{.spec.volumeName}')
 expect_eq "web-1's volume after restart" "$vol_after" "$vol_before"
 got=$(k exec web-1 -- webtool cat /data/marker)
 expect_eq "/data/marker on the recreated web-1" "$got" "$marker"
-got=$(k exec dns-client -- webtool get http://web-1.web:8080/files/marker)
+# The recreated pod's DNS record follows its EndpointSlice, which can lag its Ready by a few
+# seconds (and CoreDNS caches the miss): ask for up to 30 s, as any client would retry.
+for _ in $(seq 30); do
+  got=$(k exec dns-client -- webtool get http://web-1.web:8080/files/marker 2>&1) && break
+  sleep 1
+done
 expect_eq "web-1 serving its file over the headless Service" "$got" "$marker"
 ok
 

@@ -5,10 +5,8 @@
 #
 # usage: tests/e2e/run.sh [CARGO_TEST_FILTER...]
 #   KEEP_CLUSTER=1   leave the local cluster running afterwards
-#   E2E_SUITES="operator rebalance"   which test files of tests/e2e/tests to run (default: all
-#                    but replication)
-#   E2E_REPLICATION=1   also run the replication suite (issue 14: factor-3 store, leader and
-#                    follower faults, Porcupine); E2E_SUITES=replication runs it alone
+#   E2E_SUITES="operator rebalance"   which test files of tests/e2e/tests to run (default: all,
+#                    and the harness's unit tests)
 #   E2E_SKIP="name ..."   test names to leave out (libtest --skip; make test leaves out its long cases)
 # shellcheck source=tests/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh" e2e || exit 1
@@ -56,20 +54,9 @@ restart_operator
 read -r -a suites <<<"${E2E_SUITES:-}"
 args=()
 if ((${#suites[@]})); then
-  if [[ ${E2E_REPLICATION:-0} == 1 && " ${suites[*]} " != *" replication "* ]]; then
-    suites+=(replication)
-  fi
   for s in "${suites[@]}"; do args+=(--test "$s"); done
-elif [[ ${E2E_REPLICATION:-0} == 1 ]]; then
-  args+=(--tests)
 else
-  # What --tests runs (the harness's unit tests and every suite) without the replication suite,
-  # which needs a replicating operator and kvserver (issue 14).
-  args+=(--lib)
-  for f in tests/e2e/tests/*.rs; do
-    s=$(basename "$f" .rs)
-    [[ $s == replication ]] || args+=(--test "$s")
-  done
+  args+=(--tests)
 fi
 read -r -a skipped <<<"${E2E_SKIP:-}"
 skip_args=()

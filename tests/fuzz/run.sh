@@ -15,6 +15,9 @@
 # Environment:
 #   FUZZ_TARGETS     targets to run (default: every target `cargo fuzz list` shows)
 #   FUZZ_SANITIZER   address (default) | none   (none runs about twice as many inputs)
+#   FUZZ_BUILD       release (default: optimized, as cargo fuzz builds) | dev (unoptimized: a cold
+#                    build takes a fraction of the time, each input runs slower; make test's
+#                    20 s budget is spent mostly building). Debug assertions are on in both.
 #   FUZZ_TOOLCHAIN   rustup toolchain to build with (default: nightly when installed, else
 #                    stable with RUSTC_BOOTSTRAP=1, which the sanitizer flags need)
 #   FUZZ_MAX_LEN     largest input in bytes (default 4096)
@@ -35,11 +38,19 @@ target_dir="$cache/fuzz-target"
 corpus_root="$cache/fuzz-corpus"
 log_root="$cache/fuzz-logs"
 sanitizer="${FUZZ_SANITIZER:-address}"
+build="${FUZZ_BUILD:-release}"
+case "$build" in
+  release) build_flags=() ;; # cargo fuzz's default: optimized, with debug assertions
+  dev) build_flags=(--dev) ;;
+  *) echo "FUZZ_BUILD must be release or dev, got $build" >&2; exit 2 ;;
+esac
 max_len="${FUZZ_MAX_LEN:-4096}"
 mkdir -p "$target_dir" "$corpus_root" "$log_root"
 
-# Instrumented builds get their own target dir; the shared one must not be thrashed.
+# Instrumented builds get their own target dir (one per build kind, so that make test's and
+# make fuzz's do not evict each other); the shared one must not be thrashed.
 unset CARGO_TARGET_DIR
+target_dir="$target_dir/$build-$sanitizer"
 
 # The toolchain: cargo-fuzz passes -Z flags, which need nightly or RUSTC_BOOTSTRAP=1 on stable.
 cargo=(cargo)
@@ -59,14 +70,14 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 cd "$root"
-fuzz_flags=(--target-dir "$target_dir" --sanitizer "$sanitizer")
+fuzz_flags=(--target-dir "$target_dir" --sanitizer "$sanitizer" "${build_flags[@]}")
 if [ -n "${FUZZ_TARGETS:-}" ]; then
   read -r -a targets <<<"$FUZZ_TARGETS"
 else
   mapfile -t targets < <("${cargo[@]}" fuzz list)
 fi
 
-echo "fuzz: building ${targets[*]} with $toolchain_note, sanitizer $sanitizer"
+echo "fuzz: building ${targets[*]} with $toolchain_note, sanitizer $sanitizer, $build build"
 # All targets at once: they share one library, so one build serves them all.
 if ! build_log="$("${cargo[@]}" fuzz build "${fuzz_flags[@]}" 2>&1)"; then
   echo "$build_log" | tail -n 40

@@ -8,14 +8,21 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
-// verdictOf checks a hand-made history of JSON lines.
-func verdictOf(t *testing.T, lines ...string) porcupine.CheckResult {
+// opsOf decodes a hand-made history of JSON lines.
+func opsOf(t *testing.T, lines ...string) []porcupine.Operation {
 	t.Helper()
 	ops, err := Operations(strings.NewReader(strings.Join(lines, "\n")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return porcupine.CheckOperationsTimeout(Model, ops, 10*time.Second)
+	return ops
+}
+
+// verdictOf checks a hand-made history the way the command does.
+func verdictOf(t *testing.T, lines ...string) porcupine.CheckResult {
+	t.Helper()
+	result, _, _ := Decide(opsOf(t, lines...), 10*time.Second)
+	return result
 }
 
 func TestSequentialAndOverlappingOperationsAreLinearizable(t *testing.T) {
@@ -114,5 +121,52 @@ func TestBadLinesAreErrorsNotVerdicts(t *testing.T) {
 		if _, err := Operations(strings.NewReader(line)); err == nil {
 			t.Errorf("%s: want an error", line)
 		}
+	}
+}
+
+func TestUnknownWritesNobodyReadAreSetAsideFirst(t *testing.T) {
+	lines := []string{
+		`{"client":0,"op":"put","key":"k","value":"a","call":0,"return":1,"outcome":"ok"}`,
+		`{"client":1,"op":"put","key":"k","value":"b","call":2,"return":3,"outcome":"unknown"}`,
+		`{"client":2,"op":"put","key":"k","value":"c","call":2,"return":3,"outcome":"unknown"}`,
+		`{"client":0,"op":"get","key":"k","call":4,"return":5,"outcome":"ok","found":"c"}`,
+	}
+	kept, aside := WithoutUnobservedUnknownWrites(opsOf(t, lines...))
+	if aside != 1 || len(kept) != 3 {
+		t.Fatalf("want b set aside and c (read) kept, got %d aside, %d kept", aside, len(kept))
+	}
+	result, _, aside := Decide(opsOf(t, lines...), 10*time.Second)
+	if result != porcupine.Ok || aside != 1 {
+		t.Fatalf("want linearizable with 1 set aside, got %v with %d", result, aside)
+	}
+}
+
+func TestASetAsideWriteThatExplainsARefusedCasIsCheckedWhole(t *testing.T) {
+	// Without b the cas from "a" must succeed; with b applied before it, its refusal is right.
+	lines := []string{
+		`{"client":0,"op":"put","key":"k","value":"a","call":0,"return":1,"outcome":"ok"}`,
+		`{"client":1,"op":"put","key":"k","value":"b","call":2,"return":3,"outcome":"unknown"}`,
+		`{"client":0,"op":"cas","key":"k","expected":"a","value":"c","call":4,"return":5,"outcome":"fail"}`,
+	}
+	kept, _ := WithoutUnobservedUnknownWrites(opsOf(t, lines...))
+	if got := porcupine.CheckOperations(Model, kept); got {
+		t.Fatal("the smaller history should not be linearizable on its own")
+	}
+	result, _, aside := Decide(opsOf(t, lines...), 10*time.Second)
+	if result != porcupine.Ok || aside != 0 {
+		t.Fatalf("want linearizable from the whole history, got %v with %d set aside", result, aside)
+	}
+}
+
+func TestAStaleReadAmongUnknownWritesIsStillCaught(t *testing.T) {
+	got := verdictOf(t,
+		`{"client":0,"op":"put","key":"k","value":"a","call":0,"return":1,"outcome":"ok"}`,
+		`{"client":1,"op":"put","key":"k","value":"x","call":0,"return":1,"outcome":"unknown"}`,
+		`{"client":0,"op":"put","key":"k","value":"b","call":2,"return":3,"outcome":"ok"}`,
+		`{"client":2,"op":"put","key":"k","value":"y","call":2,"return":3,"outcome":"unknown"}`,
+		`{"client":1,"op":"get","key":"k","call":4,"return":5,"outcome":"ok","found":"a"}`,
+	)
+	if got != porcupine.Illegal {
+		t.Fatalf("want illegal, got %v", got)
 	}
 }

@@ -16,6 +16,7 @@
 //!   each shard, copies in sync) and the operator's `status.replication`.
 //! - [`linearizability`]: a load's client history out of its pod log, checked by the Porcupine
 //!   checker of `tests/linearizability`.
+//! - [`summary`]: each case's figures line, printed and kept for the run's summary.
 //! - [`host`]: the node's processes: finding a pod's or container's in `/proc` and SIGKILLing them.
 //! - [`volumes`]: fillable tmpfs volumes offered as pre-bound PVs (the disk-full case).
 #![forbid(unsafe_code)]
@@ -30,6 +31,7 @@ pub mod replicas;
 pub mod screen;
 pub mod shard_http;
 pub mod stores;
+pub mod summary;
 pub mod volumes;
 pub mod wait;
 

@@ -150,8 +150,13 @@ pub fn check(checker: &Path, name: &str, history: &str) -> Result<String> {
     match out.status.code() {
         Some(0) => Ok(stdout),
         Some(1) => Err(Error::Check(format!(
-            "history {name} ({ops} operations) is NOT linearizable (or undecided in \
-             {CHECK_TIMEOUT}): {stdout}; kept {} and {}",
+            "history {name} ({ops} operations) is NOT linearizable: {stdout}; kept {} and {}",
+            file.display(),
+            html.display()
+        ))),
+        Some(3) => Err(Error::Check(format!(
+            "history {name} ({ops} operations) was not decided in {CHECK_TIMEOUT} (neither \
+             verdict; a failed check all the same): {stdout}; kept {} and {}",
             file.display(),
             html.display()
         ))),

@@ -11,12 +11,12 @@
 //! docs/faults.md.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::Duration;
 
 use e2e::load::{self, Load, LoadReport, LoadSpec};
 use e2e::namespace::TestNamespace;
 use e2e::shard_http::{self, Shard};
+use e2e::summary::record;
 use e2e::volumes::{self, TmpfsVolumes};
 use e2e::{Error, Result, check, cluster, host, pods, stores, wait};
 use k8s_openapi::api::core::v1::Pod;
@@ -41,19 +41,6 @@ fn load_spec() -> LoadSpec {
         concurrency: 8,
         write_ratio: 0.5,
     }
-}
-
-/// Prints the case's summary line and appends it to `$FAULTS_SUMMARY`.
-fn record(line: &str) -> Result<()> {
-    eprintln!("{line}");
-    if let Some(path) = std::env::var_os("FAULTS_SUMMARY") {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        writeln!(f, "{line}")?;
-    }
-    Ok(())
 }
 
 /// A store of `SHARDS` shards (with `extra` spec fields), Available, with the load running and

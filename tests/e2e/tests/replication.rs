@@ -7,7 +7,9 @@
 //! 2. `kubectl delete pod` of a leader (it hands leadership over first), under a client with
 //!    kvclient's default retries;
 //! 3. kill -9 of a follower, then a follower whose PVC and pod are deleted (rebuilt from its
-//!    peers with a new node ID), under a client that retries within 5 s.
+//!    peers with a new node ID), under a client that retries within 5 s;
+//! 5. `kubectl scale` 3 → 5 → 2 shards, under a client with the default retries (on a store
+//!    of its own).
 //!
 //! Each case runs three client pods through it, all with the case's retry flags:
 //! `kvclient load --kvstore` (3 000 keys of its own, 8 workers, half writes), which reads back
@@ -17,12 +19,11 @@
 //! screen over a–z, which must show nothing but hits. Each case prints one
 //! `REPLICATION case=<n> ...` line (appended to `$FAULTS_SUMMARY` when set).
 //!
-//! Needs root on the cluster's node (kill -9 of a container's process) and the Go toolchain
-//! (the checker). Not in the default suites: `E2E_REPLICATION=1 tests/e2e/run.sh` (or
-//! `E2E_SUITES=replication`) runs it; see tests/e2e/run.sh.
+//! Cases 0–2 share one store and run in `make test`; cases 3 and 5 each have a store of their
+//! own and run in `make faults` and `make e2e`. Needs root on the cluster's node (kill -9 of a container's
+//! process) and the Go toolchain (the checker).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,11 +32,13 @@ use e2e::namespace::TestNamespace;
 use e2e::pods::LogCapture;
 use e2e::replicas::{self, Leader, RaftProbe, ShardRaft};
 use e2e::screen::rounds;
+use e2e::summary::record;
 use e2e::{Error, Result, check, cluster, host, linearizability, pods, shard_http, stores, wait};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::api::DeleteParams;
 use kvproto::topology::Topology;
+use operator::status::Phase;
 
 const STORE: &str = "kv";
 const SHARDS: u32 = 3;
@@ -54,19 +57,6 @@ const NO_RETRY: [&str; 2] = ["--retries", "0"];
 const DEFAULT_RETRIES: [&str; 0] = [];
 const HOT_KEYS: u32 = 6;
 const KVSERVER: &str = operator::labels::KVSERVER_CONTAINER;
-
-/// Prints the case's line and appends it to `$FAULTS_SUMMARY`.
-fn record(line: &str) -> Result<()> {
-    eprintln!("{line}");
-    if let Some(path) = std::env::var_os("FAULTS_SUMMARY") {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        writeln!(f, "{line}")?;
-    }
-    Ok(())
-}
 
 /// What every case shares.
 struct Suite<'a> {
@@ -241,10 +231,10 @@ impl Suite<'_> {
             v.keys_checked,
             report.unknown_outcome_writes,
             history_report.errors,
-            if verdict.is_ok() {
-                "linearizable"
-            } else {
-                "NOT-linearizable"
+            match &verdict {
+                Ok(_) => "linearizable",
+                Err(e) if e.to_string().contains("not decided") => "undecided",
+                Err(_) => "NOT-linearizable",
             },
             screen_bad.len(),
         ))?;
@@ -264,12 +254,17 @@ impl Suite<'_> {
     /// The shards, once every one has one leader and all copies in sync, and the operator
     /// says so too.
     async fn settled(&self) -> Result<BTreeMap<u32, ShardRaft>> {
-        let shards = self
+        self.settled_at(SHARDS).await
+    }
+
+    /// [`Self::settled`] for a store of `shards` shards.
+    async fn settled_at(&self, shards: u32) -> Result<BTreeMap<u32, ShardRaft>> {
+        let views = self
             .probe
-            .wait_leaders(self.ns, SHARDS, FACTOR, LONG)
+            .wait_leaders(self.ns, shards, FACTOR, LONG)
             .await?;
-        replicas::wait_replication_healthy(self.ns, STORE, SHARDS, FACTOR, LONG).await?;
-        Ok(shards)
+        replicas::wait_replication_healthy(self.ns, STORE, shards, FACTOR, LONG).await?;
+        Ok(views)
     }
 
     /// Waits until `shard` has a leader in a later term than `old` (an election happened).
@@ -602,15 +597,63 @@ async fn case3_follower_faults(s: &Suite<'_>) -> Result<()> {
     .map(drop)
 }
 
-/// Cases 0–3 on one store, in order (each case starts from a settled store).
-#[tokio::test]
-async fn replicated_store_keeps_every_write_through_leader_and_follower_faults() -> Result<()> {
+/// Case 5: `kubectl scale` 3 → 5 → 2 shards under load: keys move between replicated shards
+/// (each shard's leader takes the moves, every copy applies them), the new shards' copies form
+/// their groups, the drained shards' copies and every one of their claims go; a client with the
+/// default retries fails nothing.
+async fn case5_scale(s: &Suite<'_>) -> Result<()> {
+    let ns = s.ns;
+    s.settled().await?;
+    let running = s.start(5, &DEFAULT_RETRIES).await?;
+    let mut steps = Vec::new();
+    for shards in [5u32, 2] {
+        let started = std::time::Instant::now();
+        let n = i32::try_from(shards).map_err(|e| Error::Check(e.to_string()))?;
+        stores::scale(ns, STORE, n).await?;
+        stores::wait_phase(ns, STORE, Phase::Available, n, LONG).await?;
+        let available = started.elapsed().as_secs_f64();
+        s.settled_at(shards).await?;
+        steps.push(format!(
+            "to {shards}: Available in {available:.1}s, in sync in {:.1}s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    let report = s.finish(running, &[], &steps.join("; ")).await?;
+    let claims: Vec<String> = ns
+        .api::<PersistentVolumeClaim>()
+        .list(&Default::default())
+        .await?
+        .items
+        .iter()
+        .map(|p| p.name_any())
+        .filter(|n| n.starts_with(&format!("data-{STORE}-")))
+        .collect();
+    let want: Vec<String> = (0..FACTOR)
+        .flat_map(|k| (0..2).map(move |i| format!("data-{}", replicas::pod_name(STORE, k, i))))
+        .collect();
+    let mut sorted = claims.clone();
+    sorted.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    check(sorted == want_sorted, || {
+        format!("after 5 -> 2 the claims are {sorted:?}, want {want_sorted:?}")
+    })?;
+    check(report.verify.keys_checked > 0, || {
+        "the load read nothing back".to_owned()
+    })
+}
+
+/// Runs `cases` in order on one new factor-3 store (each case starts from a settled store).
+async fn on_a_new_store<F>(ns_name: &str, cases: F) -> Result<()>
+where
+    F: AsyncFnOnce(&Suite<'_>) -> Result<()>,
+{
     host::require_root()?;
     let checker = tokio::task::spawn_blocking(linearizability::build_checker)
         .await
         .map_err(|e| Error::Check(format!("building the checker: {e}")))??;
     let client = cluster::connect().await?;
-    let ns = TestNamespace::create(&client, "replication").await?;
+    let ns = TestNamespace::create(&client, ns_name).await?;
     ns.run(|| async {
         create_store(&ns).await?;
         let account = pods::follower_account(&ns).await?;
@@ -620,10 +663,36 @@ async fn replicated_store_keeps_every_write_through_leader_and_follower_faults()
             probe: RaftProbe::new(&ns, STORE).await?,
             checker,
         };
-        case0_the_store_forms(&suite).await?;
-        case1_leader_kill9(&suite).await?;
-        case2_leader_pod_deleted(&suite).await?;
-        case3_follower_faults(&suite).await
+        cases(&suite).await
+    })
+    .await
+}
+
+/// Cases 0–2 (make test): the store forms, then a leader killed and a leader's pod deleted.
+#[tokio::test]
+async fn replicated_store_keeps_every_write_through_leader_faults() -> Result<()> {
+    on_a_new_store("replication", async |suite: &Suite<'_>| {
+        case0_the_store_forms(suite).await?;
+        case1_leader_kill9(suite).await?;
+        case2_leader_pod_deleted(suite).await
+    })
+    .await
+}
+
+/// Case 3 (make faults): a follower killed, and a follower rebuilt from its peers.
+#[tokio::test]
+async fn replicated_store_keeps_every_write_through_follower_faults() -> Result<()> {
+    on_a_new_store("replication-followers", async |suite: &Suite<'_>| {
+        case3_follower_faults(suite).await
+    })
+    .await
+}
+
+/// Case 5 (make faults): the shard count changed under load, 3 → 5 → 2.
+#[tokio::test]
+async fn replicated_store_keeps_every_write_through_rescaling() -> Result<()> {
+    on_a_new_store("replication-scale", async |suite: &Suite<'_>| {
+        case5_scale(suite).await
     })
     .await
 }

@@ -18,7 +18,8 @@ use crate::cli::error::CliError;
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Ok,
-    /// Definitely not applied: a 4xx (for a compare-and-set, its precondition failed).
+    /// Definitely not applied: a 4xx (for a compare-and-set, its precondition failed), or a
+    /// refusal before anything was applied (connection refused, 503 `draining`, `no_leader`).
     Fail,
     /// May or may not have been applied: a timeout, a 5xx, a broken connection.
     Unknown,
@@ -34,7 +35,9 @@ impl Outcome {
 
     /// The outcome of a failed request.
     pub fn of_error(e: &Error) -> Outcome {
-        if e.http_status().is_some_and(|s| (400..500).contains(&s)) {
+        // The client reports an earlier ambiguous attempt over a later refusal, so a refused
+        // request here was refused at every attempt.
+        if e.http_status().is_some_and(|s| (400..500).contains(&s)) || e.refused_unapplied() {
             Outcome::Fail
         } else {
             Outcome::Unknown
@@ -166,5 +169,33 @@ mod tests {
             serde_json::json!({"client": 3, "op": "cas", "expected": null, "value": "v",
                 "key": "hot-1", "call": 10, "return": 20, "outcome": "unknown"})
         );
+    }
+
+    #[test]
+    fn a_refusal_is_a_failure_and_an_ambiguous_answer_unknown() {
+        use kvproto::wire::ErrorCode;
+        let status = |status, code| Error::Status {
+            server: "s".into(),
+            status,
+            code,
+            message: String::new(),
+        };
+        let cases = [
+            (status(412, None), Outcome::Fail),
+            (status(503, Some(ErrorCode::Draining)), Outcome::Fail),
+            (status(503, Some(ErrorCode::NoLeader)), Outcome::Fail),
+            (
+                status(504, Some(ErrorCode::OutcomeUnknown)),
+                Outcome::Unknown,
+            ),
+            (
+                status(503, Some(ErrorCode::PeerUnavailable)),
+                Outcome::Unknown,
+            ),
+            (Error::Timeout { server: "s".into() }, Outcome::Unknown),
+        ];
+        for (error, want) in cases {
+            assert_eq!(Outcome::of_error(&error), want, "{error:?}");
+        }
     }
 }
