@@ -75,6 +75,27 @@ fn a_tls_store_mounts_its_certificate_and_every_token() {
 }
 
 #[test]
+fn a_replicated_store_adds_copy_statefulsets_and_per_shard_budgets_copy_0_unchanged() {
+    let inst = validate(&load("kvstore-replicated.yaml")).unwrap();
+    let uid = Some("5e0c7e7a-0000-4000-8000-00000000000a");
+    // Copy 0 and the Service are the factor-1 objects, byte for byte: no book pod restarts.
+    check(&build::statefulset(&inst, 3, uid), "demo-statefulset.yaml");
+    check(&build::service(&inst), "demo-service.yaml");
+    check(
+        &build::copy_statefulset(&inst, 1, 3, uid),
+        "replicated-r1-statefulset.yaml",
+    );
+    check(
+        &build::copy_statefulset(&inst, 2, 3, uid),
+        "replicated-r2-statefulset.yaml",
+    );
+    check(
+        &build::shard_pod_disruption_budget(&inst, 1),
+        "replicated-s1-pdb.yaml",
+    );
+}
+
+#[test]
 fn random_tokens_are_long_and_differ() {
     let a = build::random_token();
     let b = build::random_token();

@@ -6,9 +6,10 @@
 //!   controller-rs does: it answers the calls a reconcile makes from a small in-memory world and
 //!   records every request, so tests assert on what the operator asked the API server to do;
 //! - `harness`: the one reconcile harness over that API server and the fake shards;
-//! - `shards`: the one fake of the shards' admin API;
+//! - `shards`: the one fake of the shards' admin API, with `groups`, its fake Raft groups;
 //! - `kvservers`: real kvservers in this process.
 
+pub mod groups;
 pub mod harness;
 pub mod kvservers;
 pub mod shards;
@@ -297,7 +298,7 @@ fn replicated(
 }
 
 /// The `labelSelector` of a query, decoded.
-fn label_selector(query: &str) -> String {
+pub fn label_selector(query: &str) -> String {
     let raw = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("labelSelector="))
