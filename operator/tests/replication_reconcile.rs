@@ -403,3 +403,113 @@ async fn a_shard_below_quorum_is_degraded_and_one_converging_is_progressing_in_o
         })
     );
 }
+
+/// Copy 0's StatefulSet of `kvs` as the API server holds it: the store's own, `shards` pods
+/// ready, at update revision `demo-new`.
+fn copy0(kvs: &KVStore, shards: i32) -> Value {
+    let inst = validate(kvs).unwrap();
+    let mut sts = serde_json::to_value(build::statefulset(&inst, shards, None)).unwrap();
+    sts["status"] = json!({"replicas": shards, "readyReplicas": shards,
+                           "updateRevision": "demo-new"});
+    sts
+}
+
+#[tokio::test]
+async fn an_outdated_follower_is_deleted_after_its_step_is_written_and_the_roll_resumes_from_it() {
+    let mut kvs = store(1, 3, false);
+    let mut world = world(&kvs, 3);
+    world.statefulset = Some(copy0(&kvs, 1));
+    for k in [1, 2] {
+        world
+            .revisions
+            .insert(format!("demo-r{k}"), format!("demo-r{k}-new"));
+    }
+    // Copy 0 (the leader) runs the new template; both followers the old one.
+    world.pods = vec![
+        support::pod("demo-0", 0, "demo-new", true),
+        support::pod("demo-r1-0", 1, "demo-r1-old", true),
+        support::pod("demo-r2-0", 2, "demo-r2-old", true),
+    ];
+    let h = Harness::new(world, FakeShards::default());
+    h.shards.groups.formed(0, &[(0, 10), (1, 11), (2, 12)]);
+    h.shards.groups.lag(0, 11, 5);
+    h.shards.groups.lag(0, 12, 40);
+
+    let action = h.reconcile(kvs.clone()).await.unwrap();
+    assert_eq!(
+        action,
+        kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(2))
+    );
+    let calls = h.calls();
+    let deleted = calls
+        .iter()
+        .position(|c| c.method == Method::DELETE && c.path.contains("/pods/"))
+        .expect("a pod deleted");
+    // The most lagged follower, named with its uid (a pod recreated meanwhile is left alone).
+    assert!(
+        calls[deleted].path.ends_with("/pods/demo-r2-0"),
+        "{:?}",
+        calls[deleted]
+    );
+    assert_eq!(
+        calls[deleted].body["preconditions"]["uid"],
+        "demo-r2-0-demo-r2-old"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.method == Method::DELETE && c.path.contains("/pods/"))
+            .count(),
+        1,
+        "one pod per shard at a time"
+    );
+    // status.roll was written before the delete.
+    let written = calls[..deleted]
+        .iter()
+        .rev()
+        .find(|c| c.path.ends_with("/kvstores/demo/status"))
+        .expect("the step persisted first");
+    assert_eq!(
+        written.body["status"]["roll"],
+        json!({"revision": "demo-new,demo-r1-new,demo-r2-new", "phase": "Rolling",
+               "pods": [{"pod": "demo-r2-0", "shard": 0, "step": "Deleting"}]})
+    );
+    assert!(
+        h.shards.groups.changes().is_empty(),
+        "a follower needs no transfer"
+    );
+
+    // A restarted operator resumes: the pod is gone, so it waits for its replacement.
+    next(&h, &mut kvs);
+    let before = h.calls().len();
+    h.reconcile(kvs.clone()).await.unwrap();
+    let calls = h.calls().split_off(before);
+    assert!(
+        calls.iter().all(|c| c.method != Method::DELETE),
+        "{calls:?}"
+    );
+    let roll = h.status().roll.unwrap();
+    assert_eq!(roll.pods[0].step, operator::status::RollStep::Replacing);
+    assert_eq!(
+        roll.message.as_deref(),
+        Some("demo-r2-0 is being recreated")
+    );
+
+    // The new pod Ready and in sync: the shard's next follower goes.
+    next(&h, &mut kvs);
+    h.world
+        .lock()
+        .unwrap()
+        .pods
+        .push(support::pod("demo-r2-0", 2, "demo-r2-new", true));
+    h.shards.groups.lag(0, 12, 0);
+    let before = h.calls().len();
+    h.reconcile(kvs.clone()).await.unwrap();
+    let calls = h.calls().split_off(before);
+    let deletes: Vec<&str> = calls
+        .iter()
+        .filter(|c| c.method == Method::DELETE && c.path.contains("/pods/"))
+        .map(|c| c.path.rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(deletes, ["demo-r1-0"]);
+}

@@ -24,6 +24,9 @@ pub(super) struct Replicated {
     pub formed: Vec<bool>,
     /// Something is still changing: come back soon.
     pub converging: bool,
+    /// What was observed and decided, for the roll.
+    pub view: View,
+    pub steps: Vec<ShardStep>,
 }
 
 impl Replicated {
@@ -66,6 +69,8 @@ pub(super) async fn run(
     .await;
     let factor = inst.factor();
     let mut steps = replication::steps(&view, factor);
+    // Leadership stays where a roll under way put it.
+    crate::roll::hold_leadership(&mut steps, status.and_then(|s| s.roll.as_ref()));
     let mut formed: Vec<bool> = view
         .shards
         .iter()
@@ -119,6 +124,8 @@ pub(super) async fn run(
         report,
         formed,
         converging,
+        view,
+        steps,
     }
 }
 

@@ -21,5 +21,5 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
-pub use plan::{RollAction, RollPlan, holds, plan};
+pub use plan::{RollAction, RollPlan, hold_leadership, holds, plan};
 pub use view::{MemberState, PodState, RollView, ShardState, shard_state};

@@ -16,7 +16,8 @@
 use kvproto::raft::Member;
 
 use super::view::{PodState, RollView, ShardState};
-use crate::status::{RollPhase, RollPod, RollStatus, RollStep};
+use crate::replication::{Action, ShardStep};
+use crate::status::{RollPhase, RollPod, RollStatus, RollStep, ShardPhase};
 
 /// One action of the roller, run after `status.roll` was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +41,27 @@ pub struct RollPlan {
 /// leadership alone).
 pub fn holds(persisted: Option<&RollStatus>, pod: &str) -> bool {
     persisted.is_some_and(|r| r.pods.iter().any(|p| p.pod == pod))
+}
+
+/// Drops the membership step's moves of leadership to a pod the roll holds (the preferred
+/// leader back to a copy 0 being replaced would undo the roll's transfer); a shard left with
+/// nothing else to do is Stable, so the roll goes on.
+pub fn hold_leadership(steps: &mut [ShardStep], persisted: Option<&RollStatus>) {
+    for step in steps {
+        let before = step.actions.len();
+        step.actions.retain(|a| match a {
+            Action::TransferLeader { to, .. } => !holds(persisted, &to.pod),
+            _ => true,
+        });
+        if step.actions.len() < before
+            && step.actions.is_empty()
+            && step.phase == ShardPhase::TransferringLeader
+        {
+            step.phase = ShardPhase::Stable;
+            step.note =
+                Some("leadership stays while the roll replaces the preferred leader".to_owned());
+        }
+    }
 }
 
 /// The plan (see the module docs).

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use kvproto::raft::Member;
 
 use super::*;
-use crate::status::{RollPhase, RollPod, RollStatus, RollStep};
+use crate::replication::{Action, ShardStep};
+use crate::status::{RollPhase, RollPod, RollStatus, RollStep, ShardPhase};
 
 fn member(shard: u32, copy: u32) -> Member {
     Member {
@@ -301,4 +302,22 @@ fn a_pod_the_roll_holds_keeps_its_leadership_where_the_roll_put_it() {
     assert!(holds(Some(&persisted), "kv-0"));
     assert!(!holds(Some(&persisted), "kv-r1-0"));
     assert!(!holds(None, "kv-0"));
+    // The membership step would move leadership back to copy 0 (the preferred leader).
+    let back = |shard: u32| ShardStep {
+        shard,
+        phase: ShardPhase::TransferringLeader,
+        note: None,
+        actions: vec![Action::TransferLeader {
+            shard,
+            leader: 1,
+            to: member(shard, 0),
+        }],
+    };
+    let mut steps = vec![back(0), back(1)];
+    hold_leadership(&mut steps, Some(&persisted));
+    assert_eq!(
+        (steps[0].phase, steps[0].actions.len()),
+        (ShardPhase::Stable, 0)
+    );
+    assert_eq!(steps[1], back(1), "shard 1's copy 0 is not held");
 }

@@ -133,6 +133,13 @@ impl FakeGroups {
         }
     }
 
+    /// Member `node_id` of `shard`'s group is `lag` entries behind its leader.
+    pub fn lag(&self, shard: u32, node_id: u64, lag: u64) {
+        let mut state = self.state.lock().unwrap();
+        let g = state.groups.get_mut(&group(shard)).expect("no such group");
+        g.lag.insert(node_id, lag);
+    }
+
     /// Every member of `shard`'s group caught up.
     pub fn catch_up(&self, shard: u32) {
         self.lag_all(shard, 0);
