@@ -68,6 +68,11 @@ pub struct RunArgs {
     #[arg(long, env = "KVSTORE_UNREACHABLE_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub unreachable_grace: Duration,
 
+    /// How many replicated stores may roll their pods to a changed template at once (a roll
+    /// under way always finishes, also after a restart).
+    #[arg(long, env = "KVSTORE_MAX_CONCURRENT_ROLLS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_rolls: u32,
+
     /// This replica's name in Events and in the Lease; the pod name in a cluster.
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -92,5 +97,14 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Crd)));
         let cli = Cli::try_parse_from(["kvstore-operator", "run", "--leader-election"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Run(a)) if a.leader_election));
+    }
+
+    #[test]
+    fn one_store_rolls_at_a_time_unless_told_otherwise() {
+        let cli = Cli::try_parse_from(["kvstore-operator"]).unwrap();
+        assert_eq!(cli.run.max_concurrent_rolls, 1);
+        let cli = Cli::try_parse_from(["kvstore-operator", "--max-concurrent-rolls", "3"]).unwrap();
+        assert_eq!(cli.run.max_concurrent_rolls, 3);
+        assert!(Cli::try_parse_from(["kvstore-operator", "--max-concurrent-rolls", "0"]).is_err());
     }
 }

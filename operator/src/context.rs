@@ -1,7 +1,7 @@
 //! What every reconcile shares: the Kubernetes client, the Event recorder, metrics, settings,
 //! the shard admin client, and the per-object error backoff.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,9 @@ pub struct Config {
     /// that has just become Ready may not resolve or accept yet, and a healthy scale must not
     /// page anyone. Until then the move retries every 2 s and its message says why.
     pub unreachable_grace: Duration,
+    /// How many replicated stores may roll their pods at once (a roll under way always goes
+    /// on, also after a restart).
+    pub max_concurrent_rolls: usize,
 }
 
 impl Default for Config {
@@ -34,6 +37,7 @@ impl Default for Config {
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(300),
             unreachable_grace: Duration::from_secs(30),
+            max_concurrent_rolls: 1,
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Since when each store's move has found a shard unreachable, without a step done since.
     unreachable_since: Mutex<HashMap<String, Instant>>,
+    /// The stores rolling their pods now.
+    rolling: Mutex<BTreeSet<String>>,
 }
 
 impl Context {
@@ -71,6 +77,7 @@ impl Context {
             shards,
             failures: Mutex::new(HashMap::new()),
             unreachable_since: Mutex::new(HashMap::new()),
+            rolling: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -111,5 +118,63 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         since.remove(key);
+    }
+
+    /// May `key` roll its pods now? Yes when it rolls already, when `resuming` (its status
+    /// says a roll is under way: a restarted operator finishes it), or while fewer than
+    /// `max_concurrent_rolls` stores roll; it then counts as rolling until [`Context::roll_done`].
+    pub fn may_roll(&self, key: &str, resuming: bool) -> bool {
+        let mut rolling = self.rolling.lock().unwrap_or_else(|e| e.into_inner());
+        admit(
+            &mut rolling,
+            key,
+            resuming,
+            self.config.max_concurrent_rolls,
+        )
+    }
+
+    /// `key` rolls no more (done, or deleted).
+    pub fn roll_done(&self, key: &str) {
+        let mut rolling = self.rolling.lock().unwrap_or_else(|e| e.into_inner());
+        rolling.remove(key);
+    }
+}
+
+/// [`Context::may_roll`] on the set of rolling stores.
+fn admit(rolling: &mut BTreeSet<String>, key: &str, resuming: bool, max: usize) -> bool {
+    if rolling.contains(key) {
+        return true;
+    }
+    if resuming || rolling.len() < max {
+        rolling.insert(key.to_owned());
+        return true;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_max_stores_start_a_roll_and_one_under_way_always_goes_on() {
+        let mut rolling = BTreeSet::new();
+        assert!(admit(&mut rolling, "ns/a", false, 1));
+        assert!(
+            admit(&mut rolling, "ns/a", false, 1),
+            "a store rolling goes on"
+        );
+        assert!(
+            !admit(&mut rolling, "ns/b", false, 1),
+            "one store at a time"
+        );
+        assert!(
+            admit(&mut rolling, "ns/c", true, 1),
+            "a persisted roll resumes"
+        );
+        rolling.remove("ns/a");
+        rolling.remove("ns/c");
+        assert!(admit(&mut rolling, "ns/b", false, 1));
+        assert!(admit(&mut rolling, "ns/d", false, 2));
     }
 }

@@ -17,6 +17,8 @@
 //! - [`replication`]: replicated shards' membership: what each group reports, its health, and
 //!   the pure state machine deciding the admin calls (init, learners, voters, leadership) and
 //!   when surplus copies may go.
+//! - [`roll`]: the roller of a replicated store's pods (OnDelete): the pure planner of which pod
+//!   goes next (canRoll, followers first, the leader last) and how a roll resumes.
 //! - [`status_report`]: pure [`status_report::compute_status`] (phase, conditions) from a
 //!   reconcile's outcome.
 //! - [`shards`]: admin calls to the shard servers behind an async trait, the one helper that
@@ -46,6 +48,7 @@ pub mod placement;
 pub mod plan;
 pub mod rebalance;
 pub mod replication;
+pub mod roll;
 pub mod runtime;
 pub mod shards;
 pub mod status;

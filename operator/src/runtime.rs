@@ -96,6 +96,7 @@ fn context(args: &RunArgs, client: Client, metrics: Arc<Metrics>) -> Arc<Context
     let config = Config {
         requeue: args.requeue,
         unreachable_grace: args.unreachable_grace,
+        max_concurrent_rolls: usize::try_from(args.max_concurrent_rolls).unwrap_or(usize::MAX),
         ..Config::default()
     };
     Arc::new(Context::new(

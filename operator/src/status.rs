@@ -46,6 +46,59 @@ pub struct KVStoreStatus {
     /// The copies of each shard and their Raft groups (`spec.replication`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
+
+    /// The roll of a replicated store's pods to a changed template, while one runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll: Option<RollStatus>,
+}
+
+/// A replicated store's pods replaced by the operator (its StatefulSets roll OnDelete): one copy of a shard at a time, only while the shard keeps a quorum of in-sync voters without it, a leader last. Each step is written here before it runs, so a restarted operator resumes it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollStatus {
+    /// The StatefulSets' update revisions the pods roll to, copy 0's first, comma-separated.
+    pub revision: String,
+    /// The pods being replaced now, at most one per shard (shards roll in parallel).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<RollPod>,
+    /// Rolling, or Waiting for the store to allow it (every shard Stable, no rebalance).
+    pub phase: RollPhase,
+    /// What the roll waits for, or why a pod may not go yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// One pod being replaced.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollPod {
+    /// The pod (`NAME-i` or `NAME-rK-i`).
+    pub pod: String,
+    /// Its shard.
+    pub shard: i32,
+    /// Where its replacement stands.
+    pub step: RollStep,
+}
+
+/// The steps of one pod's replacement.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RollStep {
+    /// The pod leads its shard: leadership moves to an in-sync, already updated copy first.
+    TransferringLeader,
+    /// The pod is being deleted (its StatefulSet recreates it from the new template).
+    Deleting,
+    /// The new pod must be Ready and in sync before the shard's next pod goes.
+    Replacing,
+}
+
+/// Where a roll stands.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RollPhase {
+    /// Pods are being replaced.
+    #[default]
+    Rolling,
+    /// Pods are outdated but the store does not allow a roll now.
+    Waiting,
 }
 
 /// The copies of each shard, as their groups report them.

@@ -75,6 +75,37 @@ fn a_tls_store_mounts_its_certificate_and_every_token() {
 }
 
 #[test]
+fn a_replicated_store_adds_copy_statefulsets_and_per_shard_budgets_copy_0_unchanged() {
+    let inst = validate(&load("kvstore-replicated.yaml")).unwrap();
+    let uid = Some("5e0c7e7a-0000-4000-8000-00000000000a");
+    // Copy 0's pods and the Service are factor 1's, byte for byte: no book pod restarts. Its
+    // StatefulSet only rolls OnDelete (the operator's roller).
+    let copy0 = build::statefulset(&inst, 3, uid);
+    check(&copy0, "replicated-statefulset.yaml");
+    let one = validate(&load("kvstore-demo.yaml")).unwrap();
+    let template = |s: &k8s_openapi::api::apps::v1::StatefulSet| {
+        serde_json::to_value(&s.spec.as_ref().unwrap().template).unwrap()
+    };
+    assert_eq!(
+        template(&copy0),
+        template(&build::statefulset(&one, 3, uid))
+    );
+    check(&build::service(&inst), "demo-service.yaml");
+    check(
+        &build::copy_statefulset(&inst, 1, 3, uid),
+        "replicated-r1-statefulset.yaml",
+    );
+    check(
+        &build::copy_statefulset(&inst, 2, 3, uid),
+        "replicated-r2-statefulset.yaml",
+    );
+    check(
+        &build::shard_pod_disruption_budget(&inst, 1),
+        "replicated-s1-pdb.yaml",
+    );
+}
+
+#[test]
 fn random_tokens_are_long_and_differ() {
     let a = build::random_token();
     let b = build::random_token();

@@ -15,7 +15,7 @@ use operator::KVStore;
 use operator::context::Config;
 use operator::controller::error_policy;
 use operator::error::Category;
-use operator::status::{KVStoreStatus, Phase, RebalancePhase, RebalanceStatus, TopologyStatus};
+use operator::status::{KVStoreStatus, Phase, RebalancePhase, RebalanceStatus};
 use support::World;
 use support::harness::{Harness, condition, kvstore};
 use support::shards::FakeShards;
@@ -26,15 +26,8 @@ fn store(replicas: i32, shards: i32, rebalance: Option<RebalanceStatus>) -> KVSt
     kvs.metadata.generation = Some(2);
     KVStore {
         status: Some(KVStoreStatus {
-            replicas: shards,
-            phase: Some(Phase::Available),
-            topology: Some(TopologyStatus {
-                epoch: 1,
-                shards,
-                sharding: Sharding::Modulo,
-            }),
             rebalance,
-            ..KVStoreStatus::default()
+            ..support::harness::serving(shards)
         }),
         ..kvs
     }

@@ -16,22 +16,13 @@ use operator::context::Config;
 use operator::controller::error_policy;
 use operator::crd::RetentionPolicy;
 use operator::error::Category;
-use operator::status::{KVStoreStatus, Phase, TopologyStatus};
+use operator::status::{Phase, TopologyStatus};
 use support::harness::{Harness, kvstore, state as condition};
 use support::shards::FakeShards;
 use support::{Call, World};
 
 fn serving(kvs: &mut KVStore, shards: i32) {
-    kvs.status = Some(KVStoreStatus {
-        replicas: shards,
-        phase: Some(Phase::Available),
-        topology: Some(TopologyStatus {
-            epoch: 1,
-            shards,
-            sharding: Sharding::Modulo,
-        }),
-        ..KVStoreStatus::default()
-    });
+    kvs.status = Some(support::harness::serving(shards));
 }
 
 #[tokio::test]

@@ -13,6 +13,6 @@ pub use secret::{Credential, TOKEN_KEY, credential_secret, random_token, token_s
 pub use service::service;
 pub use spread::ZONE_LABEL;
 pub use statefulset::{
-    ADMIN_TOKEN_DIR, DATA_DIR, TLS_DIR, TOKEN_SECRET_UID_ANNOTATION, advertise_url,
+    ADMIN_TOKEN_DIR, DATA_DIR, ON_DELETE, TLS_DIR, TOKEN_SECRET_UID_ANNOTATION, advertise_url,
     copy_statefulset, statefulset,
 };

@@ -3,9 +3,11 @@
 //! period ([`crate::grace`]), a restricted security context, the three token files and, with
 //! `spec.tls`, the certificate files.
 //!
-//! Copy 0 of every shard is the StatefulSet `NAME` ([`statefulset`]), the same object at every
-//! replication factor: it has no Raft settings (a copy 0 learns its group from the operator's
-//! `init`), so turning replication on or off never restarts the book's pods. Copy k ≥ 1 is
+//! Copy 0 of every shard is the StatefulSet `NAME` ([`statefulset`]), with the same pod template
+//! at every replication factor: it has no Raft settings (a copy 0 learns its group from the
+//! operator's `init`), so turning replication on or off never restarts the book's pods. Only
+//! its update strategy changes: `OnDelete` when replicated, as for every copy (the operator
+//! rolls the pods, [`crate::roll`]). Copy k ≥ 1 is
 //! `NAME-rK` ([`copy_statefulset`]): the same pod template plus the `kvstore.dev/copy` label,
 //! its group (`KV_RAFT_STORE_UID`), its own URL (`KV_RAFT_ADVERTISE_URL`) and the spread of a
 //! shard's copies over nodes ([`super::spread`]).
@@ -14,6 +16,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{
     StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+    StatefulSetUpdateStrategy,
 };
 use k8s_openapi::api::core::v1::{
     Affinity, Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
@@ -129,6 +132,7 @@ fn build(inst: &Instance, copy: u32, replicas: i32, token_secret_uid: Option<&st
                 ..LabelSelector::default()
             },
             pod_management_policy: Some(policy.to_owned()),
+            update_strategy: update_strategy(inst),
             // The operator deletes PVCs itself, only once a shard is proven drained.
             persistent_volume_claim_retention_policy: Some(
                 StatefulSetPersistentVolumeClaimRetentionPolicy {
@@ -150,6 +154,20 @@ fn build(inst: &Instance, copy: u32, replicas: i32, token_secret_uid: Option<&st
         ..StatefulSet::default()
     }
 }
+
+/// `OnDelete` for every StatefulSet of a replicated store: a changed template only marks its
+/// pods outdated, and the operator's roller replaces them one copy of a shard at a time, each
+/// only while its shard keeps a quorum without it (docs/replication.md section 9). Factor 1
+/// leaves the field to the API server's default (RollingUpdate), as it always did.
+fn update_strategy(inst: &Instance) -> Option<StatefulSetUpdateStrategy> {
+    (inst.factor() > 1).then(|| StatefulSetUpdateStrategy {
+        type_: Some(ON_DELETE.to_owned()),
+        ..StatefulSetUpdateStrategy::default()
+    })
+}
+
+/// The update strategy of a replicated store's StatefulSets.
+pub const ON_DELETE: &str = "OnDelete";
 
 fn pod_spec(inst: &Instance, copy: u32) -> PodSpec {
     let spec = &inst.spec;
@@ -486,14 +504,31 @@ mod tests {
     }
 
     #[test]
-    fn copy_0_is_the_same_object_at_every_factor() {
+    fn copy_0_keeps_its_pods_at_every_factor_and_only_replicated_stores_roll_on_delete() {
         let one = validate(&kvstore("kv", 3)).unwrap();
         let mut kvs = kvstore("kv", 3);
         kvs.spec.replication.factor = 3;
         let three = validate(&kvs).unwrap();
-        assert_eq!(
-            statefulset(&one, 3, Some("uid")),
-            statefulset(&three, 3, Some("uid"))
+        let (a, b) = (
+            statefulset(&one, 3, Some("uid")).spec.unwrap(),
+            statefulset(&three, 3, Some("uid")).spec.unwrap(),
         );
+        // The same pods (a factor change restarts none); only the update strategy differs.
+        assert_eq!(a.template, b.template);
+        assert_eq!(
+            StatefulSetSpec {
+                update_strategy: None,
+                ..b.clone()
+            },
+            a
+        );
+        assert_eq!(
+            a.update_strategy, None,
+            "factor 1: the API server's RollingUpdate"
+        );
+        let strategy = |s: StatefulSetSpec| s.update_strategy.and_then(|u| u.type_);
+        assert_eq!(strategy(b).as_deref(), Some(ON_DELETE));
+        let copy = copy_statefulset(&three, 1, 3, None).spec.unwrap();
+        assert_eq!(strategy(copy).as_deref(), Some(ON_DELETE));
     }
 }

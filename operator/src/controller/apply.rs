@@ -9,6 +9,7 @@ use super::copies::{self, Copies};
 use super::node_loss;
 use super::rebalance;
 use super::replication;
+use super::roll;
 use super::status_write::{Ending, StatusBase, Version};
 use super::tls;
 use super::token::{AdminToken, ensure_token};
@@ -133,6 +134,7 @@ async fn steady(
         }
     };
     let mut converging = false;
+    let mut groups = None;
     if copies.replicated(inst) {
         let shards = plan.statefulset_replicas.min(applied.desired);
         let kvs = base.kvs.clone();
@@ -149,6 +151,7 @@ async fn steady(
         let conflicts = std::mem::take(&mut base.replication.conflicts);
         base.replication = step.report;
         base.replication.conflicts = conflicts;
+        groups = Some((step.view, step.steps));
     } else {
         let conflicts = std::mem::take(&mut base.replication.conflicts);
         base.replication = replication::unreplicated();
@@ -165,25 +168,36 @@ async fn steady(
     // Clients route over the acknowledged map, also while stopped: it is what comes back.
     let serving = topology.map_or(0, |t| t.shards);
     sweep_unused_volumes(ctx, &base, inst, &plan.report, serving).await;
-    // A pod that starts changes no watched object (its StatefulSet's counts move only when it is
-    // ready, and a server waiting for its map is not), so starting pods are polled.
-    let next = match plan.report {
-        Report::Starting { .. } | Report::ShardsNotReady { .. } => PODS_STARTING_POLL,
-        // Membership changes are polled until every group is stable.
-        _ if converging => PODS_STARTING_POLL,
-        _ => ctx.config.requeue,
-    };
     // With copies, a lost volume is rebuilt from the others (the membership step reports it).
     let lost = if copies.replicated(inst) {
         None
     } else {
         lost_volumes(ctx, inst, &plan.report).await
     };
+    let starting = matches!(
+        plan.report,
+        Report::Starting { .. } | Report::ShardsNotReady { .. }
+    );
+    let rebalancing = matches!(plan.report, Report::RebalancePending { .. });
     let outcome = Outcome::Planned {
         report: plan.report,
         topology,
         serving,
         lost,
+    };
+    // Outdated pods of a replicated store are rolled one step at a time, each written to
+    // status.roll before it runs.
+    let groups = groups
+        .as_ref()
+        .map(|(view, steps)| roll::Groups { view, steps });
+    let rolling = roll::run(ctx, &mut base, inst, token, groups, rebalancing, &outcome).await;
+    // A pod that starts changes no watched object (its StatefulSet's counts move only when it is
+    // ready, and a server waiting for its map is not), so starting pods are polled; so are
+    // membership changes until every group is stable, and a roll until it is done.
+    let next = if starting || converging || rolling {
+        PODS_STARTING_POLL
+    } else {
+        ctx.config.requeue
     };
     base.end(outcome, Ok(Action::requeue(next)))
 }

@@ -18,6 +18,8 @@ pub(super) async fn cleanup(kvs: &KVStore, ctx: &Context) -> Result<Action> {
         .namespace()
         .ok_or(Error::MissingField("metadata.namespace"))?;
     let name = kvs.name_any();
+    // A roll of a deleted store holds no slot of --max-concurrent-rolls.
+    ctx.roll_done(&kvs.object_key());
     if kvs.spec.storage.retention_policy == RetentionPolicy::Delete {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
         let selector = ListParams::default().labels(&labels::selector_string(&name));

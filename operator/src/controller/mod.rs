@@ -8,6 +8,8 @@
 //! - `rebalance`: the branch of a move between shard counts (checkpoint a phase, then run it);
 //! - `replication`: the membership step of a replicated store (observe the groups, decide
 //!   with [`crate::replication`], act, report);
+//! - `roll`: the roll of a replicated store's outdated pods (plan with [`crate::roll`], write
+//!   `status.roll`, then transfer leadership or delete one pod per shard);
 //! - `copies`: the copy StatefulSets `NAME-rK` observed, and the release of surplus copies;
 //! - `children`: the StatefulSet observed, and the server-side apply of the children;
 //! - `volumes`: the claims and pods of shards beyond the shard count;
@@ -27,6 +29,7 @@ mod events;
 mod node_loss;
 mod rebalance;
 mod replication;
+mod roll;
 mod status_write;
 mod tls;
 mod token;

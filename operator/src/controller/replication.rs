@@ -11,10 +11,8 @@ use super::copies::{self, Copies};
 use super::token::AdminToken;
 use crate::context::Context;
 use crate::crd::KVStore;
-use crate::labels;
-use crate::replication::{self, Action, CopyView, Health, Observed, ShardStep, ShardView, View};
-use crate::shards::CallResult;
-use crate::status::{ReplicationStatus, ShardPhase, ShardReplicationStatus};
+use crate::replication::{self, Action, CopyView, Observed, ShardStep, ShardView, View};
+use crate::status::{ReplicationStatus, ShardPhase};
 use crate::status_report::ReplicationReport;
 use crate::validate::Instance;
 
@@ -26,6 +24,9 @@ pub(super) struct Replicated {
     pub formed: Vec<bool>,
     /// Something is still changing: come back soon.
     pub converging: bool,
+    /// What was observed and decided, for the roll.
+    pub view: View,
+    pub steps: Vec<ShardStep>,
 }
 
 impl Replicated {
@@ -68,6 +69,8 @@ pub(super) async fn run(
     .await;
     let factor = inst.factor();
     let mut steps = replication::steps(&view, factor);
+    // Leadership stays where a roll under way put it.
+    crate::roll::hold_leadership(&mut steps, status.and_then(|s| s.roll.as_ref()));
     let mut formed: Vec<bool> = view
         .shards
         .iter()
@@ -104,13 +107,13 @@ pub(super) async fn run(
     } else if copies.surplus(inst).next().is_some() {
         releasing = Some("copies beyond the factor wait for their groups to let go".to_owned());
     }
-    let report = report(
+    let report = replication::report(
         &view,
         factor,
         &steps,
         &formed,
         releasing.as_deref(),
-        copies,
+        !copies.existing.is_empty(),
         persisted,
     );
     let converging = steps.iter().any(|s| s.phase != ShardPhase::Stable) || releasing.is_some();
@@ -121,6 +124,8 @@ pub(super) async fn run(
         report,
         formed,
         converging,
+        view,
+        steps,
     }
 }
 
@@ -212,147 +217,13 @@ async fn act(
     token: &AdminToken,
     step: &ShardStep,
 ) -> Result<(), String> {
-    for action in &step.actions {
-        let result: CallResult<()> = match action {
-            Action::Init {
-                shard,
-                copy,
-                voters,
-            } => {
-                info!(store = %view.store, shard, "forming the shard's group");
-                let url = view.url(*shard, *copy);
-                ctx.shards
-                    .raft_init(&url, &token.token, &view.group(*shard), voters)
-                    .await
-                    .map(|_| ())
-            }
-            Action::AddLearner {
-                shard,
-                leader,
-                member,
-            } => {
-                info!(store = %view.store, shard, learner = %member, "adding a learner");
-                let url = view.url(*shard, *leader);
-                ctx.shards
-                    .raft_add_learner(&url, &token.token, &view.group(*shard), member)
-                    .await
-                    .map(|_| ())
-            }
-            Action::SetVoters {
-                shard,
-                leader,
-                voters,
-            } => {
-                let pods: Vec<&str> = voters.iter().map(|m| m.pod.as_str()).collect();
-                info!(store = %view.store, shard, voters = ?pods, "changing the voters");
-                let url = view.url(*shard, *leader);
-                ctx.shards
-                    .raft_set_voters(&url, &token.token, &view.group(*shard), voters)
-                    .await
-                    .map(|_| ())
-            }
-            Action::TransferLeader { shard, leader, to } => {
-                info!(store = %view.store, shard, to = %to, "moving leadership");
-                let url = view.url(*shard, *leader);
-                ctx.shards
-                    .raft_transfer_leader(&url, &token.token, &view.group(*shard), Some(to))
-                    .await
-                    .map(|_| ())
-            }
-            Action::ReleaseCopies { .. } => Ok(()),
-        };
-        result.map_err(|e| e.to_string())?;
+    for (shard, copy, change) in step.actions.iter().filter_map(Action::raft_change) {
+        info!(store = %view.store, shard, %change, "changing the shard's group");
+        let url = view.url(shard, copy);
+        ctx.shards
+            .raft_change(&url, &token.token, &view.group(shard), &change)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// `status.replication` and the conditions' messages.
-fn report(
-    view: &View,
-    factor: u32,
-    steps: &[ShardStep],
-    formed: &[bool],
-    releasing: Option<&str>,
-    copies: &Copies,
-    persisted: Option<&ReplicationStatus>,
-) -> ReplicationReport {
-    let mut below = Vec::new();
-    let mut moving = Vec::new();
-    let mut shards = Vec::new();
-    for ((s, step), formed) in view.shards.iter().zip(steps).zip(formed) {
-        let h = replication::health(s);
-        let name = labels::pod(&view.store, i32::try_from(s.shard).unwrap_or(i32::MAX));
-        let voters = h.voters().count();
-        if h.below_quorum() {
-            below.push(format!(
-                "shard {name}: {} of {voters} voters in sync, quorum {}",
-                h.in_sync, h.quorum
-            ));
-        }
-        if step.phase != ShardPhase::Stable {
-            let why = step
-                .note
-                .as_deref()
-                .map_or(String::new(), |n| format!(" ({n})"));
-            moving.push(format!("shard {name}: {}{why}", step.phase.as_str()));
-        }
-        let previous = persisted.and_then(|p| p.shards.iter().find(|p| p.shard == s.shard as i32));
-        shards.push(shard_status(view, s.shard, &h, step, *formed, previous));
-    }
-    if let Some(r) = releasing {
-        moving.push(r.to_owned());
-    }
-    let summary = match (factor, shards.iter().map(|s| s.in_sync).min()) {
-        (1, _) if copies.existing.is_empty() => "-".to_owned(),
-        (_, Some(min)) => format!("{min}/{factor}"),
-        (_, None) => "-".to_owned(),
-    };
-    let join = |v: Vec<String>| (!v.is_empty()).then(|| v.join("; "));
-    ReplicationReport {
-        status: Some(ReplicationStatus {
-            factor: i32::try_from(factor).unwrap_or(i32::MAX),
-            summary,
-            shards,
-        }),
-        below_quorum: join(below),
-        conflicts: copies.conflicts.clone(),
-        converging: join(moving),
-    }
-}
-
-fn shard_status(
-    view: &View,
-    shard: u32,
-    h: &Health<'_>,
-    step: &ShardStep,
-    formed: bool,
-    previous: Option<&ShardReplicationStatus>,
-) -> ShardReplicationStatus {
-    let pods = |it: &mut dyn Iterator<Item = &kvproto::raft::MemberStatus>| {
-        it.map(|m| m.member.pod.clone()).collect::<Vec<_>>()
-    };
-    let mut voters = pods(&mut h.voters());
-    // A formed group stays recorded while no copy reports it (the voters last seen), and one
-    // formed just now (init answered) is recorded at once: it is never formed again.
-    if voters.is_empty() && formed {
-        let initialized = step.actions.iter().find_map(|a| match a {
-            Action::Init { voters, .. } => Some(voters.iter().map(|m| m.pod.clone()).collect()),
-            _ => None,
-        });
-        voters = previous
-            .map(|p| p.voters.clone())
-            .filter(|v| !v.is_empty())
-            .or(initialized)
-            .unwrap_or_default();
-    }
-    ShardReplicationStatus {
-        shard: i32::try_from(shard).unwrap_or(i32::MAX),
-        leader: h.leader.map(|(copy, _)| view.pod(shard, copy)),
-        in_sync: i32::try_from(h.in_sync).unwrap_or(i32::MAX),
-        voters,
-        learners: pods(&mut h.learners()),
-        max_lag: h.max_lag.map(|l| i64::try_from(l).unwrap_or(i64::MAX)),
-        phase: step.phase,
-        message: step.note.clone(),
-    }
 }

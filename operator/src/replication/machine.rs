@@ -5,8 +5,9 @@
 //!
 //! Per shard, the first of these that applies (one membership change at a time):
 //! 1. no group anywhere: `init` copy 0 alone (its records predate the log and become the
-//!    group's first snapshot), or, for a new store whose copies are all empty and answering,
-//!    every copy at once as voters; never at factor 1, never for a shard seen formed before;
+//!    group's first snapshot), or, for a new store whose copy 0 is empty, every copy at once as
+//!    voters once all of them answer (it waits until then); never at factor 1, never for a
+//!    shard seen formed before;
 //! 2. no leader: wait (an election);
 //! 3. a copy answered with a new node ID while the group still lists its pod under the old
 //!    one (its volume was replaced): the old ID leaves first (`voters` without it);
@@ -30,6 +31,7 @@ use kvproto::raft::{Member, MemberStatus, Role};
 
 use super::health::{IN_SYNC_LAG, PROMOTE_LAG, health, within};
 use super::view::{ShardView, View};
+use crate::shards::RaftChange;
 use crate::status::ShardPhase;
 
 /// One call the controller makes for a shard (or, for [`Action::ReleaseCopies`], to the
@@ -64,13 +66,55 @@ pub enum Action {
 impl Action {
     /// The shard the call is for (None for the store-wide release).
     pub fn shard(&self) -> Option<u32> {
-        match self {
-            Action::Init { shard, .. }
-            | Action::AddLearner { shard, .. }
-            | Action::SetVoters { shard, .. }
-            | Action::TransferLeader { shard, .. } => Some(*shard),
-            Action::ReleaseCopies { .. } => None,
-        }
+        self.raft_change().map(|(shard, _, _)| shard)
+    }
+
+    /// A call to a group as (shard, the copy it goes to, the change); None for the release.
+    pub fn raft_change(&self) -> Option<(u32, u32, RaftChange)> {
+        let (shard, copy, change) = match self {
+            Action::Init {
+                shard,
+                copy,
+                voters,
+            } => (
+                shard,
+                copy,
+                RaftChange::Init {
+                    voters: voters.clone(),
+                },
+            ),
+            Action::AddLearner {
+                shard,
+                leader,
+                member,
+            } => (
+                shard,
+                leader,
+                RaftChange::AddLearner {
+                    member: member.clone(),
+                },
+            ),
+            Action::SetVoters {
+                shard,
+                leader,
+                voters,
+            } => (
+                shard,
+                leader,
+                RaftChange::SetVoters {
+                    voters: voters.clone(),
+                },
+            ),
+            Action::TransferLeader { shard, leader, to } => (
+                shard,
+                leader,
+                RaftChange::TransferLeader {
+                    to: Some(to.clone()),
+                },
+            ),
+            Action::ReleaseCopies { .. } => return None,
+        };
+        Some((*shard, *copy, change))
     }
 }
 
@@ -386,15 +430,30 @@ fn form(view: &View, s: &ShardView, factor: u32) -> ShardStep {
         );
     }
     // Every copy as a voter only when none can hold a record: a new store that never served
-    // a map, copy 0 empty and every copy answering. Else copy 0 alone, whose records predate
+    // a map and copy 0 empty (it waits for every copy to answer). Else copy 0 alone, whose records predate
     // the log (the others join as learners and get them by snapshot). Either way the call
     // goes to copy 0 (the only copy without its group in its flags); the others join when it
     // first reaches them.
     let all: Option<Vec<Member>> = (0..factor)
         .map(|k| s.status(k).map(|st| view.member(shard, k, st.node_id)))
         .collect();
+    let empty = view.new_store && s.copy0_keys == Some(0);
     let voters = match all {
-        Some(all) if view.new_store && s.copy0_keys == Some(0) => all,
+        Some(all) if empty => all,
+        // A new store forms each group with all its copies: no snapshot, no promotion.
+        None if empty => {
+            let missing: Vec<String> = (0..factor)
+                .filter(|k| s.status(*k).is_none())
+                .map(|k| view.pod(shard, k))
+                .collect();
+            return wait(
+                ShardPhase::Initializing,
+                format!(
+                    "a new store's group forms with every copy: waiting for {} to answer",
+                    missing.join(", ")
+                ),
+            );
+        }
         _ => vec![view.member(shard, 0, c0.node_id)],
     };
     ShardStep::new(

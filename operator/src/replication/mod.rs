@@ -15,10 +15,12 @@
 //! - a new copy's stale predecessor (same pod, old node ID) leaves the group before the new one
 //!   joins, so one pod never counts as two voters.
 //!
-//! Layers, each using only those above it: `view`, `health`, `machine`.
+//! Layers, each using only those above it: `view`, `health`, `machine`, `report` (what the
+//! status says of the groups: `status.replication`, the Degraded and Progressing messages).
 
 pub mod health;
 pub mod machine;
+pub mod report;
 pub mod view;
 
 #[cfg(test)]
@@ -26,4 +28,5 @@ mod tests;
 
 pub use health::{Health, IN_SYNC_LAG, PROMOTE_LAG, health};
 pub use machine::{Action, ShardStep, decide, steps};
+pub use report::report;
 pub use view::{CopyView, Observed, ShardView, View};

@@ -1,13 +1,15 @@
 //! Every transition of the membership machine, on hand-made views of store `kv` (uid `uid`):
 //! a new store at factor 3, 1 → 3 on a live store, 3 → 1, a lost copy replaced (copy 0 and a
 //! follower), leadership back to copy 0, and what the machine refuses to do on what it cannot
-//! see. Node IDs are small numbers: 10 + copy for the first volume of each copy, 90 + copy for
-//! a replacement.
+//! see; and what the status reports of it (summary, Degraded and Progressing messages). Node
+//! IDs are small numbers: 10 + copy for the first volume of each copy, 90 + copy for a
+//! replacement.
 
 use kvproto::raft::{GroupId, Member, MemberStatus, RaftStatus, Role, ServerState};
 
 use super::*;
 use crate::status::ShardPhase;
+use crate::status_report::ReplicationReport;
 
 const V: Role = Role::Voter;
 const L: Role = Role::Learner;
@@ -167,23 +169,39 @@ fn copy_0_forms_the_group_alone_unless_every_copy_is_empty_and_answering() {
         voters: vec![member(0, 10)],
     }];
     // A live store (it served a map), a new store whose copy 0 holds keys (a retained volume),
-    // a new store with a copy not answering yet, and one whose key count is unknown.
+    // and one whose key count is unknown.
     let mut live = shard(false, vec![fresh(0, 10), fresh(1, 11), fresh(2, 12)]);
     live.copy0_keys = Some(0);
     let mut keys = live.clone();
     keys.copy0_keys = Some(5);
-    let mut missing = shard(false, vec![fresh(0, 10), fresh(1, 11), down()]);
-    missing.copy0_keys = Some(0);
     let unknown = shard(false, vec![fresh(0, 10), fresh(1, 11), fresh(2, 12)]);
-    for (new_store, s) in [
-        (false, live),
-        (true, keys),
-        (true, missing),
-        (true, unknown),
-    ] {
+    for (new_store, s) in [(false, live), (true, keys), (true, unknown)] {
         let v = view(new_store, vec![s]);
         assert_eq!(one(&v, 3), (ShardPhase::Initializing, alone.clone()));
     }
+    // A live store with a copy not answering yet: copy 0 alone too.
+    let v = view(
+        false,
+        vec![shard(false, vec![fresh(0, 10), fresh(1, 11), down()])],
+    );
+    assert_eq!(one(&v, 3), (ShardPhase::Initializing, alone));
+}
+
+#[test]
+fn a_new_store_waits_for_every_copy_before_forming_the_group() {
+    let mut missing = shard(false, vec![fresh(0, 10), fresh(1, 11), down()]);
+    missing.copy0_keys = Some(0);
+    let v = view(true, vec![missing]);
+    let step = steps(&v, 3).remove(0);
+    assert_eq!(
+        (step.phase, step.actions),
+        (ShardPhase::Initializing, vec![])
+    );
+    assert_eq!(
+        step.note.as_deref(),
+        Some("a new store's group forms with every copy: waiting for kv-r2-0 to answer")
+    );
+    assert!(decide(&v, 3).is_empty());
 }
 
 #[test]
@@ -638,4 +656,167 @@ fn members_are_matched_to_copies_by_pod_name() {
     ] {
         assert_eq!(view::copy_of_pod("kv", 3, other), None, "{other}");
     }
+}
+
+/// The report of `v` at `factor`, with the steps the machine decides and no release waiting.
+fn report_of(v: &View, factor: u32, formed: &[bool], copies_exist: bool) -> ReplicationReport {
+    report(
+        v,
+        factor,
+        &steps(v, factor),
+        formed,
+        None,
+        copies_exist,
+        None,
+    )
+}
+
+/// Shard `n`'s formed view of three copies, each an `Observed` of `members` renamed to shard
+/// `n`'s pods: `copies[k]` is (leads, follows or down) for copy k.
+fn shard_n(n: u32, members: &[MemberStatus], copies: [char; 3]) -> ShardView {
+    let renamed: Vec<MemberStatus> = members
+        .iter()
+        .map(|x| {
+            let copy = view::copy_of_pod("kv", 0, &x.member.pod).unwrap();
+            MemberStatus {
+                member: Member {
+                    pod: kvproto::copy_pod("kv", copy, n),
+                    addr: kvproto::copy_url_tls("kv", "ns", copy, n, 80, false),
+                    ..x.member.clone()
+                },
+                ..x.clone()
+            }
+        })
+        .collect();
+    let observed = copies
+        .iter()
+        .zip(10u64..)
+        .map(|(c, id)| match c {
+            'L' => leads(id, &renamed),
+            'F' => follows(id, &renamed),
+            _ => down(),
+        })
+        .collect();
+    ShardView {
+        shard: n,
+        ..shard(true, observed)
+    }
+}
+
+#[test]
+fn the_summary_is_the_least_replicated_shard_over_the_factor() {
+    let all = three_voters([0, 0, 0]);
+    let one_behind = three_voters([0, 0, 5_000]);
+    let v = view(
+        false,
+        vec![
+            shard_n(0, &all, ['L', 'F', 'F']),
+            shard_n(1, &one_behind, ['L', 'F', 'F']),
+        ],
+    );
+    let r = report_of(&v, 3, &[true, true], true).status.unwrap();
+    assert_eq!((r.factor, r.summary.as_str()), (3, "2/3"));
+    assert_eq!(
+        r.shards.iter().map(|s| s.in_sync).collect::<Vec<_>>(),
+        [3, 2]
+    );
+    // Two of three in sync is still a quorum: not degraded.
+    assert_eq!(report_of(&v, 3, &[true, true], true).below_quorum, None);
+    // Factor 1 with no copy left: "-"; with copies still being removed, counted over 1.
+    let solo = [m(0, 10, V, Some(0))];
+    let v = view(false, vec![shard(true, vec![leads(10, &solo)])]);
+    assert_eq!(
+        report_of(&v, 1, &[true], false).status.unwrap().summary,
+        "-"
+    );
+    assert_eq!(
+        report_of(&v, 1, &[true], true).status.unwrap().summary,
+        "1/1"
+    );
+    // No shard at all (a stopped store): "-".
+    let v = view(false, vec![]);
+    assert_eq!(report_of(&v, 3, &[], true).status.unwrap().summary, "-");
+}
+
+#[test]
+fn each_shard_below_quorum_is_named_in_the_degraded_message() {
+    let bad = three_voters([0, 2_000, 3_000]);
+    let all = three_voters([0, 0, 0]);
+    let v = view(
+        false,
+        vec![
+            shard_n(0, &bad, ['L', 'F', 'F']),
+            shard_n(1, &all, ['L', 'F', 'F']),
+            // No leader and one voter answering: too few to elect one.
+            shard_n(2, &all, ['F', '-', '-']),
+        ],
+    );
+    let r = report_of(&v, 3, &[true; 3], true);
+    assert_eq!(
+        r.below_quorum.as_deref(),
+        Some(
+            "shard kv-0: 1 of 3 voters in sync, quorum 2; \
+             shard kv-2: 0 of 3 voters in sync, quorum 2"
+        )
+    );
+    // The converging message names the shard not stable and why.
+    assert_eq!(
+        r.converging.as_deref(),
+        Some("shard kv-2: Electing (no copy leads the group yet)")
+    );
+    let s = &r.status.unwrap().shards;
+    assert_eq!(
+        (s[0].leader.as_deref(), s[0].max_lag, s[2].leader.as_deref()),
+        (Some("kv-0"), Some(3_000), None)
+    );
+}
+
+#[test]
+fn a_group_formed_now_or_seen_before_keeps_its_voters_in_the_status() {
+    // Init answered this reconcile: its voters are recorded at once (never formed again).
+    let mut s = shard(false, vec![fresh(0, 10), fresh(1, 11), fresh(2, 12)]);
+    s.copy0_keys = Some(0);
+    let v = view(true, vec![s]);
+    let r = report_of(&v, 3, &[true], true).status.unwrap();
+    assert_eq!(r.shards[0].voters, ["kv-0", "kv-r1-0", "kv-r2-0"]);
+    assert_eq!(r.shards[0].phase, ShardPhase::Initializing);
+    // A formed group no copy answers for: the voters last written stay.
+    let v = view(false, vec![shard(true, vec![down(), down(), down()])]);
+    let persisted = report_of(
+        &view(
+            false,
+            vec![shard(
+                true,
+                vec![leads(10, &three_voters([0, 0, 0])), down(), down()],
+            )],
+        ),
+        3,
+        &[true],
+        true,
+    )
+    .status
+    .unwrap();
+    let r = report(&v, 3, &steps(&v, 3), &[true], None, true, Some(&persisted));
+    let s = &r.status.unwrap().shards[0];
+    assert_eq!(s.voters, ["kv-0", "kv-r1-0", "kv-r2-0"]);
+    assert_eq!((s.leader.as_deref(), s.in_sync), (None, 0));
+    // A release waiting is part of the converging message.
+    let all = three_voters([0, 0, 0]);
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![leads(10, &all), follows(11, &all), follows(12, &all)],
+        )],
+    );
+    let r = report(
+        &v,
+        3,
+        &steps(&v, 3),
+        &[true],
+        Some("removing copies"),
+        true,
+        None,
+    );
+    assert_eq!(r.converging.as_deref(), Some("removing copies"));
 }

@@ -108,14 +108,16 @@ impl View {
 
 /// The copy index of `pod` if it is a copy of `shard` of `store` (`kv-2` → 0, `kv-r1-2` → 1).
 pub fn copy_of_pod(store: &str, shard: u32, pod: &str) -> Option<u32> {
+    pod_copy_shard(store, pod).and_then(|(copy, s)| (s == shard).then_some(copy))
+}
+
+/// The copy and shard of pod `pod` of `store` (`kv-2` → (0, 2), `kv-r1-2` → (1, 2)).
+pub fn pod_copy_shard(store: &str, pod: &str) -> Option<(u32, u32)> {
     let rest = pod.strip_prefix(store)?.strip_prefix('-')?;
-    let (copy, ordinal) = match rest.strip_prefix('r') {
-        Some(tail) => {
-            let (k, i) = tail.split_once('-')?;
-            (k.parse::<u32>().ok().filter(|k| *k > 0)?, i)
-        }
-        None => (0, rest),
+    let (copy, ordinal) = match rest.strip_prefix('r').and_then(|t| t.split_once('-')) {
+        Some((k, i)) if k.parse::<u32>().is_ok_and(|k| k > 0) => (k.parse::<u32>().ok()?, i),
+        _ => (0, rest),
     };
-    (ordinal.parse::<u32>().ok()? == shard && kvproto::copy_pod(store, copy, shard) == pod)
-        .then_some(copy)
+    let shard = ordinal.parse::<u32>().ok()?;
+    (kvproto::copy_pod(store, copy, shard) == pod).then_some((copy, shard))
 }

@@ -1,15 +1,18 @@
 //! The [`ShardAdmin`] trait (implement it with `async fn`): the admin API of one kvserver, as
 //! the operator uses it, and the types of its answers.
 //!
-//! The Raft management calls of a replicated shard (`raft_*`) have default bodies that answer
-//! [`unsupported`]: a fake that never runs a replicated store need not implement them.
+//! The Raft management calls of a replicated shard (`raft_status`, `raft_change`) have default
+//! bodies that answer [`unsupported`]: a fake that never runs a replicated store need not
+//! implement them.
 
 use std::future::Future;
 
 use futures::stream::BoxStream;
 use kvproto::bulk::BulkRecord;
-use kvproto::raft::{GroupId, Member, RaftStatus};
+use kvproto::raft::{GroupId, RaftStatus};
 use kvproto::{Fence, Topology};
+
+use super::raft::RaftChange;
 
 /// The answer of one admin call.
 pub type CallResult<T> = Result<T, kvclient::Error>;
@@ -100,55 +103,17 @@ pub trait ShardAdmin: Send + Sync {
         async move { Err(err) }
     }
 
-    /// `POST /v1/admin/raft/init` to the copy at `base_url`: form `group` with `voters`.
-    fn raft_init(
+    /// A membership change of `group` ([`RaftChange`]: its route and body) to the copy at
+    /// `base_url`: the leader, or for an `init` the copy that forms the group. What it changed
+    /// is read back with [`ShardAdmin::raft_status`] at the next reconcile.
+    fn raft_change(
         &self,
         base_url: &str,
         token: &str,
         group: &GroupId,
-        voters: &[Member],
-    ) -> impl Future<Output = CallResult<RaftStatus>> + Send {
-        let _ = (token, group, voters);
-        let err = unsupported(base_url);
-        async move { Err(err) }
-    }
-
-    /// `POST /v1/admin/raft/add-learner` to the leader at `base_url`.
-    fn raft_add_learner(
-        &self,
-        base_url: &str,
-        token: &str,
-        group: &GroupId,
-        member: &Member,
-    ) -> impl Future<Output = CallResult<RaftStatus>> + Send {
-        let _ = (token, group, member);
-        let err = unsupported(base_url);
-        async move { Err(err) }
-    }
-
-    /// `POST /v1/admin/raft/voters` to the leader at `base_url`: exactly `voters` remain.
-    fn raft_set_voters(
-        &self,
-        base_url: &str,
-        token: &str,
-        group: &GroupId,
-        voters: &[Member],
-    ) -> impl Future<Output = CallResult<RaftStatus>> + Send {
-        let _ = (token, group, voters);
-        let err = unsupported(base_url);
-        async move { Err(err) }
-    }
-
-    /// `POST /v1/admin/raft/transfer-leader` to the leader at `base_url`; answers the new
-    /// leader.
-    fn raft_transfer_leader(
-        &self,
-        base_url: &str,
-        token: &str,
-        group: &GroupId,
-        to: Option<&Member>,
-    ) -> impl Future<Output = CallResult<Member>> + Send {
-        let _ = (token, group, to);
+        change: &RaftChange,
+    ) -> impl Future<Output = CallResult<()>> + Send {
+        let _ = (token, group, change);
         let err = unsupported(base_url);
         async move { Err(err) }
     }

@@ -3,10 +3,11 @@
 
 use futures::future::BoxFuture;
 use kvproto::bulk::BulkRecord;
-use kvproto::raft::{GroupId, Member, RaftStatus};
+use kvproto::raft::{GroupId, RaftStatus};
 use kvproto::{Fence, Topology};
 
 use super::admin::{CallResult, RecordStream, ShardAdmin};
+use super::raft::RaftChange;
 
 /// [`ShardAdmin`] with boxed futures; every `ShardAdmin` is one.
 pub trait DynShardAdmin: Send + Sync {
@@ -47,34 +48,13 @@ pub trait DynShardAdmin: Send + Sync {
         base_url: &'a str,
         token: &'a str,
     ) -> BoxFuture<'a, CallResult<RaftStatus>>;
-    fn raft_init<'a>(
+    fn raft_change<'a>(
         &'a self,
         base_url: &'a str,
         token: &'a str,
         group: &'a GroupId,
-        voters: &'a [Member],
-    ) -> BoxFuture<'a, CallResult<RaftStatus>>;
-    fn raft_add_learner<'a>(
-        &'a self,
-        base_url: &'a str,
-        token: &'a str,
-        group: &'a GroupId,
-        member: &'a Member,
-    ) -> BoxFuture<'a, CallResult<RaftStatus>>;
-    fn raft_set_voters<'a>(
-        &'a self,
-        base_url: &'a str,
-        token: &'a str,
-        group: &'a GroupId,
-        voters: &'a [Member],
-    ) -> BoxFuture<'a, CallResult<RaftStatus>>;
-    fn raft_transfer_leader<'a>(
-        &'a self,
-        base_url: &'a str,
-        token: &'a str,
-        group: &'a GroupId,
-        to: Option<&'a Member>,
-    ) -> BoxFuture<'a, CallResult<Member>>;
+        change: &'a RaftChange,
+    ) -> BoxFuture<'a, CallResult<()>>;
 }
 
 impl<A: ShardAdmin> DynShardAdmin for A {
@@ -144,49 +124,15 @@ impl<A: ShardAdmin> DynShardAdmin for A {
         Box::pin(ShardAdmin::raft_status(self, base_url, token))
     }
 
-    fn raft_init<'a>(
+    fn raft_change<'a>(
         &'a self,
         base_url: &'a str,
         token: &'a str,
         group: &'a GroupId,
-        voters: &'a [Member],
-    ) -> BoxFuture<'a, CallResult<RaftStatus>> {
-        Box::pin(ShardAdmin::raft_init(self, base_url, token, group, voters))
-    }
-
-    fn raft_add_learner<'a>(
-        &'a self,
-        base_url: &'a str,
-        token: &'a str,
-        group: &'a GroupId,
-        member: &'a Member,
-    ) -> BoxFuture<'a, CallResult<RaftStatus>> {
-        Box::pin(ShardAdmin::raft_add_learner(
-            self, base_url, token, group, member,
-        ))
-    }
-
-    fn raft_set_voters<'a>(
-        &'a self,
-        base_url: &'a str,
-        token: &'a str,
-        group: &'a GroupId,
-        voters: &'a [Member],
-    ) -> BoxFuture<'a, CallResult<RaftStatus>> {
-        Box::pin(ShardAdmin::raft_set_voters(
-            self, base_url, token, group, voters,
-        ))
-    }
-
-    fn raft_transfer_leader<'a>(
-        &'a self,
-        base_url: &'a str,
-        token: &'a str,
-        group: &'a GroupId,
-        to: Option<&'a Member>,
-    ) -> BoxFuture<'a, CallResult<Member>> {
-        Box::pin(ShardAdmin::raft_transfer_leader(
-            self, base_url, token, group, to,
+        change: &'a RaftChange,
+    ) -> BoxFuture<'a, CallResult<()>> {
+        Box::pin(ShardAdmin::raft_change(
+            self, base_url, token, group, change,
         ))
     }
 }

@@ -9,11 +9,12 @@ use std::time::Duration;
 use futures::stream::StreamExt;
 use kvclient::{ClientConfig, ExportScope, RetryPolicy, ServerClient};
 use kvproto::bulk::BulkRecord;
-use kvproto::raft::{GroupId, Member, RaftStatus};
+use kvproto::raft::{GroupId, RaftStatus};
 use kvproto::wire::ImportMode;
 use kvproto::{Fence, Topology};
 
 use super::admin::{CallResult, RecordStream, ShardAdmin};
+use super::raft::RaftChange;
 
 /// Deadline of one admin call (other than bulk export and import).
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -190,52 +191,29 @@ impl ShardAdmin for KvClientAdmin {
         self.raft_client(base_url, token)?.raft_status().await
     }
 
-    async fn raft_init(
+    async fn raft_change(
         &self,
         base_url: &str,
         token: &str,
         group: &GroupId,
-        voters: &[Member],
-    ) -> CallResult<RaftStatus> {
-        self.raft_client(base_url, token)?
-            .raft_init(group, voters)
-            .await
-    }
-
-    async fn raft_add_learner(
-        &self,
-        base_url: &str,
-        token: &str,
-        group: &GroupId,
-        member: &Member,
-    ) -> CallResult<RaftStatus> {
-        self.raft_client(base_url, token)?
-            .raft_add_learner(group, member)
-            .await
-    }
-
-    async fn raft_set_voters(
-        &self,
-        base_url: &str,
-        token: &str,
-        group: &GroupId,
-        voters: &[Member],
-    ) -> CallResult<RaftStatus> {
-        self.raft_client(base_url, token)?
-            .raft_set_voters(group, voters)
-            .await
-    }
-
-    async fn raft_transfer_leader(
-        &self,
-        base_url: &str,
-        token: &str,
-        group: &GroupId,
-        to: Option<&Member>,
-    ) -> CallResult<Member> {
-        self.raft_client(base_url, token)?
-            .raft_transfer_leader(group, to)
-            .await
+        change: &RaftChange,
+    ) -> CallResult<()> {
+        let client = self.raft_client(base_url, token)?;
+        // The answers (the leader's status, the new leader) are not used: the next reconcile
+        // reads every copy's status anyway.
+        match change {
+            RaftChange::Init { voters } => client.raft_init(group, voters).await.map(drop),
+            RaftChange::AddLearner { member } => {
+                client.raft_add_learner(group, member).await.map(drop)
+            }
+            RaftChange::SetVoters { voters } => {
+                client.raft_set_voters(group, voters).await.map(drop)
+            }
+            RaftChange::TransferLeader { to } => client
+                .raft_transfer_leader(group, to.as_ref())
+                .await
+                .map(drop),
+        }
     }
 }
 

@@ -147,6 +147,20 @@ pub fn kvstore(replicas: i32) -> KVStore {
     }
 }
 
+/// The status of a store that serves `shards` shards at epoch 1 (modulo), Available.
+pub fn serving(shards: i32) -> KVStoreStatus {
+    KVStoreStatus {
+        replicas: shards,
+        phase: Some(operator::status::Phase::Available),
+        topology: Some(operator::status::TopologyStatus {
+            epoch: 1,
+            shards,
+            sharding: kvproto::Sharding::Modulo,
+        }),
+        ..KVStoreStatus::default()
+    }
+}
+
 /// The condition of that type: status, reason, message.
 pub fn condition(status: &KVStoreStatus, type_: &str) -> (String, String, String) {
     let c = status

@@ -6,9 +6,10 @@
 //!   controller-rs does: it answers the calls a reconcile makes from a small in-memory world and
 //!   records every request, so tests assert on what the operator asked the API server to do;
 //! - `harness`: the one reconcile harness over that API server and the fake shards;
-//! - `shards`: the one fake of the shards' admin API;
+//! - `shards`: the one fake of the shards' admin API, with `groups`, its fake Raft groups;
 //! - `kvservers`: real kvservers in this process.
 
+pub mod groups;
 pub mod harness;
 pub mod kvservers;
 pub mod shards;
@@ -64,6 +65,11 @@ pub struct World {
     pub copy_pods: Option<i32>,
     /// PodDisruptionBudgets by name, as applied.
     pub pdbs: std::collections::BTreeMap<String, Value>,
+    /// The pods of every copy, when a test lists them itself ([`pod`]); a DELETE removes one.
+    /// Empty: pods are made up from the StatefulSets' counts.
+    pub pods: Vec<Value>,
+    /// `status.updateRevision` of StatefulSets by name (copies; copy 0 keeps its own status).
+    pub revisions: std::collections::BTreeMap<String, String>,
     pub calls: Vec<Call>,
 }
 
@@ -249,16 +255,33 @@ fn replicated(
         )
     };
     let copy_pods = world.copy_pods;
+    let revisions = world.revisions.clone();
     let with_status = |mut sts: Value| {
         let want = sts["spec"]["replicas"].as_i64().unwrap_or(0);
         let have = copy_pods.map_or(want, |n| want.min(i64::from(n)));
         sts["status"] = json!({"replicas": have, "readyReplicas": have});
+        if let Some(r) = sts["metadata"]["name"]
+            .as_str()
+            .and_then(|n| revisions.get(n))
+        {
+            sts["status"]["updateRevision"] = json!(r);
+        }
         sts
     };
     Some(match (&call.method, kind, last) {
         (&Method::GET, _, "statefulsets") => {
-            let items = world.copies.values().cloned().map(with_status).collect();
+            let copies = world.copies.values().cloned().map(with_status);
+            let items = world.statefulset.iter().cloned().chain(copies).collect();
             list("StatefulSetList", items)
+        }
+        (&Method::DELETE, "pods", name) => {
+            let before = world.pods.len();
+            world.pods.retain(|p| p["metadata"]["name"] != name);
+            if world.pods.len() < before {
+                deleted()
+            } else {
+                not_found()
+            }
         }
         (&Method::GET, "statefulsets", name) if name != "demo" => world
             .copies
@@ -297,7 +320,7 @@ fn replicated(
 }
 
 /// The `labelSelector` of a query, decoded.
-fn label_selector(query: &str) -> String {
+pub fn label_selector(query: &str) -> String {
     let raw = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("labelSelector="))
@@ -329,6 +352,28 @@ fn label_selector(query: &str) -> String {
 /// reports, all started), else copy 0's ([`copy0_pods`]).
 fn pods(world: &World, query: &str) -> Value {
     let selector = label_selector(query);
+    if !world.pods.is_empty() {
+        let copy = |p: &Value| {
+            p["metadata"]["labels"]["kvstore.dev/copy"]
+                .as_str()
+                .map(str::to_owned)
+        };
+        let items: Vec<Value> = world
+            .pods
+            .iter()
+            .filter(|p| {
+                selector
+                    .split(',')
+                    .all(|term| match term.strip_prefix("kvstore.dev/copy=") {
+                        Some(k) => copy(p).as_deref() == Some(k),
+                        None if term == "!kvstore.dev/copy" => copy(p).is_none(),
+                        None => true,
+                    })
+            })
+            .cloned()
+            .collect();
+        return json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items});
+    }
     let Some(copy) = selector
         .split(',')
         .find_map(|term| term.strip_prefix("kvstore.dev/copy="))
@@ -372,6 +417,29 @@ fn copy0_pods(world: &World) -> Value {
         })
         .collect();
     json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items})
+}
+
+/// Pod `name` (copy `copy`) made from `revision`, started, Ready when `ready`.
+pub fn pod(name: &str, copy: u32, revision: &str, ready: bool) -> Value {
+    let mut labels = json!({
+        "app.kubernetes.io/name": "kvstore", "app.kubernetes.io/instance": "demo",
+        "app.kubernetes.io/component": "server", "controller-revision-hash": revision,
+    });
+    if copy > 0 {
+        labels["kvstore.dev/copy"] = json!(copy.to_string());
+    }
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": format!("{name}-{revision}"),
+                     "labels": labels},
+        "status": {
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "containerStatuses": [{
+                "name": "kvserver", "image": "kvserver", "imageID": "", "ready": ready,
+                "restartCount": 0, "started": true
+            }]
+        }
+    })
 }
 
 /// A StatefulSet as the API server reports it.

@@ -1,14 +1,18 @@
 //! The one fake of [`ShardAdmin`]: in-memory servers addressed by URL. Each keeps its records
 //! and the last map pushed to it (which says what it owns and what is moving); every push is
-//! recorded, and the servers listed in `refuse` refuse every call.
+//! recorded, and the servers listed in `refuse` refuse every call. The Raft management calls
+//! go to the fake groups of `groups` ([`FakeGroups`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use futures::StreamExt;
 use kvproto::bulk::BulkRecord;
+use kvproto::raft::{GroupId, RaftStatus};
 use kvproto::{Fence, Key, Topology};
-use operator::shards::{CallResult, RecordStream, ShardAdmin};
+use operator::shards::{CallResult, RaftChange, RecordStream, ShardAdmin};
+
+use super::groups::FakeGroups;
 
 /// One server: its map and its records.
 #[derive(Debug, Default)]
@@ -45,6 +49,8 @@ pub struct FakeShards {
     pub refuse: Vec<String>,
     /// Every CA handed to [`ShardAdmin::trust`], in order: domain, CA.
     pub trusted: Mutex<Vec<(String, Option<Vec<u8>>)>>,
+    /// The copies' Raft groups.
+    pub groups: FakeGroups,
     servers: Mutex<BTreeMap<String, Server>>,
 }
 
@@ -165,5 +171,19 @@ impl ShardAdmin for FakeShards {
 
     async fn key_count(&self, url: &str, _token: &str) -> CallResult<u64> {
         self.on(url, |s| s.records.len() as u64)
+    }
+
+    async fn raft_status(&self, url: &str, _token: &str) -> CallResult<RaftStatus> {
+        self.groups.status(url)
+    }
+
+    async fn raft_change(
+        &self,
+        url: &str,
+        _token: &str,
+        group: &GroupId,
+        change: &RaftChange,
+    ) -> CallResult<()> {
+        self.groups.change(url, group, change)
     }
 }
