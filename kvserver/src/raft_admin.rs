@@ -10,7 +10,8 @@
 //!   voters: 200); this copy not among the voters, or already in another membership: 409
 //!   `raft_group_mismatch`.
 //! - `add-learner`, `voters`: 200 with the leader's status after the change (`voters` once the
-//!   final configuration is committed). `transfer-leader`: 200 with the new leader's member.
+//!   final configuration is committed; the members are then exactly the voters named, a learner
+//!   left out is removed too). `transfer-leader`: 200 with the new leader's member.
 //! - Refusals of the three: not the leader 503 `no_leader` (`x-kv-leader` names it when known),
 //!   a membership change in progress 503 `peer_unavailable`, not observed in time 504
 //!   `outcome_unknown`, input openraft refuses 400 `bad_request`, storage 500.
