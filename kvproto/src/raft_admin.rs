@@ -27,6 +27,13 @@ pub const VOTERS_PATH: &str = "/v1/admin/raft/voters";
 /// `POST` [`TransferLeaderRequest`] to the leader: hand leadership over; answers with the new
 /// leader's [`Member`] once it leads.
 pub const TRANSFER_LEADER_PATH: &str = "/v1/admin/raft/transfer-leader";
+/// `POST` [`JoinRequest`] to a copy in no group (copy 0 on a replaced, empty volume: it has
+/// no raft flags): it takes the group for good and waits, a non-member, until the leader adds
+/// it (`add-learner`). 200 with its status; again, or on a copy already running that group:
+/// 200. 409 `raft_group_mismatch` when it runs or remembers another group, when the member is
+/// not this copy's node ID, or when it holds keys of its own (a live store is `init`ed, not
+/// joined: joining would replace its keys with the group's).
+pub const JOIN_PATH: &str = "/v1/admin/raft/join";
 
 /// Form a shard's group on its first copy (1 → R: only copy 0, the others join as learners;
 /// a new store at factor R: every copy at once).
@@ -39,6 +46,16 @@ pub struct InitRequest {
     /// The initial voters; the receiving copy must be one of them (by node ID), and takes its
     /// own advertised address from its entry.
     pub voters: Vec<Member>,
+}
+
+/// Rejoin a shard's group on a copy that lost its volume and has no flags to name the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinRequest {
+    pub group: GroupId,
+    /// The receiving copy as the group will list it: the node ID its status reports, its pod
+    /// and advertised address (the entry the operator then sends to `add-learner`).
+    pub member: Member,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +107,17 @@ mod tests {
             init
         );
 
+        let join = JoinRequest {
+            group: init.group.clone(),
+            member: member(3, "kv-2"),
+        };
+        let json = serde_json::to_value(&join).expect("serializes");
+        assert_eq!(json["member"]["nodeId"], "3");
+        assert_eq!(
+            serde_json::from_value::<JoinRequest>(json).expect("parses"),
+            join
+        );
+
         let none = TransferLeaderRequest { to: None };
         assert_eq!(serde_json::to_string(&none).expect("serializes"), "{}");
         assert_eq!(
@@ -108,6 +136,7 @@ mod tests {
     fn a_request_missing_its_members_is_refused() {
         assert!(serde_json::from_str::<InitRequest>("{}").is_err());
         assert!(serde_json::from_str::<AddLearnerRequest>("{}").is_err());
+        assert!(serde_json::from_str::<JoinRequest>(r#"{"group":"uid/0"}"#).is_err());
         assert!(serde_json::from_str::<SetVotersRequest>(r#"{"voters":[{"nodeId":1}]}"#).is_err());
     }
 }

@@ -80,6 +80,12 @@ pub mod header {
     /// On every Raft RPC: the wire version of its body ([`crate::raft::PROTOCOL_VERSION`]); a
     /// version the receiver does not know is refused with 409.
     pub const RAFT_PROTOCOL: &str = "x-kv-raft-protocol";
+    /// On every Raft RPC (since the replaced-volume rejoin): the node ID the sender means to
+    /// reach, in decimal. A copy with another node ID refuses it with 409
+    /// `raft_group_mismatch`: a pod whose volume was replaced (new node ID, same address) never
+    /// answers a vote or an append meant for the ID it lost. Absent (a sender of an earlier
+    /// build): not checked.
+    pub const RAFT_TARGET: &str = "x-kv-raft-target";
     /// On a follower read: the log index the copy had applied when it answered.
     pub const APPLIED_INDEX: &str = "x-kv-applied-index";
 }

@@ -74,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/admin/cleanup", post(admin::cleanup))
         .route(kvproto::raft_admin::STATUS_PATH, get(raft_admin::status))
         .route(kvproto::raft_admin::INIT_PATH, post(raft_admin::init))
+        .route(kvproto::raft_admin::JOIN_PATH, post(raft_admin::join))
         .route(
             kvproto::raft_admin::ADD_LEARNER_PATH,
             post(raft_admin::add_learner),

@@ -9,8 +9,12 @@
 //! - `init`: 200 with the copy's status; idempotent (already in exactly that group with those
 //!   voters: 200); this copy not among the voters, or already in another membership: 409
 //!   `raft_group_mismatch`.
+//! - `join`: a copy in no group (copy 0 on a replaced, empty volume) takes the group and waits
+//!   as a non-member for the leader's `add-learner`; 200 with its status, idempotent; 409
+//!   `raft_group_mismatch` for another group, another node ID, or a copy holding keys.
 //! - `add-learner`, `voters`: 200 with the leader's status after the change (`voters` once the
-//!   final configuration is committed). `transfer-leader`: 200 with the new leader's member.
+//!   final configuration is committed; the members are then exactly the voters named, a learner
+//!   left out is removed too). `transfer-leader`: 200 with the new leader's member.
 //! - Refusals of the three: not the leader 503 `no_leader` (`x-kv-leader` names it when known),
 //!   a membership change in progress 503 `peer_unavailable`, not observed in time 504
 //!   `outcome_unknown`, input openraft refuses 400 `bad_request`, storage 500.
@@ -23,7 +27,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use kvproto::raft::{GroupId, Member, RaftStatus, Role};
 use kvproto::raft_admin::{
-    AddLearnerRequest, InitRequest, SetVotersRequest, TransferLeaderRequest,
+    AddLearnerRequest, InitRequest, JoinRequest, SetVotersRequest, TransferLeaderRequest,
 };
 use kvproto::wire::header;
 use kvraft::ShardGroup;
@@ -72,36 +76,7 @@ pub async fn init(
         return Err(mismatch(ours, &sent));
     }
     let wanted: BTreeSet<u64> = req.voters.iter().map(|m| m.node_id).collect();
-    let g = match state.raft.running() {
-        Some(g) => g,
-        None => {
-            let settled = state.raft.settled().await;
-            match state.raft.running() {
-                Some(g) => g,
-                None => {
-                    let node = state.raft.clone();
-                    let my_id = tokio::task::spawn_blocking(move || node.node_id())
-                        .await
-                        .map_err(|e| Error::Raft(e.to_string()))??;
-                    let me = own_entry(&req.voters, my_id)?;
-                    drop(settled);
-                    // Copy 0's ID from before its group is adopted: the operator's stays valid.
-                    let adopt = state.raft.flags_group().is_none().then_some(my_id);
-                    let (g, started) = state
-                        .raft
-                        .join(sent.clone(), me, adopt, group_start::peer_net(&state))
-                        .await?;
-                    if started {
-                        group_start::follow_applied_topology(
-                            state.clone(),
-                            state.group_tasks.clone(),
-                        );
-                    }
-                    g
-                }
-            }
-        }
-    };
+    let g = started_group(&state, &sent, |my_id| own_entry(&req.voters, my_id)).await?;
     let current = g.status();
     if !current.members.is_empty() {
         let voters: BTreeSet<u64> = current
@@ -130,6 +105,87 @@ pub async fn init(
     }
     tracing::info!(group = %g.group_id(), voters = wanted.len(), "raft group initialized");
     Ok(Json(g.status()))
+}
+
+/// `POST /v1/admin/raft/join`: a copy in no group (copy 0 on a replaced, empty volume) takes
+/// the group and waits for the leader to add it. Refused on a copy that holds keys of its own
+/// (the group's snapshot would replace them), for another copy's node ID, or another group.
+pub async fn join(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<RaftStatus>> {
+    let sent = group_header(&headers)?;
+    let req: JoinRequest = parse(&body)?;
+    if req.group != sent {
+        return Err(Error::BadRequest(format!(
+            "{} names {sent}, the body {}",
+            header::RAFT_GROUP,
+            req.group
+        )));
+    }
+    if let Some(ours) = state.raft.group()
+        && *ours != sent
+    {
+        return Err(mismatch(ours, &sent));
+    }
+    let wanted = req.member.node_id;
+    let g = started_group(&state, &sent, |my_id| {
+        if wanted != my_id {
+            return Err(Error::RaftGroupMismatch(format!(
+                "this copy is node {my_id}, the request names node {wanted}"
+            )));
+        }
+        let keys = state.store.key_count();
+        if keys > 0 {
+            return Err(Error::RaftGroupMismatch(format!(
+                "this copy holds {keys} keys of its own and no group: a live store is formed \
+                 with init; a replaced copy joins on an empty volume"
+            )));
+        }
+        Ok(req.member.clone())
+    })
+    .await?;
+    if g.me().node_id != wanted {
+        return Err(Error::RaftGroupMismatch(format!(
+            "this copy is node {}, the request names node {wanted}",
+            g.me().node_id
+        )));
+    }
+    tracing::info!(group = %g.group_id(), node_id = wanted, "joined a raft group, waiting to be added");
+    Ok(Json(g.status()))
+}
+
+/// The group running here, else `group` started with this copy's entry as `entry` picks it
+/// from the node ID (refusing the start with its error). Copy 0's ID from before its group is
+/// adopted, so the ID the operator learned stays valid.
+async fn started_group<'a>(
+    state: &'a AppState,
+    group: &GroupId,
+    entry: impl FnOnce(u64) -> Result<Member>,
+) -> Result<&'a ShardGroup<Store>> {
+    if let Some(g) = state.raft.running() {
+        return Ok(g);
+    }
+    let settled = state.raft.settled().await;
+    if let Some(g) = state.raft.running() {
+        return Ok(g);
+    }
+    let node = state.raft.clone();
+    let my_id = tokio::task::spawn_blocking(move || node.node_id())
+        .await
+        .map_err(|e| Error::Raft(e.to_string()))??;
+    let me = entry(my_id)?;
+    drop(settled);
+    let adopt = state.raft.flags_group().is_none().then_some(my_id);
+    let (g, started) = state
+        .raft
+        .join(group.clone(), me, adopt, group_start::peer_net(state))
+        .await?;
+    if started {
+        group_start::follow_applied_topology(state.clone(), state.group_tasks.clone());
+    }
+    Ok(g)
 }
 
 /// `POST /v1/admin/raft/add-learner`.

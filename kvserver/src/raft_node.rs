@@ -7,8 +7,8 @@
 //! persisted init and no `raft_meta` keyspace runs exactly as before ([`Via::Local`]). The
 //! storage is opened at start when the volume already holds raft state for its group (so the
 //! boot guard judges the previous run before anything else), else at the first status call.
-//! Copy 0 has no group until it is formed, so until then it reports the ID of
-//! `storage/node_id.rs`, which its group identity adopts at init.
+//! Copy 0 has no group until it is formed (or, on a replaced volume, joined), so until then it
+//! reports the ID of `storage/node_id.rs`, which its group identity adopts at init or join.
 //!
 //! The group itself starts in `group_start.rs` (at boot, or at init); from then on every change
 //! goes through it ([`Via::Group`]) and it stays until the process exits.
@@ -322,7 +322,7 @@ impl RaftNode {
         Ok(true)
     }
 
-    /// Starts the group `group` for an init on a copy where none runs: the volume's identity
+    /// Starts the group `group` for an init or a join on a copy where none runs: the volume's identity
     /// adopts `adopt` (copy 0's ID before its group), and a copy without flags keeps the group
     /// and `me` so that a restart rejoins. Returns the running group, and whether this call
     /// started it.
@@ -341,7 +341,7 @@ impl RaftNode {
             && *flags != group
         {
             return Err(RaftNodeError::GroupMismatch(format!(
-                "this copy is in {flags} by its flags, the init names {group}"
+                "this copy is in {flags} by its flags, the request names {group}"
             )));
         }
         if self.flags_group.is_none() {

@@ -120,9 +120,10 @@ impl<T: ApplyTarget> ShardGroup<T> {
         }
     }
 
-    /// Makes `voters` exactly the voting members (joint consensus), adding any that are not
-    /// members yet as learners first; voters not named are removed from the group. Returns
-    /// once the final membership is committed.
+    /// Makes `voters` exactly the members (joint consensus), adding any that are not members
+    /// yet as learners first; voters and learners not named are removed from the group (a
+    /// learner the operator no longer wants must not keep receiving the log). Returns once the
+    /// final membership is committed.
     pub async fn set_voters(&self, voters: Vec<Member>) -> Result<(), GroupError> {
         if voters.is_empty() {
             return Err(GroupError::Refused(
@@ -148,16 +149,37 @@ impl<T: ApplyTarget> ShardGroup<T> {
             }
         }
         let current: BTreeSet<u64> = membership.voter_ids().collect();
-        if missing.is_empty() && membership.get_joint_config().len() == 1 && current == wanted {
+        // Learners only: the voters left out leave with the joint step (`retain` false), and a
+        // voter of the joint config in progress cannot be dropped as a node.
+        let in_configs: BTreeSet<u64> = membership
+            .get_joint_config()
+            .iter()
+            .flatten()
+            .copied()
+            .collect();
+        let unnamed: BTreeSet<u64> = membership
+            .nodes()
+            .map(|(id, _)| *id)
+            .filter(|id| !wanted.contains(id) && !in_configs.contains(id))
+            .collect();
+        if missing.is_empty()
+            && unnamed.is_empty()
+            && membership.get_joint_config().len() == 1
+            && current == wanted
+        {
             return Ok(());
         }
-        let change = if missing.is_empty() {
-            ChangeMembers::ReplaceAllVoters(wanted)
-        } else {
-            ChangeMembers::Batch(vec![
-                ChangeMembers::AddNodes(missing),
-                ChangeMembers::ReplaceAllVoters(wanted),
-            ])
+        let mut steps = Vec::new();
+        if !missing.is_empty() {
+            steps.push(ChangeMembers::AddNodes(missing));
+        }
+        steps.push(ChangeMembers::ReplaceAllVoters(wanted));
+        if !unnamed.is_empty() {
+            steps.push(ChangeMembers::RemoveNodes(unnamed));
+        }
+        let change = match <[_; 1]>::try_from(steps) {
+            Ok([one]) => one,
+            Err(steps) => ChangeMembers::Batch(steps),
         };
         let change = self.inner.raft.change_membership(change, false);
         match tokio::time::timeout(self.inner.cfg.membership_timeout, change).await {

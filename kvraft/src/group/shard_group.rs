@@ -95,6 +95,7 @@ impl<T: ApplyTarget> ShardGroup<T> {
         let rpc = Arc::new(RpcState {
             raft: raft.clone(),
             group: Arc::from(identity.group.to_string()),
+            node_id: identity.node_id,
             db,
             staging: tokio::sync::Mutex::new(0),
             snapshot_idle: cfg.snapshot_idle_timeout,

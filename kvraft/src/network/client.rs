@@ -90,6 +90,7 @@ impl PeerClient {
             .post(format!("{}{path}", self.base))
             .header(header::RAFT_GROUP, &*self.net.group)
             .header(header::RAFT_PROTOCOL, PROTOCOL_VERSION.to_string())
+            .header(header::RAFT_TARGET, self.target.to_string())
             .header(CONTENT_TYPE, content_type);
         if let Some(token) = credentials.token() {
             rb = rb.bearer_auth(token);

@@ -1,5 +1,5 @@
 //! The receiving side: `POST /v1/raft/{append,vote,pre-vote,snapshot,transfer-leader}`, each
-//! behind the group and protocol check (`guard.rs`) and a body limit (docs/replication.md
+//! behind the group, protocol and target check (`guard.rs`) and a body limit (docs/replication.md
 //! section 5): appends up to [`MAX_APPEND_BODY`], the small JSON RPCs up to
 //! [`MAX_SMALL_BODY`], snapshots unbounded but decoded frame by frame. Authentication is the
 //! server's: kvserver mounts these routes behind its peer-token layer.
@@ -36,6 +36,8 @@ pub(crate) struct RpcState<T: ApplyTarget> {
     pub raft: Raft<ShardRaft, StateMachine<T>>,
     /// `x-kv-raft-group` as this copy expects it.
     pub group: Arc<str>,
+    /// This copy's node ID (`x-kv-raft-target`).
+    pub node_id: u64,
     pub db: Database,
     /// One snapshot is received at a time; holds the last records generation handed out.
     pub staging: tokio::sync::Mutex<u64>,
@@ -44,7 +46,7 @@ pub(crate) struct RpcState<T: ApplyTarget> {
 }
 
 pub(crate) fn router<T: ApplyTarget>(state: Arc<RpcState<T>>) -> Router {
-    let group = state.group.clone();
+    let guard = (state.group.clone(), state.node_id);
     Router::new()
         .route(
             APPEND_PATH,
@@ -66,13 +68,13 @@ pub(crate) fn router<T: ApplyTarget>(state: Arc<RpcState<T>>) -> Router {
             SNAPSHOT_PATH,
             post(snapshot::<T>).layer(DefaultBodyLimit::disable()),
         )
-        .route_layer(middleware::from_fn_with_state(group, guarded))
+        .route_layer(middleware::from_fn_with_state(guard, guarded))
         .with_state(state)
 }
 
 /// The header check, before any body is read.
-async fn guarded(State(group): State<Arc<str>>, req: Request, next: Next) -> Response {
-    match check(req.headers(), &group) {
+async fn guarded(State((group, me)): State<(Arc<str>, u64)>, req: Request, next: Next) -> Response {
+    match check(req.headers(), &group, me) {
         Ok(()) => next.run(req).await,
         Err(why) => refusal(why),
     }

@@ -1,5 +1,6 @@
-//! The RPC guard over a real socket: another group or an unknown protocol version is refused
-//! with 409 `raft_group_mismatch` before the body is read; the right headers reach openraft.
+//! The RPC guard over a real socket: another group, an unknown protocol version or another
+//! node ID as the target is refused with 409 `raft_group_mismatch` before the body is read;
+//! the right headers (the target absent, or this node) reach openraft.
 //! Peers send the configured peer token as a bearer token, and after a rotation the one in force.
 
 use std::sync::{Arc, Mutex};
@@ -17,8 +18,13 @@ async fn rpcs_for_another_group_or_protocol_are_refused_with_409() {
     let base = c.nodes[0].me.addr.clone();
     let ours = super::super::group().to_string();
     let http = reqwest::Client::new();
-    let send = |path: &str, group: Option<&str>, protocol: Option<&str>| {
+    let me = c.nodes[0].me.node_id.to_string();
+    let other = c.nodes[0].me.node_id.wrapping_add(1).to_string();
+    let send = |path: &str, group: Option<&str>, protocol: Option<&str>, target: Option<&str>| {
         let mut rb = http.post(format!("{base}{path}")).body("{}");
+        if let Some(t) = target {
+            rb = rb.header(header::RAFT_TARGET, t);
+        }
         if let Some(g) = group {
             rb = rb.header(header::RAFT_GROUP, g);
         }
@@ -28,23 +34,34 @@ async fn rpcs_for_another_group_or_protocol_are_refused_with_409() {
         rb.send()
     };
     let current = PROTOCOL_VERSION.to_string();
-    for (path, group, protocol) in [
-        (VOTE_PATH, Some("uid-2/0"), Some(current.as_str())),
-        (VOTE_PATH, Some("uid-1/1"), Some(current.as_str())),
-        (APPEND_PATH, None, Some(current.as_str())),
-        (SNAPSHOT_PATH, Some(ours.as_str()), Some("2")),
-        (VOTE_PATH, Some(ours.as_str()), None),
+    let (ours, current) = (Some(ours.as_str()), Some(current.as_str()));
+    for (path, group, protocol, target) in [
+        (VOTE_PATH, Some("uid-2/0"), current, None),
+        (VOTE_PATH, Some("uid-1/1"), current, None),
+        (APPEND_PATH, None, current, None),
+        (SNAPSHOT_PATH, ours, Some("2"), None),
+        (VOTE_PATH, ours, None, None),
+        // Meant for another node ID at this address (the volume was replaced).
+        (VOTE_PATH, ours, current, Some(other.as_str())),
+        (APPEND_PATH, ours, current, Some("not-a-number")),
     ] {
-        let resp = send(path, group, protocol).await.expect("answers");
-        assert_eq!(resp.status(), 409, "{path} {group:?} {protocol:?}");
+        let resp = send(path, group, protocol, target).await.expect("answers");
+        assert_eq!(
+            resp.status(),
+            409,
+            "{path} {group:?} {protocol:?} {target:?}"
+        );
         let body: ErrorBody = resp.json().await.expect("an error body");
         assert_eq!(body.error, ErrorCode::RaftGroupMismatch, "{}", body.message);
     }
-    // The right headers pass the guard: the (empty) body itself is what is refused now.
-    let resp = send(VOTE_PATH, Some(&ours), Some(&current))
-        .await
-        .expect("answers");
-    assert_eq!(resp.status(), 400);
+    // The right headers pass the guard (the target this node, or not sent by an earlier
+    // build): the (empty) body itself is what is refused now.
+    for target in [Some(me.as_str()), None] {
+        let resp = send(VOTE_PATH, ours, current, target)
+            .await
+            .expect("answers");
+        assert_eq!(resp.status(), 400, "{target:?}");
+    }
     c.nodes[0].stop().await;
 }
 

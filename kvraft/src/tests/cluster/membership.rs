@@ -1,7 +1,8 @@
 //! Leadership transfer and membership changes: `transfer_leadership` moves the leader (to a
 //! named voter or the most caught-up one); a single voter that already holds records (a store
-//! converted to a group) takes two learners, which receive those records, makes them voters,
-//! and goes back to being the only voter.
+//! converted to a group) takes two learners, which receive those records, makes one a voter
+//! (the other, not named, leaves the group), takes it back, makes both voters, and goes back to
+//! being the only voter.
 
 use kvproto::raft::Role;
 
@@ -106,6 +107,32 @@ async fn a_single_voter_with_data_grows_to_three_and_back_to_one() {
         .filter(|m| m.role == Role::Learner)
         .count();
     assert_eq!((status.members.len(), learners), (3, 2));
+
+    // Voters named without a learner: the learner leaves the group, not only the voters.
+    let two = vec![c.nodes[0].me.clone(), c.nodes[1].me.clone()];
+    c.nodes[0].group.set_voters(two).await.expect("two voters");
+    let status = c.nodes[0].group.status();
+    let ids: Vec<_> = status
+        .members
+        .iter()
+        .map(|m| (m.member.node_id, m.role))
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "only the voters named are members: {status:?}"
+    );
+    assert!(
+        status.members.iter().all(|m| m.role == Role::Voter),
+        "{status:?}"
+    );
+    assert!(!ids.iter().any(|(id, _)| *id == c.nodes[2].me.node_id));
+    // It may come back as a learner.
+    c.nodes[0]
+        .group
+        .add_learner(c.nodes[2].me.clone())
+        .await
+        .expect("adds the learner again");
 
     let three: Vec<_> = c.nodes.iter().map(|n| n.me.clone()).collect();
     c.nodes[0]
