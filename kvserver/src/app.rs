@@ -13,7 +13,7 @@
 //! - `/v1/raft/*` (a replicated copy's Raft RPCs): the peer (or admin) token, no deadline.
 //!
 //! Around every answer of the data port: the topology headers (and on a replicated copy
-//! `x-kv-leader`) and request metrics. Streamed
+//! `x-kv-leader`, and `Connection: close` while it drains) and request metrics. Streamed
 //! answers (exports, `/allKeys`) are bounded by the socket's write-stall deadline (`listen`),
 //! not by a whole-answer timeout.
 
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONNECTION;
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -208,6 +209,12 @@ async fn with_topology_headers(
     // A replicated copy names its shard's leader on every answer (clients go there next).
     if let Some(leader) = replica::leader_pod(&state) {
         headers.insert(header_names::LEADER.clone(), leader);
+    }
+    // A draining copy still forwards, but keeps no connection: a client's next request opens a
+    // new one (to the leader it was just told of), so none is sent on a kept-alive connection
+    // the listener's close cuts under it (an answer lost, for a conditional write final).
+    if state.is_draining() && state.raft.running().is_some() {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
     }
     resp
 }

@@ -20,7 +20,8 @@
 //! - [`raft_node`]: this copy's raft identity, group storage and running group;
 //!   [`group_start`]: starting the group in the server, the served topology following the
 //!   applied one; [`raft_admin`]: the management routes; [`raft_rpc`]: the Raft RPC routes;
-//!   [`replica`]: serving a request here or at the shard's leader (forwarding, read barriers).
+//!   [`replica`]: serving a request here or at the shard's leader (forwarding, read barriers);
+//!   [`to_leader`]: the marker on a request sent on to the leader, naming its sender.
 //! - [`storage`]: versioned records and tombstones on fjall, group commit, disk-full recovery.
 //! - [`topology_file`]: the topology persisted atomically on the data dir.
 //! - [`auth`]: the admin, peer and data bearer tokens (read, reloaded and compared).
@@ -61,6 +62,7 @@ pub mod server;
 pub mod state;
 pub mod storage;
 pub mod tls;
+pub mod to_leader;
 pub mod topology_file;
 pub mod v1;
 pub mod write_path;

@@ -154,6 +154,8 @@ pub struct ToLeader<'a> {
     pub body: Bytes,
     /// The forwarding headers of a data request; `None` for an admin request.
     pub by: Option<ForwardedBy>,
+    /// The sending copy's node ID, in the marker: the leader never sends it back here.
+    pub from: u64,
     /// Whether the request changes the shard (a lost answer is then `outcome_unknown`).
     pub writes: bool,
     /// Relay the answer's body as it comes (an export): `deadline` then bounds the head and
@@ -260,7 +262,8 @@ impl PeerClient {
     }
 
     /// Sends a request on to this shard's leader (`replica.rs`) and relays its answer, marked
-    /// [`crate::header_names::TO_LEADER`] so it is not sent on again. A data request (`by`) carries
+    /// [`crate::header_names::TO_LEADER`] with this copy as its sender (`to_leader.rs`), so it
+    /// is never sent back here. A data request (`by`) carries
     /// the forwarding headers and the peer token; an admin request (`by` = `None`) the caller's
     /// own `Authorization`. A leader that cannot be reached is [`Error::NoLeader`] (nothing was
     /// sent); one lost after the request went out is [`Error::OutcomeUnknown`] for a write.
@@ -275,6 +278,7 @@ impl PeerClient {
             headers,
             body,
             by,
+            from,
             writes,
             streamed,
             deadline,
@@ -282,7 +286,10 @@ impl PeerClient {
         let data = by.is_some();
         let mut req = self
             .forwarded(leader_url, method, path_and_query, headers, body, by)
-            .header(crate::header_names::TO_LEADER.clone(), "1")
+            .header(
+                crate::header_names::TO_LEADER.clone(),
+                crate::to_leader::Marker::value(from),
+            )
             // A stream lasts as long as it makes progress (checked chunk by chunk below).
             .timeout(if streamed { STREAM_LIFETIME } else { deadline });
         if data {

@@ -437,9 +437,14 @@ impl RaftNode {
             return None;
         }
         let bound = (g.election_timeout_max() * 3).max(Duration::from_secs(2));
+        let began = std::time::Instant::now();
         match tokio::time::timeout(bound, g.transfer_leadership(None)).await {
             Ok(Ok(leader)) => {
-                tracing::info!(to = %leader, "draining: leadership handed over");
+                tracing::info!(
+                    to = %leader,
+                    after_ms = began.elapsed().as_millis(),
+                    "draining: leadership handed over"
+                );
                 Some(leader)
             }
             Ok(Err(e)) => {

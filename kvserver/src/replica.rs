@@ -3,9 +3,11 @@
 //! for an opted-in follower read (`x-kv-read: follower`), otherwise forwarded to the leader,
 //! whose answer is passed back. A server with no group serves everything here, as before.
 //!
-//! A request goes to the leader at most once: the forward is marked [`TO_LEADER`], and a copy
-//! that receives a marked request it cannot serve waits (bounded) to lead instead of sending it
-//! on. A copy that knows no leader waits, two election timeouts at most, for the election to
+//! A request sent to the leader is marked with its sender (`to_leader.rs`). A copy that
+//! receives a marked request it cannot serve waits (bounded) to lead, or, for a data request,
+//! sends it on to a leader other than its sender (the hops bound the chain): a drained leader
+//! that stepped down passes on what followers that have not heard of the new leader still send
+//! it. A copy that knows no leader waits, two election timeouts at most, for the election to
 //! end; still none is 503 `no_leader` (nothing was proposed: any request may be retried).
 
 use std::future::Future;
@@ -19,12 +21,12 @@ use kvproto::wire::header;
 use kvraft::{ReadError, ReadMode, ReadToken, ShardGroup};
 
 use crate::error::{Error, Result};
-use crate::header_names::TO_LEADER;
 use crate::peer::ToLeader;
 use crate::raft_node::Via;
 use crate::routing::forwarded_by;
 use crate::state::AppState;
 use crate::storage::Store;
+use crate::to_leader::Marker;
 
 /// What a request needs of the copy that serves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +101,7 @@ where
     F: FnOnce(Option<ReadToken>) -> Fut,
     Fut: Future<Output = Result<Response>>,
 {
-    let marked = req.headers.contains_key(&TO_LEADER);
+    let marked = Marker::of(req.headers);
     if need == Need::FollowerRead {
         let token = g
             .read_barrier(ReadMode::Follower)
@@ -112,66 +114,98 @@ where
         }
         return Ok(resp);
     }
-    if let Some(leader) = leader_elsewhere(g, marked).await? {
-        return forward(state, &req, &leader, need).await;
+    if let Some(leader) = leader_elsewhere(g, marked, req.admin).await? {
+        return forward(state, g, &req, &leader, need).await;
     }
     let token = match need {
         Need::Read => match g.read_barrier(ReadMode::Linearizable).await {
             Ok(token) => Some(token),
             Err(ReadError::NotLeader {
                 leader: Some(leader),
-            }) if !marked => return forward(state, &req, &leader, need).await,
+            }) if may_go(marked, req.admin) => {
+                return forward(state, g, &req, &leader, need).await;
+            }
             Err(e) => return after_refusal(state, g, &req, need, marked, read_error(e)).await,
         },
         _ => None,
     };
     match here(token).await {
-        Err(Error::NotLeader(leader)) if !marked => forward(state, &req, &leader, need).await,
+        Err(Error::NotLeader(leader)) if may_go(marked, req.admin) => {
+            forward(state, g, &req, &leader, need).await
+        }
         Err(Error::NotLeader(_)) => Err(Error::NoLeader),
         Err(e @ Error::NoLeader) => after_refusal(state, g, &req, need, marked, e).await,
         other => other,
     }
 }
 
+/// Whether a request may go to a leader: any request this copy received from a client; one
+/// sent here as to the leader only when [`Marker::may_pass_on`] allows it.
+fn may_go(marked: Option<Marker>, admin: bool) -> bool {
+    marked.is_none_or(|m| m.may_pass_on(admin))
+}
+
 /// Leadership left this copy between the check and the proposal (or the barrier), nothing
-/// proposed: once the election ends, the request goes to the new leader.
+/// proposed: once the election ends, the request goes to the new leader (a marked one too, as
+/// [`may_go`] allows, even to its sender: it leads now, which it did not when it sent it).
 async fn after_refusal(
     state: &AppState,
     g: &ShardGroup<Store>,
     req: &Forwardable<'_>,
     need: Need,
-    marked: bool,
+    marked: Option<Marker>,
     refusal: Error,
 ) -> Result<Response> {
-    if marked || !matches!(refusal, Error::NoLeader) {
+    if !matches!(refusal, Error::NoLeader) {
         return Err(refusal);
     }
     let me = g.me().node_id;
-    match g.await_leader(g.election_timeout_max() * 2, false).await {
-        Some(leader) if leader.node_id != me => forward(state, req, &leader, need).await,
+    match g.await_leader(g.election_timeout_max() * 2, None).await {
+        Some(leader) if leader.node_id != me && may_go(marked, req.admin) => {
+            forward(state, g, req, &leader, need).await
+        }
         _ => Err(refusal),
     }
 }
 
 /// The leader to forward to, or `None` when this copy leads. A copy between leaders waits for
-/// the election to end; a marked request waits for this copy to lead.
-async fn leader_elsewhere(g: &ShardGroup<Store>, marked: bool) -> Result<Option<Member>> {
+/// the election to end. A request sent here as to the leader goes on (a data request whose
+/// sender is known) to the leader this copy knows, unless that is its sender (the two would
+/// send it back and forth): it then waits until another copy, or this one, leads. So a copy
+/// that stepped down (a drained leader) passes on what followers that have not heard of the
+/// new leader still send it, instead of holding it for an election that will not make it
+/// leader again.
+async fn leader_elsewhere(
+    g: &ShardGroup<Store>,
+    marked: Option<Marker>,
+    admin: bool,
+) -> Result<Option<Member>> {
     if g.is_leader() {
         return Ok(None);
     }
     let me = g.me().node_id;
-    if !marked && let Some(leader) = g.leader().filter(|l| l.node_id != me) {
-        return Ok(Some(leader));
-    }
-    match g.await_leader(g.election_timeout_max() * 2, marked).await {
+    let known = g.leader().filter(|l| l.node_id != me);
+    let skip = match (marked, known) {
+        (None, Some(leader)) => return Ok(Some(leader)),
+        (_, None) => None,
+        // Its sender, which took this copy for the leader (or a sender this build cannot name,
+        // as before): not where it goes.
+        (Some(Marker { from }), Some(leader)) if from.is_none_or(|f| f == leader.node_id) => {
+            Some(leader.node_id)
+        }
+        (Some(_), Some(leader)) if may_go(marked, admin) => return Ok(Some(leader)),
+        (Some(_), Some(leader)) => Some(leader.node_id),
+    };
+    match g.await_leader(g.election_timeout_max() * 2, skip).await {
         Some(leader) if leader.node_id == me => Ok(None),
-        Some(leader) if !marked => Ok(Some(leader)),
+        Some(leader) if may_go(marked, admin) => Ok(Some(leader)),
         _ => Err(Error::NoLeader),
     }
 }
 
 async fn forward(
     state: &AppState,
+    g: &ShardGroup<Store>,
     req: &Forwardable<'_>,
     leader: &Member,
     need: Need,
@@ -202,6 +236,7 @@ async fn forward(
         headers: req.headers,
         body: req.body.clone(),
         by,
+        from: g.me().node_id,
         writes: need == Need::Write,
         streamed: req.streamed,
         deadline: if req.admin {

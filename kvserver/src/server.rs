@@ -75,12 +75,17 @@ pub async fn serve(
         let (state, stop, delay) = (state.clone(), stop.clone(), config.drain_delay);
         tokio::spawn(async move {
             shutdown.await;
+            let began = std::time::Instant::now();
             if !state.start_draining() {
                 // A leader hands its group over first; the copy then forwards to the new one.
                 state.raft.hand_over_leadership().await;
                 // Give Services time to stop sending traffic here.
                 tokio::time::sleep(delay).await;
             }
+            tracing::info!(
+                after_ms = began.elapsed().as_millis(),
+                "draining: closing the listeners"
+            );
             stop.cancel();
         });
     }

@@ -14,7 +14,7 @@ use super::error::GroupError;
 use super::shard_group::ShardGroup;
 use super::write::leader_elsewhere;
 use crate::apply::ApplyTarget;
-use crate::types::{ClientWriteError, RaftError};
+use crate::types::{ClientWriteError, LogId, RaftError};
 
 impl<T: ApplyTarget> ShardGroup<T> {
     /// Makes `voters` (this copy among them) the group's first membership. A copy already in a
@@ -116,7 +116,8 @@ impl<T: ApplyTarget> ShardGroup<T> {
         let add = self.inner.raft.add_learner(m.node_id, m, false);
         match tokio::time::timeout(self.inner.cfg.membership_timeout, add).await {
             Err(_) => Err(GroupError::Timeout("adding a learner".to_owned())),
-            Ok(answer) => answer.map(|_| ()).map_err(|e| self.membership_error(e)),
+            Ok(Ok(resp)) => self.membership_shown(resp.log_id).await,
+            Ok(Err(e)) => Err(self.membership_error(e)),
         }
     }
 
@@ -184,28 +185,79 @@ impl<T: ApplyTarget> ShardGroup<T> {
         let change = self.inner.raft.change_membership(change, false);
         match tokio::time::timeout(self.inner.cfg.membership_timeout, change).await {
             Err(_) => Err(GroupError::Timeout("changing the voters".to_owned())),
-            Ok(answer) => answer.map(|_| ()).map_err(|e| self.membership_error(e)),
+            Ok(Ok(resp)) => self.membership_shown(resp.log_id).await,
+            Ok(Err(e)) => Err(self.membership_error(e)),
         }
     }
 
     /// Hands leadership from this copy (the leader) to `to`, or to the most caught-up other
     /// voter, and waits until another copy leads. Returns the new leader.
+    ///
+    /// openraft's leader stops proposing once it asked for a transfer, and never takes that
+    /// back; the target ignores the request when its log is not flushed up to the leader's
+    /// within `election_timeout_min`, and the request itself may be lost. Either leaves a
+    /// leader that refuses every write until it is deposed. So the request is sent again each
+    /// `election_timeout_min` while this copy still leads (its log no longer grows, so the
+    /// target catches up), until another copy leads or the bound passes.
     pub async fn transfer_leadership(&self, to: Option<Member>) -> Result<Member, GroupError> {
-        let metrics = self.metrics();
         let me = self.inner.me.node_id;
         if !self.is_leader() {
             return Err(GroupError::NotLeader {
                 leader: self.leader(),
             });
         }
+        let target = self.transfer_target(to.as_ref())?;
+        if target == me {
+            return Ok(self.inner.me.clone());
+        }
+        let deadline = tokio::time::Instant::now() + self.transfer_bound();
+        let again = self.inner.cfg.election_timeout_min;
+        loop {
+            if self.is_leader() {
+                self.inner
+                    .raft
+                    .trigger()
+                    .transfer_leader(target)
+                    .await
+                    .map_err(fatal)?;
+            }
+            let wait = again.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let moved = self
+                .inner
+                .raft
+                .wait(Some(wait))
+                .metrics(
+                    |m| m.current_leader.is_some_and(|l| l != me),
+                    "another copy leads after a transfer",
+                )
+                .await;
+            if let Ok(m) = moved {
+                return m
+                    .current_leader
+                    .and_then(|id| self.member(id))
+                    .ok_or_else(|| {
+                        GroupError::Timeout("the new leader is not a member".to_owned())
+                    });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(GroupError::Timeout(
+                    "leadership did not move in time".to_owned(),
+                ));
+            }
+            tracing::info!(to = target, "leadership has not moved yet: asking again");
+        }
+    }
+
+    /// The voter a transfer goes to: `to` (this copy: itself), else the most caught-up other.
+    fn transfer_target(&self, to: Option<&Member>) -> Result<u64, GroupError> {
+        let metrics = self.metrics();
+        let me = self.inner.me.node_id;
         let membership = metrics.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
-        let target = match &to {
-            Some(m) if m.node_id == me => return Ok(self.inner.me.clone()),
-            Some(m) if voters.contains(&m.node_id) => m.node_id,
-            Some(m) => {
-                return Err(GroupError::Refused(format!("{m} is not a voter")));
-            }
+        match to {
+            Some(m) if m.node_id == me => Ok(me),
+            Some(m) if voters.contains(&m.node_id) => Ok(m.node_id),
+            Some(m) => Err(GroupError::Refused(format!("{m} is not a voter"))),
             None => {
                 let matched = |id: &u64| {
                     metrics
@@ -219,30 +271,25 @@ impl<T: ApplyTarget> ShardGroup<T> {
                     .filter(|id| **id != me)
                     .max_by_key(|id| matched(id))
                     .copied()
-                    .ok_or_else(|| GroupError::Refused("no other voter to lead".to_owned()))?
+                    .ok_or_else(|| GroupError::Refused("no other voter to lead".to_owned()))
             }
-        };
+        }
+    }
+
+    /// Waits until the metrics show the membership of `log_id` (they may trail the answer of a
+    /// change), so the status a caller reads next is the changed one, not the one before.
+    async fn membership_shown(&self, log_id: LogId) -> Result<(), GroupError> {
+        let upto = Some(log_id);
         self.inner
             .raft
-            .trigger()
-            .transfer_leader(target)
-            .await
-            .map_err(fatal)?;
-        let bound = self.transfer_bound();
-        let moved = self
-            .inner
-            .raft
-            .wait(Some(bound))
+            .wait(Some(self.inner.cfg.membership_timeout))
             .metrics(
-                |m| m.current_leader.is_some_and(|l| l != me),
-                "another copy leads after a transfer",
+                |m| *m.membership_config.log_id() >= upto,
+                "the changed membership in the metrics",
             )
             .await
-            .map_err(|e| GroupError::Timeout(format!("leadership did not move: {e}")))?;
-        moved
-            .current_leader
-            .and_then(|id| self.member(id))
-            .ok_or_else(|| GroupError::Timeout("the new leader is not a member".to_owned()))
+            .map(|_| ())
+            .map_err(|e| GroupError::Timeout(e.to_string()))
     }
 
     /// A transfer is an election the target starts at once: a few election timeouts at most.

@@ -141,20 +141,17 @@ impl<T: ApplyTarget> ShardGroup<T> {
         self.inner.raft.is_leader()
     }
 
-    /// Waits up to `bound` until a leader is known (with `here_only`, until this copy leads),
-    /// and returns the leader then known, if any: a request that meets an election can wait for
-    /// its end instead of failing.
-    pub async fn await_leader(&self, bound: Duration, here_only: bool) -> Option<Member> {
-        let me = self.inner.me.node_id;
+    /// Waits up to `bound` until a leader other than `skip` is known (this copy counts), and
+    /// returns the leader then known, if any: a request that meets an election can wait for
+    /// its end instead of failing, and one sent here by `skip` (which took this copy for the
+    /// leader) waits for someone else than its sender to lead.
+    pub async fn await_leader(&self, bound: Duration, skip: Option<u64>) -> Option<Member> {
         let _ = self
             .inner
             .raft
             .wait(Some(bound))
             .metrics(
-                |m| match m.current_leader {
-                    Some(id) => !here_only || id == me,
-                    None => false,
-                },
+                |m| m.current_leader.is_some() && m.current_leader != skip,
                 "a leader",
             )
             .await;

@@ -198,7 +198,11 @@ pub fn spawn_binary_on(data_dir: &Path, port: u16, args: &[&str]) -> Proc {
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
-        .env("RUST_LOG", "warn")
+        // `KV_TEST_LOG=info cargo test ...` shows the servers' own logs when debugging.
+        .env(
+            "RUST_LOG",
+            std::env::var("KV_TEST_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -1,5 +1,5 @@
 //! Leadership transfer and membership changes: `transfer_leadership` moves the leader (to a
-//! named voter or the most caught-up one); a single voter that already holds records (a store
+//! named voter or the most caught-up one), asking again when a request was lost; a single voter that already holds records (a store
 //! converted to a group) takes two learners, which receive those records, makes one a voter
 //! (the other, not named, leaves the group), takes it back, makes both voters, and goes back to
 //! being the only voter.
@@ -42,6 +42,35 @@ async fn transfer_leadership_moves_the_leader() {
     let now = c.leader(&all).await;
     assert_eq!(c.nodes[now].me, next);
     c.put(&all, "after", "transfers").await;
+    for n in &c.nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transfer_whose_request_was_lost_is_asked_again() {
+    let _serial = SERIAL.lock().await;
+    let c = Cluster::voters(3, |_| {}).await;
+    let all = c.all();
+    c.put(&all, "k", "v").await;
+    let old = c.leader(&all).await;
+    let to = (old + 1) % 3;
+    // The target hears nothing for a moment (shorter than an election timeout): the first
+    // transfer request is lost, and openraft's leader, which stopped proposing, never sends it
+    // again by itself.
+    c.cut(to);
+    let group = c.nodes[old].group.clone();
+    let target = c.nodes[to].me.clone();
+    let transfer = tokio::spawn(async move { group.transfer_leadership(Some(target)).await });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    c.heal(to);
+    let new = transfer
+        .await
+        .expect("joins")
+        .expect("transfers once asked again");
+    assert_eq!(new, c.nodes[to].me);
+    assert_eq!(c.leader(&all).await, to);
+    c.put(&all, "after", "the transfer").await;
     for n in &c.nodes {
         n.stop().await;
     }
