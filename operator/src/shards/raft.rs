@@ -11,6 +11,9 @@ use kvproto::raft::Member;
 pub enum RaftChange {
     /// `init`, to the copy that forms the group: these voters (that copy among them).
     Init { voters: Vec<Member> },
+    /// `join`, to a copy in no group (copy 0 on a replaced volume): it takes the group as
+    /// `member` and waits for the leader's `add-learner`.
+    Join { member: Member },
     /// `add-learner`, to the leader: `member` starts receiving the log.
     AddLearner { member: Member },
     /// `voters`, to the leader: exactly these vote once committed (learners not named leave).
@@ -31,6 +34,7 @@ impl fmt::Display for RaftChange {
         };
         match self {
             RaftChange::Init { voters } => write!(f, "init with voters [{}]", pods(voters)),
+            RaftChange::Join { member } => write!(f, "join as {member}"),
             RaftChange::AddLearner { member } => write!(f, "add-learner {member}"),
             RaftChange::SetVoters { voters } => write!(f, "voters [{}]", pods(voters)),
             RaftChange::TransferLeader { to: Some(to) } => write!(f, "transfer-leader to {to}"),
