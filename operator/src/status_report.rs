@@ -56,12 +56,16 @@ pub struct ReplicationReport {
     pub below_quorum: Option<String>,
     /// Copy objects whose names another owner holds (`NAME-rK`).
     pub conflicts: Vec<String>,
+    /// Copies whose `join` was refused for good: their volume must be deleted (the Degraded
+    /// message, reason JoinRefused).
+    pub refused: Option<String>,
     /// Shards whose membership is still changing (the Progressing message).
     pub converging: Option<String>,
 }
 
 /// Lays `report` over `status` (computed by [`compute_status`]): `status.replication`, and
-/// Degraded (reason NameConflict, or ShardBelowQuorum naming the shards) and Progressing
+/// Degraded (reason NameConflict, ShardBelowQuorum naming the shards, or JoinRefused naming
+/// the claims to delete) and Progressing
 /// (ReplicationConverging) when the outcome did not already report a problem or progress. The
 /// phase becomes Degraded with them, unless the store is paused or stopped.
 pub fn with_replication(
@@ -83,7 +87,8 @@ pub fn with_replication(
             ),
         ))
     } else {
-        report.below_quorum.clone().map(|m| ("ShardBelowQuorum", m))
+        let below = report.below_quorum.clone().map(|m| ("ShardBelowQuorum", m));
+        below.or_else(|| report.refused.clone().map(|m| ("JoinRefused", m)))
     };
     let quiet = |s: &KVStoreStatus, type_: &str| find(s, type_).is_none_or(|c| c.status != "True");
     if let Some((reason, message)) = problem {
@@ -559,5 +564,37 @@ mod tests {
         assert_eq!(degraded.reason, "ShardUnreachable");
         assert!(degraded.message.contains("demo-3"));
         assert_eq!(find(&s, PROGRESSING).unwrap().reason, "Handoff");
+    }
+
+    #[test]
+    fn a_refused_join_is_degraded_unless_a_shard_is_below_quorum_or_a_name_is_taken() {
+        let available = Outcome::Planned {
+            report: Report::Available { shards: 3 },
+            topology: map(),
+            serving: 3,
+            lost: None,
+        };
+        let base = compute_status(None, "demo", Some(1), 3, &available, &at(10));
+        let refused = "shard demo-0: copy demo-0 refused to join its group (x): delete its claim \
+                       data-demo-0 to rebuild it empty";
+        let mut report = ReplicationReport {
+            refused: Some(refused.to_owned()),
+            ..ReplicationReport::default()
+        };
+        let s = with_replication(base.clone(), &report, Some(1), &at(20));
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        let degraded = find(&s, DEGRADED).unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "JoinRefused")
+        );
+        assert_eq!(degraded.message, refused);
+        // Writes stopping on a shard say more than a volume to delete.
+        report.below_quorum = Some("shard demo-1: 1 of 3 voters in sync, quorum 2".to_owned());
+        let s = with_replication(base.clone(), &report, Some(1), &at(20));
+        assert_eq!(find(&s, DEGRADED).unwrap().reason, "ShardBelowQuorum");
+        report.conflicts = vec!["demo-r1".to_owned()];
+        let s = with_replication(base, &report, Some(1), &at(20));
+        assert_eq!(find(&s, DEGRADED).unwrap().reason, "NameConflict");
     }
 }

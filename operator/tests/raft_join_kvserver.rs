@@ -106,7 +106,10 @@ async fn a_copy_holding_keys_of_its_own_is_refused_and_keeps_them() {
         .unwrap_err();
     assert!(is_mismatch(&err), "{err:?}");
     assert!(err.to_string().contains("1 keys"), "{err}");
-    assert_eq!(admin.raft_status(&server.url, TOKEN).await.unwrap().group, None);
+    assert_eq!(
+        admin.raft_status(&server.url, TOKEN).await.unwrap().group,
+        None
+    );
     let kept = data.get(&key).await.unwrap().expect("its key is kept");
     assert_eq!(&kept.value[..], b"v");
 }

@@ -345,6 +345,152 @@ async fn a_copy_back_with_a_new_node_id_leaves_under_its_old_id_before_joining_a
     assert_eq!(sent_since(&h, 2), [(url(0, 0), group(0), promote)]);
 }
 
+/// The shard map pushes to `url` so far.
+fn pushes_to(h: &Harness, url: &str) -> usize {
+    let pushes = h.shards.pushes.lock().unwrap();
+    pushes.iter().filter(|p| p.0 == url).count()
+}
+
+#[tokio::test]
+async fn a_copy_0_on_a_new_volume_joins_replaces_its_old_id_and_gets_leadership_back() {
+    let mut kvs = store(1, 3, false);
+    let h = Harness::new(world(&kvs, 3), FakeShards::default());
+    h.shards.groups.formed(0, &[(0, 10), (1, 11), (2, 12)]);
+    // Copy 0 (the leader) lost its volume: copy 1 was elected, and copy 0 came back with node
+    // ID 90, in no group (copy 0 has no raft flags).
+    h.shards.groups.elect(0, 11);
+    h.shards.groups.start(0, 0, 90);
+    let (copy0, leader) = (url(0, 0), url(0, 1));
+    let mut seen = 0;
+    let mut step = async |kvs: &mut KVStore| {
+        h.reconcile(kvs.clone()).await.unwrap();
+        next(&h, kvs);
+        let sent = sent_since(&h, seen);
+        seen += sent.len();
+        let phase = h.status().replication.unwrap().shards[0].phase;
+        (sent, phase)
+    };
+
+    // 1. Join, to copy 0 itself, with the entry add-learner will name.
+    let join = RaftChange::Join {
+        member: member(0, 0, 90),
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (vec![(copy0.clone(), group(0), join)], ShardPhase::Replacing)
+    );
+    // 2. On the leader: the old ID out of the voters first.
+    let remove = RaftChange::SetVoters {
+        voters: vec![member(0, 1, 11), member(0, 2, 12)],
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (
+            vec![(leader.clone(), group(0), remove)],
+            ShardPhase::Replacing
+        )
+    );
+    // 3. Then the new entry as a learner.
+    let add = RaftChange::AddLearner {
+        member: member(0, 0, 90),
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (
+            vec![(leader.clone(), group(0), add)],
+            ShardPhase::AddingLearner
+        )
+    );
+    // Outside its group, copy 0 got no shard map: it served nothing outside the group.
+    assert_eq!(pushes_to(&h, &copy0), 0);
+    // 4. Catching up: nothing is sent; a member now, copy 0 gets the map again.
+    assert_eq!(step(&mut kvs).await, (vec![], ShardPhase::CatchingUp));
+    assert_eq!(pushes_to(&h, &copy0), 1);
+    // 5. Caught up: voters with it.
+    h.shards.groups.catch_up(0);
+    let promote = RaftChange::SetVoters {
+        voters: vec![member(0, 1, 11), member(0, 2, 12), member(0, 0, 90)],
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (
+            vec![(leader.clone(), group(0), promote)],
+            ShardPhase::Promoting
+        )
+    );
+    // 6. In sync: leadership back to copy 0.
+    let transfer = RaftChange::TransferLeader {
+        to: Some(member(0, 0, 90)),
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (
+            vec![(leader, group(0), transfer)],
+            ShardPhase::TransferringLeader
+        )
+    );
+    assert_eq!(step(&mut kvs).await, (vec![], ShardPhase::Stable));
+    assert_eq!(h.shards.groups.leader(0).as_deref(), Some("demo-0"));
+    let status = h.status();
+    assert_eq!(status.replication.unwrap().summary, "3/3");
+    assert_eq!(status.phase, Some(Phase::Available));
+}
+
+#[tokio::test]
+async fn a_copy_0_whose_join_is_refused_is_degraded_until_its_claim_is_deleted() {
+    let mut kvs = store(1, 3, false);
+    let h = Harness::new(world(&kvs, 3), FakeShards::default());
+    h.shards.groups.formed(0, &[(0, 10), (1, 11), (2, 12)]);
+    h.shards.groups.elect(0, 11);
+    // Copy 0 came back empty and took writes before its join (it held a map): refused.
+    h.shards.groups.start(0, 0, 90);
+    h.shards.groups.write_outside(0, 0, 3);
+    let join = (
+        url(0, 0),
+        group(0),
+        RaftChange::Join {
+            member: member(0, 0, 90),
+        },
+    );
+    for round in 0..2 {
+        let before = h.shards.groups.changes().len();
+        h.reconcile(kvs.clone()).await.unwrap();
+        next(&h, &mut kvs);
+        // Only the join is sent (again: it is idempotent); the leader is left alone.
+        assert_eq!(sent_since(&h, before), [join.clone()], "round {round}");
+        let status = h.status();
+        assert_eq!(status.phase, Some(Phase::Degraded));
+        let (state, reason, message) = condition(&status, "Degraded");
+        assert_eq!((state.as_str(), reason.as_str()), ("True", "JoinRefused"));
+        assert!(
+            message.starts_with("shard demo-0: copy demo-0 refused to join its group (")
+                && message.contains("holds 3 keys of its own")
+                && message.ends_with("delete its claim data-demo-0 to rebuild it empty"),
+            "{message}"
+        );
+        let shard = &status.replication.unwrap().shards[0];
+        assert_eq!(shard.phase, ShardPhase::Replacing);
+        assert!(
+            shard
+                .message
+                .as_deref()
+                .unwrap()
+                .starts_with("copy demo-0 refused")
+        );
+    }
+    assert_eq!(pushes_to(&h, &url(0, 0)), 0);
+    // The claim deleted: copy 0 comes back empty with another node ID, and joins.
+    h.shards.groups.start(0, 0, 91);
+    let before = h.shards.groups.changes().len();
+    h.reconcile(kvs.clone()).await.unwrap();
+    let join = RaftChange::Join {
+        member: member(0, 0, 91),
+    };
+    assert_eq!(sent_since(&h, before), [(url(0, 0), group(0), join)]);
+    let status = h.status();
+    assert_eq!(condition(&status, "Degraded").0, "False");
+}
+
 #[tokio::test]
 async fn a_shard_below_quorum_is_degraded_and_one_converging_is_progressing_in_one_write() {
     let kvs = store(2, 3, false);

@@ -105,7 +105,10 @@ impl FakeGroups {
     /// Copy `copy` of `shard` took `keys` writes outside any group (its `join` is refused).
     pub fn write_outside(&self, shard: u32, copy: u32, keys: u64) {
         let mut state = self.state.lock().unwrap();
-        let c = state.copies.get_mut(&url(shard, copy)).expect("no such copy");
+        let c = state
+            .copies
+            .get_mut(&url(shard, copy))
+            .expect("no such copy");
         c.keys += keys;
     }
 
@@ -259,7 +262,12 @@ impl FakeGroups {
             // kvserver's join: the copy's own node ID, no keys of its own; it then runs the
             // group (as its flags would) and waits for the leader's add-learner.
             if member.node_id != copy.node_id {
-                return Err(refused(url, 409, ErrorCode::RaftGroupMismatch, "another node"));
+                return Err(refused(
+                    url,
+                    409,
+                    ErrorCode::RaftGroupMismatch,
+                    "another node",
+                ));
             }
             if copy.flags.is_none() && copy.keys > 0 {
                 let why = format!("this copy holds {} keys of its own and no group", copy.keys);
