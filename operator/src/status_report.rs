@@ -6,7 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::labels;
 use crate::plan::Report;
-use crate::status::{KVStoreStatus, Phase, RebalanceStatus, ReplicationStatus, TopologyStatus};
+use crate::status::{
+    KVStoreStatus, Phase, RebalanceStatus, ReplicationStatus, RollPhase, RollStatus, TopologyStatus,
+};
 
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
@@ -115,6 +117,54 @@ pub fn with_replication(
         );
     }
     status
+}
+
+/// Lays `status.roll` over `status`: while a roll is recorded (rolling, or waiting), Progressing
+/// is True with reason Rolling, unless the outcome or the groups already report other progress
+/// (a roll waits for those anyway) or the store is paused. A pod the roll deleted is a shard
+/// starting again, so a rolling roll also takes over `ShardsStarting`. The phase and the other
+/// conditions are left as the outcome set them.
+pub fn with_roll(mut status: KVStoreStatus, generation: Option<i64>, now: &Time) -> KVStoreStatus {
+    let Some(roll) = status.roll.as_ref() else {
+        return status;
+    };
+    let busy = find(&status, PROGRESSING).is_some_and(|c| {
+        c.status == "True" && !(roll.phase == RollPhase::Rolling && c.reason == "ShardsStarting")
+    });
+    if busy || status.phase == Some(Phase::Paused) {
+        return status;
+    }
+    let message = roll_message(roll);
+    set_condition(
+        &mut status.conditions,
+        cond(PROGRESSING, true, "Rolling", &message),
+        generation,
+        now,
+    );
+    status
+}
+
+/// The Progressing message of a roll: the revision, the pods in flight, what it waits for.
+fn roll_message(roll: &RollStatus) -> String {
+    let pods: Vec<String> = roll
+        .pods
+        .iter()
+        .map(|p| format!("{} {:?}", p.pod, p.step))
+        .collect();
+    let mut parts = Vec::new();
+    if !pods.is_empty() {
+        parts.push(pods.join(", "));
+    }
+    parts.extend(roll.message.clone());
+    let head = match roll.phase {
+        RollPhase::Rolling => format!("rolling the pods to revision {}", roll.revision),
+        RollPhase::Waiting => format!("a roll to revision {} waits", roll.revision),
+    };
+    if parts.is_empty() {
+        head
+    } else {
+        format!("{head}: {}", parts.join("; "))
+    }
 }
 
 /// One condition; `status` is a bool.
@@ -596,5 +646,82 @@ mod tests {
         report.conflicts = vec!["demo-r1".to_owned()];
         let s = with_replication(base, &report, Some(1), &at(20));
         assert_eq!(find(&s, DEGRADED).unwrap().reason, "NameConflict");
+    }
+
+    #[test]
+    fn a_roll_in_progress_or_waiting_is_what_progressing_says() {
+        use crate::status::{RollPod, RollStep};
+        let available = Outcome::Planned {
+            report: Report::Available { shards: 3 },
+            topology: map(),
+            serving: 3,
+            lost: None,
+        };
+        let mut base = compute_status(None, "demo", Some(1), 3, &available, &at(10));
+        // No roll: untouched (factor 1 never has one).
+        assert_eq!(with_roll(base.clone(), Some(1), &at(20)), base);
+
+        base.roll = Some(RollStatus {
+            revision: "demo-b,demo-r1-b,demo-r2-b".into(),
+            pods: vec![RollPod {
+                pod: "demo-r2-0".into(),
+                shard: 0,
+                step: RollStep::Deleting,
+            }],
+            phase: RollPhase::Rolling,
+            message: None,
+        });
+        let s = with_roll(base.clone(), Some(1), &at(20));
+        let p = find(&s, PROGRESSING).unwrap();
+        assert_eq!(
+            (p.status.as_str(), p.reason.as_str(), p.message.as_str()),
+            (
+                "True",
+                "Rolling",
+                "rolling the pods to revision demo-b,demo-r1-b,demo-r2-b: demo-r2-0 Deleting"
+            )
+        );
+        assert_eq!(p.last_transition_time, at(20));
+        assert_eq!(s.phase, Some(Phase::Available), "a roll keeps the phase");
+
+        let waiting = RollStatus {
+            revision: "demo-b".into(),
+            pods: vec![],
+            phase: RollPhase::Waiting,
+            message: Some("waiting for a roll slot: 1 store rolls at once".into()),
+        };
+        base.roll = Some(waiting.clone());
+        let s = with_roll(base.clone(), Some(1), &at(20));
+        let p = find(&s, PROGRESSING).unwrap();
+        assert_eq!(
+            (p.reason.as_str(), p.message.as_str()),
+            (
+                "Rolling",
+                "a roll to revision demo-b waits: waiting for a roll slot: 1 store rolls at once"
+            )
+        );
+
+        // A pod the roll deleted is not ready: the roll explains the shard starting again.
+        let not_ready = Outcome::Planned {
+            report: Report::ShardsNotReady { ready: 2, want: 3 },
+            topology: map(),
+            serving: 3,
+            lost: None,
+        };
+        let mut s = compute_status(None, "demo", Some(1), 2, &not_ready, &at(10));
+        s.roll = base.roll.clone();
+        // Waiting, the shard starting is other progress: it stays.
+        let kept = with_roll(s.clone(), Some(1), &at(20));
+        assert_eq!(find(&kept, PROGRESSING).unwrap().reason, "ShardsStarting");
+        s.roll = Some(RollStatus {
+            phase: RollPhase::Rolling,
+            ..waiting
+        });
+        let rolled = with_roll(s, Some(1), &at(20));
+        assert_eq!(find(&rolled, PROGRESSING).unwrap().reason, "Rolling");
+        // Paused: nothing rolls, nothing is said of it.
+        let mut paused = compute_status(None, "demo", Some(1), 3, &Outcome::Paused, &at(10));
+        paused.roll = base.roll;
+        assert_eq!(with_roll(paused.clone(), Some(1), &at(20)), paused);
     }
 }

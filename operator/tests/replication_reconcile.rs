@@ -560,17 +560,16 @@ fn copy0(kvs: &KVStore, shards: i32) -> Value {
     sts
 }
 
-#[tokio::test]
-async fn an_outdated_follower_is_deleted_after_its_step_is_written_and_the_roll_resumes_from_it() {
-    let mut kvs = store(1, 3, false);
-    let mut world = world(&kvs, 3);
-    world.statefulset = Some(copy0(&kvs, 1));
+/// One shard of `kvs` at factor 3 whose copy 0 (the leader) runs the new template and both
+/// followers the old one, copy 2 lagging most.
+fn outdated_followers(kvs: &KVStore) -> Harness {
+    let mut world = world(kvs, 3);
+    world.statefulset = Some(copy0(kvs, 1));
     for k in [1, 2] {
         world
             .revisions
             .insert(format!("demo-r{k}"), format!("demo-r{k}-new"));
     }
-    // Copy 0 (the leader) runs the new template; both followers the old one.
     world.pods = vec![
         support::pod("demo-0", 0, "demo-new", true),
         support::pod("demo-r1-0", 1, "demo-r1-old", true),
@@ -580,6 +579,74 @@ async fn an_outdated_follower_is_deleted_after_its_step_is_written_and_the_roll_
     h.shards.groups.formed(0, &[(0, 10), (1, 11), (2, 12)]);
     h.shards.groups.lag(0, 11, 5);
     h.shards.groups.lag(0, 12, 40);
+    h
+}
+
+/// The pods deleted by the calls since `from`.
+fn deleted_since(h: &Harness, from: usize) -> Vec<String> {
+    h.calls()
+        .split_off(from)
+        .iter()
+        .filter(|c| c.method == Method::DELETE && c.path.contains("/pods/"))
+        .map(|c| c.path.rsplit('/').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_store_waiting_for_a_roll_slot_says_so_and_rolls_once_the_slot_is_free() {
+    let mut kvs = store(1, 3, false);
+    let h = outdated_followers(&kvs);
+    // Another store holds the one slot (--max-concurrent-rolls 1).
+    assert!(h.ctx.may_roll("other/store", false));
+
+    h.reconcile(kvs.clone()).await.unwrap();
+    next(&h, &mut kvs);
+    assert_eq!(deleted_since(&h, 0), Vec::<String>::new());
+    let status = h.status();
+    let message = "waiting for a roll slot: 1 store rolls at once (--max-concurrent-rolls)";
+    assert_eq!(
+        serde_json::to_value(&status.roll).unwrap(),
+        json!({"revision": "demo-new,demo-r1-new,demo-r2-new", "phase": "Waiting",
+               "message": message})
+    );
+    assert_eq!(
+        condition(&status, "Progressing"),
+        (
+            "True".into(),
+            "Rolling".into(),
+            format!("a roll to revision demo-new,demo-r1-new,demo-r2-new waits: {message}")
+        )
+    );
+    assert_eq!(status.phase, Some(Phase::Available));
+
+    // Still taken: a queued roll is no roll under way, so it does not resume past the limit.
+    let before = h.calls().len();
+    h.reconcile(kvs.clone()).await.unwrap();
+    next(&h, &mut kvs);
+    assert_eq!(deleted_since(&h, before), Vec::<String>::new());
+
+    // The slot freed: the most lagged follower goes, and Progressing names it.
+    h.ctx.roll_done("other/store");
+    let before = h.calls().len();
+    h.reconcile(kvs.clone()).await.unwrap();
+    assert_eq!(deleted_since(&h, before), ["demo-r2-0"]);
+    let status = h.status();
+    assert_eq!(
+        status.roll.as_ref().unwrap().phase,
+        operator::status::RollPhase::Rolling
+    );
+    let (state, reason, message) = condition(&status, "Progressing");
+    assert_eq!((state.as_str(), reason.as_str()), ("True", "Rolling"));
+    assert_eq!(
+        message,
+        "rolling the pods to revision demo-new,demo-r1-new,demo-r2-new: demo-r2-0 Deleting"
+    );
+}
+
+#[tokio::test]
+async fn an_outdated_follower_is_deleted_after_its_step_is_written_and_the_roll_resumes_from_it() {
+    let mut kvs = store(1, 3, false);
+    let h = outdated_followers(&kvs);
 
     let action = h.reconcile(kvs.clone()).await.unwrap();
     assert_eq!(

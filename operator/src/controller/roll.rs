@@ -69,8 +69,12 @@ pub(super) async fn run(
         ctx.roll_done(&key);
         return false;
     };
-    if !ctx.may_roll(&key, persisted.is_some()) {
+    if !ctx.may_roll(&key, roll::started(persisted.as_ref())) {
         info!(store = %key, "pods outdated; another store rolls (--max-concurrent-rolls)");
+        set_roll(
+            base,
+            Some(roll::queued(&status, ctx.config.max_concurrent_rolls)),
+        );
         return true;
     }
     set_roll(base, Some(status));

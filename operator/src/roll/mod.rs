@@ -21,5 +21,5 @@ pub mod view;
 #[cfg(test)]
 mod tests;
 
-pub use plan::{RollAction, RollPlan, hold_leadership, holds, plan};
+pub use plan::{RollAction, RollPlan, hold_leadership, holds, plan, queued, started};
 pub use view::{MemberState, PodState, RollView, ShardState, shard_state};

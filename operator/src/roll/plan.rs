@@ -37,6 +37,31 @@ pub struct RollPlan {
     pub actions: Vec<RollAction>,
 }
 
+/// True when the roll `persisted` describes has started (it rolled, or holds a pod): an
+/// operator restarted mid-roll resumes it beyond `--max-concurrent-rolls`. A roll that only
+/// waited (for a slot, or for the store) has not, and takes a slot like any other.
+pub fn started(persisted: Option<&RollStatus>) -> bool {
+    persisted.is_some_and(|r| r.phase == RollPhase::Rolling || !r.pods.is_empty())
+}
+
+/// `status.roll` of a store whose pods are outdated (`planned`) while other stores hold all
+/// `max` roll slots: nothing of it rolls yet.
+pub fn queued(planned: &RollStatus, max: usize) -> RollStatus {
+    let stores = if max == 1 {
+        "store rolls"
+    } else {
+        "stores roll"
+    };
+    RollStatus {
+        revision: planned.revision.clone(),
+        pods: Vec::new(),
+        phase: RollPhase::Waiting,
+        message: Some(format!(
+            "waiting for a roll slot: {max} {stores} at once (--max-concurrent-rolls)"
+        )),
+    }
+}
+
 /// True when `pod` is being replaced by the roll (the membership step then leaves its
 /// leadership alone).
 pub fn holds(persisted: Option<&RollStatus>, pod: &str) -> bool {

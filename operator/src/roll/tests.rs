@@ -321,3 +321,34 @@ fn a_pod_the_roll_holds_keeps_its_leadership_where_the_roll_put_it() {
     );
     assert_eq!(steps[1], back(1), "shard 1's copy 0 is not held");
 }
+
+#[test]
+fn a_roll_that_only_waited_has_not_started_and_a_queued_one_says_why() {
+    let planned = rolling(vec![entry(0, 2, RollStep::Deleting)]);
+    let q = queued(&planned, 2);
+    assert_eq!(
+        q,
+        RollStatus {
+            revision: "c0-new,c1-new,c2-new".into(),
+            pods: vec![],
+            phase: RollPhase::Waiting,
+            message: Some(
+                "waiting for a roll slot: 2 stores roll at once (--max-concurrent-rolls)".into()
+            ),
+        }
+    );
+    assert_eq!(
+        queued(&planned, 1).message.as_deref(),
+        Some("waiting for a roll slot: 1 store rolls at once (--max-concurrent-rolls)")
+    );
+    // Queued: it takes a slot like any store; rolling, or holding a pod: it resumes.
+    assert!(!started(None));
+    assert!(!started(Some(&q)));
+    assert!(started(Some(&planned)));
+    assert!(started(Some(&rolling(vec![]))));
+    let held = RollStatus {
+        phase: RollPhase::Waiting,
+        ..planned
+    };
+    assert!(started(Some(&held)));
+}
