@@ -60,6 +60,21 @@ fn sent_since(h: &Harness, from: usize) -> Vec<(String, GroupId, RaftChange)> {
     h.shards.groups.changes().split_off(from)
 }
 
+/// One reconcile of `kvs`, which then sees the status it wrote: the changes it sent (those
+/// after the first `seen`, which moves past them) and shard 0's phase.
+async fn reconcile_once(
+    h: &Harness,
+    kvs: &mut KVStore,
+    seen: &mut usize,
+) -> (Vec<(String, GroupId, RaftChange)>, ShardPhase) {
+    h.reconcile(kvs.clone()).await.unwrap();
+    next(h, kvs);
+    let sent = sent_since(h, *seen);
+    *seen += sent.len();
+    let phase = h.status().replication.unwrap().shards[0].phase;
+    (sent, phase)
+}
+
 /// The one status patch body of the last reconcile's end.
 fn status_body(h: &Harness) -> Value {
     h.calls()
@@ -120,14 +135,7 @@ async fn one_to_three_on_a_live_store_inits_copy_0_alone_adds_learners_then_prom
     }
     let leader = url(0, 0);
     let mut seen = 0;
-    let mut step = async |kvs: &mut KVStore| {
-        h.reconcile(kvs.clone()).await.unwrap();
-        next(&h, kvs);
-        let sent = sent_since(&h, seen);
-        seen += sent.len();
-        let phase = h.status().replication.unwrap().shards[0].phase;
-        (sent, phase)
-    };
+    let mut step = async |kvs: &mut KVStore| reconcile_once(&h, kvs, &mut seen).await;
 
     // 1. Copy 0 alone: its records become the group's first snapshot.
     let init = RaftChange::Init {
@@ -362,14 +370,7 @@ async fn a_copy_0_on_a_new_volume_joins_replaces_its_old_id_and_gets_leadership_
     h.shards.groups.start(0, 0, 90);
     let (copy0, leader) = (url(0, 0), url(0, 1));
     let mut seen = 0;
-    let mut step = async |kvs: &mut KVStore| {
-        h.reconcile(kvs.clone()).await.unwrap();
-        next(&h, kvs);
-        let sent = sent_since(&h, seen);
-        seen += sent.len();
-        let phase = h.status().replication.unwrap().shards[0].phase;
-        (sent, phase)
-    };
+    let mut step = async |kvs: &mut KVStore| reconcile_once(&h, kvs, &mut seen).await;
 
     // 1. Join, to copy 0 itself, with the entry add-learner will name.
     let join = RaftChange::Join {
@@ -457,7 +458,11 @@ async fn a_copy_0_whose_join_is_refused_is_degraded_until_its_claim_is_deleted()
         h.reconcile(kvs.clone()).await.unwrap();
         next(&h, &mut kvs);
         // Only the join is sent (again: it is idempotent); the leader is left alone.
-        assert_eq!(sent_since(&h, before), [join.clone()], "round {round}");
+        assert_eq!(
+            sent_since(&h, before),
+            std::slice::from_ref(&join),
+            "round {round}"
+        );
         let status = h.status();
         assert_eq!(status.phase, Some(Phase::Degraded));
         let (state, reason, message) = condition(&status, "Degraded");
