@@ -13,8 +13,8 @@
 
 use kvproto::raft::{GroupId, Member, RaftStatus};
 use kvproto::raft_admin::{
-    ADD_LEARNER_PATH, AddLearnerRequest, INIT_PATH, InitRequest, STATUS_PATH, SetVotersRequest,
-    TRANSFER_LEADER_PATH, TransferLeaderRequest, VOTERS_PATH,
+    ADD_LEARNER_PATH, AddLearnerRequest, INIT_PATH, InitRequest, JOIN_PATH, JoinRequest,
+    STATUS_PATH, SetVotersRequest, TRANSFER_LEADER_PATH, TransferLeaderRequest, VOTERS_PATH,
 };
 use kvproto::wire::header;
 use serde::Serialize;
@@ -42,6 +42,19 @@ impl ServerClient {
             voters: voters.to_vec(),
         };
         self.raft_post(INIT_PATH, group, &body).await
+    }
+
+    /// `POST /v1/admin/raft/join` to a copy in no group (copy 0 on a replaced, empty volume):
+    /// it takes `group` for good as `member` (its own node ID, pod and address) and waits
+    /// until the leader adds it. Answers its status (`group` set, no members); again on a copy
+    /// already running that group: the same. 409 `raft_group_mismatch` is final for that
+    /// volume (another group, another node ID, keys of its own).
+    pub async fn raft_join(&self, group: &GroupId, member: &Member) -> Result<RaftStatus> {
+        let body = JoinRequest {
+            group: group.clone(),
+            member: member.clone(),
+        };
+        self.raft_post(JOIN_PATH, group, &body).await
     }
 
     /// `POST /v1/admin/raft/add-learner` to the leader: `member` starts receiving the log.
@@ -245,6 +258,7 @@ mod tests {
         assert_eq!(c.raft_init(&group(), &voters[..1]).await.unwrap(), status());
         c.raft_add_learner(&group(), &voters[1]).await.unwrap();
         c.raft_set_voters(&group(), &voters).await.unwrap();
+        c.raft_join(&group(), &voters[1]).await.unwrap();
         assert_eq!(c.raft_status().await.unwrap().node_id, u64::MAX);
 
         let seen = seen.lock().unwrap().clone();
@@ -255,6 +269,7 @@ mod tests {
                 "POST /v1/admin/raft/init HTTP/1.1",
                 "POST /v1/admin/raft/add-learner HTTP/1.1",
                 "POST /v1/admin/raft/voters HTTP/1.1",
+                "POST /v1/admin/raft/join HTTP/1.1",
                 "GET /v1/admin/raft/status HTTP/1.1",
             ]
         );
@@ -265,10 +280,10 @@ mod tests {
                 "{s:?}"
             );
         }
-        for s in &seen[..3] {
+        for s in &seen[..4] {
             assert_eq!(s.header(header::RAFT_GROUP), Some("uid-1/2"), "{s:?}");
         }
-        assert!(seen[3].header(header::RAFT_GROUP).is_none());
+        assert!(seen[4].header(header::RAFT_GROUP).is_none());
         let init: InitRequest = serde_json::from_str(&seen[0].body).unwrap();
         assert_eq!((init.group, init.voters), (group(), voters[..1].to_vec()));
         assert!(
@@ -280,6 +295,8 @@ mod tests {
         assert_eq!(learner.member, voters[1]);
         let set: SetVotersRequest = serde_json::from_str(&seen[2].body).unwrap();
         assert_eq!(set.voters, voters);
+        let join: JoinRequest = serde_json::from_str(&seen[3].body).unwrap();
+        assert_eq!((join.group, join.member), (group(), voters[1].clone()));
     }
 
     #[tokio::test]

@@ -61,7 +61,8 @@ pub struct RollStatus {
     /// The pods being replaced now, at most one per shard (shards roll in parallel).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pods: Vec<RollPod>,
-    /// Rolling, or Waiting for the store to allow it (every shard Stable, no rebalance).
+    /// Rolling, or Waiting for the store to allow it (every shard Stable, no rebalance) or for
+    /// a roll slot (`--max-concurrent-rolls`: other stores roll).
     pub phase: RollPhase,
     /// What the roll waits for, or why a pod may not go yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,7 +98,8 @@ pub enum RollPhase {
     /// Pods are being replaced.
     #[default]
     Rolling,
-    /// Pods are outdated but the store does not allow a roll now.
+    /// Pods are outdated but the store does not allow a roll now, or other stores hold every
+    /// roll slot (`--max-concurrent-rolls`).
     Waiting,
 }
 

@@ -6,7 +6,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::labels;
 use crate::plan::Report;
-use crate::status::{KVStoreStatus, Phase, RebalanceStatus, ReplicationStatus, TopologyStatus};
+use crate::status::{
+    KVStoreStatus, Phase, RebalanceStatus, ReplicationStatus, RollPhase, RollStatus, TopologyStatus,
+};
 
 pub const AVAILABLE: &str = "Available";
 pub const PROGRESSING: &str = "Progressing";
@@ -56,12 +58,16 @@ pub struct ReplicationReport {
     pub below_quorum: Option<String>,
     /// Copy objects whose names another owner holds (`NAME-rK`).
     pub conflicts: Vec<String>,
+    /// Copies whose `join` was refused for good: their volume must be deleted (the Degraded
+    /// message, reason JoinRefused).
+    pub refused: Option<String>,
     /// Shards whose membership is still changing (the Progressing message).
     pub converging: Option<String>,
 }
 
 /// Lays `report` over `status` (computed by [`compute_status`]): `status.replication`, and
-/// Degraded (reason NameConflict, or ShardBelowQuorum naming the shards) and Progressing
+/// Degraded (reason NameConflict, ShardBelowQuorum naming the shards, or JoinRefused naming
+/// the claims to delete) and Progressing
 /// (ReplicationConverging) when the outcome did not already report a problem or progress. The
 /// phase becomes Degraded with them, unless the store is paused or stopped.
 pub fn with_replication(
@@ -83,7 +89,8 @@ pub fn with_replication(
             ),
         ))
     } else {
-        report.below_quorum.clone().map(|m| ("ShardBelowQuorum", m))
+        let below = report.below_quorum.clone().map(|m| ("ShardBelowQuorum", m));
+        below.or_else(|| report.refused.clone().map(|m| ("JoinRefused", m)))
     };
     let quiet = |s: &KVStoreStatus, type_: &str| find(s, type_).is_none_or(|c| c.status != "True");
     if let Some((reason, message)) = problem {
@@ -110,6 +117,54 @@ pub fn with_replication(
         );
     }
     status
+}
+
+/// Lays `status.roll` over `status`: while a roll is recorded (rolling, or waiting), Progressing
+/// is True with reason Rolling, unless the outcome or the groups already report other progress
+/// (a roll waits for those anyway) or the store is paused. A pod the roll deleted is a shard
+/// starting again, so a rolling roll also takes over `ShardsStarting`. The phase and the other
+/// conditions are left as the outcome set them.
+pub fn with_roll(mut status: KVStoreStatus, generation: Option<i64>, now: &Time) -> KVStoreStatus {
+    let Some(roll) = status.roll.as_ref() else {
+        return status;
+    };
+    let busy = find(&status, PROGRESSING).is_some_and(|c| {
+        c.status == "True" && !(roll.phase == RollPhase::Rolling && c.reason == "ShardsStarting")
+    });
+    if busy || status.phase == Some(Phase::Paused) {
+        return status;
+    }
+    let message = roll_message(roll);
+    set_condition(
+        &mut status.conditions,
+        cond(PROGRESSING, true, "Rolling", &message),
+        generation,
+        now,
+    );
+    status
+}
+
+/// The Progressing message of a roll: the revision, the pods in flight, what it waits for.
+fn roll_message(roll: &RollStatus) -> String {
+    let pods: Vec<String> = roll
+        .pods
+        .iter()
+        .map(|p| format!("{} {:?}", p.pod, p.step))
+        .collect();
+    let mut parts = Vec::new();
+    if !pods.is_empty() {
+        parts.push(pods.join(", "));
+    }
+    parts.extend(roll.message.clone());
+    let head = match roll.phase {
+        RollPhase::Rolling => format!("rolling the pods to revision {}", roll.revision),
+        RollPhase::Waiting => format!("a roll to revision {} waits", roll.revision),
+    };
+    if parts.is_empty() {
+        head
+    } else {
+        format!("{head}: {}", parts.join("; "))
+    }
 }
 
 /// One condition; `status` is a bool.
@@ -559,5 +614,114 @@ mod tests {
         assert_eq!(degraded.reason, "ShardUnreachable");
         assert!(degraded.message.contains("demo-3"));
         assert_eq!(find(&s, PROGRESSING).unwrap().reason, "Handoff");
+    }
+
+    #[test]
+    fn a_refused_join_is_degraded_unless_a_shard_is_below_quorum_or_a_name_is_taken() {
+        let available = Outcome::Planned {
+            report: Report::Available { shards: 3 },
+            topology: map(),
+            serving: 3,
+            lost: None,
+        };
+        let base = compute_status(None, "demo", Some(1), 3, &available, &at(10));
+        let refused = "shard demo-0: copy demo-0 refused to join its group (x): delete its claim \
+                       data-demo-0 to rebuild it empty";
+        let mut report = ReplicationReport {
+            refused: Some(refused.to_owned()),
+            ..ReplicationReport::default()
+        };
+        let s = with_replication(base.clone(), &report, Some(1), &at(20));
+        assert_eq!(s.phase, Some(Phase::Degraded));
+        let degraded = find(&s, DEGRADED).unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "JoinRefused")
+        );
+        assert_eq!(degraded.message, refused);
+        // Writes stopping on a shard say more than a volume to delete.
+        report.below_quorum = Some("shard demo-1: 1 of 3 voters in sync, quorum 2".to_owned());
+        let s = with_replication(base.clone(), &report, Some(1), &at(20));
+        assert_eq!(find(&s, DEGRADED).unwrap().reason, "ShardBelowQuorum");
+        report.conflicts = vec!["demo-r1".to_owned()];
+        let s = with_replication(base, &report, Some(1), &at(20));
+        assert_eq!(find(&s, DEGRADED).unwrap().reason, "NameConflict");
+    }
+
+    #[test]
+    fn a_roll_in_progress_or_waiting_is_what_progressing_says() {
+        use crate::status::{RollPod, RollStep};
+        let available = Outcome::Planned {
+            report: Report::Available { shards: 3 },
+            topology: map(),
+            serving: 3,
+            lost: None,
+        };
+        let mut base = compute_status(None, "demo", Some(1), 3, &available, &at(10));
+        // No roll: untouched (factor 1 never has one).
+        assert_eq!(with_roll(base.clone(), Some(1), &at(20)), base);
+
+        base.roll = Some(RollStatus {
+            revision: "demo-b,demo-r1-b,demo-r2-b".into(),
+            pods: vec![RollPod {
+                pod: "demo-r2-0".into(),
+                shard: 0,
+                step: RollStep::Deleting,
+            }],
+            phase: RollPhase::Rolling,
+            message: None,
+        });
+        let s = with_roll(base.clone(), Some(1), &at(20));
+        let p = find(&s, PROGRESSING).unwrap();
+        assert_eq!(
+            (p.status.as_str(), p.reason.as_str(), p.message.as_str()),
+            (
+                "True",
+                "Rolling",
+                "rolling the pods to revision demo-b,demo-r1-b,demo-r2-b: demo-r2-0 Deleting"
+            )
+        );
+        assert_eq!(p.last_transition_time, at(20));
+        assert_eq!(s.phase, Some(Phase::Available), "a roll keeps the phase");
+
+        let waiting = RollStatus {
+            revision: "demo-b".into(),
+            pods: vec![],
+            phase: RollPhase::Waiting,
+            message: Some("waiting for a roll slot: 1 store rolls at once".into()),
+        };
+        base.roll = Some(waiting.clone());
+        let s = with_roll(base.clone(), Some(1), &at(20));
+        let p = find(&s, PROGRESSING).unwrap();
+        assert_eq!(
+            (p.reason.as_str(), p.message.as_str()),
+            (
+                "Rolling",
+                "a roll to revision demo-b waits: waiting for a roll slot: 1 store rolls at once"
+            )
+        );
+
+        // A pod the roll deleted is not ready: the roll explains the shard starting again.
+        let not_ready = Outcome::Planned {
+            report: Report::ShardsNotReady { ready: 2, want: 3 },
+            topology: map(),
+            serving: 3,
+            lost: None,
+        };
+        let mut s = compute_status(None, "demo", Some(1), 2, &not_ready, &at(10));
+        s.roll = base.roll.clone();
+        // Waiting, the shard starting is other progress: it stays.
+        let kept = with_roll(s.clone(), Some(1), &at(20));
+        assert_eq!(find(&kept, PROGRESSING).unwrap().reason, "ShardsStarting");
+        s.roll = Some(RollStatus {
+            phase: RollPhase::Rolling,
+            ..waiting
+        });
+        let rolled = with_roll(s, Some(1), &at(20));
+        assert_eq!(find(&rolled, PROGRESSING).unwrap().reason, "Rolling");
+        // Paused: nothing rolls, nothing is said of it.
+        let mut paused = compute_status(None, "demo", Some(1), 3, &Outcome::Paused, &at(10));
+        paused.roll = base.roll;
+        assert_eq!(with_roll(paused.clone(), Some(1), &at(20)), paused);
     }
 }

@@ -60,6 +60,21 @@ fn sent_since(h: &Harness, from: usize) -> Vec<(String, GroupId, RaftChange)> {
     h.shards.groups.changes().split_off(from)
 }
 
+/// One reconcile of `kvs`, which then sees the status it wrote: the changes it sent (those
+/// after the first `seen`, which moves past them) and shard 0's phase.
+async fn reconcile_once(
+    h: &Harness,
+    kvs: &mut KVStore,
+    seen: &mut usize,
+) -> (Vec<(String, GroupId, RaftChange)>, ShardPhase) {
+    h.reconcile(kvs.clone()).await.unwrap();
+    next(h, kvs);
+    let sent = sent_since(h, *seen);
+    *seen += sent.len();
+    let phase = h.status().replication.unwrap().shards[0].phase;
+    (sent, phase)
+}
+
 /// The one status patch body of the last reconcile's end.
 fn status_body(h: &Harness) -> Value {
     h.calls()
@@ -120,14 +135,7 @@ async fn one_to_three_on_a_live_store_inits_copy_0_alone_adds_learners_then_prom
     }
     let leader = url(0, 0);
     let mut seen = 0;
-    let mut step = async |kvs: &mut KVStore| {
-        h.reconcile(kvs.clone()).await.unwrap();
-        next(&h, kvs);
-        let sent = sent_since(&h, seen);
-        seen += sent.len();
-        let phase = h.status().replication.unwrap().shards[0].phase;
-        (sent, phase)
-    };
+    let mut step = async |kvs: &mut KVStore| reconcile_once(&h, kvs, &mut seen).await;
 
     // 1. Copy 0 alone: its records become the group's first snapshot.
     let init = RaftChange::Init {
@@ -345,6 +353,149 @@ async fn a_copy_back_with_a_new_node_id_leaves_under_its_old_id_before_joining_a
     assert_eq!(sent_since(&h, 2), [(url(0, 0), group(0), promote)]);
 }
 
+/// The shard map pushes to `url` so far.
+fn pushes_to(h: &Harness, url: &str) -> usize {
+    let pushes = h.shards.pushes.lock().unwrap();
+    pushes.iter().filter(|p| p.0 == url).count()
+}
+
+#[tokio::test]
+async fn a_copy_0_on_a_new_volume_joins_replaces_its_old_id_and_gets_leadership_back() {
+    let mut kvs = store(1, 3, false);
+    let h = Harness::new(world(&kvs, 3), FakeShards::default());
+    h.shards.groups.formed(0, &[(0, 10), (1, 11), (2, 12)]);
+    // Copy 0 (the leader) lost its volume: copy 1 was elected, and copy 0 came back with node
+    // ID 90, in no group (copy 0 has no raft flags).
+    h.shards.groups.elect(0, 11);
+    h.shards.groups.start(0, 0, 90);
+    let (copy0, leader) = (url(0, 0), url(0, 1));
+    let mut seen = 0;
+    let mut step = async |kvs: &mut KVStore| reconcile_once(&h, kvs, &mut seen).await;
+
+    // 1. Join, to copy 0 itself, with the entry add-learner will name.
+    let join = RaftChange::Join {
+        member: member(0, 0, 90),
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (vec![(copy0.clone(), group(0), join)], ShardPhase::Replacing)
+    );
+    // 2. On the leader: the old ID out of the voters first.
+    let remove = RaftChange::SetVoters {
+        voters: vec![member(0, 1, 11), member(0, 2, 12)],
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (
+            vec![(leader.clone(), group(0), remove)],
+            ShardPhase::Replacing
+        )
+    );
+    // 3. Then the new entry as a learner.
+    let add = RaftChange::AddLearner {
+        member: member(0, 0, 90),
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (
+            vec![(leader.clone(), group(0), add)],
+            ShardPhase::AddingLearner
+        )
+    );
+    // Outside its group, copy 0 got no shard map: it served nothing outside the group.
+    assert_eq!(pushes_to(&h, &copy0), 0);
+    // 4. Catching up: nothing is sent; a member now, copy 0 gets the map again.
+    assert_eq!(step(&mut kvs).await, (vec![], ShardPhase::CatchingUp));
+    assert_eq!(pushes_to(&h, &copy0), 1);
+    // 5. Caught up: voters with it.
+    h.shards.groups.catch_up(0);
+    let promote = RaftChange::SetVoters {
+        voters: vec![member(0, 1, 11), member(0, 2, 12), member(0, 0, 90)],
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (
+            vec![(leader.clone(), group(0), promote)],
+            ShardPhase::Promoting
+        )
+    );
+    // 6. In sync: leadership back to copy 0.
+    let transfer = RaftChange::TransferLeader {
+        to: Some(member(0, 0, 90)),
+    };
+    assert_eq!(
+        step(&mut kvs).await,
+        (
+            vec![(leader, group(0), transfer)],
+            ShardPhase::TransferringLeader
+        )
+    );
+    assert_eq!(step(&mut kvs).await, (vec![], ShardPhase::Stable));
+    assert_eq!(h.shards.groups.leader(0).as_deref(), Some("demo-0"));
+    let status = h.status();
+    assert_eq!(status.replication.unwrap().summary, "3/3");
+    assert_eq!(status.phase, Some(Phase::Available));
+}
+
+#[tokio::test]
+async fn a_copy_0_whose_join_is_refused_is_degraded_until_its_claim_is_deleted() {
+    let mut kvs = store(1, 3, false);
+    let h = Harness::new(world(&kvs, 3), FakeShards::default());
+    h.shards.groups.formed(0, &[(0, 10), (1, 11), (2, 12)]);
+    h.shards.groups.elect(0, 11);
+    // Copy 0 came back empty and took writes before its join (it held a map): refused.
+    h.shards.groups.start(0, 0, 90);
+    h.shards.groups.write_outside(0, 0, 3);
+    let join = (
+        url(0, 0),
+        group(0),
+        RaftChange::Join {
+            member: member(0, 0, 90),
+        },
+    );
+    for round in 0..2 {
+        let before = h.shards.groups.changes().len();
+        h.reconcile(kvs.clone()).await.unwrap();
+        next(&h, &mut kvs);
+        // Only the join is sent (again: it is idempotent); the leader is left alone.
+        assert_eq!(
+            sent_since(&h, before),
+            std::slice::from_ref(&join),
+            "round {round}"
+        );
+        let status = h.status();
+        assert_eq!(status.phase, Some(Phase::Degraded));
+        let (state, reason, message) = condition(&status, "Degraded");
+        assert_eq!((state.as_str(), reason.as_str()), ("True", "JoinRefused"));
+        assert!(
+            message.starts_with("shard demo-0: copy demo-0 refused to join its group (")
+                && message.contains("holds 3 keys of its own")
+                && message.ends_with("delete its claim data-demo-0 to rebuild it empty"),
+            "{message}"
+        );
+        let shard = &status.replication.unwrap().shards[0];
+        assert_eq!(shard.phase, ShardPhase::Replacing);
+        assert!(
+            shard
+                .message
+                .as_deref()
+                .unwrap()
+                .starts_with("copy demo-0 refused")
+        );
+    }
+    assert_eq!(pushes_to(&h, &url(0, 0)), 0);
+    // The claim deleted: copy 0 comes back empty with another node ID, and joins.
+    h.shards.groups.start(0, 0, 91);
+    let before = h.shards.groups.changes().len();
+    h.reconcile(kvs.clone()).await.unwrap();
+    let join = RaftChange::Join {
+        member: member(0, 0, 91),
+    };
+    assert_eq!(sent_since(&h, before), [(url(0, 0), group(0), join)]);
+    let status = h.status();
+    assert_eq!(condition(&status, "Degraded").0, "False");
+}
+
 #[tokio::test]
 async fn a_shard_below_quorum_is_degraded_and_one_converging_is_progressing_in_one_write() {
     let kvs = store(2, 3, false);
@@ -414,17 +565,16 @@ fn copy0(kvs: &KVStore, shards: i32) -> Value {
     sts
 }
 
-#[tokio::test]
-async fn an_outdated_follower_is_deleted_after_its_step_is_written_and_the_roll_resumes_from_it() {
-    let mut kvs = store(1, 3, false);
-    let mut world = world(&kvs, 3);
-    world.statefulset = Some(copy0(&kvs, 1));
+/// One shard of `kvs` at factor 3 whose copy 0 (the leader) runs the new template and both
+/// followers the old one, copy 2 lagging most.
+fn outdated_followers(kvs: &KVStore) -> Harness {
+    let mut world = world(kvs, 3);
+    world.statefulset = Some(copy0(kvs, 1));
     for k in [1, 2] {
         world
             .revisions
             .insert(format!("demo-r{k}"), format!("demo-r{k}-new"));
     }
-    // Copy 0 (the leader) runs the new template; both followers the old one.
     world.pods = vec![
         support::pod("demo-0", 0, "demo-new", true),
         support::pod("demo-r1-0", 1, "demo-r1-old", true),
@@ -434,6 +584,74 @@ async fn an_outdated_follower_is_deleted_after_its_step_is_written_and_the_roll_
     h.shards.groups.formed(0, &[(0, 10), (1, 11), (2, 12)]);
     h.shards.groups.lag(0, 11, 5);
     h.shards.groups.lag(0, 12, 40);
+    h
+}
+
+/// The pods deleted by the calls since `from`.
+fn deleted_since(h: &Harness, from: usize) -> Vec<String> {
+    h.calls()
+        .split_off(from)
+        .iter()
+        .filter(|c| c.method == Method::DELETE && c.path.contains("/pods/"))
+        .map(|c| c.path.rsplit('/').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_store_waiting_for_a_roll_slot_says_so_and_rolls_once_the_slot_is_free() {
+    let mut kvs = store(1, 3, false);
+    let h = outdated_followers(&kvs);
+    // Another store holds the one slot (--max-concurrent-rolls 1).
+    assert!(h.ctx.may_roll("other/store", false));
+
+    h.reconcile(kvs.clone()).await.unwrap();
+    next(&h, &mut kvs);
+    assert_eq!(deleted_since(&h, 0), Vec::<String>::new());
+    let status = h.status();
+    let message = "waiting for a roll slot: 1 store rolls at once (--max-concurrent-rolls)";
+    assert_eq!(
+        serde_json::to_value(&status.roll).unwrap(),
+        json!({"revision": "demo-new,demo-r1-new,demo-r2-new", "phase": "Waiting",
+               "message": message})
+    );
+    assert_eq!(
+        condition(&status, "Progressing"),
+        (
+            "True".into(),
+            "Rolling".into(),
+            format!("a roll to revision demo-new,demo-r1-new,demo-r2-new waits: {message}")
+        )
+    );
+    assert_eq!(status.phase, Some(Phase::Available));
+
+    // Still taken: a queued roll is no roll under way, so it does not resume past the limit.
+    let before = h.calls().len();
+    h.reconcile(kvs.clone()).await.unwrap();
+    next(&h, &mut kvs);
+    assert_eq!(deleted_since(&h, before), Vec::<String>::new());
+
+    // The slot freed: the most lagged follower goes, and Progressing names it.
+    h.ctx.roll_done("other/store");
+    let before = h.calls().len();
+    h.reconcile(kvs.clone()).await.unwrap();
+    assert_eq!(deleted_since(&h, before), ["demo-r2-0"]);
+    let status = h.status();
+    assert_eq!(
+        status.roll.as_ref().unwrap().phase,
+        operator::status::RollPhase::Rolling
+    );
+    let (state, reason, message) = condition(&status, "Progressing");
+    assert_eq!((state.as_str(), reason.as_str()), ("True", "Rolling"));
+    assert_eq!(
+        message,
+        "rolling the pods to revision demo-new,demo-r1-new,demo-r2-new: demo-r2-0 Deleting"
+    );
+}
+
+#[tokio::test]
+async fn an_outdated_follower_is_deleted_after_its_step_is_written_and_the_roll_resumes_from_it() {
+    let mut kvs = store(1, 3, false);
+    let h = outdated_followers(&kvs);
 
     let action = h.reconcile(kvs.clone()).await.unwrap();
     assert_eq!(

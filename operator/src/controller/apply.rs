@@ -135,11 +135,13 @@ async fn steady(
     };
     let mut converging = false;
     let mut groups = None;
+    let mut unjoined = Vec::new();
     if copies.replicated(inst) {
         let shards = plan.statefulset_replicas.min(applied.desired);
         let kvs = base.kvs.clone();
         let step = replication::run(ctx, &kvs, inst, token, shards, applied.current, copies).await;
         converging = step.converging;
+        unjoined = step.unjoined.clone();
         // A replicated shard's first map waits for its group, so that no write reaches copy 0
         // outside it (a map is what lets a server take writes).
         if observed.topology.is_none() && inst.factor() > 1 {
@@ -157,7 +159,7 @@ async fn steady(
         base.replication = replication::unreplicated();
         base.replication.conflicts = conflicts;
     }
-    let topology = match push(ctx, token, &plan, observed.topology).await {
+    let topology = match push(ctx, token, &plan, observed.topology, &unjoined).await {
         Ok(topology) => topology,
         Err(err) => {
             let err = Error::from(err);
@@ -235,19 +237,21 @@ async fn sweep_unused_volumes(
     }
 }
 
-/// Pushes the plan's map to the servers it names, if it has one; answers the acknowledged map
-/// (a first map counts as acknowledged once one server holds it: a later count change is then
-/// a move, not a different first map that server would refuse).
+/// Pushes the plan's map to the servers it names, if it has one, except to the copies 0 of
+/// `unjoined` shards (outside their formed group: their group holds the map); answers the
+/// acknowledged map (a first map counts as acknowledged once one server holds it: a later
+/// count change is then a move, not a different first map that server would refuse).
 async fn push(
     ctx: &Context,
     token: &AdminToken,
     plan: &Plan,
     acknowledged: Option<TopologyStatus>,
+    unjoined: &[u32],
 ) -> Result<Option<TopologyStatus>, ShardError> {
     let Some(map) = &plan.push else {
         return Ok(acknowledged);
     };
-    let reachable = 0..plan.push_to;
+    let reachable = (0..plan.push_to).filter(|shard| !unjoined.contains(shard));
     shards::push(
         ctx.shards.as_ref(),
         &token.token,

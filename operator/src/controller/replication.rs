@@ -27,6 +27,10 @@ pub(super) struct Replicated {
     /// What was observed and decided, for the roll.
     pub view: View,
     pub steps: Vec<ShardStep>,
+    /// Shards whose copy 0 answered outside its formed group (a replaced volume before its
+    /// `join` and add-learner): it gets no shard map, so it serves nothing outside the group
+    /// (it serves no key without one) and a push is not refused for want of a leader.
+    pub unjoined: Vec<u32>,
 }
 
 impl Replicated {
@@ -77,6 +81,7 @@ pub(super) async fn run(
         .map(|s| s.formed || replication::health(s).formed())
         .collect();
     let results = join_all(steps.iter().map(|s| act(ctx, &view, token, s))).await;
+    let mut refused = Vec::new();
     for ((step, result), formed) in steps.iter_mut().zip(results).zip(formed.iter_mut()) {
         match result {
             Ok(()) => {
@@ -88,7 +93,13 @@ pub(super) async fn run(
                     *formed = true;
                 }
             }
-            Err(why) => {
+            Err(Failed::ForGood { copy, why }) => {
+                warn!(store = %inst.name, shard = step.shard, %why, "a copy refused its group for good");
+                let message = replication::report::join_refused(&view, step.shard, copy, &why);
+                refused.push(format!("shard {}: {message}", view.pod(step.shard, 0)));
+                step.note = Some(message);
+            }
+            Err(Failed::Again(why)) => {
                 warn!(store = %inst.name, shard = step.shard, %why, "replication call failed");
                 let note = step.note.take();
                 step.note = Some(match note {
@@ -107,7 +118,7 @@ pub(super) async fn run(
     } else if copies.surplus(inst).next().is_some() {
         releasing = Some("copies beyond the factor wait for their groups to let go".to_owned());
     }
-    let report = replication::report(
+    let mut report = replication::report(
         &view,
         factor,
         &steps,
@@ -116,7 +127,14 @@ pub(super) async fn run(
         !copies.existing.is_empty(),
         persisted,
     );
+    report.refused = (!refused.is_empty()).then(|| refused.join("; "));
     let converging = steps.iter().any(|s| s.phase != ShardPhase::Stable) || releasing.is_some();
+    let unjoined = view
+        .shards
+        .iter()
+        .filter(|s| replication::health::outside_group(s, 0))
+        .map(|s| s.shard)
+        .collect();
     if converging {
         info!(store = %kvs.name_any(), "replication converging");
     }
@@ -126,6 +144,7 @@ pub(super) async fn run(
         converging,
         view,
         steps,
+        unjoined,
     }
 }
 
@@ -210,20 +229,36 @@ async fn observe(
     view
 }
 
+/// Why a shard's call failed.
+enum Failed {
+    /// Asked again at the next reconcile.
+    Again(String),
+    /// Copy `copy` refused for good (a `join` its volume cannot take).
+    ForGood { copy: u32, why: String },
+}
+
 /// Runs one shard's calls in order; answers why one failed.
 async fn act(
     ctx: &Context,
     view: &View,
     token: &AdminToken,
     step: &ShardStep,
-) -> Result<(), String> {
+) -> Result<(), Failed> {
     for (shard, copy, change) in step.actions.iter().filter_map(Action::raft_change) {
         info!(store = %view.store, shard, %change, "changing the shard's group");
         let url = view.url(shard, copy);
-        ctx.shards
+        let answer = ctx
+            .shards
             .raft_change(&url, &token.token, &view.group(shard), &change)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await;
+        if let Err(err) = answer {
+            let why = err.to_string();
+            return Err(if change.refused_for_good(&err) {
+                Failed::ForGood { copy, why }
+            } else {
+                Failed::Again(why)
+            });
+        }
     }
     Ok(())
 }

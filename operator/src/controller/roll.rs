@@ -69,8 +69,12 @@ pub(super) async fn run(
         ctx.roll_done(&key);
         return false;
     };
-    if !ctx.may_roll(&key, persisted.is_some()) {
+    if !ctx.may_roll(&key, roll::started(persisted.as_ref())) {
         info!(store = %key, "pods outdated; another store rolls (--max-concurrent-rolls)");
+        set_roll(
+            base,
+            Some(roll::queued(&status, ctx.config.max_concurrent_rolls)),
+        );
         return true;
     }
     set_roll(base, Some(status));
@@ -116,7 +120,7 @@ async fn observe(
             .iter()
             .any(|r| r.controller == Some(true) && r.uid == inst.owner.uid);
         let copy = labels::copy_of_statefulset(&inst.name, &sts.name_any());
-        let revision = sts.status.as_ref().and_then(|s| s.update_revision.clone());
+        let revision = update_revision(&sts);
         if let (true, Some(copy), Some(revision)) = (owned, copy, revision)
             && copy < factor
         {
@@ -145,6 +149,20 @@ async fn observe(
         shards,
         rebalancing,
     })
+}
+
+/// The update revision of `sts`, once its controller has seen its latest spec: before that,
+/// `status.updateRevision` names the template it replaces, and a pod just recreated from the
+/// new one would look outdated (deleted again) while the old ones look updated.
+fn update_revision(sts: &StatefulSet) -> Option<String> {
+    let status = sts.status.as_ref()?;
+    let seen = match (sts.metadata.generation, status.observed_generation) {
+        (Some(generation), Some(observed)) => observed >= generation,
+        (Some(_), None) => false,
+        // No generation (an object not from an API server): nothing to compare.
+        (None, _) => true,
+    };
+    seen.then(|| status.update_revision.clone()).flatten()
 }
 
 fn pod_state(store: &str, pod: &Pod) -> Option<PodState> {
@@ -206,5 +224,35 @@ async fn act(
                 Err(err) => Err(err.to_string()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::StatefulSetStatus;
+
+    use super::*;
+
+    fn sts(generation: Option<i64>, observed: Option<i64>) -> StatefulSet {
+        let mut sts = StatefulSet::default();
+        sts.metadata.generation = generation;
+        sts.status = Some(StatefulSetStatus {
+            observed_generation: observed,
+            update_revision: Some("demo-r1-b".to_owned()),
+            ..StatefulSetStatus::default()
+        });
+        sts
+    }
+
+    #[test]
+    fn an_update_revision_counts_once_its_controller_saw_the_latest_spec() {
+        let seen = Some("demo-r1-b".to_owned());
+        assert_eq!(update_revision(&sts(Some(4), Some(4))), seen);
+        assert_eq!(update_revision(&sts(Some(4), Some(5))), seen);
+        // The template just changed (generation 5): the revision still names the old one.
+        assert_eq!(update_revision(&sts(Some(5), Some(4))), None);
+        assert_eq!(update_revision(&sts(Some(5), None)), None);
+        assert_eq!(update_revision(&sts(None, None)), seen);
+        assert_eq!(update_revision(&StatefulSet::default()), None);
     }
 }

@@ -19,7 +19,9 @@ use crate::crd::KVStore;
 use crate::error::{Error, Result};
 use crate::labels::MANAGER;
 use crate::status::{KVStoreStatus, Phase};
-use crate::status_report::{self, Outcome, ReplicationReport, compute_status, with_replication};
+use crate::status_report::{
+    self, Outcome, ReplicationReport, compute_status, with_replication, with_roll,
+};
 
 /// What every status write of one reconcile computes from besides the outcome: the store with
 /// its status as last written, and the ready pod count.
@@ -127,6 +129,7 @@ async fn write_status(
     let generation = kvs.metadata.generation;
     let status = compute_status(previous, &name, generation, base.ready, outcome, &now);
     let status = with_replication(status, &base.replication, generation, &now);
+    let status = with_roll(status, generation, &now);
     let api: Api<KVStore> =
         Api::namespaced(ctx.client.clone(), &kvs.namespace().unwrap_or_default());
     let params = PatchParams::apply(MANAGER).force();

@@ -71,6 +71,16 @@ pub fn within(m: &MemberStatus, leader_id: Option<u64>, lag: u64) -> bool {
     }
 }
 
+/// True when copy `copy` answered with a node ID its shard's formed group does not count
+/// (a replaced volume not joined and added yet, or an ID that left).
+pub fn outside_group(shard: &ShardView, copy: u32) -> bool {
+    let h = health(shard);
+    h.formed()
+        && shard
+            .status(copy)
+            .is_some_and(|st| !h.members.iter().any(|m| m.member.node_id == st.node_id))
+}
+
 /// The health of `shard`'s group.
 pub fn health(shard: &ShardView) -> Health<'_> {
     let statuses: Vec<(u32, &RaftStatus)> = shard

@@ -7,9 +7,13 @@
 //! 1. no group anywhere: `init` copy 0 alone (its records predate the log and become the
 //!    group's first snapshot), or, for a new store whose copy 0 is empty, every copy at once as
 //!    voters once all of them answer (it waits until then); never at factor 1, never for a
-//!    shard seen formed before;
+//!    shard seen formed before, never while a copy shows it ran or took the group (a log or
+//!    a term, or copy 0 reporting the group: it joined) without its membership in sight;
 //! 2. no leader: wait (an election);
-//! 3. a copy answered with a new node ID while the group still lists its pod under the old
+//! 3. a copy answered in no group and with no membership while another copy runs the group
+//!    (copy 0 on a replaced volume: no raft flags name its group): `join` on it, with its
+//!    entry as add-learner will name it (docs/replication.md, "Phase 6 kvserver follow-ups");
+//!    a copy answered with a new node ID while the group still lists its pod under the old
 //!    one (its volume was replaced): the old ID leaves first (`voters` without it);
 //! 4. the leader is a copy beyond the factor: leadership moves to an in-sync copy that stays;
 //! 5. copies beyond the factor are members: `voters` without them, once every remaining
@@ -43,6 +47,13 @@ pub enum Action {
         shard: u32,
         copy: u32,
         voters: Vec<Member>,
+    },
+    /// `POST /v1/admin/raft/join` to copy `copy` (in no group): it takes the group as
+    /// `member` and waits for the leader's add-learner.
+    Join {
+        shard: u32,
+        copy: u32,
+        member: Member,
     },
     /// `POST /v1/admin/raft/add-learner` to the leader.
     AddLearner {
@@ -81,6 +92,17 @@ impl Action {
                 copy,
                 RaftChange::Init {
                     voters: voters.clone(),
+                },
+            ),
+            Action::Join {
+                shard,
+                copy,
+                member,
+            } => (
+                shard,
+                copy,
+                RaftChange::Join {
+                    member: member.clone(),
                 },
             ),
             Action::AddLearner {
@@ -195,8 +217,18 @@ fn step(view: &View, s: &ShardView, factor: u32) -> ShardStep {
     let voters: Vec<&MemberStatus> = h.voters().collect();
     let ids: BTreeSet<u64> = members.iter().map(|m| m.member.node_id).collect();
     let mut notes = Vec::new();
+    let ours = view.group(shard);
+    let runs_group = |copy: u32| {
+        s.copies.iter().any(|o| {
+            o.copy != copy
+                && o.status()
+                    .is_some_and(|st| st.group.as_ref() == Some(&ours) && !st.members.is_empty())
+        })
+    };
 
-    // 3. A pod the group lists under an old node ID, now answering with a new one.
+    // 3. A copy in no group while the others run it takes the group first (join); a pod the
+    // group lists under an old node ID, now answering with a new one, replaces it.
+    let mut joins = Vec::new();
     let mut stale = Vec::new();
     let mut joining = Vec::new();
     for c in &s.copies {
@@ -205,6 +237,23 @@ fn step(view: &View, s: &ShardView, factor: u32) -> ShardStep {
             continue;
         }
         let pod = view.pod(shard, c.copy);
+        if status.group.is_none()
+            && status.members.is_empty()
+            && c.copy < factor
+            && runs_group(c.copy)
+        {
+            // Its entry is the one add-learner gets later: its own node ID, pod and address.
+            joins.push(Action::Join {
+                shard,
+                copy: c.copy,
+                member: view.member(shard, c.copy, status.node_id),
+            });
+            notes.push(format!(
+                "{pod} joins the group under its new node ID {} first",
+                status.node_id
+            ));
+            continue;
+        }
         if status
             .group
             .as_ref()
@@ -233,6 +282,11 @@ fn step(view: &View, s: &ShardView, factor: u32) -> ShardStep {
         }
     }
     let note = |notes: &[String]| (!notes.is_empty()).then(|| notes.join("; "));
+    if !joins.is_empty() {
+        // Nothing else changes until it runs the group: the leader's next calls (its old ID
+        // out, add-learner) need it to answer the leader's RPCs.
+        return ShardStep::new(shard, ShardPhase::Replacing, note(&notes), joins);
+    }
     let stale_voters: Vec<&MemberStatus> = stale
         .iter()
         .copied()
@@ -427,6 +481,33 @@ fn form(view: &View, s: &ShardView, factor: u32) -> ShardStep {
         return wait(
             ShardPhase::Waiting,
             format!("{} belong to another group", foreign.join(", ")),
+        );
+    }
+    // A copy that ran the group (a term or a log), or a copy 0 that reports it (copy 0 has no
+    // flags: it took the group by init or join), while no membership is in sight (the others
+    // down, or it is starting its group): the group exists, and an init would form a second.
+    let ran: Vec<String> = s
+        .copies
+        .iter()
+        .filter(|c| {
+            c.status().is_some_and(|st| {
+                st.group.as_ref() == Some(&group)
+                    && (c.copy == 0
+                        || st.term > 0
+                        || st.last_log_index.is_some()
+                        || st.applied.is_some())
+            })
+        })
+        .map(|c| view.pod(shard, c.copy))
+        .collect();
+    if !ran.is_empty() {
+        return wait(
+            ShardPhase::Waiting,
+            format!(
+                "{} ran or took the group and no copy reports its membership: nothing is formed \
+                 again",
+                ran.join(", ")
+            ),
         );
     }
     // Every copy as a voter only when none can hold a record: a new store that never served

@@ -8,12 +8,15 @@
 //!   an operator restart changes nothing that is already done;
 //! - at most one membership change per shard at a time;
 //! - nothing is removed or re-formed on what the operator cannot see: a group is never formed
-//!   twice (an `init` needs every copy that answers to be outside any group, and a shard whose
-//!   group was seen formed is never initialized again), a voter is removed only for a copy that
+//!   twice (an `init` needs every copy that answers to be outside any group, with no term nor
+//!   log of it and copy 0 reporting none, and a shard whose group was seen formed is never
+//!   initialized again), a voter is removed only for a copy that
 //!   answered with a new node ID (its volume was replaced) or for a lowered factor with every
 //!   remaining voter in sync;
 //! - a new copy's stale predecessor (same pod, old node ID) leaves the group before the new one
-//!   joins, so one pod never counts as two voters.
+//!   joins, so one pod never counts as two voters;
+//! - a copy 0 on a new volume (no group, while the others run it) is `join`ed first, with the
+//!   member entry add-learner names next; a refused join is final (its claim must go).
 //!
 //! Layers, each using only those above it: `view`, `health`, `machine`, `report` (what the
 //! status says of the groups: `status.replication`, the Degraded and Progressing messages).

@@ -63,8 +63,20 @@ pub fn report(
         }),
         below_quorum: join(below),
         conflicts: Vec::new(),
+        refused: None,
         converging: join(moving),
     }
+}
+
+/// What a copy whose `join` was refused for good ([`crate::shards::RaftChange::refused_for_good`])
+/// needs: its volume deleted, so that it comes back empty with a new node ID.
+pub fn join_refused(view: &View, shard: u32, copy: u32, why: &str) -> String {
+    let pod = view.pod(shard, copy);
+    format!(
+        "copy {pod} refused to join its group ({why}): delete its claim {}-{pod} to rebuild it \
+         empty",
+        labels::DATA_VOLUME
+    )
 }
 
 fn shard_status(

@@ -436,15 +436,58 @@ fn a_follower_whose_volume_was_lost_leaves_under_its_old_id_then_rejoins_under_i
     assert_eq!(one(&v, 3), (ShardPhase::Promoting, vec![promote]));
 }
 
+/// Copy 0 after its `join`: it runs the group (reports it) and is no member yet.
+fn joined(id: u64) -> Observed {
+    let mut o = fresh(0, id);
+    if let Observed::Status(s) = &mut o {
+        s.group = group();
+    }
+    o
+}
+
 #[test]
-fn a_lost_copy_0_is_replaced_and_then_gets_leadership_back() {
+fn a_lost_copy_0_joins_is_swapped_for_its_old_id_and_then_gets_leadership_back() {
     let all = three_voters([0, 0, 0]);
-    // Copy 1 leads; copy 0 came back empty with node ID 90.
+    // Copy 1 leads; copy 0 came back empty with node ID 90, in no group (no raft flags).
     let v = view(
         false,
         vec![shard(
             true,
             vec![fresh(0, 90), leads(11, &all), follows(12, &all)],
+        )],
+    );
+    let join = Action::Join {
+        shard: 0,
+        copy: 0,
+        member: member(0, 90),
+    };
+    let step = steps(&v, 3).remove(0);
+    assert_eq!(
+        (step.phase, step.actions),
+        (ShardPhase::Replacing, vec![join])
+    );
+    assert_eq!(
+        step.note.as_deref(),
+        Some("kv-0 joins the group under its new node ID 90 first")
+    );
+    // The join goes to copy 0 itself, with the entry add-learner will name.
+    let (_, copy, change) = decide(&v, 3)[0].raft_change().unwrap();
+    assert_eq!(
+        (copy, change),
+        (
+            0,
+            crate::shards::RaftChange::Join {
+                member: member(0, 90)
+            }
+        )
+    );
+
+    // Joined: its old ID leaves the voters, then it is added under its new one.
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![joined(90), leads(11, &all), follows(12, &all)],
         )],
     );
     let remove = Action::SetVoters {
@@ -453,6 +496,42 @@ fn a_lost_copy_0_is_replaced_and_then_gets_leadership_back() {
         voters: vec![member(1, 11), member(2, 12)],
     };
     assert_eq!(one(&v, 3), (ShardPhase::Replacing, vec![remove]));
+    let two = [m(1, 11, V, Some(0)), m(2, 12, V, Some(0))];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![joined(90), leads(11, &two), follows(12, &two)],
+        )],
+    );
+    let add = Action::AddLearner {
+        shard: 0,
+        leader: 1,
+        member: member(0, 90),
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::AddingLearner, vec![add]));
+    let learning = [
+        m(1, 11, V, Some(0)),
+        m(2, 12, V, Some(0)),
+        m(0, 90, L, Some(3)),
+    ];
+    let v = view(
+        false,
+        vec![shard(
+            true,
+            vec![
+                follows(90, &learning),
+                leads(11, &learning),
+                follows(12, &learning),
+            ],
+        )],
+    );
+    let promote = Action::SetVoters {
+        shard: 0,
+        leader: 1,
+        voters: vec![member(1, 11), member(2, 12), member(0, 90)],
+    };
+    assert_eq!(one(&v, 3), (ShardPhase::Promoting, vec![promote]));
     // Back as a caught-up voter, but not leading: leadership moves to it.
     let back = [
         m(0, 90, V, Some(2)),
@@ -472,6 +551,57 @@ fn a_lost_copy_0_is_replaced_and_then_gets_leadership_back() {
         to: member(0, 90),
     };
     assert_eq!(one(&v, 3), (ShardPhase::TransferringLeader, vec![transfer]));
+}
+
+#[test]
+fn a_copy_0_in_no_group_is_joined_never_initialized_also_in_a_new_store() {
+    let all = three_voters([0, 0, 0]);
+    // A new store (no map served, status.replication not written yet) whose copy 0 is empty:
+    // the others run the group, so copy 0 joins it; the new-store init does not fire.
+    let mut s = shard(
+        false,
+        vec![fresh(0, 90), leads(11, &all), follows(12, &all)],
+    );
+    s.copy0_keys = Some(0);
+    let v = view(true, vec![s]);
+    let actions = decide(&v, 3);
+    assert_eq!(
+        actions,
+        vec![Action::Join {
+            shard: 0,
+            copy: 0,
+            member: member(0, 90)
+        }]
+    );
+    // The group's membership out of sight (the others down or starting their group): copy 0
+    // that took the group, or a copy that ran it (a term, a log), forms nothing.
+    let mut ran = fresh(1, 11);
+    if let Observed::Status(st) = &mut ran {
+        st.term = 3;
+        st.applied = Some(40);
+    }
+    for (new_store, copies) in [
+        (false, vec![joined(90), down(), down()]),
+        (true, vec![joined(90), fresh(1, 11), fresh(2, 12)]),
+        (false, vec![fresh(0, 90), ran.clone(), down()]),
+        (true, vec![fresh(0, 90), ran, fresh(2, 12)]),
+    ] {
+        let mut s = shard(false, copies);
+        s.copy0_keys = Some(0);
+        let v = view(new_store, vec![s]);
+        let step = steps(&v, 3).remove(0);
+        assert_eq!(
+            (step.phase, &step.actions),
+            (ShardPhase::Waiting, &vec![]),
+            "{step:?}"
+        );
+        assert!(
+            step.note.as_deref().unwrap().ends_with(
+                "ran or took the group and no copy reports its membership: nothing is formed again"
+            ),
+            "{step:?}"
+        );
+    }
 }
 
 #[test]
@@ -819,4 +949,33 @@ fn a_group_formed_now_or_seen_before_keeps_its_voters_in_the_status() {
         None,
     );
     assert_eq!(r.converging.as_deref(), Some("removing copies"));
+}
+
+#[test]
+fn a_refused_join_names_the_claim_to_delete() {
+    let v = view(false, vec![]);
+    assert_eq!(
+        super::report::join_refused(&v, 2, 0, "409: 3 keys"),
+        "copy kv-2 refused to join its group (409: 3 keys): delete its claim data-kv-2 to \
+         rebuild it empty"
+    );
+}
+
+#[test]
+fn a_copy_outside_its_formed_group_is_told_apart_from_a_member_and_from_no_group() {
+    let all = three_voters([0, 0, 0]);
+    let replaced = shard(true, vec![fresh(0, 90), leads(11, &all), follows(12, &all)]);
+    assert!(health::outside_group(&replaced, 0));
+    assert!(!health::outside_group(&replaced, 1));
+    let member = shard(
+        true,
+        vec![follows(10, &all), leads(11, &all), follows(12, &all)],
+    );
+    assert!(!health::outside_group(&member, 0));
+    // No group yet (a live store before init): copy 0 serves as it did.
+    let live = shard(false, vec![fresh(0, 10), fresh(1, 11), fresh(2, 12)]);
+    assert!(!health::outside_group(&live, 0));
+    // Not answering: nothing is known of it.
+    let silent = shard(true, vec![down(), leads(11, &all), follows(12, &all)]);
+    assert!(!health::outside_group(&silent, 0));
 }

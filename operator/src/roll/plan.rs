@@ -4,10 +4,12 @@
 //! Per shard (shards in parallel), one pod at a time:
 //! 1. a pod in flight (`status.roll.pods`) is resumed from its step: `TransferringLeader` sends
 //!    the transfer again while the pod still leads (and is done once it does not);
-//!    `Deleting` deletes it again while it still runs the old template, else it is
-//!    `Replacing`; `Replacing` waits until the new pod is Ready and in sync, then it is done;
+//!    `Deleting` deletes it again while it still runs the old template and still canRoll (a
+//!    pod that leads by now hands leadership over first), else it is `Replacing`;
+//!    `Replacing` waits until the new pod is Ready and in sync, then it is done (a new pod
+//!    outdated again by a later template is deleted again, as `Deleting`);
 //! 2. else an outdated follower that canRoll (its shard keeps a quorum of in-sync voters
-//!    without it), the most lagged first, is deleted;
+//!    without it, each answering and with its pod Ready), the most lagged first, is deleted;
 //! 3. else an outdated leader hands leadership to an in-sync follower that already runs the
 //!    new template (it is deleted as a follower at a later reconcile).
 //!
@@ -35,6 +37,31 @@ pub struct RollPlan {
     /// `status.roll` from now on; None when no pod is outdated nor in flight.
     pub status: Option<RollStatus>,
     pub actions: Vec<RollAction>,
+}
+
+/// True when the roll `persisted` describes has started (it rolled, or holds a pod): an
+/// operator restarted mid-roll resumes it beyond `--max-concurrent-rolls`. A roll that only
+/// waited (for a slot, or for the store) has not, and takes a slot like any other.
+pub fn started(persisted: Option<&RollStatus>) -> bool {
+    persisted.is_some_and(|r| r.phase == RollPhase::Rolling || !r.pods.is_empty())
+}
+
+/// `status.roll` of a store whose pods are outdated (`planned`) while other stores hold all
+/// `max` roll slots: nothing of it rolls yet.
+pub fn queued(planned: &RollStatus, max: usize) -> RollStatus {
+    let stores = if max == 1 {
+        "store rolls"
+    } else {
+        "stores roll"
+    };
+    RollStatus {
+        revision: planned.revision.clone(),
+        pods: Vec::new(),
+        phase: RollPhase::Waiting,
+        message: Some(format!(
+            "waiting for a roll slot: {max} {stores} at once (--max-concurrent-rolls)"
+        )),
+    }
 }
 
 /// True when `pod` is being replaced by the roll (the membership step then leaves its
@@ -187,16 +214,47 @@ fn resume(view: &RollView, shard: &ShardState, entry: &RollPod) -> Option<Next> 
                 Err(why) => keep(RollStep::TransferringLeader, None, Some(why)),
             })
         }
-        RollStep::Deleting => match pod {
-            Some(p) if view.outdated(p) && !p.terminating => {
-                Some(keep(RollStep::Deleting, Some(delete(p)), None))
-            }
+        RollStep::Deleting | RollStep::Replacing => match pod {
+            // Still (or, after a later template change, again) outdated: deleted again, judged
+            // as when it was chosen, since the shard may have changed since the step was written.
+            Some(p) if view.outdated(p) && !p.terminating => Some(redelete(view, shard, p, keep)),
             _ => replaced(view, shard, entry, pod)
                 .map(|note| keep(RollStep::Replacing, None, Some(note))),
         },
-        RollStep::Replacing => replaced(view, shard, entry, pod)
-            .map(|note| keep(RollStep::Replacing, None, Some(note))),
     }
+}
+
+/// The resent delete of an outdated pod in flight: while it leads (an election since), its
+/// leadership moves first; while its shard would fall below quorum without it, it waits.
+fn redelete(
+    view: &RollView,
+    shard: &ShardState,
+    p: &PodState,
+    keep: impl Fn(RollStep, Option<RollAction>, Option<String>) -> Next,
+) -> Next {
+    if shard.leader == Some(p.copy) {
+        return match transfer(view, shard, p) {
+            Ok(action) => keep(RollStep::TransferringLeader, Some(action), None),
+            Err(why) => keep(RollStep::TransferringLeader, None, Some(why)),
+        };
+    }
+    match can_roll(view, shard, p) {
+        Ok(()) => keep(RollStep::Deleting, Some(delete(p)), None),
+        Err(why) => keep(RollStep::Deleting, None, Some(why)),
+    }
+}
+
+/// canRoll: `p`'s shard keeps a quorum of in-sync voters without it, each answering and with
+/// its pod up; why not, when it does not.
+fn can_roll(view: &RollView, shard: &ShardState, p: &PodState) -> Result<(), String> {
+    let left = shard.in_sync_without(p.copy, |copy| view.alive(shard.shard, copy));
+    if shard.leader.is_some() && shard.quorum > 0 && left >= shard.quorum {
+        return Ok(());
+    }
+    Err(format!(
+        "{} may not go: {left} in-sync voters without it, quorum {}",
+        p.pod, shard.quorum
+    ))
 }
 
 /// What the new pod of `entry` still waits for, or None once it is Ready and in sync.
@@ -206,7 +264,7 @@ fn replaced(
     entry: &RollPod,
     pod: Option<&PodState>,
 ) -> Option<String> {
-    let Some(p) = pod.filter(|p| !p.terminating && !view.outdated(p)) else {
+    let Some(p) = pod.filter(|p| !p.terminating && view.updated(p)) else {
         return Some(format!("{} is being recreated", entry.pod));
     };
     let in_sync = shard.member(p.copy).is_some_and(|m| m.voter && m.in_sync);
@@ -254,14 +312,10 @@ fn choose(view: &RollView, shard: &ShardState) -> Option<Next> {
     followers.sort_by(|a, b| lag(b).cmp(&lag(a)).then(a.copy.cmp(&b.copy)));
     let mut refused = Vec::new();
     for p in followers {
-        let left = shard.in_sync_without(p.copy);
-        if left >= shard.quorum && shard.quorum > 0 {
-            return Some(Next::step(p, RollStep::Deleting, Some(delete(p))));
+        match can_roll(view, shard, p) {
+            Ok(()) => return Some(Next::step(p, RollStep::Deleting, Some(delete(p)))),
+            Err(why) => refused.push(why),
         }
-        refused.push(format!(
-            "{} may not go: {left} in-sync voters without it, quorum {}",
-            p.pod, shard.quorum
-        ));
     }
     Some(Next::wait(refused.join("; ")))
 }
@@ -274,14 +328,16 @@ fn transfer(
     leader_pod: &PodState,
 ) -> Result<RollAction, String> {
     let updated = |copy: u32| {
-        view.pods
-            .iter()
-            .any(|p| p.shard == shard.shard && p.copy == copy && p.ready && !view.outdated(p))
+        view.pods.iter().any(|p| {
+            p.shard == shard.shard && p.copy == copy && p.ready && !p.terminating && view.updated(p)
+        })
     };
     shard
         .members
         .iter()
-        .filter(|m| m.voter && m.in_sync && m.copy != leader_pod.copy && updated(m.copy))
+        .filter(|m| {
+            m.voter && m.in_sync && m.answering && m.copy != leader_pod.copy && updated(m.copy)
+        })
         .min_by_key(|m| (m.lag.unwrap_or(0), m.copy))
         .map(|m| RollAction::TransferLeader {
             shard: shard.shard,

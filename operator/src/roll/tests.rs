@@ -32,6 +32,7 @@ fn group(shard: u32, leader: u32, lags: [Option<u64>; 3]) -> ShardState {
                 voter: true,
                 in_sync: lags[k as usize].is_some_and(|l| l <= 1_000),
                 lag: lags[k as usize],
+                answering: true,
             })
             .collect(),
         quorum: 2,
@@ -320,4 +321,137 @@ fn a_pod_the_roll_holds_keeps_its_leadership_where_the_roll_put_it() {
         (ShardPhase::Stable, 0)
     );
     assert_eq!(steps[1], back(1), "shard 1's copy 0 is not held");
+}
+
+#[test]
+fn a_roll_that_only_waited_has_not_started_and_a_queued_one_says_why() {
+    let planned = rolling(vec![entry(0, 2, RollStep::Deleting)]);
+    let q = queued(&planned, 2);
+    assert_eq!(
+        q,
+        RollStatus {
+            revision: "c0-new,c1-new,c2-new".into(),
+            pods: vec![],
+            phase: RollPhase::Waiting,
+            message: Some(
+                "waiting for a roll slot: 2 stores roll at once (--max-concurrent-rolls)".into()
+            ),
+        }
+    );
+    assert_eq!(
+        queued(&planned, 1).message.as_deref(),
+        Some("waiting for a roll slot: 1 store rolls at once (--max-concurrent-rolls)")
+    );
+    // Queued: it takes a slot like any store; rolling, or holding a pod: it resumes.
+    assert!(!started(None));
+    assert!(!started(Some(&q)));
+    assert!(started(Some(&planned)));
+    assert!(started(Some(&rolling(vec![]))));
+    let held = RollStatus {
+        phase: RollPhase::Waiting,
+        ..planned
+    };
+    assert!(started(Some(&held)));
+}
+
+#[test]
+fn can_roll_counts_only_voters_that_answer_with_their_pod_up() {
+    // Copy 1 already runs the new template; copy 2 is the one outdated follower. The leader
+    // still reports copy 1 in sync (nothing written since), but copy 1 is down: deleting copy
+    // 2 would leave the leader alone.
+    let refused = Some("kv-r2-0 may not go: 1 in-sync voters without it, quorum 2");
+    let down = [
+        // Its pod not Ready (crashed, restarting).
+        |v: &mut RollView| v.pods[1].ready = false,
+        // Its pod being deleted (an eviction).
+        |v: &mut RollView| v.pods[1].terminating = true,
+        // It did not answer its status call.
+        |v: &mut RollView| v.shards[0].members[1].answering = false,
+    ];
+    for (i, make_down) in down.iter().enumerate() {
+        let mut v = view(vec![synced(0, 0)], &[[true, true, false]]);
+        make_down(&mut v);
+        let p = plan(&v, None);
+        assert!(p.actions.is_empty(), "case {i}: {p:?}");
+        assert_eq!(p.status.unwrap().message.as_deref(), refused, "case {i}");
+    }
+    // All up: it goes.
+    let v = view(vec![synced(0, 0)], &[[true, true, false]]);
+    assert_eq!(plan(&v, None).actions, [delete(0, 2)]);
+    // The down copy itself may go when the others keep the quorum (it counts for nothing).
+    let mut v = view(vec![synced(0, 0)], &[OLD]);
+    v.pods[1].ready = false;
+    assert_eq!(plan(&v, None).actions, [delete(0, 1)]);
+}
+
+#[test]
+fn a_resumed_delete_is_judged_again_a_leader_hands_over_first_and_a_lost_quorum_waits() {
+    let persisted = rolling(vec![entry(0, 2, RollStep::Deleting)]);
+    // Copy 2 was elected since the step was written: leadership moves first, never a delete.
+    let v = view(vec![synced(0, 2)], &[[true, false, false]]);
+    let p = plan(&v, Some(&persisted));
+    assert_eq!(
+        p.actions,
+        [RollAction::TransferLeader {
+            shard: 0,
+            leader: 2,
+            to: member(0, 0)
+        }]
+    );
+    assert_eq!(
+        p.status.unwrap().pods,
+        [entry(0, 2, RollStep::TransferringLeader)]
+    );
+    // Copy 1 went down since: copy 2 waits, still in flight.
+    let mut v = view(vec![synced(0, 0)], &[OLD]);
+    v.pods[1].ready = false;
+    let p = plan(&v, Some(&persisted));
+    assert!(p.actions.is_empty(), "{p:?}");
+    let status = p.status.unwrap();
+    assert_eq!(status.pods, [entry(0, 2, RollStep::Deleting)]);
+    assert_eq!(
+        status.message.as_deref(),
+        Some("kv-r2-0 may not go: 1 in-sync voters without it, quorum 2")
+    );
+}
+
+#[test]
+fn a_pod_whose_revision_is_not_known_is_never_taken_for_updated() {
+    // The leader is outdated; the followers' pods carry no revision label (or their
+    // StatefulSet reports no update revision): none may take leadership.
+    let mut v = view(vec![synced(0, 0)], &[[false, true, true]]);
+    v.pods[1].revision = None;
+    v.revisions.remove(&2);
+    let p = plan(&v, None);
+    assert!(p.actions.is_empty(), "{p:?}");
+    assert_eq!(
+        p.status.unwrap().message.as_deref(),
+        Some("kv-0 leads and no in-sync follower runs the new template yet")
+    );
+    // A recreated pod with no revision is not the new pod yet: the shard's next pod waits.
+    let mut v = view(vec![synced(0, 0)], &[[false, false, true]]);
+    v.pods[2].revision = None;
+    let persisted = rolling(vec![entry(0, 2, RollStep::Replacing)]);
+    let p = plan(&v, Some(&persisted));
+    assert!(p.actions.is_empty(), "{p:?}");
+    assert_eq!(
+        p.status.unwrap().message.as_deref(),
+        Some("kv-r2-0 is being recreated")
+    );
+}
+
+#[test]
+fn a_new_pod_outdated_again_by_a_later_template_is_deleted_again_not_waited_for_forever() {
+    // Copy 2 was recreated from the template of the time; the template changed again since.
+    let mut v = view(vec![synced(0, 0)], &[OLD]);
+    v.pods[2].revision = Some("c2-between".into());
+    let persisted = rolling(vec![entry(0, 2, RollStep::Replacing)]);
+    let p = plan(&v, Some(&persisted));
+    assert_eq!(p.actions, [delete(0, 2)]);
+    assert_eq!(p.status.unwrap().pods, [entry(0, 2, RollStep::Deleting)]);
+    // Not Ready yet at that revision: deleted again only while the others keep the quorum.
+    v.pods[2].ready = false;
+    v.pods[1].ready = false;
+    let p = plan(&v, Some(&persisted));
+    assert!(p.actions.is_empty(), "{p:?}");
 }

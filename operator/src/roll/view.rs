@@ -34,6 +34,9 @@ pub struct MemberState {
     /// A voter within [`IN_SYNC_LAG`] of the leader.
     pub in_sync: bool,
     pub lag: Option<u64>,
+    /// Its copy answered the status call of this reconcile with this member's node ID: the
+    /// leader's lag of a copy that stopped answering stays small while nothing is written.
+    pub answering: bool,
 }
 
 /// One shard's group.
@@ -55,12 +58,13 @@ impl ShardState {
         self.members.iter().find(|m| m.copy == copy)
     }
 
-    /// Voters in sync, copy `without` left out.
-    pub fn in_sync_without(&self, without: u32) -> u32 {
+    /// Voters in sync that answered and whose pod `alive` says is up (Ready, not being
+    /// deleted), copy `without` left out: what keeps the shard's quorum while it is gone.
+    pub fn in_sync_without(&self, without: u32, alive: impl Fn(u32) -> bool) -> u32 {
         let n = self
             .members
             .iter()
-            .filter(|m| m.voter && m.in_sync && m.copy != without)
+            .filter(|m| m.voter && m.in_sync && m.answering && m.copy != without && alive(m.copy))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }
@@ -92,6 +96,22 @@ impl RollView {
         }
     }
 
+    /// True when `pod` runs its own StatefulSet's update revision. Not the negation of
+    /// [`RollView::outdated`]: a pod or StatefulSet whose revision is not known is neither.
+    pub fn updated(&self, pod: &PodState) -> bool {
+        match (self.revisions.get(&pod.copy), &pod.revision) {
+            (Some(want), Some(has)) => want == has,
+            _ => false,
+        }
+    }
+
+    /// True when copy `copy` of `shard` has a pod that is Ready and not being deleted.
+    pub fn alive(&self, shard: u32, copy: u32) -> bool {
+        self.pods
+            .iter()
+            .any(|p| p.shard == shard && p.copy == copy && p.ready && !p.terminating)
+    }
+
     /// The update revisions, copy 0's first, comma-separated (`status.roll.revision`).
     pub fn revision(&self) -> String {
         let all: Vec<&str> = self.revisions.values().map(String::as_str).collect();
@@ -103,6 +123,8 @@ impl RollView {
 pub fn shard_state(view: &View, s: &ShardView, step: &ShardStep) -> ShardState {
     let h = health(s);
     let leader_id = h.leader.map(|(_, st)| st.node_id);
+    let answering =
+        |copy: u32, node_id: u64| s.status(copy).is_some_and(|st| st.node_id == node_id);
     let members = h
         .members
         .iter()
@@ -115,6 +137,7 @@ pub fn shard_state(view: &View, s: &ShardView, step: &ShardStep) -> ShardState {
                 voter,
                 in_sync: voter && leader_id.is_some() && within(m, leader_id, IN_SYNC_LAG),
                 lag: m.lag,
+                answering: answering(copy, m.member.node_id),
             })
         })
         .collect();

@@ -104,7 +104,8 @@ pub trait ShardAdmin: Send + Sync {
     }
 
     /// A membership change of `group` ([`RaftChange`]: its route and body) to the copy at
-    /// `base_url`: the leader, or for an `init` the copy that forms the group. What it changed
+    /// `base_url`: the leader, or for an `init` the copy that forms the group (for a `join`
+    /// the copy that takes it). What it changed
     /// is read back with [`ShardAdmin::raft_status`] at the next reconcile.
     fn raft_change(
         &self,

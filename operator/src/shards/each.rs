@@ -2,7 +2,6 @@
 //! every shard, and [`push`] sends a map with it.
 
 use std::future::Future;
-use std::ops::Range;
 
 use futures::future::join_all;
 use kvproto::Topology;
@@ -26,14 +25,14 @@ pub fn peer(peers: &[String], shard: u32) -> Result<&str, ShardError> {
 /// every call must succeed, and a failed one names its shard. The answers come in shard order.
 pub async fn on_each<'p, T, Fut>(
     peers: &'p [String],
-    shards: Range<u32>,
+    shards: impl IntoIterator<Item = u32>,
     call: impl Fn(&'p str) -> Fut,
 ) -> Result<Vec<T>, ShardError>
 where
     Fut: Future<Output = CallResult<T>>,
 {
     let call = &call;
-    let calls = shards.map(|shard| async move {
+    let calls = shards.into_iter().map(|shard| async move {
         let url = peer(peers, shard)?;
         call(url)
             .await
@@ -49,7 +48,7 @@ pub async fn push(
     token: &str,
     topology: &Topology,
     peers: &[String],
-    shards: Range<u32>,
+    shards: impl IntoIterator<Item = u32>,
 ) -> Result<(), ShardError> {
     on_each(peers, shards, |url| {
         admin.put_topology(url, token, topology)

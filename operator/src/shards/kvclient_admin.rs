@@ -203,6 +203,7 @@ impl ShardAdmin for KvClientAdmin {
         // reads every copy's status anyway.
         match change {
             RaftChange::Init { voters } => client.raft_init(group, voters).await.map(drop),
+            RaftChange::Join { member } => client.raft_join(group, member).await.map(drop),
             RaftChange::AddLearner { member } => {
                 client.raft_add_learner(group, member).await.map(drop)
             }

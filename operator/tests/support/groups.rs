@@ -4,7 +4,9 @@
 //! reports its node ID, state `learner` and no members; `init` forms the group led by the copy
 //! called; the other changes go to the leader (a follower answers 503 `no_leader`) and apply at
 //! once; `voters` leaves exactly the members named, and a copy it removed goes on reporting the
-//! membership it last knew. Every change received is recorded, in order.
+//! membership it last knew; `join` (a copy 0 in no group) gives the copy its group as its flags
+//! would, refused for another node ID or keys written outside any group. Every change received
+//! is recorded, in order.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -51,6 +53,9 @@ struct Copy {
     flags: Option<GroupId>,
     /// The membership it last knew after a `voters` removed it.
     left: Option<(GroupId, Vec<MemberStatus>)>,
+    /// Keys written to it outside any group (a replaced copy 0 that served as a factor-1
+    /// server before its `join`).
+    keys: u64,
 }
 
 /// One group: members in order, the leader's node ID, each member's lag.
@@ -91,9 +96,20 @@ impl FakeGroups {
             node_id,
             flags: (copy > 0).then(|| group(shard)),
             left: None,
+            keys: 0,
         };
         let mut state = self.state.lock().unwrap();
         state.copies.insert(url(shard, copy), process);
+    }
+
+    /// Copy `copy` of `shard` took `keys` writes outside any group (its `join` is refused).
+    pub fn write_outside(&self, shard: u32, copy: u32, keys: u64) {
+        let mut state = self.state.lock().unwrap();
+        let c = state
+            .copies
+            .get_mut(&url(shard, copy))
+            .expect("no such copy");
+        c.keys += keys;
     }
 
     /// Copy `copy` of `shard` stops answering.
@@ -242,6 +258,26 @@ impl FakeGroups {
                 "another group",
             ));
         }
+        if let RaftChange::Join { member } = change {
+            // kvserver's join: the copy's own node ID, no keys of its own; it then runs the
+            // group (as its flags would) and waits for the leader's add-learner.
+            if member.node_id != copy.node_id {
+                return Err(refused(
+                    url,
+                    409,
+                    ErrorCode::RaftGroupMismatch,
+                    "another node",
+                ));
+            }
+            if copy.flags.is_none() && copy.keys > 0 {
+                let why = format!("this copy holds {} keys of its own and no group", copy.keys);
+                return Err(refused(url, 409, ErrorCode::RaftGroupMismatch, &why));
+            }
+            if let Some(c) = state.copies.get_mut(url) {
+                c.flags = Some(id.clone());
+            }
+            return Ok(());
+        }
         if let RaftChange::Init { voters } = change {
             let members: Vec<(Member, Role)> =
                 voters.iter().map(|m| (m.clone(), Role::Voter)).collect();
@@ -273,7 +309,7 @@ impl FakeGroups {
             return Err(refused(url, 503, ErrorCode::NoLeader, "not the leader"));
         }
         match change {
-            RaftChange::Init { .. } => {}
+            RaftChange::Init { .. } | RaftChange::Join { .. } => {}
             RaftChange::AddLearner { member } => {
                 if !g.members.iter().any(|(m, _)| m.node_id == member.node_id) {
                     g.members.push((member.clone(), Role::Learner));
