@@ -290,16 +290,8 @@ pub async fn internal_get(
     headers: HeaderMap,
 ) -> Result<Response> {
     let key = keys::key_after(&uri, INTERNAL_KEYS_PREFIX)?;
-    let req = Forwardable {
-        method: Method::GET,
-        uri: &uri,
-        headers: &headers,
-        body: Bytes::new(),
-        read_through: None,
-        // Sent on with the peer token, as the read-through itself was.
-        admin: false,
-        streamed: false,
-    };
+    // Sent on with the peer token, as the read-through itself was.
+    let req = Forwardable::get(&uri, &headers, None);
     let (state, key) = (&state, &key);
     replica::serve(state, req, Need::Read, move |_| async move {
         local_record(state, key)

@@ -63,15 +63,7 @@ pub async fn save(State(state): State<AppState>, req: Request) -> Result<Respons
         }
         Decision::Local { read_through } => {
             let value = Bytes::from(value);
-            let req = Forwardable {
-                method: Method::GET,
-                uri,
-                headers,
-                body: Bytes::new(),
-                read_through,
-                admin: false,
-                streamed: false,
-            };
+            let req = Forwardable::get(uri, headers, read_through);
             let (state, key) = (&state, &key);
             Ok(
                 replica::serve(state, req, Need::Write, move |_| async move {
@@ -93,15 +85,7 @@ pub async fn load(State(state): State<AppState>, req: Request) -> Result<Respons
             Ok(keys::forward(&state, Method::GET, uri, headers, Bytes::new(), to, by).await?)
         }
         Decision::Local { read_through } => {
-            let req = Forwardable {
-                method: Method::GET,
-                uri,
-                headers,
-                body: Bytes::new(),
-                read_through,
-                admin: false,
-                streamed: false,
-            };
+            let req = Forwardable::get(uri, headers, read_through);
             let (state, key) = (&state, &key);
             // The book's routes never read from a follower.
             Ok(replica::serve(state, req, Need::Read, move |_| async move {
@@ -120,13 +104,8 @@ pub async fn load(State(state): State<AppState>, req: Request) -> Result<Respons
 /// copy that does not lead passes the leader's answer back as it comes.
 pub async fn all_keys(State(state): State<AppState>, req: Request) -> Result<Response, BookError> {
     let fwd = Forwardable {
-        method: Method::GET,
-        uri: req.uri(),
-        headers: req.headers(),
-        body: Bytes::new(),
-        read_through: None,
-        admin: false,
         streamed: true,
+        ..Forwardable::get(req.uri(), req.headers(), None)
     };
     let state = &state;
     Ok(replica::serve(state, fwd, Need::Read, move |_| stream_all_keys(state)).await?)

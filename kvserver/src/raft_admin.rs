@@ -61,20 +61,7 @@ pub async fn init(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<RaftStatus>> {
-    let sent = group_header(&headers)?;
-    let req: InitRequest = parse(&body)?;
-    if req.group != sent {
-        return Err(Error::BadRequest(format!(
-            "{} names {sent}, the body {}",
-            header::RAFT_GROUP,
-            req.group
-        )));
-    }
-    if let Some(ours) = state.raft.group()
-        && *ours != sent
-    {
-        return Err(mismatch(ours, &sent));
-    }
+    let (sent, req) = naming_its_group(&state, &headers, &body, |r: &InitRequest| &r.group)?;
     let wanted: BTreeSet<u64> = req.voters.iter().map(|m| m.node_id).collect();
     let g = started_group(&state, &sent, |my_id| own_entry(&req.voters, my_id)).await?;
     let current = g.status();
@@ -115,20 +102,7 @@ pub async fn join(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<RaftStatus>> {
-    let sent = group_header(&headers)?;
-    let req: JoinRequest = parse(&body)?;
-    if req.group != sent {
-        return Err(Error::BadRequest(format!(
-            "{} names {sent}, the body {}",
-            header::RAFT_GROUP,
-            req.group
-        )));
-    }
-    if let Some(ours) = state.raft.group()
-        && *ours != sent
-    {
-        return Err(mismatch(ours, &sent));
-    }
+    let (sent, req) = naming_its_group(&state, &headers, &body, |r: &JoinRequest| &r.group)?;
     let wanted = req.member.node_id;
     let g = started_group(&state, &sent, |my_id| {
         if wanted != my_id {
@@ -221,6 +195,31 @@ pub async fn transfer_leader(
     let g = our_group(&state, &headers)?;
     let req: TransferLeaderRequest = parse(&body)?;
     Ok(Json(g.transfer_leadership(req.to).await?))
+}
+
+/// The group a POST names and its body, whose own group must be the header's (400); 409 when
+/// this copy belongs to another group.
+fn naming_its_group<T: DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+    group_of: fn(&T) -> &GroupId,
+) -> Result<(GroupId, T)> {
+    let sent = group_header(headers)?;
+    let req: T = parse(body)?;
+    if *group_of(&req) != sent {
+        return Err(Error::BadRequest(format!(
+            "{} names {sent}, the body {}",
+            header::RAFT_GROUP,
+            group_of(&req)
+        )));
+    }
+    if let Some(ours) = state.raft.group()
+        && *ours != sent
+    {
+        return Err(mismatch(ours, &sent));
+    }
+    Ok((sent, req))
 }
 
 /// `x-kv-raft-group` of a POST: 400 when missing or not `<uid>/<shard>`.

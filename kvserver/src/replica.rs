@@ -69,6 +69,32 @@ pub struct Forwardable<'a> {
     pub streamed: bool,
 }
 
+impl<'a> Forwardable<'a> {
+    /// A data request (sent on with the peer token and the forwarding headers), answered whole.
+    pub fn data(
+        method: Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        body: Bytes,
+        read_through: Option<u32>,
+    ) -> Self {
+        Forwardable {
+            method,
+            uri,
+            headers,
+            body,
+            read_through,
+            admin: false,
+            streamed: false,
+        }
+    }
+
+    /// A data `GET` (no body).
+    pub fn get(uri: &'a Uri, headers: &'a HeaderMap, read_through: Option<u32>) -> Self {
+        Self::data(Method::GET, uri, headers, Bytes::new(), read_through)
+    }
+}
+
 /// Runs `here` on this copy if it may serve the request (no group, the leader, or any copy for
 /// a follower read), with what the read barrier established; else forwards the request to the
 /// leader. A `here` that finds leadership gone before proposing anything

@@ -32,15 +32,7 @@ pub async fn get_key(State(state): State<AppState>, req: Request) -> Result<Resp
             keys::forward(&state, Method::GET, uri, headers, Bytes::new(), to, by).await
         }
         Decision::Local { read_through } => {
-            let req = Forwardable {
-                method: Method::GET,
-                uri,
-                headers,
-                body: Bytes::new(),
-                read_through,
-                admin: false,
-                streamed: false,
-            };
+            let req = Forwardable::get(uri, headers, read_through);
             let (state, key) = (&state, &key);
             replica::serve(state, req, Need::read(headers), move |_| async move {
                 match keys::lookup(state, key, read_through).await? {
@@ -76,15 +68,7 @@ pub async fn put_key(State(state): State<AppState>, req: Request) -> Result<Resp
             keys::forward(&state, Method::PUT, uri, headers, value, to, by).await
         }
         Decision::Local { read_through } => {
-            let req = Forwardable {
-                method: Method::PUT,
-                uri,
-                headers,
-                body: value.clone(),
-                read_through,
-                admin: false,
-                streamed: false,
-            };
+            let req = Forwardable::data(Method::PUT, uri, headers, value.clone(), read_through);
             let (state, key) = (&state, &key);
             replica::serve(state, req, Need::Write, move |_| async move {
                 let remote = if pre == Precondition::None {
@@ -110,15 +94,7 @@ pub async fn delete_key(State(state): State<AppState>, req: Request) -> Result<R
             keys::forward(&state, Method::DELETE, uri, headers, Bytes::new(), to, by).await
         }
         Decision::Local { read_through } => {
-            let req = Forwardable {
-                method: Method::DELETE,
-                uri,
-                headers,
-                body: Bytes::new(),
-                read_through,
-                admin: false,
-                streamed: false,
-            };
+            let req = Forwardable::data(Method::DELETE, uri, headers, Bytes::new(), read_through);
             let (state, key, decision) = (&state, &key, &decision);
             replica::serve(state, req, Need::Write, move |_| async move {
                 let mode = if needs_tombstones(state, decision) {
@@ -209,15 +185,7 @@ pub struct ListQuery {
 pub async fn list_keys(State(state): State<AppState>, req: Request) -> Result<Response> {
     let Query(q) = Query::<ListQuery>::try_from_uri(req.uri())
         .map_err(|e| Error::BadRequest(e.body_text()))?;
-    let fwd = Forwardable {
-        method: Method::GET,
-        uri: req.uri(),
-        headers: req.headers(),
-        body: Bytes::new(),
-        read_through: None,
-        admin: false,
-        streamed: false,
-    };
+    let fwd = Forwardable::get(req.uri(), req.headers(), None);
     let state = &state;
     replica::serve(state, fwd, Need::read(req.headers()), move |_| async move {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::TOKEN;
-use common::raft::{Copy, client, eventually, form, leader_among, start_all, status};
+use common::raft::{Copy, client, eventually, leader_among, status, three_formed};
 use kvclient::{ClientConfig, ServerClient, ShardedClient};
 use kvproto::Key;
 use kvproto::raft::ServerState;
@@ -65,9 +65,7 @@ impl Writer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drained_leader_fails_no_write_of_a_client_with_default_retries() {
     let http = client(Duration::from_secs(30));
-    let mut copies = Copy::three(UID, &flags("2s"));
-    start_all(&mut copies).await;
-    form(&http, &copies, GROUP, &[0, 1, 2]).await;
+    let (mut copies, _) = three_formed(&http, (UID, GROUP), &flags("2s"), &[0, 1, 2]).await;
     let url: Vec<String> = copies.iter().map(Copy::url).collect();
     let leader = leader_among(&http, &copies).await;
     let others: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
@@ -166,9 +164,7 @@ async fn a_drained_leader_fails_no_write_of_a_client_with_default_retries() {
 async fn a_drained_copy_passes_on_what_is_sent_to_it_as_the_leader() {
     let http = client(Duration::from_secs(30));
     // A long drain delay: the drained copy stays up, stepped down, while the test asks it.
-    let mut copies = Copy::three(UID, &flags("60s"));
-    start_all(&mut copies).await;
-    form(&http, &copies, GROUP, &[0, 1, 2]).await;
+    let (copies, _) = three_formed(&http, (UID, GROUP), &flags("60s"), &[0, 1, 2]).await;
     let url: Vec<String> = copies.iter().map(Copy::url).collect();
     let leader = leader_among(&http, &copies).await;
 

@@ -16,177 +16,25 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Proc, TOKEN, spawn_binary_on};
-use kvproto::raft::{Member, RaftStatus, Role, ServerState};
-use kvproto::raft_admin::{
-    ADD_LEARNER_PATH, INIT_PATH, STATUS_PATH, TRANSFER_LEADER_PATH, VOTERS_PATH,
+use common::TOKEN;
+use common::raft::{
+    BOUND, Copy, admin_post, client, eventually, leader_among, leader_named, start_all, status,
 };
+use kvproto::raft::{Member, RaftStatus, Role, ServerState};
+use kvproto::raft_admin::{ADD_LEARNER_PATH, INIT_PATH, TRANSFER_LEADER_PATH, VOTERS_PATH};
 use kvproto::wire::header;
 use kvproto::{Sharding, Topology};
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 const UID: &str = "uid-test";
 const GROUP: &str = "uid-test/0";
-/// How long any condition may take to come true before the test fails.
-const BOUND: Duration = Duration::from_secs(20);
-
-/// One copy of shard 0: its volume, its fixed port (its advertised URL) and its process.
-struct Copy {
-    pod: &'static str,
-    dir: tempfile::TempDir,
-    port: u16,
-    /// Copies 1.. name their group by flags; copy 0 learns it at init.
-    flags: bool,
-    proc: Option<Proc>,
-}
-
-impl Copy {
-    fn new(pod: &'static str, flags: bool) -> Copy {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
-        Copy {
-            pod,
-            dir,
-            port,
-            flags,
-            proc: None,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self) {
-        let token = self.dir.path().join("token");
-        let mut args: Vec<String> = [
-            "--pod-name",
-            self.pod,
-            "--drain-delay",
-            "1s",
-            "--raft-heartbeat",
-            "100ms",
-            "--raft-election-timeout-min",
-            "500ms",
-            "--raft-write-timeout",
-            "2s",
-        ]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-        args.extend(["--admin-token-file".to_owned(), token.display().to_string()]);
-        if self.flags {
-            args.extend([
-                "--raft-store-uid".to_owned(),
-                UID.to_owned(),
-                "--raft-advertise-url".to_owned(),
-                self.url(),
-            ]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.proc = Some(spawn_binary_on(
-            &self.dir.path().join("data"),
-            self.port,
-            &args,
-        ));
-    }
-
-    fn ops_url(&self) -> String {
-        self.proc.as_ref().expect("running").ops_url()
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-/// Polls `f` until it gives a value; panics naming `what` after [`BOUND`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < BOUND, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn status(http: &reqwest::Client, url: &str) -> Option<RaftStatus> {
-    let r = http
-        .get(format!("{url}{STATUS_PATH}"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .ok()?;
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json().await.ok()
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Answer {
-    fn code(&self) -> &str {
-        self.body["error"].as_str().unwrap_or_default()
-    }
-    fn leader(&self) -> Option<&str> {
-        leader_named(&self.headers)
-    }
-}
-
-fn leader_named(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::LEADER).and_then(|v| v.to_str().ok())
-}
-
-/// An admin POST with `group` as `x-kv-raft-group` (none when `None`).
-async fn admin_post(
-    http: &reqwest::Client,
-    url: &str,
-    path: &str,
-    group: Option<&str>,
-    body: Value,
-) -> Answer {
-    let mut rb = http
-        .post(format!("{url}{path}"))
-        .bearer_auth(TOKEN)
-        .json(&body);
-    if let Some(g) = group {
-        rb = rb.header(header::RAFT_GROUP, g);
-    }
-    let r = rb.send().await.unwrap();
-    let status = r.status();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Answer {
-        status,
-        headers,
-        body,
-    }
-}
+const BAD: (StatusCode, &str) = (StatusCode::BAD_REQUEST, "bad_request");
+const MISMATCH: (StatusCode, &str) = (StatusCode::CONFLICT, "raft_group_mismatch");
 
 async fn put(http: &reqwest::Client, url: &str, key: &str, value: &str) -> reqwest::Response {
     http.put(format!("{url}/v1/keys/{key}"))
@@ -212,40 +60,11 @@ async fn read(http: &reqwest::Client, url: &str, key: &str, follower: bool) -> O
     r.text().await.ok()
 }
 
-fn member(c: &Copy, node_id: u64) -> Value {
-    json!({"nodeId": node_id.to_string(), "pod": c.pod, "addr": c.url()})
-}
-
-/// The copy that leads, by the statuses of the running copies.
-async fn leader_among(http: &reqwest::Client, copies: &[Copy]) -> usize {
-    eventually("a leader", || async {
-        for (i, c) in copies.iter().enumerate() {
-            if c.proc.is_some()
-                && let Some(s) = status(http, &c.url()).await
-                && s.state == ServerState::Leader
-            {
-                return Some(i);
-            }
-        }
-        None
-    })
-    .await
-}
-
 #[tokio::test]
 async fn three_processes_form_a_group_fail_over_and_drain_without_losing_a_write() {
-    let http = client();
-    let mut copies = vec![
-        Copy::new("kv-0", false),
-        Copy::new("kv-r1-0", true),
-        Copy::new("kv-r2-0", true),
-    ];
-    for c in &mut copies {
-        c.start();
-    }
-    for c in &copies {
-        common::wait_healthy(&c.ops_url()).await;
-    }
+    let http = client(Duration::from_secs(10));
+    let mut copies = Copy::three(UID, &["--drain-delay", "1s", "--raft-write-timeout", "2s"]);
+    start_all(&mut copies).await;
     let url: Vec<String> = copies.iter().map(Copy::url).collect();
     let by_pod: BTreeMap<String, String> =
         copies.iter().map(|c| (c.pod.to_owned(), c.url())).collect();
@@ -297,47 +116,42 @@ async fn three_processes_form_a_group_fail_over_and_drain_without_losing_a_write
     let m: Vec<Value> = copies
         .iter()
         .zip(&ids)
-        .map(|(c, id)| member(c, *id))
+        .map(|(c, id)| c.member(*id))
         .collect();
 
-    // The error contract before the group exists.
+    // The error contract before the group exists: (copy, path, group header, body, answer).
     let learner = json!({"member": m[1]});
-    let a = admin_post(&http, &url[1], ADD_LEARNER_PATH, None, learner.clone()).await;
-    assert_eq!(
-        (a.status, a.code()),
-        (StatusCode::BAD_REQUEST, "bad_request")
-    );
-    let a = admin_post(
-        &http,
-        &url[1],
-        ADD_LEARNER_PATH,
-        Some("no-shard"),
-        learner.clone(),
-    )
-    .await;
-    assert_eq!(
-        (a.status, a.code()),
-        (StatusCode::BAD_REQUEST, "bad_request")
-    );
-    let a = admin_post(
-        &http,
-        &url[1],
-        ADD_LEARNER_PATH,
-        Some("other/0"),
-        learner.clone(),
-    )
-    .await;
-    assert_eq!(
-        (a.status, a.code()),
-        (StatusCode::CONFLICT, "raft_group_mismatch")
-    );
-    let not_me = json!({"group": GROUP, "voters": [m[1]]});
-    let a = admin_post(&http, &url[0], INIT_PATH, Some(GROUP), not_me).await;
-    assert_eq!(
-        (a.status, a.code()),
-        (StatusCode::CONFLICT, "raft_group_mismatch"),
-        "copy 0 is not among the voters"
-    );
+    let refusals = [
+        (1, ADD_LEARNER_PATH, None, &learner, BAD, "no group header"),
+        (
+            1,
+            ADD_LEARNER_PATH,
+            Some("no-shard"),
+            &learner,
+            BAD,
+            "a bad group",
+        ),
+        (
+            1,
+            ADD_LEARNER_PATH,
+            Some("other/0"),
+            &learner,
+            MISMATCH,
+            "another group",
+        ),
+        (
+            0,
+            INIT_PATH,
+            Some(GROUP),
+            &json!({"group": GROUP, "voters": [m[1]]}),
+            MISMATCH,
+            "copy 0 is not among the voters",
+        ),
+    ];
+    for (copy, path, group, body, want, why) in refusals {
+        let a = admin_post(&http, &url[copy], path, group, body.clone()).await;
+        assert_eq!((a.status, a.code()), want, "{why}: {}", a.body);
+    }
 
     // Init on copy 0: it keeps the node ID it reported, and leads.
     let init = json!({"group": GROUP, "voters": [m[0]]});
@@ -354,10 +168,7 @@ async fn three_processes_form_a_group_fail_over_and_drain_without_losing_a_write
     assert_eq!(a.status, StatusCode::OK, "init is idempotent: {}", a.body);
     let other = json!({"group": "uid-other/0", "voters": [m[0]]});
     let a = admin_post(&http, &url[0], INIT_PATH, Some("uid-other/0"), other).await;
-    assert_eq!(
-        (a.status, a.code()),
-        (StatusCode::CONFLICT, "raft_group_mismatch")
-    );
+    assert_eq!((a.status, a.code()), MISMATCH, "another group");
 
     // Two learners, then three voters.
     for i in [1, 2] {
@@ -415,7 +226,7 @@ async fn three_processes_form_a_group_fail_over_and_drain_without_losing_a_write
     .await;
     assert_eq!(
         (a.status, a.code()),
-        (StatusCode::CONFLICT, "raft_group_mismatch"),
+        MISMATCH,
         "already in another membership"
     );
 

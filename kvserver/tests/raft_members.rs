@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::http::{Request, StatusCode};
-use common::raft::{Copy, admin_post, client, eventually, form, leader_among, start_all, status};
+use common::raft::{Copy, admin_post, client, eventually, leader_among, status, three_formed};
 use common::{TOKEN, send};
 use kvproto::raft::{RaftStatus, Role, ServerState};
 use kvproto::raft_admin::{ADD_LEARNER_PATH, JOIN_PATH, STATUS_PATH, VOTERS_PATH};
@@ -42,11 +42,9 @@ fn id(member: &Value) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn voters_leave_exactly_the_members_named() {
     let http = client(Duration::from_secs(30));
-    let mut copies = Copy::three(UID, &[]);
-    start_all(&mut copies).await;
-    let url: Vec<String> = copies.iter().map(Copy::url).collect();
     // Copies 0 and 1 vote; copy 2 joins as a learner only.
-    let m = form(&http, &copies, GROUP, &[0, 1]).await;
+    let (copies, m) = three_formed(&http, (UID, GROUP), &[], &[0, 1]).await;
+    let url: Vec<String> = copies.iter().map(Copy::url).collect();
     let s = admin_post(
         &http,
         &url[0],
@@ -105,14 +103,8 @@ async fn voters_leave_exactly_the_members_named() {
     .ok("one voter");
     let s: RaftStatus = serde_json::from_value(s).unwrap();
     assert_eq!(roles(&s), BTreeMap::from([(id(&m[0]), Role::Voter)]));
-    let r = http
-        .put(format!("{}/v1/keys/alone", url[0]))
-        .body("v")
-        .send()
-        .await
-        .unwrap();
     assert_eq!(
-        r.status(),
+        put(&http, &url[0], "alone", "v").await,
         StatusCode::NO_CONTENT,
         "one voter commits alone"
     );
@@ -133,10 +125,8 @@ async fn put(http: &reqwest::Client, url: &str, key: &str, value: &str) -> Statu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_copy_0_rejoins_through_join_and_becomes_an_in_sync_voter() {
     let http = client(Duration::from_secs(30));
-    let mut copies = Copy::three(UID, &[]);
-    start_all(&mut copies).await;
+    let (mut copies, m) = three_formed(&http, (UID, GROUP), &[], &[0, 1, 2]).await;
     let url: Vec<String> = copies.iter().map(Copy::url).collect();
-    let m = form(&http, &copies, GROUP, &[0, 1, 2]).await;
     let mut acked = BTreeMap::new();
     for i in 0..10 {
         let (k, v) = (format!("k{i}"), format!("v{i}"));

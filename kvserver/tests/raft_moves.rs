@@ -13,180 +13,33 @@
 
 mod common;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Proc, TOKEN, spawn_binary_on};
+use common::TOKEN;
+use common::raft::{Copy, admin_post, client, eventually, status};
 use kvproto::bulk::BulkCodec;
-use kvproto::raft::{RaftStatus, ServerState};
-use kvproto::raft_admin::{
-    ADD_LEARNER_PATH, INIT_PATH, STATUS_PATH, TRANSFER_LEADER_PATH, VOTERS_PATH,
-};
+use kvproto::raft::ServerState;
+use kvproto::raft_admin::TRANSFER_LEADER_PATH;
 use kvproto::wire::header;
-use kvproto::{Sharding, Topology};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const UID: &str = "uid-moves";
 const GROUP: &str = "uid-moves/0";
-/// How long any condition may take to come true before the test fails.
-const BOUND: Duration = Duration::from_secs(30);
+/// Room for large values: a write may wait for a slow copy, a request for a large body.
+const TIMING: [&str; 4] = ["--raft-write-timeout", "5s", "--request-timeout", "20s"];
 
-/// One copy of shard 0: its volume, its fixed port (its advertised URL) and its process.
-struct Copy {
-    pod: &'static str,
-    dir: tempfile::TempDir,
-    port: u16,
-    /// Copies 1.. name their group by flags; copy 0 learns it at init.
-    flags: bool,
-    extra: Vec<String>,
-    proc: Option<Proc>,
-}
-
-impl Copy {
-    fn new(pod: &'static str, flags: bool, extra: &[&str]) -> Copy {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
-        Copy {
-            pod,
-            dir,
-            port,
-            flags,
-            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            proc: None,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn start(&mut self) {
-        let token = self.dir.path().join("token");
-        let mut args: Vec<String> = [
-            "--pod-name",
-            self.pod,
-            "--raft-heartbeat",
-            "100ms",
-            "--raft-election-timeout-min",
-            "500ms",
-            "--raft-write-timeout",
-            "5s",
-            "--request-timeout",
-            "20s",
-        ]
+/// The three copies with the move's timing and `extra`, `voters` formed into the group.
+async fn three_formed(http: &reqwest::Client, extra: &[&str], voters: &[usize]) -> Vec<Copy> {
+    let flags: Vec<&str> = TIMING
         .iter()
-        .map(|s| (*s).to_owned())
+        .copied()
+        .chain(extra.iter().copied())
         .collect();
-        args.extend(["--admin-token-file".to_owned(), token.display().to_string()]);
-        if self.flags {
-            args.extend([
-                "--raft-store-uid".to_owned(),
-                UID.to_owned(),
-                "--raft-advertise-url".to_owned(),
-                self.url(),
-            ]);
-        }
-        args.extend(self.extra.iter().cloned());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.proc = Some(spawn_binary_on(
-            &self.dir.path().join("data"),
-            self.port,
-            &args,
-        ));
-    }
-
-    fn ops_url(&self) -> String {
-        self.proc.as_ref().expect("running").ops_url()
-    }
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
-
-/// Polls `f` until it gives a value; panics naming `what` after [`BOUND`].
-async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < BOUND, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn status(http: &reqwest::Client, url: &str) -> Option<RaftStatus> {
-    let r = http
-        .get(format!("{url}{STATUS_PATH}"))
-        .bearer_auth(TOKEN)
-        .send()
+    common::raft::three_formed(http, (UID, GROUP), &flags, voters)
         .await
-        .ok()?;
-    r.json().await.ok()
-}
-
-/// An admin POST to the group's management routes; the answer's status and body.
-async fn admin_post(http: &reqwest::Client, url: &str, path: &str, body: Value) -> Value {
-    let r = http
-        .post(format!("{url}{path}"))
-        .bearer_auth(TOKEN)
-        .header(header::RAFT_GROUP, GROUP)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "{path}: {body}");
-    body
-}
-
-/// Starts every copy, seeds copy 0 with a one-shard topology, then forms a group of the copies
-/// `voters` (copy 0 first) through init, learners and voters. The others run in no membership.
-async fn form(http: &reqwest::Client, copies: &mut [Copy], voters: &[usize]) {
-    for c in copies.iter_mut() {
-        c.start();
-    }
-    for c in copies.iter() {
-        common::wait_healthy(&c.ops_url()).await;
-    }
-    let topology = Topology::stable(1, Sharding::Modulo, vec![copies[0].url()]);
-    let r = http
-        .put(format!("{}/v1/admin/topology", copies[0].url()))
-        .bearer_auth(TOKEN)
-        .json(&topology)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    let mut members = Vec::new();
-    for i in voters {
-        let c = &copies[*i];
-        let id = status(http, &c.url()).await.unwrap().node_id;
-        members.push(json!({"nodeId": id.to_string(), "pod": c.pod, "addr": c.url()}));
-    }
-    let leader = copies[0].url();
-    let init = json!({"group": GROUP, "voters": [members[0]]});
-    admin_post(http, &leader, INIT_PATH, init).await;
-    for m in &members[1..] {
-        admin_post(http, &leader, ADD_LEARNER_PATH, json!({"member": m})).await;
-    }
-    admin_post(http, &leader, VOTERS_PATH, json!({"voters": members})).await;
+        .0
 }
 
 /// A GET with the admin token: status and body.
@@ -210,14 +63,9 @@ async fn forwards(http: &reqwest::Client, url: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reads_of_a_move_are_the_leaders_after_a_barrier() {
-    let http = client();
-    let mut copies = vec![
-        Copy::new("kv-0", false, &[]),
-        Copy::new("kv-r1-0", true, &[]),
-        Copy::new("kv-r2-0", true, &[]),
-    ];
+    let http = client(Duration::from_secs(60));
     // Copies 0 and 1 form the group; copy 2 runs in no membership and knows no leader.
-    form(&http, &mut copies, &[0, 1]).await;
+    let copies = three_formed(&http, &[], &[0, 1]).await;
     let url: Vec<String> = copies.iter().map(Copy::url).collect();
     for i in 0..20 {
         let r = http
@@ -229,14 +77,16 @@ async fn the_reads_of_a_move_are_the_leaders_after_a_barrier() {
         assert_eq!(r.status(), StatusCode::NO_CONTENT);
     }
     // Copy 1 leads now; copy 0, the one the operator addresses, follows.
+    let to = copies[1].member(status(&http, &url[1]).await.unwrap().node_id);
     admin_post(
         &http,
         &url[0],
         TRANSFER_LEADER_PATH,
-        json!({"to": {"nodeId": status(&http, &url[1]).await.unwrap().node_id.to_string(),
-                      "pod": copies[1].pod, "addr": url[1]}}),
+        Some(GROUP),
+        json!({ "to": to }),
     )
-    .await;
+    .await
+    .ok("transfer-leader");
     let s = eventually("copy 0 follows copy 1", || async {
         let s = status(&http, &url[0]).await?;
         (s.state == ServerState::Follower && s.leader.as_ref()?.pod == "kv-r1-0").then_some(s)
@@ -300,15 +150,9 @@ async fn the_reads_of_a_move_are_the_leaders_after_a_barrier() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_near_a_raised_max_value_bytes_catch_up_a_copy_that_was_down() {
     const MAX_VALUE: usize = 8 << 20;
-    let http = client();
+    let http = client(Duration::from_secs(60));
     let limit = MAX_VALUE.to_string();
-    let extra = ["--max-value-bytes", limit.as_str()];
-    let mut copies = vec![
-        Copy::new("kv-0", false, &extra),
-        Copy::new("kv-r1-0", true, &extra),
-        Copy::new("kv-r2-0", true, &extra),
-    ];
-    form(&http, &mut copies, &[0, 1, 2]).await;
+    let mut copies = three_formed(&http, &["--max-value-bytes", limit.as_str()], &[0, 1, 2]).await;
     let url: Vec<String> = copies.iter().map(Copy::url).collect();
     // Copy 2 goes down; the others commit more than one append body (96 MiB) of values.
     copies[2].proc.take().unwrap().kill9();

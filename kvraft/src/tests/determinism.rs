@@ -12,7 +12,7 @@ use openraft::storage::RaftStateMachine;
 use proptest::prelude::*;
 
 use super::target::{TestTarget, decode};
-use super::{dump, entry, key, open_db, open_storage, put, routed};
+use super::{Fresh, dump, entry, fresh, key, open_db, open_storage, put, routed, streamed};
 use crate::command::{Command, FenceCheck, Outcome, Precondition};
 use crate::types::Entry;
 
@@ -233,20 +233,16 @@ fn a_cleanup_during_a_migration_is_refused_at_apply_and_changes_nothing() {
 #[tokio::test]
 async fn the_same_log_gives_the_same_state_on_two_stores() {
     let log = entries(script());
-    let (da, db_dir) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
-
     // Store A: through openraft's streaming apply, all at once.
-    let db_a = open_db(da.path());
-    let mut a = open_storage(&db_a, Arc::new(TestTarget::default()));
-    let stream = futures::stream::iter(log.clone().into_iter().map(|e| Ok((e, None))));
-    a.sm.apply(stream).await.expect("applies");
+    let mut a = streamed(&log).await;
+    let a = &mut a.s;
 
     // Store B: entry by entry, reopened half way.
-    let db_b = open_db(db_dir.path());
-    let mut b = open_storage(&db_b, Arc::new(TestTarget::default()));
+    let Fresh {
+        s: mut b,
+        db: db_b,
+        dir: db_dir,
+    } = fresh();
     for e in &log[..7] {
         b.sm.apply_entry(e).expect("applies");
     }
@@ -258,8 +254,8 @@ async fn the_same_log_gives_the_same_state_on_two_stores() {
         b.sm.apply_entry(e).expect("applies");
     }
 
-    assert_eq!(dump(&a), dump(&b));
-    assert!(!dump(&a).is_empty());
+    assert_eq!(dump(a), dump(&b));
+    assert!(!dump(a).is_empty());
     let (sa, sb) = (a.state_machine(), b.state_machine());
     assert_eq!(sa.version_floor(), sb.version_floor());
     assert_eq!(sa.topology(), sb.topology());

@@ -3,17 +3,14 @@
 //! a leader checks before proposing). Entries of the build before (judged on the leader only)
 //! apply as they did then.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use kvproto::bulk::BulkRecord;
 use kvproto::topology::Migration;
 use kvproto::wire::{CleanupReport, ImportMode};
 use kvproto::{Fence, MigrationPhase, Sharding, Topology};
-use openraft::storage::RaftStateMachine;
 
-use super::target::{TestTarget, decode};
-use super::{dump, entry, key, open_db, open_storage, put};
+use super::target::decode;
+use super::{dump, entry, fresh, key, put, streamed};
 use crate::command::{Command, FenceCheck, Outcome};
 use crate::types::Entry;
 
@@ -99,17 +96,11 @@ fn kind(o: &Outcome) -> &'static str {
 #[tokio::test]
 async fn fences_are_judged_at_apply_alike_on_every_copy() {
     let (log, expected) = log();
-    let (da, dbd) = (
-        tempfile::tempdir().expect("tempdir"),
-        tempfile::tempdir().expect("tempdir"),
-    );
     // Copy A through openraft's streaming apply; copy B entry by entry.
-    let db_a = open_db(da.path());
-    let mut a = open_storage(&db_a, Arc::new(TestTarget::default()));
-    let stream = futures::stream::iter(log.clone().into_iter().map(|e| Ok((e, None))));
-    a.sm.apply(stream).await.expect("applies");
-    let db_b = open_db(dbd.path());
-    let mut b = open_storage(&db_b, Arc::new(TestTarget::default()));
+    let a = streamed(&log).await;
+    let a = &a.s;
+    let mut b = fresh();
+    let b = &mut b.s;
     let outcomes: Vec<Outcome> = log
         .iter()
         .map(|e| b.sm.apply_entry(e).expect("applies"))
@@ -129,10 +120,10 @@ async fn fences_are_judged_at_apply_alike_on_every_copy() {
         "'d' moved away"
     );
     // Only the batch of the copy step and the old build's landed; no refused one left a trace.
-    let records = dump(&b);
+    let records = dump(b);
     let keys: Vec<&[u8]> = records.iter().map(|(k, _)| k.as_slice()).collect();
     assert_eq!(keys, vec![b"f".as_slice(), b"x"]);
     assert!(decode(b"f", &records[0].1).expect("record").live);
-    assert_eq!(dump(&a), records, "both copies hold the same records");
+    assert_eq!(dump(a), records, "both copies hold the same records");
     assert_eq!(a.state_machine().topology(), b.state_machine().topology());
 }

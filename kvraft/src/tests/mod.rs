@@ -22,6 +22,7 @@ use fjall::Database;
 use kvproto::raft::GroupId;
 use kvproto::{Key, Topology};
 use openraft::EntryPayload;
+use openraft::storage::RaftStateMachine;
 
 use crate::command::{Command, Precondition, Routed};
 use crate::log_store::Durability;
@@ -56,6 +57,30 @@ pub fn config(durability: Durability, boot_id: &str) -> StorageConfig {
 
 pub fn open_storage(db: &Database, target: Arc<TestTarget>) -> Storage<TestTarget> {
     Storage::open(db, &config(Durability::Batch, BOOT), target).expect("storage opens")
+}
+
+/// A store of its own: its storage, database and directory (dropped in that order).
+pub struct Fresh {
+    pub s: Storage<TestTarget>,
+    pub db: Database,
+    pub dir: tempfile::TempDir,
+}
+
+/// An empty store in a new temporary directory.
+pub fn fresh() -> Fresh {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open_db(dir.path());
+    let s = open_storage(&db, Arc::new(TestTarget::default()));
+    Fresh { s, db, dir }
+}
+
+/// `log` applied on an empty store through openraft's streaming `apply`, all at once (the
+/// other copy of a determinism check applies it entry by entry).
+pub async fn streamed(log: &[Entry]) -> Fresh {
+    let mut f = fresh();
+    let stream = futures::stream::iter(log.iter().cloned().map(|e| Ok((e, None))));
+    f.s.sm.apply(stream).await.expect("applies");
+    f
 }
 
 pub fn key(s: &str) -> Key {

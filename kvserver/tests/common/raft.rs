@@ -266,3 +266,17 @@ pub async fn form(
     .ok("voters");
     members
 }
+
+/// The three copies of `uid` with `extra` flags, started, and the copies `voters` formed into
+/// `group` by [`form`] (the others run in no membership); with every copy's member entry.
+pub async fn three_formed(
+    http: &reqwest::Client,
+    (uid, group): (&'static str, &str),
+    extra: &[&str],
+    voters: &[usize],
+) -> (Vec<Copy>, Vec<Value>) {
+    let mut copies = Copy::three(uid, extra);
+    start_all(&mut copies).await;
+    let members = form(http, &copies, group, voters).await;
+    (copies, members)
+}

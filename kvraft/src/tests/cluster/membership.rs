@@ -12,14 +12,19 @@ use super::harness::{BOUND, Cluster, Node, SERIAL, eventually};
 use crate::group::GroupError;
 use crate::records::RECORDS_KEYSPACE;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn transfer_leadership_moves_the_leader() {
-    let _serial = SERIAL.lock().await;
+/// Three voters with a write committed, the one that leads, and another to hand over to.
+async fn three_voters_and_a_target() -> (Cluster, Vec<usize>, usize, usize) {
     let c = Cluster::voters(3, |_| {}).await;
     let all = c.all();
     c.put(&all, "k", "v").await;
     let old = c.leader(&all).await;
-    let to = (old + 1) % 3;
+    (c, all, old, (old + 1) % 3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transfer_leadership_moves_the_leader() {
+    let _serial = SERIAL.lock().await;
+    let (c, all, old, to) = three_voters_and_a_target().await;
     let new = c.nodes[old]
         .group
         .transfer_leadership(Some(c.nodes[to].me.clone()))
@@ -50,11 +55,7 @@ async fn transfer_leadership_moves_the_leader() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transfer_whose_request_was_lost_is_asked_again() {
     let _serial = SERIAL.lock().await;
-    let c = Cluster::voters(3, |_| {}).await;
-    let all = c.all();
-    c.put(&all, "k", "v").await;
-    let old = c.leader(&all).await;
-    let to = (old + 1) % 3;
+    let (c, all, old, to) = three_voters_and_a_target().await;
     // The target hears nothing for a moment (shorter than an election timeout): the first
     // transfer request is lost, and openraft's leader, which stopped proposing, never sends it
     // again by itself.
