@@ -16,6 +16,9 @@
 #                            one image from any dynamically linked (glibc) or static binary
 #   build.sh import TAR...   import archives into every local cluster node's containerd (k8s.io namespace)
 #   build.sh push REGISTRY   copy every archive built here to REGISTRY/<name>:<tag> (skopeo)
+#   build.sh tag SRC DST     give image SRC a second name DST (same content) in every local cluster
+#                            node's containerd, or in $KVSTORE_IMAGE_REGISTRY (skopeo) with
+#                            KVSTORE_CLUSTER=existing: an upgrade to a changed image reference
 #
 # Outputs: $KVSTORE_CACHE/images/out/<name>-<tag>.tar (OCI archives).
 set -euo pipefail
@@ -131,6 +134,26 @@ push_images() {
   done
 }
 
+tag_image() {
+  local src=${1:?usage: build.sh tag SRC DST} dst=${2:?usage: build.sh tag SRC DST} sock
+  if [[ ${KVSTORE_CLUSTER:-local} == existing ]]; then
+    command -v skopeo >/dev/null || ensure_apt skopeo
+    log "copying docker://$src to docker://$dst"
+    skopeo copy "docker://$src" "docker://$dst"
+    return 0
+  fi
+  local socks
+  mapfile -t socks < <(running_containerd_socks)
+  ((${#socks[@]} > 0)) || die "local cluster not running: no containerd to tag $src in"
+  # containerd names images in full (docker.io/<repository>:<tag>).
+  [[ $src == */*/* ]] || src=docker.io/$src
+  [[ $dst == */*/* ]] || dst=docker.io/$dst
+  for sock in "${socks[@]}"; do
+    log "tagging $src as $dst${socks[1]:+ in $sock}"
+    ctr --address "$sock" -n k8s.io images tag --force "$src" "$dst" >/dev/null
+  done
+}
+
 out_path() { local r=${1#docker.io/}; r=${r//\//-}; echo "$OUT_DIR/${r/:/-}.tar"; }
 
 build_project() {
@@ -172,6 +195,7 @@ main() {
       import_images "$out" ;;
     import) import_images "$@" ;;
     push) push_images "$@" ;;
+    tag) tag_image "$@" ;;
     *) die "unknown command $cmd (see the header of $0)" ;;
   esac
 }

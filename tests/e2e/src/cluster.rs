@@ -22,3 +22,16 @@ pub async fn connect() -> Result<Client> {
         .map_err(|e| Error::NoCluster(e.to_string()))?;
     Ok(client)
 }
+
+/// Gives `image` a second tag `tag` (same content) on every node of the cluster, or in
+/// `KVSTORE_IMAGE_REGISTRY` for an existing cluster: a changed image reference, as a user's
+/// upgrade is, without building another image. Answers the new reference.
+pub fn retag(image: &str, tag: &str) -> Result<String> {
+    let repository = image.rsplit_once(':').map_or(image, |(r, _)| r);
+    let retagged = format!("{repository}:{tag}");
+    crate::host::run_script(
+        "tests/images/build.sh",
+        &["tag".to_owned(), image.to_owned(), retagged.clone()],
+    )?;
+    Ok(retagged)
+}

@@ -14,6 +14,7 @@
 //! - [`shard_http`]: one shard's pod IP directly (its topology, its keys, its own status codes).
 //! - [`replicas`]: a replicated store's copies: their pods, their Raft status (the leader of
 //!   each shard, copies in sync) and the operator's `status.replication`.
+//! - [`rolls`]: a roll of a replicated store's pods watched from outside (order, copies out).
 //! - [`linearizability`]: a load's client history out of its pod log, checked by the Porcupine
 //!   checker of `tests/linearizability`.
 //! - [`summary`]: each case's figures line, printed and kept for the run's summary.
@@ -28,6 +29,7 @@ pub mod load;
 pub mod namespace;
 pub mod pods;
 pub mod replicas;
+pub mod rolls;
 pub mod screen;
 pub mod shard_http;
 pub mod stores;

@@ -539,7 +539,8 @@ pub async fn incarnation(ns: &TestNamespace, name: &str) -> Result<Incarnation> 
     incarnation_of(&ns.api::<Pod>().get(name).await?)
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// Ready and not terminating (for a copy: in sync, by its readiness probe).
+pub fn is_ready(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod
             .status

@@ -8,6 +8,8 @@
 //!    kvclient's default retries;
 //! 3. kill -9 of a follower, then a follower whose PVC and pod are deleted (rebuilt from its
 //!    peers with a new node ID), under a client that retries within 5 s;
+//! 4. a rolling upgrade: `spec.image` changed to a retagged image; the operator replaces every
+//!    pod, one copy of a shard at a time and its leader last, under the default retries;
 //! 5. `kubectl scale` 3 → 5 → 2 shards, under a client with the default retries (on a store
 //!    of its own).
 //!
@@ -19,7 +21,7 @@
 //! screen over a–z, which must show nothing but hits. Each case prints one
 //! `REPLICATION case=<n> ...` line (appended to `$FAULTS_SUMMARY` when set).
 //!
-//! Cases 0–2 share one store and run in `make test`; cases 3 and 5 each have a store of their
+//! Cases 0–2 and 4 share one store and run in `make test`; cases 3 and 5 each have a store of their
 //! own and run in `make faults` and `make e2e`. Needs root on the cluster's node (kill -9 of a container's
 //! process) and the Go toolchain (the checker).
 
@@ -33,10 +35,12 @@ use e2e::pods::LogCapture;
 use e2e::replicas::{self, Leader, RaftProbe, ShardRaft};
 use e2e::screen::rounds;
 use e2e::summary::record;
-use e2e::{Error, Result, check, cluster, host, linearizability, pods, shard_http, stores, wait};
+use e2e::{
+    Error, Result, check, cluster, host, linearizability, pods, rolls, shard_http, stores, wait,
+};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
-use kube::api::DeleteParams;
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kvproto::topology::Topology;
 use operator::status::Phase;
 
@@ -597,6 +601,63 @@ async fn case3_follower_faults(s: &Suite<'_>) -> Result<()> {
     .map(drop)
 }
 
+/// Case 4: a rolling upgrade of every pod: `spec.image` changed to a retagged image. The
+/// operator rolls each shard one copy at a time, followers first, and hands leadership over
+/// before the old leader goes; a client with the default retries fails nothing.
+async fn case4_rolling_upgrade(s: &Suite<'_>) -> Result<()> {
+    let ns = s.ns;
+    let leaders: BTreeMap<u32, String> = s
+        .settled()
+        .await?
+        .iter()
+        .map(|(shard, v)| (*shard, v.leader.pod.clone()))
+        .collect();
+    let before = replicas::copy_pods(ns, STORE).await?;
+    let image = cluster::retag(&cluster::image("kvserver"), "e2e-roll")?;
+    let running = s.start(4, &DEFAULT_RETRIES).await?;
+    let patch = serde_json::json!({ "spec": { "image": image } });
+    replicas::kvstore_api(ns)
+        .patch(STORE, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    let roll = rolls::watch(ns, STORE, &before, (SHARDS, FACTOR), &image, LONG * 2).await?;
+    stores::wait_until(ns, STORE, "status.roll cleared", LONG, |kvs| {
+        kvs.status.as_ref().is_some_and(|st| st.roll.is_none())
+    })
+    .await?;
+    let after = s.settled().await?;
+    for (shard, most) in &roll.most_out {
+        check(*most <= 1, || {
+            format!("shard {shard} had {most} copies out at once during the roll: {roll:?}")
+        })?;
+    }
+    for (shard, leader) in &leaders {
+        let order = roll.order.get(shard).cloned().unwrap_or_default();
+        check(order.len() == FACTOR as usize && order.last() == Some(leader), || {
+            format!(
+                "shard {shard}: pods replaced in the order {order:?}; the leader {leader} goes \
+                 last"
+            )
+        })?;
+    }
+    let new_leaders: BTreeMap<u32, String> = after
+        .iter()
+        .map(|(shard, v)| (*shard, v.leader.pod.clone()))
+        .collect();
+    s.finish(
+        running,
+        &[],
+        &format!(
+            "spec.image -> {image}: {} pods rolled in {:.1}s, at most one copy of a shard out, \
+             order {:?}; leaders before {leaders:?}, after {new_leaders:?}",
+            before.len(),
+            roll.took.as_secs_f64(),
+            roll.order
+        ),
+    )
+    .await
+    .map(drop)
+}
+
 /// Case 5: `kubectl scale` 3 → 5 → 2 shards under load: keys move between replicated shards
 /// (each shard's leader takes the moves, every copy applies them), the new shards' copies form
 /// their groups, the drained shards' copies and every one of their claims go; a client with the
@@ -668,13 +729,15 @@ where
     .await
 }
 
-/// Cases 0–2 (make test): the store forms, then a leader killed and a leader's pod deleted.
+/// Cases 0–2 and 4 (make test): the store forms, a leader killed, a leader's pod deleted, then
+/// every pod rolled to a new image.
 #[tokio::test]
 async fn replicated_store_keeps_every_write_through_leader_faults() -> Result<()> {
     on_a_new_store("replication", async |suite: &Suite<'_>| {
         case0_the_store_forms(suite).await?;
         case1_leader_kill9(suite).await?;
-        case2_leader_pod_deleted(suite).await
+        case2_leader_pod_deleted(suite).await?;
+        case4_rolling_upgrade(suite).await
     })
     .await
 }
