@@ -47,10 +47,9 @@ step "chart: CRD copy, helm lint, kubeconform, linters"
 tests/chart/check.sh
 
 step "fuzz (short budget; make fuzz runs longer)"
-# A short budget is spent mostly building: make test builds unoptimized and without
-# AddressSanitizer (the code fuzzed forbids unsafe; panics and debug assertions still fail a
-# target); make fuzz runs the optimized ASan build for 5 minutes a target.
-FUZZ_BUILD="${FUZZ_BUILD:-dev}" FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+# FUZZ_BUILD=dev FUZZ_SANITIZER=none would cut the cold build (not yet measured; see
+# tests/fuzz/run.sh); until measured, make test runs the same build as make fuzz.
+tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 
 step "e2e on the local cluster: smoke test, images, Helm install, suites"
 # E2E_SUITES lists the test files of tests/e2e/tests to run (cargo runs them in name order, one
