@@ -47,10 +47,9 @@ step "chart: CRD copy, helm lint, kubeconform, linters"
 tests/chart/check.sh
 
 step "fuzz (short budget; make fuzz runs longer)"
-# A short budget is spent mostly building: make test builds unoptimized and without
-# AddressSanitizer (the code fuzzed forbids unsafe; panics and debug assertions still fail a
-# target); make fuzz runs the optimized ASan build for 5 minutes a target.
-FUZZ_BUILD="${FUZZ_BUILD:-dev}" FUZZ_SANITIZER="${FUZZ_SANITIZER:-none}" tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
+# FUZZ_BUILD=dev FUZZ_SANITIZER=none would cut the cold build (not yet measured; see
+# tests/fuzz/run.sh); until measured, make test runs the same build as make fuzz.
+tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 
 step "e2e on the local cluster: smoke test, images, Helm install, suites"
 # E2E_SUITES lists the test files of tests/e2e/tests to run (cargo runs them in name order, one
@@ -61,8 +60,9 @@ step "e2e on the local cluster: smoke test, images, Helm install, suites"
 #   kvserver_pod_deleted_under_load     (kept: faults::kill9_kvserver_under_load, and the SIGTERM
 #                                        drain on loopback in kvserver/tests/lifecycle.rs)
 #   replicated_store_keeps_every_write_through_follower_faults, ..._rescaling (issue 14 cases 3
-#                                        and 5; kept: replication::..._leader_faults, cases 0-2
-#                                        and the checker; rebalance:: for factor 1)
+#                                        and 5), for when the replication suite joins E2E_SUITES:
+#                                        it stays out until its case 2 passes on the cluster
+#                                        (kept then: replication::..._leader_faults, cases 0-2)
 E2E_SKIP="${E2E_SKIP-operator_killed_in_every_phase unreachable_shard_blocks_scale_down kvserver_pod_deleted_under_load replicated_store_keeps_every_write_through_follower_faults replicated_store_keeps_every_write_through_rescaling}" \
   E2E_SUITES="${E2E_SUITES:-operator rebalance hardening faults}" tests/e2e/run.sh
 

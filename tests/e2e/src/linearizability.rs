@@ -126,10 +126,39 @@ pub fn build_checker() -> Result<PathBuf> {
     }
 }
 
-/// Writes `history` to `NAME.jsonl` and checks it: the checker's verdict line when linearizable;
-/// otherwise an error naming the kept history and its visualization. An empty history fails:
-/// a case that recorded nothing has checked nothing.
-pub fn check(checker: &Path, name: &str, history: &str) -> Result<String> {
+/// What the checker said of a history.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The checker's verdict line.
+    Linearizable(String),
+    /// Why not, naming the kept history and its visualization.
+    NotLinearizable(String),
+    /// Neither verdict within the timeout: a failed check all the same.
+    Undecided(String),
+}
+
+impl Verdict {
+    /// The word a case's summary line gives.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Linearizable(_) => "linearizable",
+            Verdict::NotLinearizable(_) => "NOT-linearizable",
+            Verdict::Undecided(_) => "undecided",
+        }
+    }
+
+    /// The verdict line when linearizable, else an error saying why not.
+    pub fn into_result(self) -> Result<String> {
+        match self {
+            Verdict::Linearizable(line) => Ok(line),
+            Verdict::NotLinearizable(why) | Verdict::Undecided(why) => Err(Error::Check(why)),
+        }
+    }
+}
+
+/// Writes `history` to `NAME.jsonl` and checks it. An empty history is an error: a case that
+/// recorded nothing has checked nothing; so is a checker that could not read it.
+pub fn check(checker: &Path, name: &str, history: &str) -> Result<Verdict> {
     let ops = history.lines().count();
     if ops == 0 {
         return Err(Error::Check(format!(
@@ -147,18 +176,15 @@ pub fn check(checker: &Path, name: &str, history: &str) -> Result<String> {
         .arg(&file)
         .output()?;
     let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let kept = format!("kept {} and {}", file.display(), html.display());
     match out.status.code() {
-        Some(0) => Ok(stdout),
-        Some(1) => Err(Error::Check(format!(
-            "history {name} ({ops} operations) is NOT linearizable: {stdout}; kept {} and {}",
-            file.display(),
-            html.display()
+        Some(0) => Ok(Verdict::Linearizable(stdout)),
+        Some(1) => Ok(Verdict::NotLinearizable(format!(
+            "history {name} ({ops} operations) is NOT linearizable: {stdout}; {kept}"
         ))),
-        Some(3) => Err(Error::Check(format!(
+        Some(3) => Ok(Verdict::Undecided(format!(
             "history {name} ({ops} operations) was not decided in {CHECK_TIMEOUT} (neither \
-             verdict; a failed check all the same): {stdout}; kept {} and {}",
-            file.display(),
-            html.display()
+             verdict; a failed check all the same): {stdout}; {kept}"
         ))),
         other => Err(Error::Check(format!(
             "the checker could not read {} ({other:?}): {stdout} {}",
