@@ -631,10 +631,10 @@ async fn case4_rolling_upgrade(s: &Suite<'_>) -> Result<()> {
     }
     for (shard, leader) in &leaders {
         let order = roll.order.get(shard).cloned().unwrap_or_default();
-        check(order.len() == FACTOR as usize && order.last() == Some(leader), || {
+        let leader_last = order.len() == FACTOR as usize && order.last() == Some(leader);
+        check(leader_last, || {
             format!(
-                "shard {shard}: pods replaced in the order {order:?}; the leader {leader} goes \
-                 last"
+                "shard {shard}: pods replaced in the order {order:?}, its leader {leader} not last"
             )
         })?;
     }
