@@ -14,6 +14,8 @@
 //! - [`shard_http`]: one shard's pod IP directly (its topology, its keys, its own status codes).
 //! - [`replicas`]: a replicated store's copies: their pods, their Raft status (the leader of
 //!   each shard, copies in sync) and the operator's `status.replication`.
+//! - [`replication_suite`]: what the replication suites share: one factor-3 store per test, and
+//!   per case its client pods (load, history, screen), started before a fault and judged after.
 //! - [`rolls`]: a roll of a replicated store's pods watched from outside (order, copies out).
 //! - [`linearizability`]: a load's client history out of its pod log, checked by the Porcupine
 //!   checker of `tests/linearizability`.
@@ -29,6 +31,7 @@ pub mod load;
 pub mod namespace;
 pub mod pods;
 pub mod replicas;
+pub mod replication_suite;
 pub mod rolls;
 pub mod screen;
 pub mod shard_http;
