@@ -29,6 +29,8 @@ use crate::storage::{StorageError, Store};
 
 /// kvraft's keyspace of the group's small facts: it exists once a group's storage was opened.
 const RAFT_META_KEYSPACE: &str = "raft_meta";
+/// How often a draining copy looks whether leadership came back to it.
+const DRAIN_RECHECK: Duration = Duration::from_millis(100);
 
 /// Why the group's storage or the node's identity is unavailable.
 #[derive(Debug, Error)]
@@ -421,6 +423,21 @@ impl RaftNode {
             pod,
             addr: addr.trim_end_matches('/').to_owned(),
         })
+    }
+
+    /// Drain: hands leadership over (as [`Self::hand_over_leadership`]), then for `hold` keeps
+    /// it away: leadership moved back meanwhile (the operator's preferred leader, a transfer
+    /// sent before it saw the pod go) is handed over again, so the copy never stops as leader.
+    pub async fn drain_leadership(&self, hold: Duration) {
+        self.hand_over_leadership().await;
+        let until = tokio::time::Instant::now() + hold;
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep_until(until.min(tokio::time::Instant::now() + DRAIN_RECHECK)).await;
+            if self.running().is_some_and(|g| g.is_leader()) {
+                tracing::warn!("draining: leadership came back; handing it over again");
+                self.hand_over_leadership().await;
+            }
+        }
     }
 
     /// Drain, first step: a leader with another voter hands leadership over and waits (bounded)

@@ -77,10 +77,9 @@ pub async fn serve(
             shutdown.await;
             let began = std::time::Instant::now();
             if !state.start_draining() {
-                // A leader hands its group over first; the copy then forwards to the new one.
-                state.raft.hand_over_leadership().await;
-                // Give Services time to stop sending traffic here.
-                tokio::time::sleep(delay).await;
+                // A leader hands its group over first and keeps it away while it forwards to
+                // the new one, giving Services time to stop sending traffic here.
+                state.raft.drain_leadership(delay).await;
             }
             tracing::info!(
                 after_ms = began.elapsed().as_millis(),

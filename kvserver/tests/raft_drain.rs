@@ -10,6 +10,8 @@
 //!   request marked for the leader, naming its sender) is passed on to the new leader, not held
 //!   for an election that will not make the drained copy leader again; and the draining copy
 //!   keeps no connection alive (`Connection: close`).
+//! - Leadership moved back to a draining copy (an operator's transfer sent before it saw the
+//!   pod go) is handed over again while the copy drains: it never stops as the leader.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed setup should panic
 
 mod common;
@@ -19,12 +21,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::TOKEN;
-use common::raft::{Copy, client, eventually, leader_among, status, three_formed};
+use common::raft::{Copy, admin_post, client, eventually, leader_among, status, three_formed};
 use kvclient::{ClientConfig, ServerClient, ShardedClient};
 use kvproto::Key;
-use kvproto::raft::ServerState;
+use kvproto::raft::{Member, ServerState};
+use kvproto::raft_admin::TRANSFER_LEADER_PATH;
 use kvproto::wire::header;
 use reqwest::StatusCode;
+use serde_json::json;
 
 const UID: &str = "uid-drain";
 const GROUP: &str = "uid-drain/0";
@@ -224,4 +228,62 @@ async fn a_drained_copy_passes_on_what_is_sent_to_it_as_the_leader() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get(reqwest::header::CONNECTION).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_moved_back_to_a_draining_copy_is_handed_over_again() {
+    let http = client(Duration::from_secs(30));
+    // Long enough for the transfer back and the second handover within the drain.
+    let (mut copies, _) = three_formed(&http, (UID, GROUP), &flags("10s"), &[0, 1, 2]).await;
+    let url: Vec<String> = copies.iter().map(Copy::url).collect();
+    let leader = leader_among(&http, &copies).await;
+    let drained_id = status(&http, &url[leader]).await.unwrap().node_id;
+
+    copies[leader].proc.as_ref().unwrap().sigterm();
+    let new = eventually("the drained copy follows a new leader", || async {
+        let s = status(&http, &url[leader]).await?;
+        let l = s.leader?;
+        (s.state == ServerState::Follower && l.node_id != drained_id).then_some(l)
+    })
+    .await;
+    let new_at = (0..3).find(|i| copies[*i].pod == new.pod).unwrap();
+
+    // As an operator that has not seen the pod go would: leadership back to the drained copy.
+    let a = admin_post(
+        &http,
+        &url[new_at],
+        TRANSFER_LEADER_PATH,
+        Some(GROUP),
+        json!({"to": copies[leader].member(drained_id)}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let moved_to: Member = serde_json::from_value(a.body).unwrap();
+    assert_eq!(
+        moved_to.node_id, drained_id,
+        "leadership reached the draining copy"
+    );
+
+    // It hands leadership over again while it still drains, so it never stops as leader.
+    let after = eventually(
+        "the draining copy to hand leadership over again",
+        || async {
+            let s = status(&http, &url[leader]).await?;
+            let l = s.leader?;
+            (s.state == ServerState::Follower && l.node_id != drained_id).then_some(l)
+        },
+    )
+    .await;
+    let exited = copies[leader]
+        .proc
+        .as_mut()
+        .unwrap()
+        .child
+        .try_wait()
+        .unwrap();
+    assert!(
+        exited.is_none(),
+        "handed over again (to {}) while still draining, not by exiting: {exited:?}",
+        after.pod
+    );
 }

@@ -3,14 +3,19 @@
 //! the groups, the release of surplus copies), and report `status.replication`. Runs after the
 //! children are applied, for a replicated store (factor > 1, or copies still being removed).
 
+use std::collections::BTreeSet;
+
 use futures::future::join_all;
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
+use kube::api::{Api, ListParams};
 use tracing::{info, warn};
 
 use super::copies::{self, Copies};
 use super::token::AdminToken;
 use crate::context::Context;
 use crate::crd::KVStore;
+use crate::labels;
 use crate::replication::{self, Action, CopyView, Observed, ShardStep, ShardView, View};
 use crate::status::{ReplicationStatus, ShardPhase};
 use crate::status_report::ReplicationReport;
@@ -148,6 +153,26 @@ pub(super) async fn run(
     }
 }
 
+/// The store's pods being deleted (they drain). A failed list marks none: leadership may then
+/// move to a draining copy, which hands it away again (kvserver keeps handing over while it
+/// drains).
+async fn terminating_pods(ctx: &Context, inst: &Instance) -> BTreeSet<String> {
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &inst.namespace);
+    let params = ListParams::default().labels(&labels::selector_string(&inst.name));
+    match api.list(&params).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_some())
+            .map(ResourceExt::name_any)
+            .collect(),
+        Err(e) => {
+            warn!(store = %inst.name, error = %e, "listing the store's pods failed");
+            BTreeSet::new()
+        }
+    }
+}
+
 /// Every copy's status, concurrently. A copy whose pod cannot exist yet (its StatefulSet is
 /// missing or smaller) is not called.
 #[allow(clippy::too_many_arguments)]
@@ -176,10 +201,12 @@ async fn observe(
         0 => copy0_pods,
         k => copies.existing.get(&k).map_or(0, |s| s.current),
     };
+    let leaving = terminating_pods(ctx, inst).await;
     let calls = (0..shards).flat_map(|shard| (0..span).map(move |copy| (shard, copy)));
     let answers = join_all(calls.map(|(shard, copy)| {
         let url = view.url(shard, copy);
         let exists = i64::from(pods(copy)) > i64::from(shard);
+        let leaving = leaving.contains(&view.pod(shard, copy));
         async move {
             let observed = if exists {
                 match ctx.shards.raft_status(&url, &token.token).await {
@@ -189,7 +216,14 @@ async fn observe(
             } else {
                 Observed::Unreachable("its pod does not exist yet".to_owned())
             };
-            (shard, CopyView { copy, observed })
+            (
+                shard,
+                CopyView {
+                    copy,
+                    observed,
+                    leaving,
+                },
+            )
         }
     }))
     .await;

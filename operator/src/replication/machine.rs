@@ -15,13 +15,14 @@
 //!    entry as add-learner will name it (docs/replication.md, "Phase 6 kvserver follow-ups");
 //!    a copy answered with a new node ID while the group still lists its pod under the old
 //!    one (its volume was replaced): the old ID leaves first (`voters` without it);
-//! 4. the leader is a copy beyond the factor: leadership moves to an in-sync copy that stays;
+//! 4. the leader is a copy beyond the factor: leadership moves to an in-sync copy that stays
+//!    (never to one whose pod is being deleted);
 //! 5. copies beyond the factor are members: `voters` without them, once every remaining
 //!    voter answers and is in sync;
 //! 6. a wanted copy answers outside the group: `add-learner`;
 //! 7. every wanted learner caught up: `voters` with them (one joint change);
 //! 8. copy 0 is an in-sync voter but does not lead: leadership back to it (the preferred
-//!    leader: book clients reach copy 0 first).
+//!    leader: book clients reach copy 0 first), unless its pod is being deleted.
 //!
 //! Then, store-wide: once no group counts a copy beyond the factor, those copies' StatefulSets
 //! may go ([`Action::ReleaseCopies`]).
@@ -337,10 +338,17 @@ fn step(view: &View, s: &ShardView, factor: u32) -> ShardStep {
         }
         if surplus.iter().any(|m| m.member.node_id == leader_id) {
             // Copy 0 when it can, else the remaining voter least behind.
+            let staying = |v: &&&MemberStatus| view.copy_of(shard, v).is_none_or(|k| !s.leaving(k));
             let to = remaining
                 .iter()
+                .filter(staying)
                 .find(|v| view.copy_of(shard, v) == Some(0))
-                .or_else(|| remaining.iter().min_by_key(|v| v.lag.unwrap_or(u64::MAX)))
+                .or_else(|| {
+                    remaining
+                        .iter()
+                        .filter(staying)
+                        .min_by_key(|v| v.lag.unwrap_or(u64::MAX))
+                })
                 .map(|v| v.member.clone());
             if let Some(to) = to {
                 return ShardStep::new(
@@ -416,8 +424,11 @@ fn step(view: &View, s: &ShardView, factor: u32) -> ShardStep {
         );
     }
 
-    // 8. The preferred leader: copy 0, once in sync.
+    // 8. The preferred leader: copy 0, once in sync, unless its pod is going (a draining
+    // copy handed leadership away; moving it back would leave the group leaderless when it
+    // stops).
     if leader != 0
+        && !s.leaving(0)
         && let Some(c0) = voters
             .iter()
             .find(|v| view.copy_of(shard, v) == Some(0) && within(v, Some(leader_id), PROMOTE_LAG))

@@ -122,6 +122,7 @@ fn shard(formed: bool, copies: Vec<Observed>) -> ShardView {
             .map(|(k, observed)| CopyView {
                 copy: u32::try_from(k).unwrap(),
                 observed,
+                leaving: false,
             })
             .collect(),
         formed,
@@ -637,6 +638,58 @@ fn leadership_goes_back_to_copy_0_only_once_it_is_in_sync() {
             shard: 0,
             leader: 2,
             to: member(0, 10)
+        }]
+    );
+}
+
+#[test]
+fn leadership_never_goes_to_a_copy_whose_pod_is_being_deleted() {
+    // Copy 0 drained: it handed leadership to copy 1 and still answers, in sync, while its
+    // pod terminates. Moving leadership back would leave the group leaderless when it stops.
+    let synced = three_voters([0, 0, 0]);
+    let mut v = view(
+        false,
+        vec![shard(
+            true,
+            vec![
+                follows(10, &synced),
+                leads(11, &synced),
+                follows(12, &synced),
+            ],
+        )],
+    );
+    v.shards[0].copies[0].leaving = true;
+    assert_eq!(one(&v, 3), (ShardPhase::Stable, vec![]));
+    // Its replacement (the same pod name, not terminating) gets it back once in sync.
+    v.shards[0].copies[0].leaving = false;
+    assert_eq!(
+        decide(&v, 3),
+        vec![Action::TransferLeader {
+            shard: 0,
+            leader: 1,
+            to: member(0, 10)
+        }]
+    );
+    // Lowering 3 -> 1 while copy 2 leads and copy 0 is going: leadership moves to copy 1.
+    let mut v = view(
+        false,
+        vec![shard(
+            true,
+            vec![
+                follows(10, &synced),
+                follows(11, &synced),
+                leads(12, &synced),
+            ],
+        )],
+    );
+    v.shards[0].copies[0].leaving = true;
+    let (_, actions) = one(&v, 2);
+    assert_eq!(
+        actions,
+        vec![Action::TransferLeader {
+            shard: 0,
+            leader: 2,
+            to: member(1, 11)
         }]
     );
 }

@@ -17,6 +17,9 @@ pub enum Observed {
 pub struct CopyView {
     pub copy: u32,
     pub observed: Observed,
+    /// Its pod is being deleted: the copy drains (it hands leadership away and stops), so
+    /// leadership is never moved to it, whatever it answers.
+    pub leaving: bool,
 }
 
 impl CopyView {
@@ -47,6 +50,11 @@ impl ShardView {
     /// The status of copy `copy`, when it answered.
     pub fn status(&self, copy: u32) -> Option<&RaftStatus> {
         self.copies.get(copy as usize).and_then(CopyView::status)
+    }
+
+    /// Whether copy `copy`'s pod is being deleted.
+    pub fn leaving(&self, copy: u32) -> bool {
+        self.copies.get(copy as usize).is_some_and(|c| c.leaving)
     }
 }
 
