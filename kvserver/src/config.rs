@@ -235,6 +235,11 @@ pub struct Config {
     /// How long a replicated write waits to be committed before it answers 504 `outcome_unknown`.
     #[arg(long, env = "KV_RAFT_WRITE_TIMEOUT", default_value = "3s", value_parser = humantime::parse_duration)]
     pub raft_write_timeout: Duration,
+
+    /// Deliberately broken replication, for tests (src/unsafe_modes.rs).
+    #[cfg(feature = "unsafe-fault-modes")]
+    #[command(flatten)]
+    pub unsafe_modes: crate::unsafe_modes::UnsafeFlags,
 }
 
 impl Config {
@@ -257,6 +262,18 @@ impl Config {
             store_uid: uid.clone(),
             shard: self.shard_ordinal(),
         })
+    }
+
+    /// The broken replication mode the flags chose (`--unsafe-ack`, `--unsafe-read`).
+    #[cfg(feature = "unsafe-fault-modes")]
+    pub fn unsafe_mode(&self) -> kvraft::UnsafeMode {
+        self.unsafe_modes.mode()
+    }
+
+    /// Always `None`: a build without the `unsafe-fault-modes` feature has no broken mode.
+    #[cfg(not(feature = "unsafe-fault-modes"))]
+    pub fn unsafe_mode(&self) -> kvraft::UnsafeMode {
+        kvraft::UnsafeMode::None
     }
 
     /// Refuses combinations clap cannot express (run before anything is opened).
@@ -406,6 +423,19 @@ mod tests {
         // Copy 0 has no flag, and no group.
         let c0 = Config::parse_from(["kvserver", "--sync", "never"]);
         assert_eq!((c0.raft_group(), c0.validate()), (None, Ok(())));
+    }
+
+    #[cfg(not(feature = "unsafe-fault-modes"))]
+    #[test]
+    fn a_normal_build_has_no_broken_mode_flag() {
+        for flag in ["--unsafe-ack=local", "--unsafe-read=local"] {
+            let e = Config::try_parse_from(["kvserver", flag]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{flag}");
+        }
+        assert_eq!(
+            Config::parse_from(["kvserver"]).unsafe_mode(),
+            kvraft::UnsafeMode::None
+        );
     }
 
     #[test]

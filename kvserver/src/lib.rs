@@ -22,6 +22,8 @@
 //!   applied one; [`raft_admin`]: the management routes; [`raft_rpc`]: the Raft RPC routes;
 //!   [`replica`]: serving a request here or at the shard's leader (forwarding, read barriers);
 //!   [`to_leader`]: the marker on a request sent on to the leader, naming its sender.
+//! - `unsafe_modes` (feature `unsafe-fault-modes` only): the deliberately broken replication
+//!   flags of the checker's negative test.
 //! - [`storage`]: versioned records and tombstones on fjall, group commit, disk-full recovery.
 //! - [`topology_file`]: the topology persisted atomically on the data dir.
 //! - [`auth`]: the admin, peer and data bearer tokens (read, reloaded and compared).
@@ -64,6 +66,8 @@ pub mod storage;
 pub mod tls;
 pub mod to_leader;
 pub mod topology_file;
+#[cfg(feature = "unsafe-fault-modes")]
+pub mod unsafe_modes;
 pub mod v1;
 pub mod write_path;
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use kvproto::raft::{GroupId, Member, RaftStatus, ServerState};
-use kvraft::{Durability, RaftConfig, ReadPolicy, ShardGroup, Storage, StorageConfig};
+use kvraft::{Durability, RaftConfig, ReadPolicy, ShardGroup, Storage, StorageConfig, UnsafeMode};
 use parking_lot::Mutex;
 use thiserror::Error;
 
@@ -76,6 +76,8 @@ struct Settings {
     election_timeout_min: Duration,
     read_policy: ReadPolicy,
     write_timeout: Duration,
+    /// `--unsafe-ack` / `--unsafe-read` (feature `unsafe-fault-modes`); else `None`.
+    unsafe_mode: UnsafeMode,
 }
 
 /// How the group reaches its peers: the client and peer token, asked at each RPC.
@@ -146,6 +148,7 @@ impl RaftNode {
                     RaftReadPolicy::ReadIndex => ReadPolicy::ReadIndex,
                 },
                 write_timeout: config.raft_write_timeout,
+                unsafe_mode: config.unsafe_mode(),
             },
             storage: Mutex::new(None),
             taken: AtomicBool::new(false),
@@ -399,6 +402,14 @@ impl RaftNode {
         cfg.election_timeout_min = self.settings.election_timeout_min;
         cfg.read_policy = self.settings.read_policy;
         cfg.write_timeout = self.settings.write_timeout;
+        cfg.unsafe_mode = self.settings.unsafe_mode;
+        if cfg.unsafe_mode != UnsafeMode::None {
+            tracing::warn!(
+                mode = ?cfg.unsafe_mode,
+                %group,
+                "deliberately broken replication mode: acknowledged writes may be lost or reads stale"
+            );
+        }
         let group = ShardGroup::open(storage, identity, me, Some(group), cfg).await?;
         let rpc = group.routes();
         let running = self.running.get_or_init(|| Running { group, rpc });

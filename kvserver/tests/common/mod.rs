@@ -2,6 +2,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test support: a failed setup should panic
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod checker;
 pub mod raft;
 
 use std::io::{BufRead, BufReader};
