@@ -303,8 +303,8 @@ async fn kept_pending(
             uid == replacement && phase == "Pending" && node.is_none(),
             || {
                 format!(
-                    "after {:.0}s of the cordon, pod {} (uid {uid}, replacement {replacement}) is \
-                 {phase} on {node:?}, not Pending unscheduled",
+                    "{:.0}s into the window, pod {} (uid {uid}, replacement {replacement}) is \
+                     {phase} on {node:?}, not Pending unscheduled",
                     started.elapsed().as_secs_f64(),
                     old.pod
                 )
