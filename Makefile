@@ -40,7 +40,7 @@ bench: ## Every shipped benchmark side by side with its baseline; writes BENCHMA
 	tests/bench/run.sh
 
 e2e: ## Every e2e case on the local cluster, the long ones make test leaves out included (KVSTORE_NODES=3: and the nodes suite)
-	E2E_SKIP= E2E_SUITES="$${E2E_SUITES:-operator rebalance hardening faults replication $$( [ "$${KVSTORE_NODES:-1}" -ge 3 ] && echo nodes)}" tests/e2e/run.sh
+	E2E_SKIP= E2E_SUITES="$${E2E_SUITES:-operator rebalance hardening faults replication replication_faults $$( [ "$${KVSTORE_NODES:-1}" -ge 3 ] && echo nodes)}" tests/e2e/run.sh
 
 faults: ## Fault injection on the local cluster; every case checks that no acknowledged write was lost
 	tests/faults/run.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make faults`: fault injection on the local cluster (see docs/faults.md). The steps of
 # tests/e2e/run.sh (cluster up, smoke test, images, the operator from its Helm chart, tear-down
-# unless KEEP_CLUSTER=1), running the faults and replication suites, then each case's summary line.
+# unless KEEP_CLUSTER=1), running the faults, replication and replication_faults suites, then each
+# case's summary line.
 #
 # usage: tests/faults/run.sh [CARGO_TEST_FILTER...]     e.g. tests/faults/run.sh disk_full
 #   KEEP_CLUSTER=1   leave the local cluster running afterwards
@@ -20,7 +21,7 @@ export FAULTS_SUMMARY
 
 start=$SECONDS
 rc=0
-E2E_SUITES="faults replication" tests/e2e/run.sh --nocapture "$@" || rc=$?
+E2E_SUITES="faults replication replication_faults" tests/e2e/run.sh --nocapture "$@" || rc=$?
 
 # The tests unmount their own tmpfs volumes (also when they fail); this catches a killed run.
 while read -r target; do

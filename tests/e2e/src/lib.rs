@@ -22,13 +22,19 @@
 //! - [`summary`]: each case's figures line, printed and kept for the run's summary.
 //! - [`host`]: the node's processes: finding a pod's or container's in `/proc` and SIGKILLing them.
 //! - [`volumes`]: fillable tmpfs volumes offered as pre-bound PVs (the disk-full case).
+//! - [`netcut`]: a pod cut off the network by iptables rules inside its network namespace.
+//! - [`cordon`]: a node cordoned for a test, uncordoned after it whatever happens.
+//! - [`operator_pod`]: the operator's pod: its process SIGKILLed, and back Ready.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod cordon;
 pub mod host;
 pub mod linearizability;
 pub mod load;
 pub mod namespace;
+pub mod netcut;
+pub mod operator_pod;
 pub mod pods;
 pub mod replicas;
 pub mod replication_suite;

@@ -43,7 +43,7 @@ pub async fn start(
 
 /// Like [`start`], with the keys under `prefix` (so that runs on one store are verified apart)
 /// and `extra` arguments after the usual ones (e.g. `--retry-within 5s`, or `--hot-keys 6
-/// --history /dev/stdout`).
+/// --history /dev/stdout`; a `--timeout` among them replaces the default 5 s).
 pub async fn start_with(
     ns: &TestNamespace,
     name: &str,
@@ -72,10 +72,15 @@ pub async fn start_with(
         prefix,
         "--prefill",
         "--json",
-        "--timeout",
-        "5",
     ];
-    let args: Vec<&str> = args.iter().chain(extra).copied().collect();
+    // A caller's own `--timeout` (e.g. a per-attempt deadline shorter than a retry budget)
+    // replaces this default: clap refuses the flag twice.
+    let timeout: &[&str] = if extra.contains(&"--timeout") {
+        &[]
+    } else {
+        &["--timeout", "5"]
+    };
+    let args: Vec<&str> = args.iter().chain(timeout).chain(extra).copied().collect();
     let pod = pods::client_pod(name, &cluster::image("kvclient"), &args, Some(account))?;
     pods::start(ns, &pod).await?;
     let capture = LogCapture::start(ns, name).await?;
