@@ -14,6 +14,7 @@
 //! - [`status`]: outcomes and the book's status letters.
 //! - [`probe`]: the book client's check of one key (read, write if missing, compare).
 //! - [`screen`]: pure rendering of the book's screen.
+//! - [`history`]: a recorded operation history (call, return, outcome) in the checker's format.
 //! - [`load_report`]: the load generator's report (its `--json` shape).
 //! - [`shutdown`]: waiting for SIGINT or SIGTERM.
 //!
@@ -27,6 +28,7 @@ pub mod config;
 mod copies;
 pub mod error;
 pub mod hints;
+pub mod history;
 pub mod load_report;
 pub mod probe;
 mod raft_admin;

@@ -18,28 +18,13 @@
 
 mod common;
 
-/// kvclient's history recorder, unchanged (it lives in kvclient's binary, not its library),
-/// so the lines are the checker's format by construction.
-#[allow(dead_code)]
-#[path = "../../kvclient/src/cli/load/history.rs"]
-mod history;
-
-/// The one error type the recorder names (`History::write_to`).
-mod cli {
-    pub mod error {
-        pub enum CliError {
-            Failed(String),
-        }
-    }
-}
-
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use common::checker::{self, Verdict};
 use common::raft::{client, eventually, leader_among, three_formed};
-use history::{History, Op, Outcome};
+use kvclient::history::{History, Op, Outcome};
 use kvclient::{ClientConfig, RetryPolicy, ServerClient};
 use kvproto::Key;
 use kvproto::wire::header;
@@ -140,7 +125,7 @@ async fn lose_the_leader_after_a_write(uid: &'static str, extra: &[&str], out: &
     );
     history
         .write_to(out)
-        .unwrap_or_else(|cli::error::CliError::Failed(why)| panic!("{why}"));
+        .unwrap_or_else(|e| panic!("writing the history to {}: {e}", out.display()));
     v2
 }
 

@@ -10,9 +10,9 @@ use kvclient::{Condition, Versioned};
 use rand::Rng;
 use rand::rngs::StdRng;
 
-use super::history::{History, Op, Outcome};
 use super::keylog::read_text;
 use super::plan::Plan;
+use kvclient::history::{History, Op, Outcome};
 
 /// What a worker last read of each hot key: `None` when it read it absent.
 pub type LastRead = HashMap<usize, Option<Versioned>>;

@@ -16,7 +16,6 @@
 //!
 //! # Layout (each uses only what is listed before it)
 //! - [`keylog`]: the values a key may hold.
-//! - [`history`]: the recorded operations and their file format.
 //! - [`gaps`]: per shard, the longest time without an acknowledged write.
 //! - [`plan`]: what every worker shares (client, keys, stop flag, request counter, history).
 //! - [`hot`]: one operation on a shared hot key, recorded.
@@ -28,7 +27,6 @@
 //! - [`print`]: the report as text or JSON.
 
 mod gaps;
-mod history;
 mod hot;
 mod keylog;
 mod plan;
@@ -72,7 +70,9 @@ pub async fn run(args: &LoadArgs) -> Result<(), CliError> {
     verify::read_back(&plan, logs, &mut report.verify).await;
     if let (Some(history), Some(path)) = (&plan.history, &args.history) {
         hot::read_back(&plan, history).await;
-        history.write_to(path)?;
+        history
+            .write_to(path)
+            .map_err(|e| CliError::Failed(format!("--history {}: {e}", path.display())))?;
         eprintln!(
             "history: {} operations in {}",
             history.len(),

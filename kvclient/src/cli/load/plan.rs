@@ -7,9 +7,9 @@ use kvclient::ShardedClient;
 use kvproto::Key;
 
 use super::gaps::WriteGaps;
-use super::history::History;
 use crate::cli::args::LoadArgs;
 use crate::cli::error::CliError;
+use kvclient::history::History;
 
 /// The run's client, keys and knobs, shared by the workers behind an `Arc`.
 pub struct Plan {

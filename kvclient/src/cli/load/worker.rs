@@ -11,11 +11,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
 
-use super::history::{Op, Outcome as Recorded};
 use super::hot::{self, LastRead};
 use super::keylog::{KeyLog, read_text};
 use super::plan::Plan;
 use crate::cli::error::CliError;
+use kvclient::history::{Op, Outcome as Recorded};
 
 /// What one worker measured, and the logs of the keys it wrote.
 pub struct WorkerResult {

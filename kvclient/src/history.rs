@@ -6,12 +6,11 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
 
-use kvclient::Error;
 use kvproto::Key;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::cli::error::CliError;
+use crate::Error;
 
 /// What an operation came to, as the checker reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,20 +127,22 @@ impl History {
         self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    /// Nothing recorded yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Writes every line, in call order, to `path`.
-    pub fn write_to(&self, path: &Path) -> Result<(), CliError> {
+    pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
         let mut lines = self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone();
         lines.sort_by_key(|l| l.call);
-        let failed = |e: &dyn std::fmt::Display| {
-            CliError::Failed(format!("--history {}: {e}", path.display()))
-        };
-        let file = std::fs::File::create(path).map_err(|e| failed(&e))?;
+        let file = std::fs::File::create(path)?;
         let mut out = std::io::BufWriter::new(file);
         for line in &lines {
-            serde_json::to_writer(&mut out, line).map_err(|e| failed(&e))?;
-            out.write_all(b"\n").map_err(|e| failed(&e))?;
+            serde_json::to_writer(&mut out, line)?;
+            out.write_all(b"\n")?;
         }
-        out.flush().map_err(|e| failed(&e))
+        out.flush()
     }
 }
 
