@@ -3,7 +3,10 @@
 # kube context with KVSTORE_CLUSTER=existing), builds and imports the images, installs the operator
 # with its Helm chart, applies examples/kvstore.yaml, starts the topology-following client and a
 # verifying load generator, scales the store 3→5→2 while streaming the client's screen, and ends
-# with a summary: hits, lost keys, and how long each scale took. Ctrl-C stops it cleanly.
+# with a summary: hits, lost keys, and how long each scale took. Then a replicated store
+# (examples/kvstore-replicated.yaml, 3 copies per shard) loses a shard leader to kill -9 while a
+# second screen follows it: a new leader is elected and the screen stays at 100% hits.
+# Ctrl-C stops it cleanly.
 # The cluster and the store are left running; `make cluster-down` removes everything.
 # shellcheck source=tests/lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh" demo || exit 1
@@ -12,14 +15,14 @@ source tests/lib/deploy.sh
 NS=default
 STORE=server
 read -r -a SCALES <<<"${DEMO_SCALES:-5 2}"
-STEPS=6
+STEPS=7
 say() { printf '\n\033[1m[%s/%s] %s\033[0m\n' "$1" "$STEPS" "$2"; }
 info() { printf '  %s\n' "$*"; }
 
 streamer=""
 cleanup_pods() {
   if [[ -n $streamer ]]; then kill "$streamer" 2>/dev/null || true; fi
-  kubectl -n "$NS" delete pod demo-load --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  kubectl -n "$NS" delete pod demo-load demo-screen-replicated --ignore-not-found --wait=false >/dev/null 2>&1 || true
 }
 on_interrupt() {
   printf '\n\nInterrupted: stopping the demo clients. The cluster and the store keep running;\n'
@@ -117,3 +120,57 @@ for i in "${!SCALES[@]}"; do
   prev=${SCALES[$i]}
 done
 printf '\n%s\n' "The store keeps running: kubectl get kvs; kubectl logs -f client-follow. \`make cluster-down\` removes everything."
+
+say 7 "replication: kubectl apply -f examples/kvstore-replicated.yaml, then kill -9 of a shard leader"
+RSTORE=replicated
+kubectl apply -f examples/kvstore-replicated.yaml
+summary_of() { kubectl -n "$NS" get kvs "$RSTORE" -o jsonpath='{.status.replication.summary}' 2>/dev/null; }
+for _ in $(seq 1 300); do [[ $(summary_of) == 3/3 ]] && break; sleep 1; done
+[[ $(summary_of) == 3/3 ]] || { kubectl -n "$NS" describe kvs "$RSTORE" >&2; exit 1; }
+kubectl -n "$NS" get kvs "$RSTORE" -o wide
+kubectl -n "$NS" delete pod demo-screen-replicated --ignore-not-found >/dev/null
+# The screen retries a refused or unanswered request for up to 5 s, moving to another copy.
+kubectl -n "$NS" run demo-screen-replicated --image="$IMAGE_REGISTRY/kvclient:$IMAGE_TAG" \
+  --image-pull-policy=IfNotPresent --restart=Never \
+  --overrides='{"spec":{"serviceAccountName":"kvclient","terminationGracePeriodSeconds":1}}' -- \
+  --kvstore "$RSTORE" --interval 1 --retry-within 5s >/dev/null
+kubectl -n "$NS" wait pod/demo-screen-replicated --for=condition=Ready --timeout=180s >/dev/null
+sleep 6
+leader=$(kubectl -n "$NS" get kvs "$RSTORE" -o jsonpath='{.status.replication.shards[1].leader}')
+screen_log=$(mktemp)
+kubectl -n "$NS" logs -f demo-screen-replicated --since=1s 2>&1 | tee "$screen_log" &
+streamer=$!
+sleep 2
+cid=$(kubectl -n "$NS" get pod "$leader" -o jsonpath='{.status.containerStatuses[?(@.name=="kvserver")].containerID}')
+cid=${cid#*://}
+pids=""
+if [[ ${KVSTORE_CLUSTER:-local} != existing && -n $cid && $(id -u) == 0 ]]; then
+  # The container's processes, by the cgroup that names it on this (the cluster's) node.
+  pids=$(grep -l -- "$cid" /proc/[0-9]*/cgroup 2>/dev/null | cut -d/ -f3 | tr '\n' ' ' || true)
+fi
+if [[ -n $pids ]]; then
+  printf '\n>>> kill -9 of kvserver (pid %s) in %s, the leader of shard 1\n' "$pids" "$leader"
+  # shellcheck disable=SC2086 # one word per pid
+  kill -KILL $pids
+else
+  printf '\n>>> kubectl delete pod %s (the leader of shard 1; kill -9 needs root on the cluster node)\n' "$leader"
+  kubectl -n "$NS" delete pod "$leader" --wait=false >/dev/null
+fi
+killed_at=$SECONDS
+new_leader=""
+for _ in $(seq 1 60); do
+  new_leader=$(kubectl -n "$NS" get kvs "$RSTORE" -o jsonpath='{.status.replication.shards[1].leader}')
+  [[ -n $new_leader && $new_leader != "$leader" ]] && break
+  sleep 0.5
+done
+elected_in=$((SECONDS - killed_at))
+sleep 20
+kill "$streamer" 2>/dev/null || true
+streamer=""
+rounds=$(grep -c '| hits = ' "$screen_log" || true)
+short=$(grep '| hits = ' "$screen_log" | grep -vc '(100%)' || true)
+printf '\n\033[1mReplication\033[0m\n'
+printf '  leader of shard 1    : %s, then %s (status.replication, within %s s)\n' "$leader" "${new_leader:-?}" "$elected_in"
+printf '  screen after the kill: %s rounds, %s below 100%% hits\n' "$rounds" "$short"
+printf '  copies in sync       : %s\n' "$(summary_of)"
+printf '\n%s\n' "Both stores keep running: kubectl get kvs -o wide; kubectl logs -f demo-screen-replicated."
