@@ -69,12 +69,14 @@ step "e2e on the local cluster: smoke test, images, Helm install, suites"
 #   unreachable_shard_blocks_scale_down (kept: rebalance::shard_pod_deleted_during_copy)
 #   kvserver_pod_deleted_under_load     (kept: faults::kill9_kvserver_under_load, and the SIGTERM
 #                                        drain on loopback in kvserver/tests/lifecycle.rs)
+#   replicas_changed_during_a_rebalance (kept: rebalance::scale_up_retargeted_before_handoff_leaves_no_volume,
+#                                        the same retarget of a move under way)
 #   replicated_store_keeps_every_write_through_follower_faults, ..._rescaling (issue 14 cases 3
-#                                        and 5), for when the replication suite joins E2E_SUITES:
-#                                        it stays out until its case 2 passes on the cluster
-#                                        (kept then: replication::..._leader_faults, cases 0-2)
-E2E_SKIP="${E2E_SKIP-operator_killed_in_every_phase unreachable_shard_blocks_scale_down kvserver_pod_deleted_under_load replicated_store_keeps_every_write_through_follower_faults replicated_store_keeps_every_write_through_rescaling}" \
-  E2E_SUITES="${E2E_SUITES:-operator rebalance hardening faults}" tests/e2e/run.sh
+#                                        and 5; kept: replication::..._leader_faults, cases 0-2
+#                                        and 4 with the checker); the replication_faults suite
+#                                        (cases 6-8) runs in make faults and make e2e only
+E2E_SKIP="${E2E_SKIP-operator_killed_in_every_phase unreachable_shard_blocks_scale_down kvserver_pod_deleted_under_load replicas_changed_during_a_rebalance replicated_store_keeps_every_write_through_follower_faults replicated_store_keeps_every_write_through_rescaling}" \
+  E2E_SUITES="${E2E_SUITES:-operator rebalance hardening faults replication}" tests/e2e/run.sh
 
 steps_passed=$((steps_passed + 1))
 printf '=== %s: %ds (total %ds) ===\n' "$current" $((SECONDS - step_started)) "$SECONDS"

@@ -24,8 +24,8 @@ pub const FACTOR: u32 = 3;
 pub const LONG: Duration = Duration::from_secs(300);
 /// Load before the fault, so it hits a store under way, and after recovery, so the recovered
 /// shard also takes writes before the read-back.
-pub const BEFORE_FAULT: Duration = Duration::from_secs(8);
-pub const AFTER_RECOVERY: Duration = Duration::from_secs(8);
+pub const BEFORE_FAULT: Duration = Duration::from_secs(6);
+pub const AFTER_RECOVERY: Duration = Duration::from_secs(6);
 /// The client of cases 1 and 3: it may retry, for 5 s after each request's first attempt.
 pub const RETRY_WITHIN: [&str; 2] = ["--retry-within", "5s"];
 /// The client of case 0: one attempt per request, no retry of any kind.
