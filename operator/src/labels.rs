@@ -111,6 +111,11 @@ pub fn pvc(instance: &str, ordinal: i32) -> String {
     format!("{DATA_VOLUME}-{instance}-{ordinal}")
 }
 
+/// Name of the PVC of copy `copy` of shard `ordinal` (`data-NAME-i`, `data-NAME-rK-i`).
+pub fn copy_pvc(instance: &str, copy: u32, ordinal: u32) -> String {
+    format!("{DATA_VOLUME}-{}", kvproto::copy_pod(instance, copy, ordinal))
+}
+
 /// Name of shard `ordinal`'s pod (the StatefulSet's naming).
 pub fn pod(instance: &str, ordinal: i32) -> String {
     format!("{instance}-{ordinal}")
@@ -153,6 +158,12 @@ mod tests {
         for other in ["demo-r0", "demo-rx", "demo-1", "demox-r1", "dem"] {
             assert_eq!(copy_of_statefulset("demo", other), None, "{other}");
         }
+    }
+
+    #[test]
+    fn every_copy_has_its_own_claim() {
+        assert_eq!(copy_pvc("kv", 0, 3), pvc("kv", 3));
+        assert_eq!(copy_pvc("kv", 2, 3), "data-kv-r2-3");
     }
 
     #[test]

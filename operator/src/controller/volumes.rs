@@ -78,8 +78,10 @@ pub(super) async fn remaining_pod(
     Ok(None)
 }
 
-/// Deletes the claims `data-NAME-i` of the drained shards `ordinals`, and only those; answers
-/// one that still exists (being deleted), if any.
+/// Deletes the claims of every copy of the drained shards `ordinals` (`data-NAME-i` and, for a
+/// replicated store, `data-NAME-rK-i`), and only those; answers one that still exists (being
+/// deleted), if any: the copies of the store's factor (a copy beyond it leaves with its own
+/// StatefulSet when the factor is lowered).
 pub(super) async fn delete_drained(
     ctx: &Context,
     inst: &Instance,
@@ -87,13 +89,15 @@ pub(super) async fn delete_drained(
 ) -> Result<Option<String>> {
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &inst.namespace);
     let mut remaining = None;
-    for ordinal in ordinals {
-        let name = labels::pvc(&inst.name, ordinal);
-        if delete_claim(&claims, &name).await? {
-            info!(pvc = %name, "deleting the volume of a drained shard");
-        }
-        if remaining.is_none() && claims.get_opt(&name).await?.is_some() {
-            remaining = Some(name);
+    for ordinal in ordinals.filter_map(|i| u32::try_from(i).ok()) {
+        for copy in 0..inst.factor() {
+            let name = labels::copy_pvc(&inst.name, copy, ordinal);
+            if delete_claim(&claims, &name).await? {
+                info!(pvc = %name, "deleting the volume of a drained shard");
+            }
+            if remaining.is_none() && claims.get_opt(&name).await?.is_some() {
+                remaining = Some(name);
+            }
         }
     }
     Ok(remaining)
