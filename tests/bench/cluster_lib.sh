@@ -53,6 +53,31 @@ spec:
 EOF
 }
 
+# bench_replicated_store NS NAME SHARDS FACTOR DURABILITY [SIZE]: bench_store's store with
+# spec.replication.factor and spec.durability (the kvserver's --sync: batch or always); fails
+# when the installed CRD drops the factor (an operator without replication).
+bench_replicated_store() {
+  local kept
+  kubectl -n "$1" apply -f - >/dev/null <<EOF
+apiVersion: kvstore.dev/v1alpha1
+kind: KVStore
+metadata: {name: $2}
+spec:
+  replicas: $3
+  image: $IMAGE_REGISTRY/kvserver:$IMAGE_TAG
+  imagePullPolicy: IfNotPresent
+  sharding: modulo
+  durability: $5
+  replication: {factor: $4}
+  storage: {size: ${6:-1Gi}, retentionPolicy: Delete}
+EOF
+  kept=$(kubectl -n "$1" get kvs "$2" -o jsonpath='{.spec.replication.factor}')
+  if [[ $kept != "$4" ]]; then
+    log "KVStore $1/$2 kept spec.replication.factor as '${kept}', not $4: the installed operator has no replication"
+    return 1
+  fi
+}
+
 # bench_wait_available NS NAME N [TIMEOUT_S]: until the store serves N shards, Available, with
 # no move in flight and its latest generation observed.
 bench_wait_available() {
@@ -129,6 +154,19 @@ bench_wait_exit() {
   done
   log "pod $1/$2 did not finish within $3 s"
   return 1
+}
+
+# bench_client_json NS POD TIMEOUT_S ARG...: a kvclient pod (bench_client_pod) run to its end;
+# its last JSON line (the `--json` report) on stdout. Fails with the log's tail if it exits
+# non-zero.
+bench_client_json() {
+  local ns=$1 pod=$2 limit=$3 code; shift 3
+  bench_client_pod "$ns" "$pod" "$@"
+  code=$(bench_wait_exit "$ns" "$pod" "$limit") || return 1
+  if [[ $code != 0 ]]; then
+    log "$pod exited $code:"; kubectl -n "$ns" logs "$pod" | tail -n 20 >&2; return 1
+  fi
+  kubectl -n "$ns" logs "$pod" | grep '^{' | tail -n 1
 }
 
 # bench_screen_counts LOG: the last compact round line of a screen-mode kvclient
