@@ -508,7 +508,7 @@ def render_replication(w, repl) -> None:
     def target(name, value):
         bound, kind = repl_report.TARGETS[name]
         v = repl_report.verdict(name, value)
-        return f"{'≥' if kind == 'min' else '≤'} {bound:g}: **{v}**" if v else "—"
+        return f"{'≥' if kind == 'min' else '≤'} {n(bound) if bound >= 1000 else f'{bound:g}'}: **{v}**" if v else "—"
 
     w("`tests/bench/replication.sh`: a factor-1 and a factor-3 store, 3 shards each (modulo), the same "
       "durability, side by side in one run; every kvserver copy shares the node's CPU and disk, so "

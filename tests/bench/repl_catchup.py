@@ -61,10 +61,10 @@ def run(ns: str, name: str, shards: int, factor: int, shard: int, ready_file: st
         if not healed:
             cut.heal()
     synced_at = None
+    pods = store.pods()  # pod IPs stay as they are: nothing here deletes a pod
     while time.monotonic() < healed_at + limit_s:
-        _, lstatus = current_leader(store, shard, follower)
-        fpod = store.pods().get(follower)
-        fstatus = store.status(fpod) if fpod else None
+        _, lstatus = current_leader(store, shard, follower, pods)
+        fstatus = store.status(pods[follower]) if follower in pods else None
         if lstatus and in_sync(lstatus, follower, fstatus):
             synced_at = time.monotonic()
             break

@@ -1,8 +1,9 @@
 """Failover time of a replicated store (docs/replication.md section 11): ROUNDS times, a shard's
 leader is killed (kill -9 of its kvserver, found by its container's cgroup on the node) while a
-probe writes one of that shard's keys every 20 ms through the shard's other copies (a follower
-forwards to the leader it knows); the figure is the time from the kill to the first write that
-was sent after it and acknowledged. Writes sent before the kill do not count, even if answered
+probe writes one of that shard's keys every 20 ms through each of the shard's other copies (one
+thread per copy, so a request held by one does not delay the other; a follower forwards to the
+leader it knows); the figure is the time from the kill to the first write that was sent after it
+and acknowledged. Writes sent before the kill do not count, even if answered
 after it: the old leader may have committed them.
 
 Rounds go over the shards in turn (round r kills shard r mod SHARDS), so no pod reaches a long
@@ -18,33 +19,28 @@ import time
 from repl_lib import BenchError, Store, address, key_of_shard, kvserver_pids, summary
 
 INTERVAL_S = 0.02
-PROBE_TIMEOUT_S = 1.0
+PROBE_TIMEOUT_S = 1.0  # per request; each copy has its own probe thread
 # A round with no acknowledged write this long after the kill is reported as failed.
 GIVE_UP_S = 60.0
 SETTLE_S = 600.0
 
 
 class Probe(threading.Thread):
-    """Writes `key` every 20 ms through `targets` in turn (moving on after a failure); records
-    (sent, returned, status) of every request."""
+    """Writes `key` every 20 ms through `target`; appends (sent, returned, status) of every
+    request to `log` (shared by the probes of a round: list.append is atomic)."""
 
-    def __init__(self, store: Store, key: str, targets: list):
+    def __init__(self, store: Store, key: str, target: str, log: list, stop: threading.Event):
         super().__init__(daemon=True)
-        self.store, self.key, self.targets = store, key, targets
-        self.log = []
-        self.stop = threading.Event()
+        self.store, self.key, self.target, self.log, self.stop = store, key, target, log, stop
 
     def run(self) -> None:
-        i = seq = 0
+        seq = 0
         while not self.stop.is_set():
             sent = time.monotonic()
             seq += 1
-            code, _ = self.store.request(self.targets[i % len(self.targets)], "PUT",
-                                         f"/v1/keys/{self.key}", f"probe-{seq}".encode(),
-                                         PROBE_TIMEOUT_S)
+            code, _ = self.store.request(self.target, "PUT", f"/v1/keys/{self.key}",
+                                         f"{self.target}-{seq}".encode(), PROBE_TIMEOUT_S)
             self.log.append((sent, time.monotonic(), code))
-            if not 200 <= code < 300:
-                i += 1
             time.sleep(max(0.0, sent + INTERVAL_S - time.monotonic()))
 
 
@@ -72,27 +68,31 @@ def one_round(store: Store, shard: int) -> dict:
     if not targets:
         raise BenchError(f"shard {shard}: no other copy with an address than {leader}")
     pids = kvserver_pids(pods[leader])
-    probe = Probe(store, key_of_shard("failover-", shard, store.shards), targets)
-    probe.start()
+    key = key_of_shard("failover-", shard, store.shards)
+    log: list = []
+    stop = threading.Event()
+    probes = [Probe(store, key, t, log, stop) for t in targets]
+    for p in probes:
+        p.start()
     time.sleep(1.0)
-    before = [e for e in probe.log if 200 <= e[2] < 300]
-    if not before:
-        probe.stop.set()
-        raise BenchError(f"shard {shard}: the probe's writes are not acknowledged before the kill: {probe.log[-3:]}")
+    if not any(200 <= e[2] < 300 for e in log):
+        stop.set()
+        raise BenchError(f"shard {shard}: the probe's writes are not acknowledged before the kill: {log[-3:]}")
     killed_at = time.monotonic()
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    while time.monotonic() < killed_at + GIVE_UP_S and first_ack_after(probe.log, killed_at) is None:
+    while time.monotonic() < killed_at + GIVE_UP_S and first_ack_after(log, killed_at) is None:
         time.sleep(0.05)
-    probe.stop.set()
-    probe.join(PROBE_TIMEOUT_S * 2)
-    took = first_ack_after(probe.log, killed_at)
+    stop.set()
+    for p in probes:
+        p.join(PROBE_TIMEOUT_S * 2)
+    took = first_ack_after(log, killed_at)
     new = store.view(shard)
     new_leader = None if isinstance(new, str) else new[0]
     return {"shard": shard, "killed": leader, "term": lstatus.get("term"), "pids": pids,
             "failover_s": took, "new_leader": new_leader,
             "new_term": None if isinstance(new, str) else new[1].get("term"),
-            "answers_until_ack": answers_between(probe.log, killed_at,
+            "answers_until_ack": answers_between(log, killed_at,
                                                  killed_at + (took if took is not None else GIVE_UP_S))}
 
 

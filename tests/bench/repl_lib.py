@@ -262,9 +262,9 @@ def member(leader_status: dict, pod: str):
     return next((m for m in leader_status.get("members", []) if m.get("pod") == pod), None)
 
 
-def current_leader(store: Store, shard: int, exclude: str):
+def current_leader(store: Store, shard: int, exclude: str, pods: dict = None):
     """(pod, status) of the copy other than `exclude` that leads with the highest term."""
-    statuses = store.statuses(shard)
+    statuses = store.statuses(shard, pods)
     leading = [(s["term"], c, s) for c, s in statuses.items()
                if c != exclude and s and s.get("state") == "leader"]
     if not leading:
