@@ -37,19 +37,23 @@ subjects:
 EOF
 }
 
-# bench_store NS NAME REPLICAS [SIZE]: a KVStore like examples/kvstore.yaml (modulo, as the
-# book), whose volumes (SIZE each, default 1Gi) go with it.
+# bench_store NS NAME REPLICAS [SIZE [SPEC_LINE...]]: a KVStore like examples/kvstore.yaml
+# (modulo, as the book), whose volumes (SIZE each, default 1Gi) go with it; each SPEC_LINE
+# (e.g. "durability: always") is one more field of its spec.
 bench_store() {
-  kubectl -n "$1" apply -f - >/dev/null <<EOF
+  local ns=$1 name=$2 replicas=$3 size=${4:-1Gi} extra="" line
+  shift $(($# < 4 ? $# : 4))
+  for line in "$@"; do extra+=$'\n'"  $line"; done
+  kubectl -n "$ns" apply -f - >/dev/null <<EOF
 apiVersion: kvstore.dev/v1alpha1
 kind: KVStore
-metadata: {name: $2}
+metadata: {name: $name}
 spec:
-  replicas: $3
+  replicas: $replicas
   image: $IMAGE_REGISTRY/kvserver:$IMAGE_TAG
   imagePullPolicy: IfNotPresent
   sharding: modulo
-  storage: {size: ${4:-1Gi}, retentionPolicy: Delete}
+  storage: {size: $size, retentionPolicy: Delete}$extra
 EOF
 }
 
@@ -58,24 +62,26 @@ EOF
 # when the installed CRD drops the factor (an operator without replication).
 bench_replicated_store() {
   local kept
-  kubectl -n "$1" apply -f - >/dev/null <<EOF
-apiVersion: kvstore.dev/v1alpha1
-kind: KVStore
-metadata: {name: $2}
-spec:
-  replicas: $3
-  image: $IMAGE_REGISTRY/kvserver:$IMAGE_TAG
-  imagePullPolicy: IfNotPresent
-  sharding: modulo
-  durability: $5
-  replication: {factor: $4}
-  storage: {size: ${6:-1Gi}, retentionPolicy: Delete}
-EOF
+  bench_store "$1" "$2" "$3" "${6:-1Gi}" "durability: $5" "replication: {factor: $4}"
   kept=$(kubectl -n "$1" get kvs "$2" -o jsonpath='{.spec.replication.factor}')
   if [[ $kept != "$4" ]]; then
     log "KVStore $1/$2 kept spec.replication.factor as '${kept}', not $4: the installed operator has no replication"
     return 1
   fi
+}
+
+# bench_cleanup_on_exit NS DIR: when the script exits, namespace NS is deleted (unless
+# KEEP_NS=1) and DIR removed; the exit code is kept.
+bench_cleanup_on_exit() {
+  BENCH_CLEANUP_NS=$1 BENCH_CLEANUP_DIR=$2
+  trap bench_cleanup EXIT
+}
+# shellcheck disable=SC2317  # called by the EXIT trap
+bench_cleanup() {
+  local rc=$?
+  if [[ ${KEEP_NS:-0} != 1 ]]; then kubectl delete namespace "$BENCH_CLEANUP_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true; fi
+  rm -rf "$BENCH_CLEANUP_DIR"
+  exit "$rc"
 }
 
 # bench_wait_available NS NAME N [TIMEOUT_S]: until the store serves N shards, Available, with

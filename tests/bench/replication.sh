@@ -44,14 +44,7 @@ if [[ $(id -u) != 0 ]]; then
 fi
 
 WORK=$(mktemp -d)
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-  local rc=$?
-  if [[ ${KEEP_NS:-0} != 1 ]]; then kubectl delete namespace "$NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true; fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
+bench_cleanup_on_exit "$NS" "$WORK"
 : >"$WORK/parts.tsv"
 wants() { [[ " $PARTS " == *" $1 "* ]]; }
 # run_part NAME COMMAND...: one part as its own process (its own strict mode); records
