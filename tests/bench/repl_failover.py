@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from repl_lib import BenchError, Store, address, key_of_shard, kvserver_pids, summary
+from repl_lib import BenchError, Store, address, current_leader, key_of_shard, kvserver_pids, summary
 
 INTERVAL_S = 0.02
 PROBE_TIMEOUT_S = 1.0  # per request; each copy has its own probe thread
@@ -59,7 +59,8 @@ def answers_between(log: list, start: float, end: float) -> dict:
     return counts
 
 
-def one_round(store: Store, shard: int) -> dict:
+def one_round(store: Store, shard: int):
+    """One kill and its figures, or None if the leader changed before the kill."""
     leader, lstatus, _ = store.wait_settled(shard, SETTLE_S, max_lag=0)
     time.sleep(1.0)  # past any leadership transfer the operator had just finished
     pods = store.pods()
@@ -78,6 +79,9 @@ def one_round(store: Store, shard: int) -> dict:
     if not any(200 <= e[2] < 300 for e in log):
         stop.set()
         raise BenchError(f"shard {shard}: the probe's writes are not acknowledged before the kill: {log[-3:]}")
+    if (store.status(pods[leader]) or {}).get("state") != "leader":
+        stop.set()
+        return None  # leadership moved meanwhile: the caller settles and tries again
     killed_at = time.monotonic()
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
@@ -87,11 +91,10 @@ def one_round(store: Store, shard: int) -> dict:
     for p in probes:
         p.join(PROBE_TIMEOUT_S * 2)
     took = first_ack_after(log, killed_at)
-    new = store.view(shard)
-    new_leader = None if isinstance(new, str) else new[0]
+    new_leader, new_status = current_leader(store, shard, leader)
     return {"shard": shard, "killed": leader, "term": lstatus.get("term"), "pids": pids,
             "failover_s": took, "new_leader": new_leader,
-            "new_term": None if isinstance(new, str) else new[1].get("term"),
+            "new_term": (new_status or {}).get("term"),
             "answers_until_ack": answers_between(log, killed_at,
                                                  killed_at + (took if took is not None else GIVE_UP_S))}
 
@@ -100,7 +103,13 @@ def run(ns: str, name: str, shards: int, factor: int, rounds: int) -> dict:
     store = Store(ns, name, shards, factor)
     done = []
     for r in range(rounds):
-        result = one_round(store, r % shards)
+        result = None
+        for _ in range(5):
+            result = one_round(store, r % shards)
+            if result is not None:
+                break
+        if result is None:
+            raise BenchError(f"shard {r % shards}: its leader kept changing before the kill")
         done.append(result)
         print(f"failover round {r + 1}/{rounds}: shard {result['shard']} leader {result['killed']} "
               f"killed, first acknowledged write after {result['failover_s']} s "

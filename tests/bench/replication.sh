@@ -72,6 +72,12 @@ faults=()
 for p in failover catchup rebuild; do wants "$p" && faults+=("$p"); done
 if ((${#faults[@]})); then
   store=three-$first
+  # No other store may share the node's CPU with the faults (a throughput part that failed
+  # midway leaves its stores behind).
+  for other in $(kubectl -n "$NS" get kvs -o jsonpath='{.items[*].metadata.name}'); do
+    [[ $other == "$store" ]] || kubectl -n "$NS" delete kvs "$other" --wait=true --timeout=300s >/dev/null ||
+      log "could not delete store $other: it shares the node with the fault parts"
+  done
   # Already there when the throughput part kept it; made here otherwise (apply is idempotent).
   if bench_replicated_store "$NS" "$store" "$SHARDS" "$FACTOR" "$first" 8Gi &&
     bench_wait_available "$NS" "$store" "$SHARDS" 900; then
