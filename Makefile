@@ -32,7 +32,7 @@ cluster-env: ## Print `export KUBECONFIG=...` for the local cluster
 images: ## Build OCI images of the project's binaries without a daemon and import them
 	tests/images/build.sh
 
-.PHONY: fuzz bench faults e2e bench-kvserver bench-profile bench-migration bench-load bench-cost
+.PHONY: fuzz bench faults e2e bench-kvserver bench-profile bench-migration bench-load bench-cost bench-replication
 fuzz: ## Run every fuzz target for 5 minutes (make test runs them for 20 s)
 	tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
 
@@ -58,4 +58,7 @@ bench-load: ## 64 clients for 60 s against a 3-shard store on the local cluster,
 	tests/bench/cluster_load.sh
 
 bench-cost: ## Cost curves: a 3-shard store at 100k, 1M, 10M keys and 1 GiB of 16 KiB values (BENCH_COST_SIZES=...); the rest of make bench skipped
-	BENCH_SKIP="kvserver profile instructions migration scale footprint load" tests/bench/run.sh
+	BENCH_SKIP="kvserver profile instructions migration scale footprint load replication" tests/bench/run.sh
+
+bench-replication: ## Factor 3 beside factor 1: GET/SET req/s and p99, failover, catch-up, rebuild (BENCH_REPL_*=..., BENCH_QUICK=1); the rest of make bench skipped
+	BENCH_SKIP="kvserver profile instructions migration scale footprint load cost" tests/bench/run.sh

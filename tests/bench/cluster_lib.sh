@@ -37,20 +37,51 @@ subjects:
 EOF
 }
 
-# bench_store NS NAME REPLICAS [SIZE]: a KVStore like examples/kvstore.yaml (modulo, as the
-# book), whose volumes (SIZE each, default 1Gi) go with it.
+# bench_store NS NAME REPLICAS [SIZE [SPEC_LINE...]]: a KVStore like examples/kvstore.yaml
+# (modulo, as the book), whose volumes (SIZE each, default 1Gi) go with it; each SPEC_LINE
+# (e.g. "durability: always") is one more field of its spec.
 bench_store() {
-  kubectl -n "$1" apply -f - >/dev/null <<EOF
+  local ns=$1 name=$2 replicas=$3 size=${4:-1Gi} extra="" line
+  shift $(($# < 4 ? $# : 4))
+  for line in "$@"; do extra+=$'\n'"  $line"; done
+  kubectl -n "$ns" apply -f - >/dev/null <<EOF
 apiVersion: kvstore.dev/v1alpha1
 kind: KVStore
-metadata: {name: $2}
+metadata: {name: $name}
 spec:
-  replicas: $3
+  replicas: $replicas
   image: $IMAGE_REGISTRY/kvserver:$IMAGE_TAG
   imagePullPolicy: IfNotPresent
   sharding: modulo
-  storage: {size: ${4:-1Gi}, retentionPolicy: Delete}
+  storage: {size: $size, retentionPolicy: Delete}$extra
 EOF
+}
+
+# bench_replicated_store NS NAME SHARDS FACTOR DURABILITY [SIZE]: bench_store's store with
+# spec.replication.factor and spec.durability (the kvserver's --sync: batch or always); fails
+# when the installed CRD drops the factor (an operator without replication).
+bench_replicated_store() {
+  local kept
+  bench_store "$1" "$2" "$3" "${6:-1Gi}" "durability: $5" "replication: {factor: $4}"
+  kept=$(kubectl -n "$1" get kvs "$2" -o jsonpath='{.spec.replication.factor}')
+  if [[ $kept != "$4" ]]; then
+    log "KVStore $1/$2 kept spec.replication.factor as '${kept}', not $4: the installed operator has no replication"
+    return 1
+  fi
+}
+
+# bench_cleanup_on_exit NS DIR: when the script exits, namespace NS is deleted (unless
+# KEEP_NS=1) and DIR removed; the exit code is kept.
+bench_cleanup_on_exit() {
+  BENCH_CLEANUP_NS=$1 BENCH_CLEANUP_DIR=$2
+  trap bench_cleanup EXIT
+}
+# shellcheck disable=SC2317  # called by the EXIT trap
+bench_cleanup() {
+  local rc=$?
+  if [[ ${KEEP_NS:-0} != 1 ]]; then kubectl delete namespace "$BENCH_CLEANUP_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true; fi
+  rm -rf "$BENCH_CLEANUP_DIR"
+  exit "$rc"
 }
 
 # bench_wait_available NS NAME N [TIMEOUT_S]: until the store serves N shards, Available, with
@@ -129,6 +160,19 @@ bench_wait_exit() {
   done
   log "pod $1/$2 did not finish within $3 s"
   return 1
+}
+
+# bench_client_json NS POD TIMEOUT_S ARG...: a kvclient pod (bench_client_pod) run to its end;
+# its last JSON line (the `--json` report) on stdout. Fails with the log's tail if it exits
+# non-zero.
+bench_client_json() {
+  local ns=$1 pod=$2 limit=$3 code; shift 3
+  bench_client_pod "$ns" "$pod" "$@"
+  code=$(bench_wait_exit "$ns" "$pod" "$limit") || return 1
+  if [[ $code != 0 ]]; then
+    log "$pod exited $code:"; kubectl -n "$ns" logs "$pod" | tail -n 20 >&2; return 1
+  fi
+  kubectl -n "$ns" logs "$pod" | grep '^{' | tail -n 1
 }
 
 # bench_screen_counts LOG: the last compact round line of a screen-mode kvclient

@@ -37,15 +37,7 @@ cleanup() {
 trap cleanup EXIT
 
 # client_json POD TIMEOUT_S ARG...: a kvclient pod run to its end; its JSON report on stdout.
-client_json() {
-  local pod=$1 limit=$2 code; shift 2
-  bench_client_pod "$NS" "$pod" "$@"
-  code=$(bench_wait_exit "$NS" "$pod" "$limit") || return 1
-  if [[ $code != 0 ]]; then
-    log "$pod exited $code:"; kubectl -n "$NS" logs "$pod" | tail -n 20 >&2; return 1
-  fi
-  kubectl -n "$NS" logs "$pod" | grep '^{' | tail -n 1
-}
+client_json() { bench_client_json "$NS" "$@"; }
 
 # throughput STORE LABEL: GET-only then SET-only runs over the probe keys; writes
 # $WORK/STORE-LABEL-{get,set}.json.

@@ -1,7 +1,7 @@
 """Renders BENCHMARKS.md from the machine-readable results of one tests/bench/run.sh run.
 
 Reads OUT_DIR/{machine-start,machine-end,status}.json, kvserver.tsv, migration.json,
-scale.json, footprint.json, load.json and cost.json (each optional: a part that did not run is named as
+scale.json, footprint.json, load.json, cost.json and replication.json (each optional: a part that did not run is named as
 such). Every ratio divides two figures of that same run. Prints the markdown on stdout.
 
 Usage: render.py OUT_DIR
@@ -10,6 +10,8 @@ import json
 import os
 import statistics
 import sys
+
+import repl_report
 
 
 def load_json(out: str, name: str):
@@ -110,6 +112,7 @@ def main() -> None:
     prof = load_json(out, "profile.json")
     instr = load_json(out, "instructions.json")
     cost = load_json(out, "cost.json")
+    repl = load_json(out, "replication.json")
     parts = status["parts"]
     md = []
     w = md.append
@@ -130,7 +133,7 @@ def main() -> None:
         w(f"- **Load average** (1/5/15 min): at start {' '.join(start['loadavg'])}, "
           f"at end {' '.join(end['loadavg'])}")
         w(f"- **Settings**: {'BENCH_QUICK=1 (reduced)' if status.get('quick') else 'full'}")
-        order = ["build", "kvserver", "profile", "instructions", "migration", "cluster-setup", "scale", "footprint", "load", "cost"]
+        order = ["build", "kvserver", "profile", "instructions", "migration", "cluster-setup", "scale", "footprint", "load", "cost", "replication"]
         secs = status.get("seconds", {})
         if secs:
             w("- **Time per part** (s): " + ", ".join(
@@ -198,6 +201,15 @@ def main() -> None:
         w(f"| load test: p99 ms vs the same load without a rebalance | {n(r['p99_ms'], 2)} | {n(st['p99_ms'], 2) if st else '—'} | {ratio(r['p99_ms'], st['p99_ms']) if st else '—'} |")
         v = r["verify"]
         w(f"| load test: errors / lost / wrong (target 0) | {r['errors']} / {v['lost']} / {v['wrong']} | 0 / 0 / 0 | — |")
+    if repl:
+        for t in repl.get("throughput", []):
+            for op in ("get", "set"):
+                a, b = t["replicated"][op], t["factor1"][op]
+                r = repl_report.ratio(repl_report.rps(a), repl_report.rps(b))
+                bound = repl_report.TARGETS[f"{op}_ratio"][0]
+                w(f"| {op.upper()} req/s (`--sync {t['durability']}`), factor {t['factor']} vs factor 1 "
+                  f"(target ≥ {bound:.1f}×: **{repl_report.verdict(f'{op}_ratio', r) or '—'}**) | "
+                  f"{n(repl_report.rps(a))} | {n(repl_report.rps(b))} | {ratio(repl_report.rps(a), repl_report.rps(b))} |")
     w("")
 
     # ---- 1. kvserver
@@ -472,6 +484,13 @@ def main() -> None:
     else:
         w(missing("cost"))
 
+    # ---- 7. replication
+    w("## 7. Replication: factor 3 beside factor 1 on the local cluster\n")
+    if repl and (repl.get("throughput") or repl.get("failover") or repl.get("catchup") or repl.get("rebuild")):
+        render_replication(w, repl)
+    else:
+        w(missing("replication"))
+
     w("## Rerun\n")
     w("```sh\nmake bench                      # everything, writes BENCHMARKS.md (12-20 min on 2 cores)\n"
       "BENCH_QUICK=1 make bench        # reduced settings for a quick look\n"
@@ -479,8 +498,71 @@ def main() -> None:
       "make bench-profile              # section 1's profile alone (kvserver/bench/profile.sh)\n"
       "make bench-migration            # section 2 alone\n"
       "tests/bench/cluster_load.sh     # section 5 alone (sets the cluster up if needed)\n"
-      "tests/bench/cost_curves.sh OUT  # section 6 alone (cluster up, operator installed)\n```")
+      "tests/bench/cost_curves.sh OUT  # section 6 alone (cluster up, operator installed)\n"
+      "make bench-replication          # section 7 alone (BENCH_QUICK=1: reduced sizes)\n```")
     print("\n".join(md))
+
+
+def render_replication(w, repl) -> None:
+    """Section 7: the figures of tests/bench/replication.sh beside docs/replication.md's targets."""
+    def target(name, value):
+        bound, kind = repl_report.TARGETS[name]
+        v = repl_report.verdict(name, value)
+        return f"{'≥' if kind == 'min' else '≤'} {n(bound) if bound >= 1000 else f'{bound:g}'}: **{v}**" if v else "—"
+
+    w("`tests/bench/replication.sh`: a factor-1 and a factor-3 store, 3 shards each (modulo), the same "
+      "durability, side by side in one run; every kvserver copy shares the node's CPU and disk, so "
+      "factor 3 pays three fsyncs and three applies per write on the same machine. The targets are "
+      "docs/replication.md section 11's; a missed one is reported, not asserted.\n")
+    tp = repl.get("throughput", [])
+    if tp:
+        t0 = tp[0]
+        w(f"Throughput: `kvclient load --kvstore` in a pod, {t0['concurrency']} workers, "
+          f"{n(t0['value_bytes'])}-byte values; GET: {t0['duration_s']} s of reads only after a prefill "
+          f"of {n(t0['keys'])} keys; SET: {t0['duration_s']} s of writes only over {n(t0['keys'])} other "
+          "keys. The runs alternate between the two stores (factor 1 GET, factor 3 GET, factor 1 SET, "
+          "factor 3 SET).\n")
+        w("| `--sync` | op | factor 1 req/s | factor 3 req/s | ratio (target) | factor 1 p99 ms | factor 3 p99 ms | errors f1 / f3 | lost + wrong f1 / f3 |")
+        w("|---|---|---:|---:|---|---:|---:|---:|---:|")
+        for t in tp:
+            for op in ("get", "set"):
+                a, b = t["replicated"][op], t["factor1"][op]
+                r = repl_report.ratio(repl_report.rps(a), repl_report.rps(b))
+                bad = lambda x: x["verify"]["lost"] + x["verify"]["wrong"]
+                w(f"| {t['durability']} | {op.upper()} | {n(repl_report.rps(b))} | {n(repl_report.rps(a))} | "
+                  f"{ratio(repl_report.rps(a), repl_report.rps(b))} ({target(f'{op}_ratio', r)}) | "
+                  f"{b['p99_ms']:.2f} | {a['p99_ms']:.2f} | {b['errors']} / {a['errors']} | {bad(b)} / {bad(a)} |")
+        w("")
+    f = repl.get("failover")
+    if f:
+        s = f["summary"]
+        w(f"Failover (store `{f['store']}`, otherwise idle): {len(f['rounds'])} × kill -9 of a shard "
+          "leader's kvserver (found by its container's cgroup on the node), the shards in turn; a probe "
+          f"writes one of that shard's keys every {f['interval_ms']:.0f} ms through its other copies. "
+          "The figure runs from the kill to the first acknowledged write sent after it.\n")
+        w(f"- median **{s['median']} s** (target {target('failover_median_s', s['median'])}), "
+          f"max **{s['max']} s** (target {target('failover_max_s', s['max'])}), min {s['min']} s"
+          + (f"; {f['failed_rounds']} rounds without an acknowledged write within 60 s" if f["failed_rounds"] else "") + ".")
+        w("- per round (shard: s): " + ", ".join(f"{r['shard']}: {r['failover_s']}" for r in f["rounds"]) + "\n")
+    c = repl.get("catchup")
+    if c:
+        w(f"Catch-up: follower `{c['follower']}` of shard {c['shard']} cut off (iptables drops in its "
+          "network namespace, the node's address excepted so the kubelet's probes do not restart it) "
+          f"for {c['cut_s']} s while {n(c['keys_written'])} keys of 64 bytes were written through the "
+          f"store ({n(c['keys_on_shard'])} of them on its shard) and read back; it missed "
+          f"**{n(c['missed_entries'])} entries**. Healed, it was in sync (its leader's lag 0, all "
+          f"committed applied) after **{c['catchup_s']} s** (target {target('catchup_s', c['catchup_s'])}), "
+          f"{n(c['entries_per_s'])} entries/s; restarts during the cut: {c['restarts_during_cut']}.\n")
+    r = repl.get("rebuild")
+    if r:
+        w(f"Rebuild: follower `{r['copy']}` of shard {r['shard']} ({n(r['keys'])} keys) lost its PVC and "
+          f"pod; the new pod's kvserver ran {r['delete_to_running_s']} s after the deletion, the pod was "
+          f"Ready at {r['delete_to_ready_s']} s, and the new copy (node ID {r['new_node_id']}) was a voter "
+          f"in sync at {r['delete_to_in_sync_s']} s: {r['running_to_in_sync_s']} s from its start, "
+          f"**{n(r['keys_per_s'])} keys/s** (target {target('rebuild_keys_per_s', r['keys_per_s'])}).\n")
+    failed = {k: v["state"] for k, v in repl.get("parts", {}).items() if v["state"] != "ok"}
+    if failed:
+        w("Parts that did not measure: " + ", ".join(f"{k}: {v}" for k, v in failed.items()) + ".\n")
 
 
 # Issue 16's growth targets, checked against each row (a missed one is printed as such).

@@ -11,14 +11,15 @@
 #   3. cluster (tests/bench/cluster_setup.sh: local cluster, images, operator):
 #      scale 3→5→2 with 100k keys vs an empty store (scale_e2e.sh), footprint (footprint.sh),
 #      the 64-client load test with a rebalance in the middle (cluster_load.sh), cost curves at
-#      100k, 1M and 10M keys and 1 GiB of 16 KiB values (cost_curves.sh)
+#      100k, 1M and 10M keys and 1 GiB of 16 KiB values (cost_curves.sh), replication: factor 3
+#      beside factor 1, GET/SET, failover, catch-up and rebuild (replication.sh)
 #   4. BENCHMARKS.md at the repo root
 #
 # usage: tests/bench/run.sh
 #   BENCH_QUICK=1     smaller settings for development (short wrk runs, fewer keys, 30 s load)
 #   BENCH_OUT=DIR     where the raw results go (default $KVSTORE_CACHE/bench/<UTC time>)
 #   BENCH_MD=FILE     where the report goes (default BENCHMARKS.md at the repo root)
-#   BENCH_SKIP=...    space-separated parts to skip: kvserver profile instructions migration scale footprint load cost
+#   BENCH_SKIP=...    space-separated parts to skip: kvserver profile instructions migration scale footprint load cost replication
 #   KEEP_CLUSTER=1    leave the local cluster up even if this run started it
 # Exits non-zero if any part failed (the report is still written, naming what failed).
 # shellcheck source=tests/lib/common.sh
@@ -35,12 +36,17 @@ if [[ ${BENCH_QUICK:-0} == 1 ]]; then
   KV_DURATION=3s KV_ROUNDS=3 PROFILE_DURATION=3s MIG_KEYS=20000 MIG_BOOK_KEYS=2000 SCALE_KEYS=20000
   LOAD_DURATION=30 LOAD_SCALE_AT=12
   COST_SIZES="20000 100000" COST_BIG_KEYS=2048 COST_WIDE_KEYS=100000
+  # Replication (tests/bench/replication.sh reads these; a value set by the caller wins).
+  export BENCH_REPL_KEYS=${BENCH_REPL_KEYS:-20000} BENCH_REPL_DURATION=${BENCH_REPL_DURATION:-10}
+  export BENCH_REPL_KILLS=${BENCH_REPL_KILLS:-3} BENCH_REPL_CATCHUP_KEYS=${BENCH_REPL_CATCHUP_KEYS:-20000}
+  export BENCH_REPL_SYNCS=${BENCH_REPL_SYNCS:-batch}
 else
   KV_DURATION=10s KV_ROUNDS=3 PROFILE_DURATION=5s MIG_KEYS=100000 MIG_BOOK_KEYS=10000 SCALE_KEYS=100000
   LOAD_DURATION=60 LOAD_SCALE_AT=25
   COST_SIZES="100000 1000000 10000000" COST_BIG_KEYS=65536 COST_WIDE_KEYS=1000000
 fi
-# BENCH_COST_SIZES etc. (tests/bench/cost_curves.sh) override the sizes of either setting.
+# BENCH_COST_SIZES etc. (tests/bench/cost_curves.sh) override the sizes of either setting;
+# BENCH_REPL_* (tests/bench/replication.sh) too.
 
 
 declare -A STATUS=() SECS=()
@@ -83,7 +89,7 @@ part migration env PROFILE=release BOOK_KEYS="$MIG_BOOK_KEYS" MIGRATION_BENCH_JS
   tests/bench/migration.sh "$MIG_KEYS"
 
 cluster_parts=0
-for p in scale footprint load cost; do skip "$p" || cluster_parts=1; done
+for p in scale footprint load cost replication; do skip "$p" || cluster_parts=1; done
 if ((cluster_parts)); then
   heading "cluster: tests/bench/cluster_setup.sh"
   started=$SECONDS
@@ -94,8 +100,9 @@ if ((cluster_parts)); then
     part footprint tests/bench/footprint.sh "$OUT/footprint.json"
     part load env BENCH_SETUP=0 BENCH_LOAD_DURATION="$LOAD_DURATION" BENCH_LOAD_SCALE_AT="$LOAD_SCALE_AT" \
       tests/bench/cluster_load.sh "$OUT/load.json"
+    part replication env BENCH_SETUP=0 tests/bench/replication.sh "$OUT/replication.json"
   else
-    for p in scale footprint load cost; do skip "$p" || STATUS[$p]="failed (cluster setup)"; done
+    for p in scale footprint load cost replication; do skip "$p" || STATUS[$p]="failed (cluster setup)"; done
   fi
 fi
 

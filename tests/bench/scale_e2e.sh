@@ -17,13 +17,7 @@ OUT=${1:?usage: scale_e2e.sh OUT_JSON}
 KEYS=${BENCH_SCALE_KEYS:-100000}
 NS=${BENCH_SCALE_NS:-bench-scale}
 WORK=$(mktemp -d)
-cleanup() {
-  local rc=$?
-  if [[ ${KEEP_NS:-0} != 1 ]]; then kubectl delete namespace "$NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true; fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
+bench_cleanup_on_exit "$NS" "$WORK"
 
 # scale_pair STORE: 3→5 then 5→2, each timed; writes $WORK/STORE-35.json and -52.json.
 scale_pair() {
