@@ -53,6 +53,9 @@ step "linearizability checker catches the deliberately broken build (kvserver --
 cargo clippy -p kvserver --features unsafe-fault-modes --all-targets --locked -- -D warnings
 cargo test -p kvserver --features unsafe-fault-modes --locked --test raft_broken
 
+step "benchmark parsers: their unit tests (the benchmarks themselves run in make bench)"
+python3 tests/bench/test_repl.py
+
 step "chart: CRD copy, helm lint, kubeconform, linters"
 tests/chart/check.sh
 
