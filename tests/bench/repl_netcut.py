@@ -23,12 +23,15 @@ LOCK_WAIT = "5"
 
 
 def gateway(route_table: str):
-    """The default route's gateway in a /proc/PID/net/route table (hex, little-endian), or None."""
-    for line in route_table.splitlines()[1:]:
-        f = line.split()
-        if len(f) >= 3 and f[1] == "00000000" and f[2] != "00000000":
-            return socket.inet_ntoa(struct.pack("<I", int(f[2], 16)))
-    return None
+    """The node's side of a pod's link in a /proc/PID/net/route table (hex, little-endian): the
+    default route's gateway, else (the local cluster's pods have no default route) the gateway
+    of the first route that has one; None without any."""
+    routes = [line.split() for line in route_table.splitlines()[1:]]
+    routes = [f for f in routes if len(f) >= 3 and f[2] != "00000000"]
+    routes.sort(key=lambda f: f[1] != "00000000")
+    if not routes:
+        return None
+    return socket.inet_ntoa(struct.pack("<I", int(routes[0][2], 16)))
 
 
 def rule(chain: str, op: str, gw: str) -> list:
@@ -51,16 +54,21 @@ class NetCut:
                                  "(apt-get install iptables util-linux)")
         self.pod = pod
         self.fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
-        ns, ours, node = (os.stat(p) for p in (f"/proc/self/fd/{self.fd}", "/proc/self/ns/net",
-                                                "/proc/1/ns/net"))
-        if (ns.st_dev, ns.st_ino) in {(ours.st_dev, ours.st_ino), (node.st_dev, node.st_ino)}:
+        ns, ours = (os.stat(p) for p in (f"/proc/self/fd/{self.fd}", "/proc/self/ns/net"))
+        seen = {(ours.st_dev, ours.st_ino)}
+        try:  # init's namespace, where it may be read (a sandbox refuses it even to root)
+            node = os.stat("/proc/1/ns/net")
+            seen.add((node.st_dev, node.st_ino))
+        except PermissionError:
+            pass
+        if (ns.st_dev, ns.st_ino) in seen:
             os.close(self.fd)
             raise BenchError(f"pod {pod} shares the node's network namespace: cutting it would cut the node")
         with open(f"/proc/{pid}/net/route", encoding="utf-8") as f:
             self.gw = gateway(f.read())
         if not self.gw:
             os.close(self.fd)
-            raise BenchError(f"pod {pod} has no default route: no gateway to keep the kubelet's probes on")
+            raise BenchError(f"pod {pod} has no route through a gateway: no node address to keep the kubelet's probes on")
         self.inserted = []
 
     def run(self, chain: str, op: str) -> subprocess.CompletedProcess:

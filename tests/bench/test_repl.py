@@ -88,6 +88,15 @@ class NetCut(unittest.TestCase):
         self.assertEqual(repl_netcut.gateway(self.ROUTE), "10.244.1.1")
         self.assertIsNone(repl_netcut.gateway(self.ROUTE.splitlines()[0] + "\n"))
 
+    def test_without_a_default_route_the_first_gateway_is_the_node(self):
+        # The local cluster's pods: their subnet, and the service and node ranges via the bridge.
+        table = (
+            "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\n"
+            "eth0\t00001CAC\t00000000\t0001\t0\t0\t0\t00FFFFFF\n"
+            "eth0\t00001DAC\t01001CAC\t0003\t0\t0\t0\t0000FFFF\n"
+        )
+        self.assertEqual(repl_netcut.gateway(table), "172.28.0.1")
+
     def test_each_rule_is_deleted_and_checked_by_the_spec_it_was_inserted_with(self):
         for chain in ("INPUT", "OUTPUT"):
             ins, dele, chk = (repl_netcut.rule(chain, op, "10.0.0.1") for op in ("-I", "-D", "-C"))
