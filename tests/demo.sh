@@ -156,21 +156,17 @@ else
   printf '\n>>> kubectl delete pod %s (the leader of shard 1; kill -9 needs root on the cluster node)\n' "$leader"
   kubectl -n "$NS" delete pod "$leader" --wait=false >/dev/null
 fi
-killed_at=$SECONDS
-new_leader=""
-for _ in $(seq 1 60); do
-  new_leader=$(kubectl -n "$NS" get kvs "$RSTORE" -o jsonpath='{.status.replication.shards[1].leader}')
-  [[ -n $new_leader && $new_leader != "$leader" ]] && break
-  sleep 0.5
-done
-elected_in=$((SECONDS - killed_at))
 sleep 20
 kill "$streamer" 2>/dev/null || true
 streamer=""
 rounds=$(grep -c '| hits = ' "$screen_log" || true)
 short=$(grep '| hits = ' "$screen_log" | grep -vc '(100%)' || true)
 printf '\n\033[1mReplication\033[0m\n'
-printf '  leader of shard 1    : %s, then %s (status.replication, within %s s)\n' "$leader" "${new_leader:-?}" "$elected_in"
+restarts=$(kubectl -n "$NS" get pod "$leader" -o jsonpath='{.status.containerStatuses[?(@.name=="kvserver")].restartCount}' 2>/dev/null || true)
+now_leader=$(kubectl -n "$NS" get kvs "$RSTORE" -o jsonpath='{.status.replication.shards[1].leader}')
+# Another copy leads while the killed one restarts; once it is back in sync the operator
+# hands leadership back to copy 0 (the preferred leader), so "now" is often the same pod.
+printf '  shard 1              : leader %s killed (its kvserver restarted %s times); leader now %s\n' "$leader" "${restarts:-?}" "${now_leader:-?}"
 printf '  screen after the kill: %s rounds, %s below 100%% hits\n' "$rounds" "$short"
 printf '  copies in sync       : %s\n' "$(summary_of)"
 printf '\n%s\n' "Both stores keep running: kubectl get kvs -o wide; kubectl logs -f demo-screen-replicated."
