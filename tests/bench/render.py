@@ -556,8 +556,10 @@ def render_replication(w, repl) -> None:
     r = repl.get("rebuild")
     if r:
         w(f"Rebuild: follower `{r['copy']}` of shard {r['shard']} ({n(r['keys'])} keys) lost its PVC and "
-          f"pod; the new pod's kvserver ran {r['delete_to_running_s']} s after the deletion, the pod was "
-          f"Ready at {r['delete_to_ready_s']} s, and the new copy (node ID {r['new_node_id']}) was a voter "
+          f"pod; the new pod's kvserver ran {r['delete_to_running_s']} s after the deletion, "
+          + (f"the pod was Ready at {r['delete_to_ready_s']} s, " if r.get('delete_to_ready_s') is not None
+             else "its Ready was not seen by the poll, ")
+          + f"and the new copy (node ID {r['new_node_id']}) was a voter "
           f"in sync at {r['delete_to_in_sync_s']} s: {r['running_to_in_sync_s']} s from its start, "
           f"**{n(r['keys_per_s'])} keys/s** (target {target('rebuild_keys_per_s', r['keys_per_s'])}).\n")
     failed = {k: v["state"] for k, v in repl.get("parts", {}).items() if v["state"] != "ok"}
