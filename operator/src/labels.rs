@@ -113,7 +113,10 @@ pub fn pvc(instance: &str, ordinal: i32) -> String {
 
 /// Name of the PVC of copy `copy` of shard `ordinal` (`data-NAME-i`, `data-NAME-rK-i`).
 pub fn copy_pvc(instance: &str, copy: u32, ordinal: u32) -> String {
-    format!("{DATA_VOLUME}-{}", kvproto::copy_pod(instance, copy, ordinal))
+    format!(
+        "{DATA_VOLUME}-{}",
+        kvproto::copy_pod(instance, copy, ordinal)
+    )
 }
 
 /// Name of shard `ordinal`'s pod (the StatefulSet's naming).
