@@ -21,6 +21,9 @@ trap 'rc=$?; if ((rc != 0)); then printf "\nmake test: step failed: %s\nmake tes
 
 step "toolchain"
 cargo --version
+# Incremental caches help a fresh clone (they key on contents, not mtimes) but are never
+# collected: those untouched for 3 days go (they had grown the shared target dir by 29 GiB).
+find "$CARGO_TARGET_DIR"/*/incremental -mindepth 1 -maxdepth 1 -mtime +3 -exec rm -rf {} + 2>/dev/null || true
 # The cluster's kubelet evicts every pod below 1% free disk: say so before a suite times out.
 free_gib=$(df --output=avail -BG "$KVSTORE_CACHE" 2>/dev/null | tail -1 | tr -dc '0-9')
 if [[ -n $free_gib ]] && ((free_gib < 15)); then

@@ -5,16 +5,12 @@
 #
 #   $KVSTORE_CACHE               build outputs kept between runs and clones
 #   $KVSTORE_CACHE/cargo-target  CARGO_TARGET_DIR, shared by every cargo build of the project
-#                                (non-incremental unless CARGO_INCREMENTAL says otherwise)
 #
 # log MESSAGE...: "[TAG HH:MM:SS] MESSAGE" on stderr, TAG being $KV_LOG_TAG (the script's own
 # tag, see tests/lib/common.sh), or "[HH:MM:SS] MESSAGE" when it has none (the cluster scripts).
 
 export KVSTORE_CACHE="${KVSTORE_CACHE:-$HOME/.cache/kvstore-operator}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KVSTORE_CACHE/cargo-target}"
-# The scripts build fresh clones, whose files are all new: incremental caches never help them,
-# and they grew the shared target dir by tens of GiB (the kubelet evicts below 1% free).
-export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # The tag names the script that logs: it is not passed on to the scripts that one runs.
 export -n KV_LOG_TAG
