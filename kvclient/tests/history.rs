@@ -13,36 +13,16 @@ use std::time::Duration;
 
 use support::{KvServer, kvclient_bin};
 
-/// The checker binary, built once per test run from `tests/linearizability`.
+/// The checker binary, built once per test run by `tests/linearizability/build.sh`.
 fn checker() -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/linearizability");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/linearizability/build.sh");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("linearizability");
-    let go = ["/usr/local/go/bin/go", "go"]
-        .into_iter()
-        .find(|go| {
-            Command::new(go)
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("needs the Go toolchain (>= 1.25; tests/cluster installs it at /usr/local/go)");
-    let cache = std::env::var_os("KVSTORE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kvstore-operator"))
-        })
-        .expect("KVSTORE_CACHE or HOME");
-    let built = Command::new(go)
-        .args(["build", "-o"])
+    let built = Command::new(&script)
         .arg(&out)
-        .arg(".")
-        .current_dir(&source)
-        .env("GOMODCACHE", cache.join("go/mod"))
-        .env("GOCACHE", cache.join("go/build"))
-        .env("GOFLAGS", "-mod=readonly")
+        .stderr(Stdio::inherit())
         .status()
-        .expect("run go build");
-    assert!(built.success(), "go build of tests/linearizability failed");
+        .expect("run tests/linearizability/build.sh");
+    assert!(built.success(), "building tests/linearizability failed");
     out
 }
 

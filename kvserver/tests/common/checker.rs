@@ -1,7 +1,5 @@
-//! The Porcupine checker of `tests/linearizability`, as `tests/e2e` and kvclient's history
-//! test run it: built with the Go toolchain the local cluster installs (`/usr/local/go`, else
-//! `go` on the PATH), its module and build caches under `$KVSTORE_CACHE/go` (default
-//! `~/.cache/kvstore-operator/go`). No Go toolchain fails the test: a check skipped is no check.
+//! The Porcupine checker of `tests/linearizability`, built by its `build.sh` as `tests/e2e` and
+//! kvclient's history test build it. No Go toolchain fails the test: a check skipped is no check.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,42 +12,17 @@ pub enum Verdict {
     Illegal,
 }
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("KVSTORE_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/kvstore-operator"))
-        })
-        .expect("KVSTORE_CACHE or HOME")
-}
-
-/// Builds the checker into the target's temp dir (Go's cache makes a rebuild cheap).
+/// Builds the checker into the target's temp dir (`tests/linearizability/build.sh`).
 pub fn build() -> PathBuf {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/linearizability");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/linearizability/build.sh");
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("linearizability");
-    let go = ["/usr/local/go/bin/go", "go"]
-        .into_iter()
-        .find(|go| {
-            Command::new(go)
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("the linearizability checker needs the Go toolchain (tests/cluster installs it at /usr/local/go)");
-    let cache = cache_dir();
-    let built = Command::new(go)
-        .args(["build", "-o"])
+    let built = Command::new(&script)
         .arg(&out)
-        .arg(".")
-        .current_dir(&source)
-        .env("GOMODCACHE", cache.join("go/mod"))
-        .env("GOCACHE", cache.join("go/build"))
-        .env("GOFLAGS", "-mod=readonly")
         .output()
-        .expect("run go build");
+        .expect("run tests/linearizability/build.sh");
     assert!(
         built.status.success(),
-        "go build of tests/linearizability failed: {}",
+        "building tests/linearizability failed: {}",
         String::from_utf8_lossy(&built.stderr)
     );
     out

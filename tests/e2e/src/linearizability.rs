@@ -82,44 +82,17 @@ fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/tmp/kvstore-operator"))
 }
 
-/// The Go toolchain: `/usr/local/go` (where tests/cluster installs it) or `go` on the PATH.
-fn go() -> Result<&'static str> {
-    ["/usr/local/go/bin/go", "go"]
-        .into_iter()
-        .find(|go| {
-            Command::new(go)
-                .arg("version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .ok_or_else(|| {
-            Error::Check(
-                "the linearizability checker needs the Go toolchain (tests/cluster installs it at \
-                 /usr/local/go)"
-                    .into(),
-            )
-        })
-}
-
-/// Builds the checker (Go's cache makes a rebuild cheap) and answers its path.
+/// Builds the checker (`tests/linearizability/build.sh`) and answers its path.
 pub fn build_checker() -> Result<PathBuf> {
-    let source = host::repo_root().join("tests/linearizability");
-    let cache = cache_dir();
-    let out = cache.join("e2e/linearizability/checker");
-    let built = Command::new(go()?)
-        .args(["build", "-o"])
+    let out = cache_dir().join("e2e/linearizability/checker");
+    let built = Command::new(host::repo_root().join("tests/linearizability/build.sh"))
         .arg(&out)
-        .arg(".")
-        .current_dir(&source)
-        .env("GOMODCACHE", cache.join("go/mod"))
-        .env("GOCACHE", cache.join("go/build"))
-        .env("GOFLAGS", "-mod=readonly")
         .output()?;
     if built.status.success() {
         Ok(out)
     } else {
         Err(Error::Check(format!(
-            "go build of tests/linearizability failed ({}): {}",
+            "building tests/linearizability failed ({}): {}",
             built.status,
             String::from_utf8_lossy(&built.stderr).trim()
         )))
